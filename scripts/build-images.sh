@@ -1,0 +1,209 @@
+#!/usr/bin/env bash
+# Build toolship's local container images (no registry is reachable here).
+#
+# usage: scripts/build-images.sh [busybox|python|all] [--force] [--no-cache]
+#
+#   busybox  localhost/toolship-busybox:latest  static busybox + all applets (~2 MB, < 2 s)
+#   python   localhost/toolship-python:latest   Debian bookworm minbase + python3, numpy,
+#                                               matplotlib (debootstrap; needs root)
+#   --force     rebuild even if the image exists (python: re-imports the cached rootfs)
+#   --no-cache  python: run debootstrap again instead of using the cached rootfs tarball
+#
+# The python rootfs is cached as a tarball in ${XDG_CACHE_HOME:-$HOME/.cache}/toolship/,
+# so rebuilding after `podman rmi` only re-imports it (seconds).
+# Environment: TOOLSHIP_DEBIAN_MIRROR overrides the mirror found in apt's sources;
+# TOOLSHIP_PYTHON_PACKAGES overrides the comma-separated package list.
+# Run scripts/setup-host.sh first.
+set -euo pipefail
+
+BUSYBOX_IMAGE=localhost/toolship-busybox:latest
+PYTHON_IMAGE=localhost/toolship-python:latest
+SUITE=bookworm
+PYTHON_PKGS="${TOOLSHIP_PYTHON_PACKAGES:-python3,python3-numpy,python3-matplotlib}"
+CACHE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/toolship"
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
+
+log() { printf 'build-images: %s\n' "$*"; }
+die() { printf 'build-images: ERROR: %s\n' "$*" >&2; exit 1; }
+usage() { awk 'NR > 1 && !/^#/ {exit} NR > 1 {sub(/^# ?/, ""); print}' "$0"; }
+
+target=all force=0 no_cache=0
+for arg in "$@"; do
+    case "$arg" in
+        busybox | python | all) target="$arg" ;;
+        --force) force=1 ;;
+        --no-cache) no_cache=1 ;;
+        -h | --help) usage; exit 0 ;;
+        *) usage >&2; die "unknown argument: $arg" ;;
+    esac
+done
+
+command -v podman >/dev/null 2>&1 || die "podman not found; run scripts/setup-host.sh"
+
+# Scratch paths removed on exit, whatever the exit path.
+SCRATCH_DIR="" ROOTFS_DIR="" PARTIAL_FILE=""
+cleanup() {
+    [ -z "$SCRATCH_DIR" ] || rm -rf "$SCRATCH_DIR"
+    [ -z "$ROOTFS_DIR" ] || safe_rmrf "$ROOTFS_DIR"
+    [ -z "$PARTIAL_FILE" ] || rm -f "$PARTIAL_FILE"
+}
+trap cleanup EXIT
+
+elapsed() { awk -v a="$1" -v b="${EPOCHREALTIME/,/.}" 'BEGIN {printf "%.1f", b - a}'; }
+now() { echo "${EPOCHREALTIME/,/.}"; }
+# After a --force rebuild, drop the image the tag pointed to before, if
+# nothing else uses it (never touches any other image).
+drop_old() {
+    local old="$1" name="$2" new
+    [ -n "$old" ] || return 0
+    new="$(podman image inspect --format '{{.Id}}' "$name")"
+    [ "$old" = "$new" ] || podman rmi "$old" >/dev/null 2>&1 || true
+}
+image_id() { podman image inspect --format '{{.Id}}' "$1" 2>/dev/null || true; }
+image_size() { podman image inspect --format '{{.Size}}' "$1" | awk '{printf "%.1f MB", $1 / 1e6}'; }
+
+# Remove a scratch rootfs, refusing if anything is still mounted inside it.
+safe_rmrf() {
+    local dir="$1" mnt
+    [ -d "$dir" ] || return 0
+    for mnt in $(awk -v d="$dir/" 'index($2, d) == 1 {print $2}' /proc/mounts | sort -r); do
+        umount -l "$mnt" 2>/dev/null || true
+    done
+    if awk -v d="$dir/" 'index($2, d) == 1 {found = 1} END {exit !found}' /proc/mounts; then
+        die "mounts left under $dir; not removing it"
+    fi
+    rm -rf --one-file-system "$dir"
+}
+
+# The Debian mirror this machine's apt uses for $SUITE (deb822 .sources or
+# one-line .list files), falling back to deb.debian.org.
+debian_mirror() {
+    if [ -n "${TOOLSHIP_DEBIAN_MIRROR:-}" ]; then echo "$TOOLSHIP_DEBIAN_MIRROR"; return; fi
+    local uri=""
+    shopt -s nullglob
+    local sources=(/etc/apt/sources.list.d/*.sources) lists=(/etc/apt/sources.list /etc/apt/sources.list.d/*.list)
+    shopt -u nullglob
+    if [ "${#sources[@]}" -gt 0 ]; then
+        uri="$(awk -v suite="$SUITE" 'BEGIN {RS = ""}
+            {
+                types = uris = suites = ""; enabled = 1
+                n = split($0, lines, "\n")
+                for (i = 1; i <= n; i++) {
+                    l = lines[i]; if (l ~ /^[[:space:]]*#/) continue
+                    if (l ~ /^Types:/)   { sub(/^Types:/, "", l);   types = " " l " " }
+                    if (l ~ /^URIs:/)    { sub(/^URIs:/, "", l);    uris = l }
+                    if (l ~ /^Suites:/)  { sub(/^Suites:/, "", l);  suites = " " l " " }
+                    if (l ~ /^Enabled:[[:space:]]*no/) enabled = 0
+                }
+                if (enabled && types ~ /[[:space:]]deb[[:space:]]/ && suites ~ "[[:space:]]" suite "[[:space:]]") {
+                    split(uris, u, " "); print u[1]; exit
+                }
+            }' "${sources[@]}" /dev/null)"
+    fi
+    if [ -z "$uri" ] && [ "${#lists[@]}" -gt 0 ]; then
+        uri="$(awk -v suite="$SUITE" '$1 == "deb" {
+                i = 2; if ($2 ~ /^\[/) { while (i <= NF && $i !~ /\]$/) i++; i++ }
+                if ($(i + 1) == suite) { print $i; exit }
+            }' "${lists[@]}" /dev/null 2>/dev/null)"
+    fi
+    if [ -z "$uri" ]; then
+        uri=http://deb.debian.org/debian
+        log "no apt source for '$SUITE' found; using $uri" >&2
+    fi
+    echo "${uri%/}"
+}
+
+build_busybox() {
+    if [ "$force" -eq 0 ] && podman image exists "$BUSYBOX_IMAGE"; then
+        log "$BUSYBOX_IMAGE exists ($(image_size "$BUSYBOX_IMAGE")); skipping (use --force to rebuild)"
+        return
+    fi
+    [ -x /bin/busybox ] || die "/bin/busybox not found; run scripts/setup-host.sh (package busybox-static)"
+    ldd /bin/busybox >/dev/null 2>&1 && die "/bin/busybox is dynamically linked; install busybox-static"
+    local t0 dir applet n=0 old
+    t0="$(now)"
+    old="$(image_id "$BUSYBOX_IMAGE")"
+    dir="$(mktemp -d)"
+    SCRATCH_DIR="$dir"
+    mkdir -p "$dir"/{bin,etc,tmp,work,root}
+    chmod 1777 "$dir/tmp"
+    cp /bin/busybox "$dir/bin/busybox"
+    for applet in $(/bin/busybox --list); do
+        [ "$applet" = busybox ] && continue
+        ln -s busybox "$dir/bin/$applet"
+        n=$((n + 1))
+    done
+    cat >"$dir/etc/passwd" <<'EOF'
+root:x:0:0:root:/root:/bin/sh
+nobody:x:65534:65534:nobody:/nonexistent:/bin/false
+EOF
+    cat >"$dir/etc/group" <<'EOF'
+root:x:0:
+nogroup:x:65534:
+EOF
+    tar -C "$dir" --numeric-owner --owner=0 --group=0 -c . |
+        podman import --quiet --change 'CMD ["/bin/sh"]' --change 'ENV PATH=/bin' - "$BUSYBOX_IMAGE" >/dev/null
+    rm -rf "$dir"; SCRATCH_DIR=""
+    drop_old "$old" "$BUSYBOX_IMAGE"
+    log "built $BUSYBOX_IMAGE ($n applets, $(image_size "$BUSYBOX_IMAGE")) in $(elapsed "$t0") s"
+}
+
+build_python() {
+    if [ "$force" -eq 0 ] && podman image exists "$PYTHON_IMAGE"; then
+        log "$PYTHON_IMAGE exists ($(image_size "$PYTHON_IMAGE")); skipping (use --force to rebuild)"
+        return
+    fi
+    local key tarball t0 mirror dir old
+    old="$(image_id "$PYTHON_IMAGE")"
+    key="$(printf '%s %s' "$SUITE" "$PYTHON_PKGS" | sha256sum | cut -c1-12)"
+    tarball="$CACHE_DIR/python-$SUITE-$key.tar"
+    t0="$(now)"
+    if [ "$no_cache" -eq 1 ] || [ ! -s "$tarball" ]; then
+        [ "$(id -u)" -eq 0 ] || die "debootstrap needs root (or a cached rootfs at $tarball)"
+        command -v debootstrap >/dev/null 2>&1 || die "debootstrap not found; run scripts/setup-host.sh"
+        mirror="$(debian_mirror)"
+        mkdir -p "$CACHE_DIR"
+        dir="$(mktemp -d "$CACHE_DIR/rootfs.XXXXXX")"
+        ROOTFS_DIR="$dir" PARTIAL_FILE="$tarball.tmp"
+        log "debootstrap $SUITE ($PYTHON_PKGS) from $mirror ..."
+        if ! debootstrap --variant=minbase --include="$PYTHON_PKGS" "$SUITE" "$dir" "$mirror" \
+            >"$CACHE_DIR/debootstrap.log" 2>&1; then
+            tail -n 20 "$CACHE_DIR/debootstrap.log" >&2
+            die "debootstrap failed (full log: $CACHE_DIR/debootstrap.log)"
+        fi
+        log "debootstrap done in $(elapsed "$t0") s"
+        # Build matplotlib's font cache once, at a path every user can write.
+        if [[ ",$PYTHON_PKGS," == *,python3-matplotlib,* ]]; then
+            mkdir -p "$dir/var/cache/matplotlib"
+            chmod 1777 "$dir/var/cache/matplotlib"
+            MPLCONFIGDIR=/var/cache/matplotlib MPLBACKEND=Agg HOME=/root \
+                chroot "$dir" python3 -c 'import matplotlib.pyplot' ||
+                die "matplotlib does not import inside the new rootfs"
+        fi
+        rm -rf "$dir"/var/cache/apt/archives/*.deb "$dir"/var/cache/apt/*.bin \
+            "$dir"/var/lib/apt/lists/* "$dir"/var/log/*.log "$dir"/var/log/apt/*
+        tar -C "$dir" --numeric-owner --exclude='./dev/*' --exclude='./proc/*' --exclude='./sys/*' \
+            -cf "$tarball.tmp" .
+        mv "$tarball.tmp" "$tarball"
+        PARTIAL_FILE=""
+        safe_rmrf "$dir"; ROOTFS_DIR=""
+        log "cached rootfs: $tarball ($(du -m "$tarball" | cut -f1) MB)"
+    else
+        log "using cached rootfs $tarball (--no-cache to run debootstrap again)"
+    fi
+    podman import --quiet \
+        --change 'CMD ["/bin/bash"]' \
+        --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+        --change 'ENV LANG=C.UTF-8' \
+        --change 'ENV MPLBACKEND=Agg' \
+        --change 'ENV MPLCONFIGDIR=/var/cache/matplotlib' \
+        "$tarball" "$PYTHON_IMAGE" >/dev/null
+    drop_old "$old" "$PYTHON_IMAGE"
+    log "built $PYTHON_IMAGE ($(image_size "$PYTHON_IMAGE")) in $(elapsed "$t0") s"
+}
+
+case "$target" in
+    busybox) build_busybox ;;
+    python) build_python ;;
+    all) build_busybox; build_python ;;
+esac

@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Make this (Debian 12) machine able to run toolship's containers.
+#
+#   1. install podman, runc, busybox-static and debootstrap if any is missing
+#      (needs root; as non-root prints the exact apt command and exits 1);
+#   2. write the containers.conf fix this host needs (runc instead of crun,
+#      which fails on hybrid cgroups; no default ulimits, which fail without
+#      CAP_SYS_RESOURCE), without clobbering settings already there;
+#   3. verify `podman info` works and podman uses runc.
+#
+# Idempotent; when everything is in place it only checks (about a second).
+# Exits non-zero, saying what is wrong, on any failure.
+set -euo pipefail
+
+PKGS=(podman runc busybox-static debootstrap uidmap ca-certificates debian-archive-keyring)
+APT_CMD="apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${PKGS[*]}"
+
+# runc and debootstrap live in /usr/sbin, which a non-root PATH may lack.
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
+
+log() { printf 'setup-host: %s\n' "$*"; }
+die() { printf 'setup-host: ERROR: %s\n' "$*" >&2; exit 1; }
+
+is_root() { [ "$(id -u)" -eq 0 ]; }
+
+# --- 1. packages ------------------------------------------------------------
+missing=()
+for cmd in podman runc debootstrap; do
+    command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")
+done
+# The busybox image copies /bin/busybox into an empty rootfs, so it must be
+# the statically linked one from Debian's busybox-static.
+if [ ! -x /bin/busybox ]; then
+    missing+=("busybox-static (/bin/busybox)")
+elif ldd /bin/busybox >/dev/null 2>&1; then
+    missing+=("busybox-static (/bin/busybox is dynamically linked)")
+fi
+
+if [ "${#missing[@]}" -gt 0 ]; then
+    log "missing: ${missing[*]}"
+    if ! is_root; then
+        die "not root, cannot install packages. Run as root:
+    $APT_CMD"
+    fi
+    command -v apt-get >/dev/null 2>&1 || die "apt-get not found: this script supports Debian/Ubuntu only"
+    log "installing: ${PKGS[*]}"
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${PKGS[@]}"
+    for cmd in podman runc debootstrap busybox; do
+        command -v "$cmd" >/dev/null 2>&1 || die "'$cmd' still missing after apt-get install"
+    done
+    ldd /bin/busybox >/dev/null 2>&1 && die "/bin/busybox is still dynamically linked (is package 'busybox' installed instead of 'busybox-static'?)"
+else
+    log "packages present: podman, runc, busybox-static, debootstrap"
+fi
+
+# --- 2. containers.conf -----------------------------------------------------
+if [ -n "${CONTAINERS_CONF:-}" ]; then
+    CONF="$CONTAINERS_CONF"   # podman itself reads only this file when it is set
+elif is_root; then
+    CONF=/etc/containers/containers.conf
+else
+    CONF="${XDG_CONFIG_HOME:-$HOME/.config}/containers/containers.conf"
+fi
+
+# has_key TABLE KEY: true if KEY is set (uncommented) inside [TABLE] of $CONF.
+has_key() {
+    awk -v table="$1" -v key="$2" '
+        /^[[:space:]]*\[/ { gsub(/[[:space:]]/, ""); cur = $0; next }
+        cur == "[" table "]" && $0 ~ "^[[:space:]]*" key "[[:space:]]*=" { found = 1 }
+        END { exit !found }' "$CONF"
+}
+
+# set_key TABLE LINE: insert LINE right after the [TABLE] header, or append
+# the table if the file has none (TOML forbids declaring a table twice).
+set_key() {
+    local tmp
+    tmp="$(mktemp "$CONF.XXXXXX")"
+    awk -v table="$1" -v line="$2" '
+        { print }
+        !done { h = $0; gsub(/[[:space:]]/, "", h); if (h == "[" table "]") { print line; done = 1 } }
+        END { if (!done) { print ""; print "[" table "]"; print line } }' "$CONF" >"$tmp"
+    chmod --reference="$CONF" "$tmp" 2>/dev/null || chmod 644 "$tmp"
+    mv "$tmp" "$CONF"
+}
+
+mkdir -p "$(dirname "$CONF")"
+if [ ! -s "$CONF" ]; then
+    cat >"$CONF" <<'EOF'
+# Written by toolship scripts/setup-host.sh
+[containers]
+# The VM lacks CAP_SYS_RESOURCE: podman's default ulimits fail with
+# "setrlimit RLIMIT_NOFILE: Operation not permitted".
+default_ulimits = []
+
+[engine]
+# crun fails on this host's hybrid cgroups ("cgroups in hybrid mode not supported").
+runtime = "runc"
+EOF
+    log "wrote $CONF"
+else
+    changed=0
+    if ! has_key containers default_ulimits; then
+        [ -e "$CONF.toolship-orig" ] || cp -p "$CONF" "$CONF.toolship-orig"
+        set_key containers 'default_ulimits = []'
+        changed=1
+    fi
+    if ! has_key engine runtime; then
+        [ -e "$CONF.toolship-orig" ] || cp -p "$CONF" "$CONF.toolship-orig"
+        set_key engine 'runtime = "runc"'
+        changed=1
+    fi
+    if [ "$changed" -eq 1 ]; then
+        log "merged toolship settings into $CONF (original kept as $CONF.toolship-orig)"
+    else
+        log "$CONF already configured; left as is"
+    fi
+fi
+
+# --- 3. verify --------------------------------------------------------------
+errfile="$(mktemp)"
+trap 'rm -f "$errfile"' EXIT
+if ! runtime_name="$(podman info --format '{{.Host.OCIRuntime.Name}}' 2>"$errfile")"; then
+    die "'podman info' failed: $(cat "$errfile")"
+fi
+if [ "$runtime_name" != "runc" ]; then
+    die "podman uses OCI runtime '$runtime_name', expected 'runc' (check $CONF and ~/.config/containers/containers.conf)"
+fi
+podman_version="$(podman version --format '{{.Client.Version}}' 2>/dev/null || podman --version | awk '{print $NF}')"
+runc_version="$(runc --version | awk 'NR == 1 {print $NF}')"
+[ -n "$podman_version" ] || die "could not read podman's version"
+[ -n "$runc_version" ] || die "could not read runc's version"
+echo "host ready: podman $podman_version, runc $runc_version"

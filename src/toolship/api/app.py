@@ -1,0 +1,115 @@
+"""The FastAPI application factory: one app, TES routes twice (/ga4gh/tes/v1 and /v1)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from toolship import __version__
+from toolship.api import native, tes
+from toolship.api.auth import TokenAuth
+from toolship.api.state import AppState
+from toolship.config import Settings
+from toolship.db import Store
+from toolship.engine.engine import Engine
+from toolship.errors import ToolshipError
+from toolship.storage import StorageRegistry
+from toolship.storage.local import LocalStorage
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+
+TES_PREFIXES = ("/ga4gh/tes/v1", "/v1")
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body",)]
+    return ".".join(parts) or "body"
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    problems = []
+    for err in exc.errors():
+        kind = err.get("type", "")
+        if kind == "json_invalid":
+            ctx = err.get("ctx", {}).get("error", "")
+            problems.append(f"the request body is not valid JSON ({ctx})")
+        elif kind == "extra_forbidden":
+            problems.append(f"unknown field {_field(err['loc'])!r}: TES v1.1 has no such field")
+        elif kind == "missing":
+            problems.append(f"missing required field {_field(err['loc'])!r}")
+        else:
+            msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+            problems.append(f"{_field(err['loc'])}: {msg}")
+    return "; ".join(problems) or "invalid request"
+
+
+def storage_registry(settings: Settings) -> StorageRegistry:
+    return StorageRegistry([LocalStorage(settings.storage.allowed_roots)])
+
+
+def create_app(
+    settings: Settings, *, tokens: list[str] | None = None, embedded: bool = False
+) -> FastAPI:
+    auth = TokenAuth(tokens or [])
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = Store.open(settings.database_url)
+        storage = storage_registry(settings)
+        engine = Engine(settings, store, storage)
+        app.state.toolship = AppState(
+            settings=settings, store=store, engine=engine, storage=storage, embedded=embedded
+        )
+        await engine.start()
+        try:
+            yield
+        finally:
+            await engine.stop()
+            store.close()
+
+    app = FastAPI(
+        title="toolship",
+        version=__version__,
+        description="GA4GH TES v1.1 at /ga4gh/tes/v1 (and /v1); toolship's own API at /api/v1.",
+        lifespan=lifespan,
+    )
+    protected = [Depends(auth)]
+    for prefix in TES_PREFIXES:
+        app.include_router(
+            tes.router, prefix=prefix, dependencies=protected, include_in_schema=prefix != "/v1"
+        )
+    app.add_api_route(
+        "/v1/tasks/service-info",
+        tes.get_service_info,
+        methods=["GET"],
+        dependencies=protected,
+        include_in_schema=False,
+    )
+    app.include_router(native.router, dependencies=protected)
+    app.include_router(native.public)
+
+    @app.exception_handler(ToolshipError)
+    async def _toolship_error(_request: Request, exc: ToolshipError) -> JSONResponse:
+        return JSONResponse({"detail": exc.message}, status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _validation_message(exc)}, status_code=400)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error")
+        return JSONResponse(
+            {"detail": f"internal error ({type(exc).__name__}); see the server log"},
+            status_code=500,
+        )
+
+    return app

@@ -1,0 +1,56 @@
+"""Bearer-token authentication (constant-time comparison); off when no tokens are configured."""
+
+from __future__ import annotations
+
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+from fastapi import Request
+
+from toolship.errors import Unauthorized
+
+__all__ = ["TokenAuth", "ensure_token_file", "read_tokens"]
+
+
+def read_tokens(path: Path) -> list[str]:
+    return [t.strip() for t in path.read_text().splitlines() if t.strip()]
+
+
+def ensure_token_file(path: Path) -> str:
+    """Create a random token in a file only the owner can read; return the token."""
+    if path.exists():
+        tokens = read_tokens(path)
+        if tokens:
+            return tokens[0]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token + "\n")
+    path.chmod(0o600)
+    return token
+
+
+class TokenAuth:
+    def __init__(self, tokens: list[str]) -> None:
+        self.tokens = [t.encode() for t in tokens]
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.tokens)
+
+    def __call__(self, request: Request) -> None:
+        if not self.tokens:
+            return
+        header = request.headers.get("authorization", "")
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() != "bearer" or not given:
+            raise Unauthorized(
+                "this server needs a bearer token: send 'Authorization: Bearer TOKEN' "
+                "(the CLI reads TOOLSHIP_TOKEN or --token)"
+            )
+        supplied = given.strip().encode()
+        if not any(hmac.compare_digest(supplied, t) for t in self.tokens):
+            raise Unauthorized("the bearer token is not valid for this server")

@@ -1,0 +1,135 @@
+"""toolship's own routes under /api/v1: health, waiting, log streams, details, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from toolship.api.state import AppState, app_state
+from toolship.api.views import render
+from toolship.db import TaskRow
+from toolship.errors import InvalidRequest
+from toolship.models import Task, View
+from toolship.states import is_final
+from toolship.worker.layout import plan_layout
+
+__all__ = ["public", "router"]
+
+router = APIRouter(prefix="/api/v1", tags=["toolship"])
+public = APIRouter(prefix="/api/v1", tags=["toolship"])
+
+_FOLLOW_POLL = 0.05
+_CHUNK = 64 * 1024
+
+
+@public.get("/health", operation_id="Health")
+async def health() -> JSONResponse:
+    """Cheap liveness check, no database access (also the benchmarks' baseline)."""
+    return JSONResponse({"status": "ok"})
+
+
+@router.get("/tasks/{id}/wait", operation_id="WaitTask")
+async def wait_task(request: Request, id: str, timeout: float = 30.0) -> JSONResponse:
+    """Answer when the task is final, or with its current state after ``timeout`` seconds."""
+    if not 0 <= timeout <= 600:
+        raise InvalidRequest("timeout must be between 0 and 600 seconds")
+    state = await app_state(request).engine.wait(id, timeout)
+    return JSONResponse({"id": id, "state": state.value, "final": is_final(state)})
+
+
+@router.get("/tasks/{id}", operation_id="TaskDetails")
+async def task_details(request: Request, id: str) -> JSONResponse:
+    """The FULL TES task plus what only toolship knows (runtime, isolation, directories)."""
+    st = app_state(request)
+    row = st.store.get(id)
+    runtime_name = (row.spec.get("resources", {}).get("backend_parameters") or {}).get("runtime")
+    rt = row.runtime
+    body: dict[str, Any] = {
+        "task": render(row, View.FULL),
+        "runtime": runtime_name,
+        "isolated": runtime_name != "process",
+        "attempt_dir": rt.get("attempt_dir"),
+        "executor": rt.get("executor"),
+        "running_executor_start": rt.get("exec_start") if rt.get("pid") else None,
+    }
+    return JSONResponse(body)
+
+
+def _attempt_layout(st: AppState, row: TaskRow) -> Any:
+    base = row.runtime.get("attempt_dir")
+    if not base:
+        return None
+    return plan_layout(Task.model_validate(row.spec), Path(base))
+
+
+@router.get("/tasks/{id}/logs", operation_id="TaskLogs")
+async def task_logs(
+    request: Request,
+    id: str,
+    stream: str = "stdout",
+    executor: int | None = None,
+    follow: bool = False,
+) -> StreamingResponse:
+    """The full stdout or stderr of the latest attempt (all executors in order, or one)."""
+    if stream not in ("stdout", "stderr"):
+        raise InvalidRequest("stream must be stdout or stderr")
+    st = app_state(request)
+    row = st.store.get(id)
+    count = len(row.spec["executors"])
+    if executor is not None and not 0 <= executor < count:
+        raise InvalidRequest(f"executor must be between 0 and {count - 1}")
+    indexes = [executor] if executor is not None else list(range(count))
+    return StreamingResponse(
+        _log_chunks(st, id, indexes, stream, follow), media_type="text/plain; charset=utf-8"
+    )
+
+
+async def _log_chunks(
+    st: AppState, task_id: str, indexes: list[int], stream: str, follow: bool
+) -> AsyncIterator[bytes]:
+    for index in indexes:
+        offset = 0
+        while True:
+            row = st.store.get(task_id)
+            layout = _attempt_layout(st, row)
+            finished = is_final(row.state) or _executor_done(row, index)
+            if layout is not None:
+                ex = row.spec["executors"][index]
+                path = layout.stream_path(ex.get(stream), index, stream)
+                data = await asyncio.to_thread(_read_from, path, offset)
+                while data:
+                    offset += len(data)
+                    yield data
+                    data = await asyncio.to_thread(_read_from, path, offset)
+            if finished or not follow:
+                break
+            await asyncio.sleep(_FOLLOW_POLL)
+
+
+def _executor_done(row: TaskRow, index: int) -> bool:
+    if not row.logs:
+        return False
+    return len(row.logs[-1].get("logs", [])) > index
+
+
+def _read_from(path: Path, offset: int) -> bytes:
+    try:
+        with path.open("rb") as fh:
+            fh.seek(offset)
+            return fh.read(_CHUNK)
+    except FileNotFoundError:
+        return b""
+
+
+@router.post("/server/shutdown", operation_id="Shutdown")
+async def shutdown(request: Request) -> JSONResponse:
+    """Stop the server; running executors keep running and are followed again on restart."""
+    asyncio.get_running_loop().call_later(0.1, os.kill, os.getpid(), signal.SIGTERM)
+    return JSONResponse({"status": "stopping"})

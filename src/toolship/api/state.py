@@ -1,0 +1,28 @@
+"""What every route needs, hung on the app: settings, store, engine, storage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from toolship.config import Settings
+from toolship.db import Store
+from toolship.engine.engine import Engine
+from toolship.storage import StorageRegistry
+
+__all__ = ["AppState", "app_state"]
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    store: Store
+    engine: Engine
+    storage: StorageRegistry
+    embedded: bool = False
+
+
+def app_state(request: Request) -> AppState:
+    state: AppState = request.app.state.toolship
+    return state

@@ -1,0 +1,155 @@
+"""GA4GH TES v1.1 routes, served under /ga4gh/tes/v1 and /v1."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, Request
+from fastapi.responses import JSONResponse
+
+from toolship import __version__
+from toolship.api.state import AppState, app_state
+from toolship.api.views import render
+from toolship.db.store import ListFilter
+from toolship.engine.options import BACKEND_PARAMETERS
+from toolship.errors import InvalidRequest
+from toolship.models import (
+    CreateTaskResponse,
+    ListTasksResponse,
+    ServiceInfo,
+    ServiceOrganization,
+    ServiceType,
+    Task,
+    View,
+)
+from toolship.states import TaskState
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["TaskService"])
+
+MAX_PAGE = 2047
+DEFAULT_PAGE = 256
+
+
+def _json(data: Any) -> JSONResponse:
+    return JSONResponse(data)
+
+
+def service_info(state: AppState) -> dict[str, Any]:
+    s = state.settings.server
+    info = ServiceInfo(
+        id=f"org.toolship.{s.service_name}",
+        name=s.service_name,
+        type=ServiceType(group="org.ga4gh", artifact="tes", version="1.1.0"),
+        description="toolship: run containerized tools next to the data",
+        organization=ServiceOrganization(name=s.organization, url=s.organization_url),
+        documentationUrl="https://github.com/toolship/toolship",
+        environment="embedded" if state.embedded else "production",
+        version=__version__,
+        storage=state.storage.prefixes(),
+        tesResources_backend_parameters=sorted(BACKEND_PARAMETERS),
+    )
+    return info.model_dump(exclude_none=True)
+
+
+@router.get(
+    "/service-info",
+    operation_id="GetServiceInfo",
+    summary="GetServiceInfo",
+    response_model=ServiceInfo,
+    response_model_exclude_none=True,
+)
+async def get_service_info(request: Request) -> JSONResponse:
+    return _json(service_info(app_state(request)))
+
+
+def _view(value: str | None) -> View:
+    try:
+        return View((value or "MINIMAL").upper())
+    except ValueError:
+        raise InvalidRequest(f"view={value!r} is not one of MINIMAL, BASIC, FULL") from None
+
+
+@router.get(
+    "/tasks",
+    operation_id="ListTasks",
+    summary="ListTasks",
+    response_model=ListTasksResponse,
+    response_model_exclude_none=True,
+)
+async def list_tasks(
+    request: Request,
+    name_prefix: str | None = None,
+    state: str | None = None,
+    tag_key: Annotated[list[str] | None, Query()] = None,
+    tag_value: Annotated[list[str] | None, Query()] = None,
+    page_size: int | None = None,
+    page_token: str | None = None,
+    view: str | None = None,
+) -> JSONResponse:
+    st = app_state(request)
+    v = _view(view)
+    size = DEFAULT_PAGE if page_size is None else page_size
+    if not 1 <= size <= MAX_PAGE:
+        raise InvalidRequest(f"page_size={page_size} must be between 1 and {MAX_PAGE}")
+    task_state = None
+    if state:
+        try:
+            task_state = TaskState(state.upper())
+        except ValueError:
+            raise InvalidRequest(
+                f"state={state!r} is not a TES state ({', '.join(s.value for s in TaskState)})"
+            ) from None
+    keys, values = tag_key or [], tag_value or []
+    if len(values) > len(keys):
+        raise InvalidRequest("more tag_value than tag_key parameters; they are paired in order")
+    tags = tuple((k, values[i] if i < len(values) else "") for i, k in enumerate(keys))
+    page = st.store.list(
+        ListFilter(name_prefix=name_prefix or None, state=task_state, tags=tags),
+        page_size=size,
+        page_token=page_token or None,
+        full_rows=v is not View.MINIMAL,
+        with_logs=v is not View.MINIMAL,
+    )
+    body: dict[str, Any] = {"tasks": [render(r, v) for r in page.items]}
+    if page.next_token:
+        body["next_page_token"] = page.next_token
+    return _json(body)
+
+
+@router.post(
+    "/tasks",
+    operation_id="CreateTask",
+    summary="CreateTask",
+    response_model=CreateTaskResponse,
+)
+async def create_task(request: Request, task: Annotated[Task, Body()]) -> JSONResponse:
+    task_id = app_state(request).engine.create(task)
+    return _json({"id": task_id})
+
+
+@router.get(
+    "/tasks/{id}",
+    operation_id="GetTask",
+    summary="GetTask",
+    response_model=Task,
+    response_model_exclude_none=True,
+)
+async def get_task(request: Request, id: str, view: str | None = None) -> JSONResponse:
+    v = _view(view)
+    store = app_state(request).store
+    if v is View.MINIMAL:
+        return _json({"id": id, "state": store.get_state(id).value})
+    return _json(render(store.get(id), v))
+
+
+@router.post(
+    "/tasks/{id}:cancel",
+    operation_id="CancelTask",
+    summary="CancelTask",
+    response_model=dict[str, Any],
+)
+async def cancel_task(request: Request, id: str) -> JSONResponse:
+    app_state(request).engine.cancel(id)
+    return _json({})

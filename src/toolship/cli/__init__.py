@@ -1,0 +1,1 @@
+"""The ``toolship`` command line."""

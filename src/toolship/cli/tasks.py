@@ -1,0 +1,253 @@
+"""Task commands: run, ps, show, logs, wait, cancel."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from typing import Any, BinaryIO
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from toolship.cli.context import Ctx
+from toolship.cli.format import exit_code_of, print_show, ps_header, ps_line
+from toolship.client import Client
+from toolship.errors import ToolshipError
+from toolship.models import View
+from toolship.runtime import known_runtimes
+from toolship.spec import DEFAULT_WORKDIR, build_task
+from toolship.states import FINAL_STATES, TaskState
+
+__all__ = ["register"]
+
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+ACTIVE = ("QUEUED", "INITIALIZING", "RUNNING", "CANCELING")
+
+
+def _obj(ctx: click.Context) -> Ctx:
+    obj: Ctx = ctx.ensure_object(Ctx)
+    return obj
+
+
+@click.command(context_settings={"allow_interspersed_args": False})
+@click.argument("image")
+@click.argument("command", nargs=-1, required=True)
+@click.option(
+    "-i",
+    "--input",
+    "inputs",
+    multiple=True,
+    metavar="PATH=URL",
+    help="Stage URL (or local path) in at PATH; a URL ending in / is a directory.",
+)
+@click.option(
+    "-o",
+    "--output",
+    "outputs",
+    multiple=True,
+    metavar="PATH=URL",
+    help="Deliver PATH to URL afterwards; with wildcards in PATH, URL must end in /.",
+)
+@click.option(
+    "--content",
+    multiple=True,
+    metavar="PATH=TEXT|@FILE",
+    help="Small inline input: the text itself, or @FILE to read it from a local file.",
+)
+@click.option("-e", "--env", multiple=True, metavar="KEY=VALUE", help="Environment variable.")
+@click.option(
+    "-w",
+    "--workdir",
+    default=DEFAULT_WORKDIR,
+    show_default=True,
+    help="Working directory inside the container (writable; relative PATHs start here).",
+)
+@click.option(
+    "--volume",
+    "volumes",
+    multiple=True,
+    metavar="PATH",
+    help="Empty writable directory shared by the executors.",
+)
+@click.option("--cpu", type=click.IntRange(min=1), help="CPU cores (reserved and enforced).")
+@click.option("--memory", metavar="SIZE", help="Memory limit, e.g. 512M, 2G (enforced).")
+@click.option("--disk", metavar="SIZE", help="Disk space to reserve, e.g. 10G.")
+@click.option("--timeout", metavar="DURATION", help="Kill the tool after e.g. 90s, 30m, 2h.")
+@click.option("--network", is_flag=True, help="Give the container a network (off by default).")
+@click.option("--name", help="Task name (ps --name filters by prefix).")
+@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Tag, repeatable.")
+@click.option(
+    "--runtime",
+    type=click.Choice(known_runtimes()),
+    help="podman (default), docker, or process (on the host, no isolation).",
+)
+@click.option("--priority", type=int, help="Higher starts first (default 0).")
+@click.option("-d", "--detach", is_flag=True, help="Print the task id and return at once.")
+@click.pass_context
+def run(
+    ctx: click.Context, /, image: str, command: tuple[str, ...], detach: bool, **options: Any
+) -> None:
+    """Run COMMAND in IMAGE as a task; stream its output and exit with its exit code.
+
+    \b
+    Examples:
+      toolship run localhost/toolship-busybox -- sh -c 'echo hi'
+      toolship run IMAGE -i data/=./data/ -o 'out/*.png=./results/' -- tool data out
+    """
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        raise click.UsageError("give the command to run after the image, e.g. IMAGE -- echo hi")
+    task_doc = build_task(image, command, **options)
+    client = _obj(ctx).client
+    task = client.create(task_doc)
+    if detach:
+        click.echo(task.id)
+        return
+    err.print(f"[dim]task {task.id}[/]")
+    streams = [
+        threading.Thread(target=_pump, args=(client, task.id, s, f), daemon=True)
+        for s, f in (("stdout", sys.stdout.buffer), ("stderr", sys.stderr.buffer))
+    ]
+    for t in streams:
+        t.start()
+    try:
+        state = task.wait()
+    except KeyboardInterrupt:
+        err.print(f"\n[yellow]cancelling task {task.id}…[/]")
+        client.cancel(task.id)
+        state = task.wait(timeout=30)
+    for t in streams:
+        t.join(timeout=10)
+    info = client.details(task.id)["task"]
+    code = exit_code_of(info)
+    if state is not TaskState.COMPLETE:
+        for attempt in info.get("logs", [])[-1:]:
+            for line in attempt.get("system_logs", []):
+                err.print(f"[red]{escape(line)}[/]")
+        err.print(f"[dim]task {task.id} ended {state} (exit {code})[/]")
+    sys.exit(code)
+
+
+def _pump(client: Client, task_id: str, stream: str, sink: BinaryIO) -> None:
+    try:
+        for chunk in client.logs(task_id, stream=stream, follow=True):
+            sink.write(chunk)
+            sink.flush()
+    except ToolshipError as exc:
+        err.print(f"[yellow]log stream interrupted: {escape(exc.message)}[/]")
+
+
+@click.command()
+@click.option("-a", "--all", "show_all", is_flag=True, help="Include finished tasks.")
+@click.option(
+    "--state",
+    type=click.Choice([s.value for s in TaskState], case_sensitive=False),
+    help="Only tasks in this state.",
+)
+@click.option("--name", help="Only tasks whose name starts with this.")
+@click.option("--tag", "tags", multiple=True, metavar="KEY[=VALUE]", help="Only tasks with tag.")
+@click.option("--json", "as_json", is_flag=True, help="JSON (an array of TES BASIC tasks).")
+@click.option("-n", "--limit", type=click.IntRange(min=1), help="At most this many tasks.")
+@click.pass_context
+def ps(
+    ctx: click.Context,
+    show_all: bool,
+    state: str | None,
+    name: str | None,
+    tags: tuple[str, ...],
+    as_json: bool,
+    limit: int | None,
+) -> None:
+    """List tasks, newest first (running and queued ones unless --all or --state)."""
+    client = _obj(ctx).client
+    states: list[str | None] = [state.upper()] if state else ([None] if show_all else list(ACTIVE))
+
+    def rows() -> Any:
+        count = 0
+        for st in states:
+            for t in client.tasks(state=st, name=name, tags=list(tags), view=View.BASIC):
+                if limit is not None and count >= limit:
+                    return
+                count += 1
+                yield t
+
+    if as_json:
+        # Streamed element by element so 100 000 tasks need no more memory than one page.
+        sys.stdout.write("[")
+        for i, t in enumerate(rows()):
+            sys.stdout.write(("," if i else "") + "\n" + json.dumps(t))
+        sys.stdout.write("\n]\n")
+        return
+    click.echo(click.style(ps_header(), bold=True))
+    for t in rows():
+        click.echo(ps_line(t))
+
+
+@click.command()
+@click.argument("task_id")
+@click.option("--json", "as_json", is_flag=True, help="The FULL TES task plus toolship details.")
+@click.pass_context
+def show(ctx: click.Context, task_id: str, as_json: bool) -> None:
+    """Everything about a task: state, executors and exit codes, outputs, system logs."""
+    details = _obj(ctx).client.details(task_id)
+    if as_json:
+        click.echo(json.dumps(details, indent=2))
+        return
+    print_show(out, details)
+
+
+@click.command()
+@click.argument("task_id")
+@click.option("-f", "--follow", is_flag=True, help="Keep streaming until the task ends.")
+@click.option("--stderr", "stderr", is_flag=True, help="Show stderr instead of stdout.")
+@click.option("--executor", type=click.IntRange(min=0), help="Only this executor (0-based).")
+@click.pass_context
+def logs(
+    ctx: click.Context, task_id: str, follow: bool, stderr: bool, executor: int | None
+) -> None:
+    """Print a task's full stdout (or --stderr)."""
+    sink = sys.stdout.buffer
+    for chunk in _obj(ctx).client.logs(
+        task_id, stream="stderr" if stderr else "stdout", executor=executor, follow=follow
+    ):
+        sink.write(chunk)
+        sink.flush()
+
+
+@click.command()
+@click.argument("task_ids", nargs=-1, required=True)
+@click.option("--timeout", type=float, help="Give up after this many seconds (exit 124).")
+@click.pass_context
+def wait(ctx: click.Context, task_ids: tuple[str, ...], timeout: float | None) -> None:
+    """Wait until tasks are final; exit 0 only if all are COMPLETE."""
+    client = _obj(ctx).client
+    worst = 0
+    for task_id in task_ids:
+        state = client.wait(task_id, timeout=timeout)
+        click.echo(f"{task_id} {state}")
+        if state not in FINAL_STATES:
+            worst = 124
+        elif state is not TaskState.COMPLETE and worst == 0:
+            worst = 1
+    sys.exit(worst)
+
+
+@click.command()
+@click.argument("task_ids", nargs=-1, required=True)
+@click.pass_context
+def cancel(ctx: click.Context, task_ids: tuple[str, ...]) -> None:
+    """Cancel tasks (a finished task is left as it is)."""
+    client = _obj(ctx).client
+    for task_id in task_ids:
+        client.cancel(task_id)
+        click.echo(f"{task_id} {client.get(task_id)['state']}")
+
+
+def register(group: click.Group) -> None:
+    for command in (run, ps, show, logs, wait, cancel):
+        group.add_command(command)

@@ -1,0 +1,151 @@
+"""One typed settings tree, read from defaults, a TOML file and ``TOOLSHIP_*``.
+
+Priority, highest first: explicit overrides (CLI flags), environment variables
+(``TOOLSHIP_LOCAL__CPUS=4`` — ``__`` separates sections), the TOML file given
+with ``--config`` or ``TOOLSHIP_CONFIG``, then the defaults below.  The tree
+is validated once at start-up and passed down as an object; nothing reads the
+environment later.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from toolship.errors import ConfigError
+
+__all__ = [
+    "DatabaseSettings",
+    "LocalSettings",
+    "ServerSettings",
+    "Settings",
+    "StorageSettings",
+    "default_home",
+    "load_settings",
+]
+
+RuntimeName = Literal["podman", "docker", "process"]
+
+
+def default_home() -> Path:
+    """Where the embedded server keeps its database, logs and work directories."""
+    explicit = os.environ.get("TOOLSHIP_HOME")
+    if explicit:
+        return Path(explicit).expanduser().absolute()
+    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data) / "toolship"
+
+
+def _total_memory_gb() -> float:
+    pages = os.sysconf("SC_PHYS_PAGES")
+    size = os.sysconf("SC_PAGE_SIZE")
+    return round(pages * size / 1024**3, 2)
+
+
+class ServerSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    # Bearer tokens accepted by the API.  None and an empty list both mean "no auth".
+    token_file: Path | None = None
+    service_name: str = "toolship"
+    organization: str = "toolship"
+    organization_url: str = "https://github.com/toolship"
+
+
+class DatabaseSettings(BaseModel):
+    # SQLAlchemy URL; empty means SQLite in the home directory.
+    url: str = ""
+
+
+class LocalSettings(BaseModel):
+    """The local executor: what this machine offers and how containers run."""
+
+    runtime: RuntimeName = "podman"
+    # Capacity the scheduler hands out; defaults to the whole machine.
+    cpus: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    memory_gb: float = Field(default_factory=_total_memory_gb, gt=0)
+    gpus: int = Field(default=0, ge=0)
+    # Cores and memory accounted for a task that does not say.
+    default_cpus: int = Field(default=1, ge=1)
+    default_memory_gb: float = Field(default=0.0, ge=0)
+    pids_limit: int = Field(default=4096, ge=16)
+    # How much of each stream is kept in the task record (full logs stay on disk).
+    log_tail_bytes: int = Field(default=64 * 1024, ge=0)
+    # Seconds a cancelled container gets between SIGTERM and SIGKILL.
+    stop_grace_seconds: int = Field(default=2, ge=0)
+
+
+class StorageSettings(BaseModel):
+    # file:// URLs (inputs and outputs) must resolve inside one of these.
+    allowed_roots: list[Path] = Field(
+        default_factory=lambda: [Path.home(), Path(tempfile.gettempdir())]
+    )
+
+    @field_validator("allowed_roots")
+    @classmethod
+    def _resolve(cls, v: list[Path]) -> list[Path]:
+        return [p.expanduser().resolve() for p in v]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="TOOLSHIP_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    home: Path = Field(default_factory=default_home)
+    backend: Literal["local"] = "local"
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    local: LocalSettings = Field(default_factory=LocalSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite:///{self.home / 'toolship.db'}"
+
+    @property
+    def work_dir(self) -> Path:
+        return self.home / "tasks"
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings tree, naming the offending key when it is invalid."""
+    path = config_file or (Path(p) if (p := os.environ.get("TOOLSHIP_CONFIG")) else None)
+    if path is not None and not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+
+    class _Sourced(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+            if path is not None:
+                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+            return tuple(sources)
+
+    try:
+        loaded = _Sourced(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings ({problems})") from exc
+    except ValueError as exc:  # TOML syntax errors
+        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    return Settings.model_validate(loaded.model_dump())

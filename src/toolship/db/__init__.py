@@ -1,0 +1,7 @@
+"""Persistence: table definitions, migrations, and the only module that issues SQL (store)."""
+
+from __future__ import annotations
+
+from toolship.db.store import Page, Store, TaskRow, TaskSummary
+
+__all__ = ["Page", "Store", "TaskRow", "TaskSummary"]

@@ -1,0 +1,42 @@
+"""SQLAlchemy Core tables.  Changes here need an Alembic revision in migrations/versions."""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text
+
+__all__ = ["metadata", "task_tags", "tasks"]
+
+metadata = MetaData()
+
+tasks = Table(
+    "tasks",
+    metadata,
+    # Insertion order: the keyset for pagination and the age for scheduling.
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(32), nullable=False, unique=True),
+    Column("state", String(16), nullable=False),
+    Column("name", Text, nullable=True),
+    Column("creation_time", String(40), nullable=False),
+    Column("priority", Integer, nullable=False, server_default="0"),
+    Column("cpus", Integer, nullable=False),
+    Column("memory_gb", Float, nullable=False),
+    Column("gpus", Integer, nullable=False, server_default="0"),
+    # The task as submitted (TES JSON, without server-owned fields).
+    Column("spec", Text, nullable=False),
+    # TES logs[] (JSON list of attempts); loaded only for BASIC and FULL views.
+    Column("logs", Text, nullable=False, server_default="[]"),
+    # What the executor needs to find a running attempt again after a restart.
+    Column("runtime", Text, nullable=False, server_default="{}"),
+    Index("ix_tasks_state_seq", "state", "seq"),
+    Index("ix_tasks_name_seq", "name", "seq"),
+)
+
+task_tags = Table(
+    "task_tags",
+    metadata,
+    Column("task_seq", Integer, ForeignKey("tasks.seq", ondelete="CASCADE"), nullable=False),
+    Column("key", Text, nullable=False),
+    Column("value", Text, nullable=False),
+    Index("ix_task_tags_kv", "key", "value", "task_seq"),
+    Index("ix_task_tags_task", "task_seq"),
+)

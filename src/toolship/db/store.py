@@ -1,0 +1,328 @@
+"""The only module that issues SQL.  Everything is SQLAlchemy Core, synchronous.
+
+SQLite calls take tens of microseconds, so the async server calls the store
+directly instead of hopping to a thread pool.  State changes are conditional
+updates (``WHERE state IN (allowed sources)``) so the transition table in
+:mod:`toolship.states` holds even if two code paths race.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    Row,
+    and_,
+    create_engine,
+    event,
+    exists,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from toolship.db.schema import task_tags, tasks
+from toolship.errors import InvalidRequest, NotFound
+from toolship.states import TaskState, allowed_sources
+
+__all__ = ["ListFilter", "Page", "Store", "TaskRow", "TaskSummary"]
+
+ACTIVE_STATES = (
+    TaskState.QUEUED,
+    TaskState.INITIALIZING,
+    TaskState.RUNNING,
+    TaskState.CANCELING,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSummary:
+    id: str
+    state: TaskState
+
+
+@dataclass(slots=True)
+class TaskRow:
+    seq: int
+    id: str
+    state: TaskState
+    name: str | None
+    creation_time: str
+    priority: int
+    cpus: int
+    memory_gb: float
+    gpus: int
+    spec: dict[str, Any]
+    logs: list[dict[str, Any]] = field(default_factory=list)
+    runtime: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ListFilter:
+    name_prefix: str | None = None
+    state: TaskState | None = None
+    tags: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[TaskSummary] | list[TaskRow]
+    next_token: str | None
+
+
+def encode_token(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"s{seq}".encode()).decode().rstrip("=")
+
+
+def decode_token(token: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        if not raw.startswith("s"):
+            raise ValueError(raw)
+        return int(raw[1:])
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(
+            f"page_token {token!r} is not a token this server issued; "
+            "pass the next_page_token of the previous page, or none for the first page"
+        ) from exc
+
+
+def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest Alembic revision."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+_SUMMARY_COLS = (tasks.c.seq, tasks.c.id, tasks.c.state)
+_ROW_COLS = (
+    tasks.c.seq,
+    tasks.c.id,
+    tasks.c.state,
+    tasks.c.name,
+    tasks.c.creation_time,
+    tasks.c.priority,
+    tasks.c.cpus,
+    tasks.c.memory_gb,
+    tasks.c.gpus,
+    tasks.c.spec,
+)
+
+
+def _row(r: Row[Any] | Any, with_logs: bool) -> TaskRow:
+    return TaskRow(
+        seq=r.seq,
+        id=r.id,
+        state=TaskState(r.state),
+        name=r.name,
+        creation_time=r.creation_time,
+        priority=r.priority,
+        cpus=r.cpus,
+        memory_gb=r.memory_gb,
+        gpus=r.gpus,
+        spec=json.loads(r.spec),
+        logs=json.loads(r.logs) if with_logs else [],
+        runtime=json.loads(r.runtime) if with_logs else {},
+    )
+
+
+class Store:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str) -> Store:
+        engine = make_engine(url)
+        migrate(engine)
+        return cls(engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- writes -----------------------------------------------------------
+
+    def insert_tasks(self, rows: Sequence[TaskRow]) -> None:
+        """Insert new tasks (and their tags) in one transaction."""
+        with self.engine.begin() as conn:
+            for row in rows:
+                result = conn.execute(
+                    insert(tasks).values(
+                        id=row.id,
+                        state=row.state.value,
+                        name=row.name,
+                        creation_time=row.creation_time,
+                        priority=row.priority,
+                        cpus=row.cpus,
+                        memory_gb=row.memory_gb,
+                        gpus=row.gpus,
+                        spec=json.dumps(row.spec, separators=(",", ":")),
+                        logs=json.dumps(row.logs, separators=(",", ":")),
+                        runtime=json.dumps(row.runtime, separators=(",", ":")),
+                    )
+                )
+                pk = result.inserted_primary_key
+                assert pk is not None
+                row.seq = int(pk[0])
+                tags = row.spec.get("tags") or {}
+                if tags:
+                    conn.execute(
+                        insert(task_tags),
+                        [{"task_seq": row.seq, "key": k, "value": v} for k, v in tags.items()],
+                    )
+
+    def transition(
+        self,
+        task_id: str,
+        new: TaskState,
+        *,
+        logs: list[dict[str, Any]] | None = None,
+        runtime: dict[str, Any] | None = None,
+    ) -> bool:
+        """Move a task to ``new`` if the state machine allows it from its current state.
+
+        Returns False (and changes nothing) when the task is in a state that
+        cannot reach ``new`` — e.g. it was cancelled meanwhile.
+        """
+        values: dict[str, Any] = {"state": new.value}
+        if logs is not None:
+            values["logs"] = json.dumps(logs, separators=(",", ":"))
+        if runtime is not None:
+            values["runtime"] = json.dumps(runtime, separators=(",", ":"))
+        sources = [s.value for s in allowed_sources(new)]
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(tasks)
+                .where(and_(tasks.c.id == task_id, tasks.c.state.in_(sources)))
+                .values(**values)
+            )
+        return result.rowcount == 1
+
+    def save_progress(
+        self,
+        task_id: str,
+        *,
+        logs: list[dict[str, Any]] | None = None,
+        runtime: dict[str, Any] | None = None,
+    ) -> None:
+        values: dict[str, Any] = {}
+        if logs is not None:
+            values["logs"] = json.dumps(logs, separators=(",", ":"))
+        if runtime is not None:
+            values["runtime"] = json.dumps(runtime, separators=(",", ":"))
+        if values:
+            with self.engine.begin() as conn:
+                conn.execute(update(tasks).where(tasks.c.id == task_id).values(**values))
+
+    # --- reads ------------------------------------------------------------
+
+    def get(self, task_id: str, *, with_logs: bool = True) -> TaskRow:
+        cols = (*_ROW_COLS, tasks.c.logs, tasks.c.runtime) if with_logs else _ROW_COLS
+        with self.engine.connect() as conn:
+            r = conn.execute(select(*cols).where(tasks.c.id == task_id)).first()
+        if r is None:
+            raise NotFound(f"no task with id {task_id!r}")
+        return _row(r, with_logs)
+
+    def get_state(self, task_id: str) -> TaskState:
+        with self.engine.connect() as conn:
+            state = conn.execute(select(tasks.c.state).where(tasks.c.id == task_id)).scalar()
+        if state is None:
+            raise NotFound(f"no task with id {task_id!r}")
+        return TaskState(state)
+
+    def list(
+        self,
+        flt: ListFilter,
+        *,
+        page_size: int,
+        page_token: str | None,
+        full_rows: bool,
+        with_logs: bool = False,
+    ) -> Page:
+        """One page, newest first, keyset-paginated on ``seq`` (stable under inserts)."""
+        cols: tuple[Column[Any], ...] = _SUMMARY_COLS
+        if full_rows:
+            cols = (*_ROW_COLS, tasks.c.logs, tasks.c.runtime) if with_logs else _ROW_COLS
+        query = select(*cols)
+        conds = []
+        if page_token:
+            conds.append(tasks.c.seq < decode_token(page_token))
+        if flt.state is not None:
+            conds.append(tasks.c.state == flt.state.value)
+        if flt.name_prefix:
+            # Range on the name index instead of LIKE (which would treat % and _ specially).
+            conds.append(tasks.c.name >= flt.name_prefix)
+            conds.append(tasks.c.name < flt.name_prefix + "\U0010ffff")
+        for key, value in flt.tags:
+            tag_cond = [task_tags.c.task_seq == tasks.c.seq, task_tags.c.key == key]
+            if value:
+                tag_cond.append(task_tags.c.value == value)
+            conds.append(exists().where(and_(*tag_cond)))
+        if conds:
+            query = query.where(and_(*conds))
+        query = query.order_by(tasks.c.seq.desc()).limit(page_size + 1)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        more = len(rows) > page_size
+        rows = rows[:page_size]
+        token = encode_token(rows[-1].seq) if more and rows else None
+        if full_rows:
+            return Page([_row(r, with_logs) for r in rows], token)
+        return Page([TaskSummary(r.id, TaskState(r.state)) for r in rows], token)
+
+    def active(self) -> Iterator[TaskRow]:
+        """Tasks the engine must look after: queued, starting, running or cancelling."""
+        query = (
+            select(*_ROW_COLS, tasks.c.logs, tasks.c.runtime)
+            .where(tasks.c.state.in_([s.value for s in ACTIVE_STATES]))
+            .order_by(tasks.c.seq)
+        )
+        with self.engine.connect() as conn:
+            for r in conn.execute(query):
+                yield _row(r, True)
+
+    def count(self, states: Iterable[TaskState] | None = None) -> int:
+        query = select(func.count()).select_from(tasks)
+        if states is not None:
+            query = query.where(tasks.c.state.in_([s.value for s in states]))
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar() or 0)
+
+    def connection(self) -> Connection:
+        """A raw connection for bulk loaders (tests and benchmarks)."""
+        return self.engine.connect()

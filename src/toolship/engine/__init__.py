@@ -1,0 +1,1 @@
+"""Scheduling decisions (pure functions) and the loop that applies them."""

@@ -1,0 +1,112 @@
+"""What a task asks of the executor, read from its TES resources — pure.
+
+toolship's own knobs travel as ``resources.backend_parameters`` (keys are
+case-insensitive, as TES says) so that TES responses stay spec-shaped.  The
+keys are advertised in service-info.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from toolship.errors import InvalidRequest
+from toolship.models import Resources
+from toolship.runtime import known_runtimes
+from toolship.units import parse_duration
+
+__all__ = ["BACKEND_PARAMETERS", "TaskOptions", "read_options"]
+
+BACKEND_PARAMETERS: dict[str, str] = {
+    "network": "true/false: give the container a network (default false)",
+    "timeout": "wall-clock limit for the executors, e.g. 90s, 30m, 2h",
+    "runtime": "podman, docker or process (process runs on the host, unisolated)",
+    "gpus": "number of GPUs",
+    "priority": "integer; higher starts first (default 0)",
+}
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+
+@dataclass(frozen=True, slots=True)
+class TaskOptions:
+    cpus: int
+    memory_gb: float
+    memory_limited: bool
+    disk_gb: float | None
+    gpus: int
+    network: bool
+    timeout: float | None
+    runtime: str
+    priority: int
+    # backend_parameters as stored and echoed: only known keys, lower-cased.
+    parameters: dict[str, str] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+
+def _int(key: str, value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidRequest(
+            f"resources.backend_parameters.{key}={value!r} must be an integer"
+        ) from None
+
+
+def read_options(
+    resources: Resources | None,
+    *,
+    default_runtime: str,
+    default_cpus: int,
+    default_memory_gb: float,
+) -> TaskOptions:
+    res = resources or Resources()
+    params: dict[str, str] = {}
+    warnings: list[str] = []
+    for raw_key, value in (res.backend_parameters or {}).items():
+        key = raw_key.lower()
+        if key in BACKEND_PARAMETERS:
+            params[key] = value
+        elif res.backend_parameters_strict:
+            raise InvalidRequest(
+                f"resources.backend_parameters: key {raw_key!r} is not supported and "
+                f"backend_parameters_strict is true; supported keys: "
+                f"{', '.join(sorted(BACKEND_PARAMETERS))}"
+            )
+        else:
+            warnings.append(f"backend parameter {raw_key!r} is not supported and was ignored")
+
+    network_text = params.get("network", "false").lower()
+    if network_text not in _TRUE | _FALSE:
+        raise InvalidRequest(
+            f"resources.backend_parameters.network={params['network']!r} must be true or false"
+        )
+    timeout = None
+    if "timeout" in params:
+        try:
+            timeout = parse_duration(params["timeout"])
+        except ValueError as exc:
+            raise InvalidRequest(f"resources.backend_parameters.timeout: {exc}") from None
+    runtime = params.get("runtime", default_runtime).lower()
+    if runtime not in known_runtimes():
+        raise InvalidRequest(
+            f"resources.backend_parameters.runtime={runtime!r} is unknown; "
+            f"use one of {', '.join(known_runtimes())}"
+        )
+    gpus = _int("gpus", params["gpus"]) if "gpus" in params else 0
+    if gpus < 0:
+        raise InvalidRequest("resources.backend_parameters.gpus must not be negative")
+    priority = _int("priority", params["priority"]) if "priority" in params else 0
+    return TaskOptions(
+        cpus=res.cpu_cores or default_cpus,
+        memory_gb=res.ram_gb if res.ram_gb is not None else default_memory_gb,
+        memory_limited=res.ram_gb is not None,
+        disk_gb=res.disk_gb,
+        gpus=gpus,
+        network=network_text in _TRUE,
+        timeout=timeout,
+        runtime=runtime,
+        priority=priority,
+        parameters=params,
+        warnings=tuple(warnings),
+    )

@@ -1,0 +1,91 @@
+"""One exception tree for everything toolship raises on purpose.
+
+::
+
+    ToolshipError                  (500 unless a subclass says otherwise)
+    ├── InvalidRequest             400  refused input; the message says what and how to fix
+    │   └── ResourcesUnavailable   400  the task asks for more than this deployment can ever give
+    ├── Unauthorized               401  no or wrong token
+    ├── Forbidden                  403  token valid, action not allowed
+    ├── NotFound                   404  unknown task id
+    ├── ConfigError                      settings that cannot work (raised at start-up)
+    ├── RuntimeUnavailable               the container engine cannot be used
+    ├── StagingError                     an input could not be fetched or an output not delivered
+    └── ServerUnavailable                the CLI/SDK cannot reach or start a server
+
+The HTTP status lives on the class (``status_code``) so the API maps errors in
+one place and the SDK can map a response back to the same class.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "Forbidden",
+    "InvalidRequest",
+    "NotFound",
+    "ResourcesUnavailable",
+    "RuntimeUnavailable",
+    "ServerUnavailable",
+    "StagingError",
+    "ToolshipError",
+    "Unauthorized",
+]
+
+
+class ToolshipError(Exception):
+    """Base of every error toolship raises on purpose."""
+
+    status_code: int = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidRequest(ToolshipError):
+    status_code = 400
+
+
+class ResourcesUnavailable(InvalidRequest):
+    pass
+
+
+class Unauthorized(ToolshipError):
+    status_code = 401
+
+
+class Forbidden(ToolshipError):
+    status_code = 403
+
+
+class NotFound(ToolshipError):
+    status_code = 404
+
+
+class ConfigError(ToolshipError):
+    pass
+
+
+class RuntimeUnavailable(ToolshipError):
+    pass
+
+
+class StagingError(ToolshipError):
+    pass
+
+
+class ServerUnavailable(ToolshipError):
+    status_code = 503
+
+
+BY_STATUS: dict[int, type[ToolshipError]] = {
+    400: InvalidRequest,
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    503: ServerUnavailable,
+}

@@ -1,0 +1,258 @@
+"""GA4GH TES v1.1 wire models.
+
+Requests are parsed strictly (unknown fields are refused with a 400 naming
+them) and responses carry only spec fields, because real clients such as
+py-tes reject fields they do not know.  Checks that need no configuration
+(absolute paths, no ``..``, wildcards only in outputs) live here; checks that
+need settings (allowed roots, machine size) live in :mod:`toolship.engine.validate`.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from toolship.states import TaskState
+
+__all__ = [
+    "CreateTaskResponse",
+    "Executor",
+    "ExecutorLog",
+    "FileType",
+    "Input",
+    "ListTasksResponse",
+    "Output",
+    "OutputFileLog",
+    "Resources",
+    "ServiceInfo",
+    "ServiceOrganization",
+    "ServiceType",
+    "Task",
+    "TaskLog",
+    "View",
+    "has_wildcard",
+]
+
+MAX_CONTENT_BYTES = 1024 * 1024
+WILDCARD_CHARS = frozenset("*?[")
+# Container paths that must never be replaced by a mount.
+FORBIDDEN_ROOTS = ("/proc", "/sys", "/dev")
+
+
+class View(StrEnum):
+    MINIMAL = "MINIMAL"
+    BASIC = "BASIC"
+    FULL = "FULL"
+
+
+class FileType(StrEnum):
+    FILE = "FILE"
+    DIRECTORY = "DIRECTORY"
+
+
+def has_wildcard(path: str) -> bool:
+    return any(c in WILDCARD_CHARS for c in path)
+
+
+def check_container_path(path: str, what: str, *, allow_wildcards: bool = False) -> str:
+    """Refuse relative, non-normal and escaping container paths."""
+    if not path.startswith("/"):
+        raise ValueError(f"{what} {path!r} must be an absolute path inside the container")
+    if "\x00" in path:
+        raise ValueError(f"{what} {path!r} contains a NUL byte")
+    parts = path.split("/")
+    if ".." in parts:
+        raise ValueError(f"{what} {path!r} must not contain '..' (it would escape its directory)")
+    if not allow_wildcards and has_wildcard(path):
+        raise ValueError(f"{what} {path!r} must not contain wildcards (* ? [)")
+    norm = posixpath.normpath(path)
+    if norm == "/":
+        raise ValueError(f"{what} must name a file or directory, not '/'")
+    for root in FORBIDDEN_ROOTS:
+        if norm == root or norm.startswith(root + "/"):
+            raise ValueError(f"{what} {path!r} is inside {root}, which toolship does not mount")
+    return norm
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Input(_Spec):
+    name: str | None = None
+    description: str | None = None
+    url: str | None = None
+    path: str
+    type: FileType = FileType.FILE
+    content: str | None = None
+    streamable: bool | None = None
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        return check_container_path(v, "input path")
+
+    @model_validator(mode="after")
+    def _source(self) -> Input:
+        if self.content is not None:
+            if len(self.content.encode()) > MAX_CONTENT_BYTES:
+                raise ValueError(
+                    f"input {self.path}: content is larger than {MAX_CONTENT_BYTES} bytes; "
+                    "put the data in a file and pass its url instead"
+                )
+            if self.type is FileType.DIRECTORY:
+                raise ValueError(f"input {self.path}: content can only fill a FILE input")
+        elif not self.url:
+            raise ValueError(f"input {self.path}: give either url or content")
+        return self
+
+
+class Output(_Spec):
+    name: str | None = None
+    description: str | None = None
+    url: str
+    path: str
+    path_prefix: str | None = None
+    type: FileType = FileType.FILE
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        return check_container_path(v, "output path", allow_wildcards=True)
+
+    @model_validator(mode="after")
+    def _prefix(self) -> Output:
+        if not self.url:
+            raise ValueError(f"output {self.path}: url must not be empty")
+        if self.path_prefix is not None and self.path_prefix not in ("", "/"):
+            prefix = check_container_path(self.path_prefix, "output path_prefix")
+            if not (self.path + "/").startswith(prefix.rstrip("/") + "/"):
+                raise ValueError(
+                    f"output {self.path}: path_prefix {self.path_prefix!r} is not a prefix of it"
+                )
+        return self
+
+
+class Executor(_Spec):
+    image: Annotated[str, Field(min_length=1)]
+    command: Annotated[list[str], Field(min_length=1)]
+    workdir: str | None = None
+    stdin: str | None = None
+    stdout: str | None = None
+    stderr: str | None = None
+    env: dict[str, str] | None = None
+    ignore_error: bool | None = None
+
+    @field_validator("workdir", "stdin", "stdout", "stderr")
+    @classmethod
+    def _paths(cls, v: str | None, info: Any) -> str | None:
+        if v is None or v == "":
+            return None
+        return check_container_path(v, f"executor {info.field_name}")
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, v: str) -> str:
+        if v != v.strip() or any(c.isspace() for c in v) or v.startswith("-"):
+            raise ValueError(f"image {v!r} is not a valid image reference")
+        return v
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, v: dict[str, str] | None) -> dict[str, str] | None:
+        for key in v or {}:
+            if not key or "=" in key or "\x00" in key:
+                raise ValueError(f"environment variable name {key!r} is not valid")
+        return v
+
+
+class Resources(_Spec):
+    cpu_cores: Annotated[int, Field(ge=1)] | None = None
+    preemptible: bool | None = None
+    ram_gb: Annotated[float, Field(gt=0)] | None = None
+    disk_gb: Annotated[float, Field(gt=0)] | None = None
+    zones: list[str] | None = None
+    backend_parameters: dict[str, str] | None = None
+    backend_parameters_strict: bool | None = None
+
+
+class ExecutorLog(_Spec):
+    start_time: str | None = None
+    end_time: str | None = None
+    stdout: str | None = None
+    stderr: str | None = None
+    exit_code: int
+
+
+class OutputFileLog(_Spec):
+    url: str
+    path: str
+    size_bytes: str
+
+
+class TaskLog(_Spec):
+    logs: list[ExecutorLog] = Field(default_factory=list)
+    metadata: dict[str, str] | None = None
+    start_time: str | None = None
+    end_time: str | None = None
+    outputs: list[OutputFileLog] = Field(default_factory=list)
+    system_logs: list[str] | None = None
+
+
+class Task(_Spec):
+    id: str | None = None
+    state: TaskState | None = None
+    name: str | None = None
+    description: str | None = None
+    inputs: list[Input] | None = None
+    outputs: list[Output] | None = None
+    resources: Resources | None = None
+    executors: Annotated[list[Executor], Field(min_length=1)]
+    volumes: list[str] | None = None
+    tags: dict[str, str] | None = None
+    logs: list[TaskLog] | None = None
+    creation_time: str | None = None
+
+    @field_validator("volumes")
+    @classmethod
+    def _volumes(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else [check_container_path(p, "volume") for p in v]
+
+
+class CreateTaskResponse(_Spec):
+    id: str
+
+
+class ListTasksResponse(_Spec):
+    tasks: list[Task]
+    next_page_token: str | None = None
+
+
+class ServiceType(_Spec):
+    group: str
+    artifact: str
+    version: str
+
+
+class ServiceOrganization(_Spec):
+    name: str
+    url: str
+
+
+class ServiceInfo(_Spec):
+    id: str
+    name: str
+    type: ServiceType
+    description: str | None = None
+    organization: ServiceOrganization
+    contactUrl: str | None = None
+    documentationUrl: str | None = None
+    createdAt: str | None = None
+    updatedAt: str | None = None
+    environment: str | None = None
+    version: str
+    storage: list[str] | None = None
+    tesResources_backend_parameters: list[str] | None = None

@@ -1,0 +1,7 @@
+"""How one executor runs: containers through the podman/docker CLI, or a plain host process."""
+
+from __future__ import annotations
+
+from toolship.runtime.base import ExecSpec, Mount, Runtime, get_runtime, known_runtimes
+
+__all__ = ["ExecSpec", "Mount", "Runtime", "get_runtime", "known_runtimes"]

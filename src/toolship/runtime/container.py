@@ -1,0 +1,102 @@
+"""podman and docker: one command builder, two binaries.
+
+Defaults are the safe ones: no network, read-only root file system with a
+tmpfs ``/tmp``, every capability dropped, no-new-privileges, a pids limit,
+the caller's uid, ``--pull never`` (no registry is assumed reachable), and
+labels that tie the container to its task.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from toolship.runtime.base import ExecSpec
+
+__all__ = ["ContainerRuntime"]
+
+LABEL_TASK = "io.toolship.task"
+
+
+def _rootless() -> bool:
+    return os.geteuid() != 0
+
+
+class ContainerRuntime:
+    isolated = True
+
+    def __init__(self, binary: str, *, rootless: bool | None = None) -> None:
+        self.name = binary
+        self.binary = binary
+        self.rootless = _rootless() if rootless is None else rootless
+
+    def command(self, spec: ExecSpec) -> list[str]:
+        argv = [
+            self.binary,
+            "run",
+            "--rm",
+            "--name",
+            spec.name,
+            "--label",
+            f"{LABEL_TASK}={spec.task_id}",
+        ]
+        for key, value in sorted(spec.labels.items()):
+            argv += ["--label", f"{key}={value}"]
+        argv += ["--pull", "never", "--network", "bridge" if spec.network else "none"]
+        if self.binary == "podman":
+            # Output goes straight to our files; a second copy in podman's log is waste.
+            argv += ["--log-driver", "none"]
+        argv += [
+            "--read-only",
+            "--tmpfs",
+            "/tmp:rw,exec,mode=1777",
+            "--cap-drop",
+            "all",
+            "--security-opt",
+            "no-new-privileges",
+            "--pids-limit",
+            str(spec.pids_limit),
+        ]
+        if self.rootless and self.binary == "podman":
+            argv += ["--userns", "keep-id"]
+        argv += ["--user", f"{spec.user[0]}:{spec.user[1]}"]
+        if spec.cpus is not None:
+            argv += ["--cpus", _num(spec.cpus)]
+        if spec.memory_bytes is not None:
+            argv += ["--memory", f"{spec.memory_bytes}b", "--memory-swap", f"{spec.memory_bytes}b"]
+        if spec.interactive:
+            argv.append("--interactive")
+        if spec.workdir:
+            argv += ["--workdir", spec.workdir]
+        for key, value in sorted(spec.env.items()):
+            argv += ["--env", f"{key}={value}"]
+        for m in spec.mounts:
+            argv += ["--volume", f"{m.host}:{m.container}:{'ro' if m.readonly else 'rw'}"]
+        # TES: `command` is the whole argv, so its first word replaces the image's entrypoint.
+        argv += ["--entrypoint", spec.command[0], spec.image, *spec.command[1:]]
+        return argv
+
+    def environment(self, spec: ExecSpec) -> dict[str, str] | None:
+        return None
+
+    def cwd(self, spec: ExecSpec) -> Path | None:
+        return None
+
+    def stop_commands(self, name: str, grace_seconds: int) -> list[list[str]]:
+        rm = [self.binary, "rm", "--force", "--time", str(grace_seconds), name]
+        if self.binary == "podman":
+            rm.insert(3, "--ignore")
+        return [rm]
+
+    def missing_image(self, exit_code: int, stderr_tail: str) -> bool:
+        if exit_code != 125:
+            return False
+        text = stderr_tail.lower()
+        return any(
+            marker in text
+            for marker in ("image not known", "no such image", "unable to find image", "pull")
+        )
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"

@@ -1,0 +1,162 @@
+"""Start, follow and stop one executor — the same for every runtime.
+
+The command runs under a tiny ``sh`` wrapper that writes its exit code to a
+file.  The wrapper is started in its own session, so it survives the server
+being killed; a restarted server finds the executor again by its pid and
+exit file (see :func:`find_launched`) instead of losing or re-running it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+from toolship.runtime.base import ExecSpec, Runtime
+
+__all__ = ["Launched", "find_launched", "launch", "stop"]
+
+_WRAPPER = 'f=$1; shift; "$@"; rc=$?; echo "$rc" > "$f"; exit "$rc"'
+_POLL_SECONDS = 0.2
+
+
+@dataclass
+class Launched:
+    """A running executor: either our child, or one found again after a restart."""
+
+    pid: int
+    exit_file: Path
+    process: asyncio.subprocess.Process | None = None
+
+    async def wait(self) -> int | None:
+        """The exit code, or None if the executor vanished without leaving one."""
+        if self.process is not None:
+            return await self.process.wait()
+        while True:
+            code = read_exit_file(self.exit_file)
+            if code is not None:
+                return code
+            if not _alive(self.pid, self.exit_file):
+                return read_exit_file(self.exit_file)
+            await asyncio.sleep(_POLL_SECONDS)
+
+    def running(self) -> bool:
+        if self.process is not None:
+            return self.process.returncode is None
+        return _alive(self.pid, self.exit_file) and read_exit_file(self.exit_file) is None
+
+
+def read_exit_file(path: Path) -> int | None:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    if not text.endswith("\n"):
+        return None  # still being written
+    try:
+        return int(text.strip())
+    except ValueError:
+        return None
+
+
+def _alive(pid: int, exit_file: Path) -> bool:
+    """Is ``pid`` still our wrapper (and not a recycled pid of another program)?"""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return False
+    return str(exit_file).encode() in cmdline
+
+
+async def launch(
+    runtime: Runtime,
+    spec: ExecSpec,
+    *,
+    stdin: Path | None,
+    stdout: Path,
+    stderr: Path,
+    exit_file: Path,
+) -> Launched:
+    argv = runtime.command(spec)
+    exit_file.unlink(missing_ok=True)
+    stdout.parent.mkdir(parents=True, exist_ok=True)
+    stderr.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as files:
+        fin = files.enter_context(stdin.open("rb")) if stdin else asyncio.subprocess.DEVNULL
+        fout = files.enter_context(stdout.open("ab"))
+        ferr = fout if stderr == stdout else files.enter_context(stderr.open("ab"))
+        proc = await asyncio.create_subprocess_exec(
+            "sh",
+            "-c",
+            _WRAPPER,
+            "toolship-exec",
+            str(exit_file),
+            *argv,
+            stdin=fin,
+            stdout=fout,
+            stderr=ferr,
+            cwd=runtime.cwd(spec),
+            env=runtime.environment(spec),
+            start_new_session=True,
+        )
+    return Launched(pid=proc.pid, exit_file=exit_file, process=proc)
+
+
+def find_launched(pid: int | None, exit_file: Path) -> Launched | None:
+    """Find an executor started by an earlier server process, by pid or by its exit file.
+
+    None means it never started (no exit file, no wrapper process): starting
+    it now runs it once, not twice.
+    """
+    if pid is not None and (_alive(pid, exit_file) or read_exit_file(exit_file) is not None):
+        return Launched(pid=pid, exit_file=exit_file)
+    if read_exit_file(exit_file) is not None:
+        return Launched(pid=pid or -1, exit_file=exit_file)
+    marker = str(exit_file).encode()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if marker in (proc / "cmdline").read_bytes():
+                return Launched(pid=int(proc.name), exit_file=exit_file)
+    return None
+
+
+async def _run_quietly(argv: list[str]) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+    )
+    await proc.wait()
+
+
+async def _exited(launched: Launched, seconds: float) -> bool:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(launched.wait(), seconds)
+        return True
+    return not launched.running()
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+async def stop(runtime: Runtime, launched: Launched, name: str, grace_seconds: int) -> None:
+    """Stop the executor and make sure nothing of it keeps running."""
+    commands = runtime.stop_commands(name, grace_seconds)
+    if commands:
+        # The container may not exist yet if `run` was just started: repeat until it is gone.
+        for _ in range(5):
+            for argv in commands:
+                await _run_quietly(argv)
+            if await _exited(launched, 1.0):
+                return
+    else:
+        _signal_group(launched.pid, signal.SIGTERM)
+        if await _exited(launched, float(grace_seconds)):
+            return
+    _signal_group(launched.pid, signal.SIGKILL)
+    await _exited(launched, 2.0)

@@ -1,0 +1,44 @@
+"""Run the command directly on the host, without isolation.
+
+Only used when a task or the configuration asks for it; ``show`` reports it.
+There is no mount namespace, so container paths are not where the command
+looks: it runs in the host directory that stands for its workdir, and
+``TOOLSHIP_ROOT`` names the host directory that stands for ``/``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from toolship.runtime.base import ExecSpec
+
+__all__ = ["ProcessRuntime"]
+
+# The only server variables a host process inherits; the rest (credentials!) stay behind.
+_PASSED = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "USER")
+
+
+class ProcessRuntime:
+    name = "process"
+    isolated = False
+
+    def command(self, spec: ExecSpec) -> list[str]:
+        return list(spec.command)
+
+    def environment(self, spec: ExecSpec) -> dict[str, str] | None:
+        env = {k: os.environ[k] for k in _PASSED if k in os.environ}
+        env["TOOLSHIP_ROOT"] = str(spec.root)
+        env.update(spec.env)
+        return env
+
+    def cwd(self, spec: ExecSpec) -> Path | None:
+        if spec.workdir:
+            return spec.root / spec.workdir.lstrip("/")
+        return spec.root
+
+    def stop_commands(self, name: str, grace_seconds: int) -> list[list[str]]:
+        return []
+
+    def missing_image(self, exit_code: int, stderr_tail: str) -> bool:
+        return False

@@ -1,0 +1,85 @@
+"""Running the HTTP server process (``toolship serve``)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+from pathlib import Path
+
+import uvicorn
+
+from toolship.api import create_app
+from toolship.api.auth import ensure_token_file, read_tokens
+from toolship.config import Settings
+from toolship.errors import ConfigError
+
+__all__ = ["serve", "state_file", "token_file"]
+
+log = logging.getLogger(__name__)
+
+
+def state_file(home: Path) -> Path:
+    return home / "server.json"
+
+
+def token_file(home: Path) -> Path:
+    return home / "token"
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            f"cannot listen on {host}:{port} ({exc.strerror}); choose another --port"
+        ) from exc
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(settings: Settings, *, embedded: bool = False) -> None:
+    """Serve until SIGINT/SIGTERM.  Running executors survive and are resumed next start."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    tokens: list[str] = []
+    if embedded:
+        tokens = [ensure_token_file(token_file(settings.home))]
+    elif settings.server.token_file is not None:
+        if not settings.server.token_file.is_file():
+            raise ConfigError(f"server.token_file {settings.server.token_file} does not exist")
+        tokens = read_tokens(settings.server.token_file)
+    sock = _bind(settings.server.host, settings.server.port)
+    host, port = sock.getsockname()[:2]
+    url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
+    if not tokens and settings.server.host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("serving on %s without authentication: set server.token_file", url)
+    app = create_app(settings, tokens=tokens, embedded=embedded)
+    config = uvicorn.Config(
+        app, log_level="warning", access_log=False, timeout_graceful_shutdown=3, lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    state = state_file(settings.home)
+    if embedded:
+        tmp = state.with_suffix(".tmp")
+        tmp.write_text(
+            json.dumps(
+                {"url": url, "pid": os.getpid(), "token_file": str(token_file(settings.home))}
+            )
+        )
+        tmp.replace(state)
+    print(f"toolship serving on {url} (home {settings.home})", flush=True)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        if embedded and state.exists():
+            try:
+                if json.loads(state.read_text()).get("pid") == os.getpid():
+                    state.unlink()
+            except (OSError, ValueError):
+                pass

@@ -1,0 +1,114 @@
+"""Where every container path of a task lives on the host — a pure plan, no I/O.
+
+An attempt directory holds ``root/`` (the host stand-in for the container's
+``/``), ``logs/`` and ``inputs/`` (content inputs).  Writable container
+directories (volumes, workdirs, output directories) are mounted from
+``root/``; inputs are mounted read-only on top, straight from their source
+when it is local (zero-copy).  Inputs' mount points are remembered so that
+output globs never pick up (and upload) their empty placeholders.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from toolship.models import FileType, Task, has_wildcard
+
+__all__ = ["AttemptLayout", "plan_layout", "static_dir"]
+
+
+def static_dir(path: str) -> str:
+    """The directory part of ``path`` before its first wildcard segment."""
+    parts = path.split("/")
+    for i, part in enumerate(parts):
+        if has_wildcard(part):
+            return "/".join(parts[:i]) or "/"
+    return path
+
+
+def _inside(path: str, directory: str) -> bool:
+    return directory == "/" or path == directory or path.startswith(directory.rstrip("/") + "/")
+
+
+def writable_dirs(task: Task) -> list[str]:
+    """Container directories the executors may write to, outermost only."""
+    wanted: set[str] = set(task.volumes or [])
+    for ex in task.executors:
+        if ex.workdir:
+            wanted.add(ex.workdir)
+        for stream in (ex.stdout, ex.stderr):
+            if stream:
+                wanted.add(posixpath.dirname(stream))
+    for out in task.outputs or []:
+        if has_wildcard(out.path):
+            wanted.add(static_dir(out.path))
+        elif out.type is FileType.DIRECTORY:
+            wanted.add(out.path)
+        else:
+            wanted.add(posixpath.dirname(out.path))
+    chosen: list[str] = []
+    for d in sorted(wanted, key=lambda p: (p.count("/"), p)):
+        if not any(_inside(d, c) for c in chosen):
+            chosen.append(d)
+    return sorted(chosen)
+
+
+def problems(task: Task) -> list[str]:
+    """Layout rules a task breaks (empty when it can be laid out)."""
+    found: list[str] = []
+    for d in writable_dirs(task):
+        if d == "/":
+            found.append(
+                "a writable path is directly under '/' (an output, stdout or stderr file); "
+                "put it in a directory such as /out"
+            )
+    input_paths = [i.path for i in task.inputs or []]
+    for i, a in enumerate(input_paths):
+        for b in input_paths[i + 1 :]:
+            if a == b:
+                found.append(f"two inputs use the same path {a}")
+            elif _inside(a, b) or _inside(b, a):
+                found.append(f"input paths {a} and {b} are nested; give each its own path")
+    return found
+
+
+@dataclass
+class AttemptLayout:
+    base: Path  # the attempt directory
+    writable: list[str] = field(default_factory=list)
+
+    @property
+    def root(self) -> Path:
+        return self.base / "root"
+
+    @property
+    def logs(self) -> Path:
+        return self.base / "logs"
+
+    @property
+    def content_dir(self) -> Path:
+        return self.base / "inputs"
+
+    def host(self, container_path: str) -> Path:
+        """The host path standing for ``container_path`` (inside ``root``)."""
+        return self.root / container_path.lstrip("/")
+
+    def log_file(self, executor: int, stream: str) -> Path:
+        return self.logs / f"exec-{executor}.{stream}"
+
+    def stream_path(self, container_path: str | None, executor: int, stream: str) -> Path:
+        """Where an executor's stdout/stderr goes: its declared file, else our log file."""
+        return self.host(container_path) if container_path else self.log_file(executor, stream)
+
+    def exit_file(self, executor: int) -> Path:
+        return self.logs / f"exec-{executor}.exit"
+
+    def covered(self, container_path: str) -> bool:
+        """Is this container path inside one of the writable directories?"""
+        return any(_inside(container_path, d) for d in self.writable)
+
+
+def plan_layout(task: Task, base: Path) -> AttemptLayout:
+    return AttemptLayout(base=base, writable=writable_dirs(task))

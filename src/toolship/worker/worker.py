@@ -1,0 +1,327 @@
+"""One attempt of one task, from an empty directory to a final state.
+
+The worker is resumable: everything it needs to find its place again (phase,
+executor index, the wrapper's pid, the deadline) is reported as the
+``runtime`` record before it acts, so a server that restarts hands the same
+record back and the worker continues — following a still-running executor,
+never starting it a second time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from toolship.engine.options import TaskOptions
+from toolship.errors import StagingError
+from toolship.models import Task
+from toolship.runtime import ExecSpec, Mount, Runtime
+from toolship.runtime.launch import Launched, find_launched, launch, stop
+from toolship.states import TaskState
+from toolship.storage import StorageRegistry
+from toolship.timeutil import now_rfc3339
+from toolship.units import format_duration
+from toolship.worker.layout import AttemptLayout, plan_layout
+from toolship.worker.staging import collect_outputs, prepare_inputs
+
+__all__ = ["Job", "Reporter", "Worker", "WorkerEnv"]
+
+log = logging.getLogger(__name__)
+S = TaskState
+
+
+class Reporter(Protocol):
+    async def update(
+        self, state: TaskState | None, attempt: dict[str, Any], runtime: dict[str, Any]
+    ) -> bool:
+        """Persist the attempt's log and runtime record, moving to ``state`` if given.
+
+        Returns False when the state change is refused (the task was
+        cancelled meanwhile); the worker then stops.
+        """
+        ...
+
+
+@dataclass
+class Job:
+    task_id: str
+    task: Task
+    options: TaskOptions
+    attempt: dict[str, Any] | None = None  # the TES TaskLog of this attempt, when resuming
+    runtime: dict[str, Any] = field(default_factory=dict)
+    attempt_number: int = 1
+
+
+@dataclass
+class WorkerEnv:
+    work_dir: Path
+    storage: StorageRegistry
+    runtime: Runtime
+    log_tail_bytes: int = 64 * 1024
+    stop_grace_seconds: int = 2
+    pids_limit: int = 4096
+    user: tuple[int, int] = field(default_factory=lambda: (os.getuid(), os.getgid()))
+
+
+class _Stopped(Exception):
+    """The task was cancelled while the worker was between steps."""
+
+
+def read_tail(path: Path, limit: int) -> str:
+    try:
+        with path.open("rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - limit))
+            data = fh.read()
+    except FileNotFoundError:
+        return ""
+    return data.decode("utf-8", errors="replace")
+
+
+class Worker:
+    def __init__(self, job: Job, env: WorkerEnv, reporter: Reporter) -> None:
+        self.job = job
+        self.env = env
+        self.reporter = reporter
+        self.cancelled = asyncio.Event()
+        self.layout: AttemptLayout = plan_layout(
+            job.task, env.work_dir / job.task_id / str(job.attempt_number)
+        )
+        self.attempt: dict[str, Any] = job.attempt or {
+            "logs": [],
+            "outputs": [],
+            "system_logs": list(job.runtime.get("warnings", [])),
+        }
+        self.rt: dict[str, Any] = dict(job.runtime)
+        self.rt.setdefault("attempt_dir", str(self.layout.base))
+        self.rt.setdefault("runtime", env.runtime.name)
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+
+    # --- reporting ----------------------------------------------------------
+
+    async def _report(self, state: TaskState | None = None) -> None:
+        if not await self.reporter.update(state, self.attempt, self.rt):
+            raise _Stopped
+        if self.cancelled.is_set() and state is not None:
+            raise _Stopped
+
+    def _system_log(self, message: str) -> None:
+        self.attempt.setdefault("system_logs", []).append(message)
+
+    async def _finish(self, state: TaskState, message: str | None = None) -> TaskState:
+        if message:
+            self._system_log(message)
+        self.attempt["end_time"] = now_rfc3339()
+        self.rt["phase"] = "done"
+        await self.reporter.update(state, self.attempt, self.rt)
+        return state
+
+    # --- the attempt --------------------------------------------------------
+
+    async def run(self) -> TaskState:
+        try:
+            return await self._run()
+        except _Stopped:
+            return await self._finish(S.CANCELED, "canceled by request")
+        except StagingError as exc:
+            return await self._finish(S.SYSTEM_ERROR, str(exc))
+        except Exception as exc:
+            log.exception("task %s: internal error", self.job.task_id)
+            return await self._finish(
+                S.SYSTEM_ERROR, f"internal error in toolship ({type(exc).__name__}: {exc})"
+            )
+
+    async def _run(self) -> TaskState:
+        phase = self.rt.get("phase", "init")
+        fresh = self.job.attempt is None
+        if fresh:
+            self.attempt["start_time"] = now_rfc3339()
+            await self._report(S.INITIALIZING)
+        mounts = await asyncio.to_thread(
+            prepare_inputs,
+            self.job.task,
+            self.layout,
+            self.env.storage,
+            isolated=self.env.runtime.isolated,
+        )
+        if not self.env.runtime.isolated:
+            self._system_log(
+                "ran with the process runtime: no container, no isolation from the host"
+            )
+        if phase == "init":
+            self.rt.update(phase="run", executor=0)
+            if self.job.options.timeout:
+                self.rt["deadline"] = time.time() + self.job.options.timeout
+            await self._report(S.RUNNING)
+        failed = False
+        if self.rt["phase"] == "run":
+            failed_state = await self._executors(mounts)
+            if failed_state is not None and failed_state is not S.EXECUTOR_ERROR:
+                return failed_state
+            failed = failed_state is S.EXECUTOR_ERROR
+            self.rt.update(phase="outputs", failed=failed)
+            await self._report()
+        failed = bool(self.rt.get("failed"))
+        skip = {i.path for i in self.job.task.inputs or []}
+        outputs, warnings = await asyncio.to_thread(
+            collect_outputs, self.job.task, self.layout, self.env.storage, skip, strict=not failed
+        )
+        self.attempt["outputs"] = [
+            {"url": o.url, "path": o.path, "size_bytes": str(o.size)} for o in outputs
+        ]
+        for w in warnings:
+            self._system_log(w)
+        return await self._finish(S.EXECUTOR_ERROR if failed else S.COMPLETE)
+
+    async def _executors(self, mounts: list[Mount]) -> TaskState | None:
+        """Run executors from the recorded index on; a state if the attempt must end."""
+        executors = self.job.task.executors
+        while self.rt["executor"] < len(executors):
+            index = self.rt["executor"]
+            ex = executors[index]
+            spec = self._exec_spec(index, mounts)
+            stdout = self.layout.stream_path(ex.stdout, index, "stdout")
+            stderr = self.layout.stream_path(ex.stderr, index, "stderr")
+            exit_file = self.layout.exit_file(index)
+            launched = (
+                find_launched(self.rt.get("pid"), exit_file)
+                if self.rt.get("launching") == index
+                else None
+            )
+            if launched is None:
+                stdin = self._stdin_host(ex.stdin, mounts) if ex.stdin else None
+                # Record the intent first: a restart in between must find, not re-run, it.
+                self.rt.update(launching=index, exec_start=now_rfc3339())
+                await self._report()
+                launched = await launch(
+                    self.env.runtime,
+                    spec,
+                    stdin=stdin,
+                    stdout=stdout,
+                    stderr=stderr,
+                    exit_file=exit_file,
+                )
+                self.rt.update(pid=launched.pid, container=spec.name)
+                await self._report()
+            code, why = await self._wait(launched, spec.name)
+            self.attempt["logs"].append(
+                {
+                    "start_time": self.rt.get("exec_start"),
+                    "end_time": now_rfc3339(),
+                    "exit_code": -1 if code is None else code,
+                    "stdout": read_tail(stdout, self.env.log_tail_bytes),
+                    "stderr": read_tail(stderr, self.env.log_tail_bytes),
+                }
+            )
+            self.rt.update(executor=index + 1, pid=None, container=None, launching=None)
+            if why == "canceled":
+                raise _Stopped
+            if why == "timeout":
+                limit = format_duration(self.job.options.timeout or 0)
+                return await self._finish(
+                    S.EXECUTOR_ERROR, f"executor {index} timed out after {limit} and was killed"
+                )
+            if code is None:
+                return await self._finish(
+                    S.SYSTEM_ERROR,
+                    f"executor {index} was running when the server stopped, and its process "
+                    "is gone without an exit code; its result is unknown",
+                )
+            tail = self.attempt["logs"][-1]["stderr"]
+            if self.env.runtime.missing_image(code, tail):
+                return await self._finish(S.SYSTEM_ERROR, _missing_image_message(ex.image, tail))
+            if code != 0:
+                if code == 137 and self.job.options.memory_limited:
+                    self._system_log(
+                        f"executor {index} was killed (SIGKILL, exit 137): out of memory — "
+                        f"it is limited to {self.job.options.memory_gb:g} GiB; "
+                        "ask for more with --memory / resources.ram_gb"
+                    )
+                if not ex.ignore_error:
+                    await self._report()
+                    return S.EXECUTOR_ERROR
+            await self._report()
+        return None
+
+    async def _wait(self, launched: Launched, name: str) -> tuple[int | None, str | None]:
+        """Wait for the executor; stop it on cancel or deadline.  (exit code, why stopped)."""
+        deadline = self.rt.get("deadline")
+        waiter = asyncio.ensure_future(launched.wait())
+        canceller = asyncio.ensure_future(self.cancelled.wait())
+        timeout = None if deadline is None else max(0.0, deadline - time.time())
+        try:
+            done, _ = await asyncio.wait(
+                {waiter, canceller}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            canceller.cancel()
+        if waiter in done:
+            return waiter.result(), None
+        why = "canceled" if self.cancelled.is_set() else "timeout"
+        await stop(self.env.runtime, launched, name, self.env.stop_grace_seconds)
+        code = None
+        with contextlib.suppress(TimeoutError):
+            code = await asyncio.wait_for(waiter, 5)
+        return code, why
+
+    # --- helpers ------------------------------------------------------------
+
+    def _exec_spec(self, index: int, mounts: list[Mount]) -> ExecSpec:
+        ex = self.job.task.executors[index]
+        opts = self.job.options
+        env = {
+            **(ex.env or {}),
+            "TOOLSHIP_TASK_ID": self.job.task_id,
+            "TOOLSHIP_ATTEMPT": str(self.job.attempt_number),
+        }
+        return ExecSpec(
+            name=f"toolship-{self.job.task_id}-{self.job.attempt_number}-{index}",
+            task_id=self.job.task_id,
+            image=ex.image,
+            command=tuple(ex.command),
+            workdir=ex.workdir,
+            env=env,
+            mounts=tuple(mounts),
+            root=self.layout.root,
+            cpus=float(opts.cpus),
+            memory_bytes=int(opts.memory_gb * 1024**3) if opts.memory_limited else None,
+            network=opts.network,
+            pids_limit=self.env.pids_limit,
+            user=self.env.user,
+            interactive=ex.stdin is not None,
+        )
+
+    def _stdin_host(self, container_path: str, mounts: list[Mount]) -> Path:
+        """The host file behind a container path, through the innermost mount covering it."""
+        host = self.layout.host(container_path)
+        for m in sorted(mounts, key=lambda m: len(m.container), reverse=True):
+            if m.container == container_path:
+                host = m.host
+                break
+            if container_path.startswith(m.container.rstrip("/") + "/"):
+                host = m.host / container_path[len(m.container) :].lstrip("/")
+                break
+        if not host.is_file():
+            raise StagingError(
+                f"stdin file {container_path} does not exist when the executor starts; "
+                "declare it as an input or create it in an earlier executor"
+            )
+        return host
+
+
+def _missing_image_message(image: str, stderr_tail: str) -> str:
+    detail = stderr_tail.strip().splitlines()[-1] if stderr_tail.strip() else ""
+    return (
+        f"image {image!r} is not available locally and could not be pulled ({detail}). "
+        f"Build it with `podman build -t {image} DIR`, load it with `podman load -i FILE`, "
+        f"or import a root file system with `tar -C ROOTFS -c . | podman import - {image}`"
+    )
