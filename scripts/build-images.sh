@@ -5,21 +5,28 @@
 #
 #   busybox  localhost/toolship-busybox:latest  static busybox + all applets (~2 MB, < 2 s)
 #   python   localhost/toolship-python:latest   Debian bookworm minbase + python3, numpy,
-#                                               matplotlib (debootstrap; needs root)
+#                                               matplotlib (debootstrap + apt; needs root)
 #   --force     rebuild even if the image exists (python: re-imports the cached rootfs)
 #   --no-cache  python: run debootstrap again instead of using the cached rootfs tarball
 #
 # The python rootfs is cached as a tarball in ${XDG_CACHE_HOME:-$HOME/.cache}/toolship/,
 # so rebuilding after `podman rmi` only re-imports it (seconds).
 # Environment: TOOLSHIP_DEBIAN_MIRROR overrides the mirror found in apt's sources;
-# TOOLSHIP_PYTHON_PACKAGES overrides the comma-separated package list.
+# TOOLSHIP_PYTHON_PACKAGES (comma-separated, for debootstrap) and
+# TOOLSHIP_PYTHON_APT_PACKAGES (space-separated, apt-get inside the rootfs;
+# empty for none, e.g. no matplotlib) override the package lists.
 # Run scripts/setup-host.sh first.
 set -euo pipefail
 
 BUSYBOX_IMAGE=localhost/toolship-busybox:latest
 PYTHON_IMAGE=localhost/toolship-python:latest
 SUITE=bookworm
-PYTHON_PKGS="${TOOLSHIP_PYTHON_PACKAGES:-python3,python3-numpy,python3-matplotlib}"
+# debootstrap --include list, then packages apt installs inside the rootfs
+# (matplotlib goes through apt: debootstrap always takes the first of
+# alternative dependencies, which for python3-fonttools means scipy, pythran,
+# g++ and boost: 1.2 GB instead of ~0.5 GB).
+PYTHON_PKGS="${TOOLSHIP_PYTHON_PACKAGES:-python3,python3-numpy}"
+PYTHON_APT_PKGS="${TOOLSHIP_PYTHON_APT_PACKAGES-python3-munkres python3-ufolib2 python3-unicodedata2 python3-matplotlib}"
 CACHE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/toolship"
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
@@ -125,6 +132,7 @@ build_busybox() {
     old="$(image_id "$BUSYBOX_IMAGE")"
     dir="$(mktemp -d)"
     SCRATCH_DIR="$dir"
+    chmod 755 "$dir"   # becomes the image's /
     mkdir -p "$dir"/{bin,etc,tmp,work,root}
     chmod 1777 "$dir/tmp"
     cp /bin/busybox "$dir/bin/busybox"
@@ -155,7 +163,7 @@ build_python() {
     fi
     local key tarball t0 mirror dir old
     old="$(image_id "$PYTHON_IMAGE")"
-    key="$(printf '%s %s' "$SUITE" "$PYTHON_PKGS" | sha256sum | cut -c1-12)"
+    key="$(printf '%s|%s|%s' "$SUITE" "$PYTHON_PKGS" "$PYTHON_APT_PKGS" | sha256sum | cut -c1-12)"
     tarball="$CACHE_DIR/python-$SUITE-$key.tar"
     t0="$(now)"
     if [ "$no_cache" -eq 1 ] || [ ! -s "$tarball" ]; then
@@ -164,6 +172,7 @@ build_python() {
         mirror="$(debian_mirror)"
         mkdir -p "$CACHE_DIR"
         dir="$(mktemp -d "$CACHE_DIR/rootfs.XXXXXX")"
+        chmod 755 "$dir"   # becomes the image's /; apt's _apt user must traverse it
         ROOTFS_DIR="$dir" PARTIAL_FILE="$tarball.tmp"
         log "debootstrap $SUITE ($PYTHON_PKGS) from $mirror ..."
         if ! debootstrap --variant=minbase --include="$PYTHON_PKGS" "$SUITE" "$dir" "$mirror" \
@@ -172,12 +181,29 @@ build_python() {
             die "debootstrap failed (full log: $CACHE_DIR/debootstrap.log)"
         fi
         log "debootstrap done in $(elapsed "$t0") s"
+        if [ -n "$PYTHON_APT_PKGS" ]; then
+            # apt, unlike debootstrap, honours alternatives already being
+            # installed, so the explicit munkres/ufolib2/unicodedata2 keep
+            # python3-fonttools from pulling scipy + pythran + g++ + boost.
+            log "apt-get install $PYTHON_APT_PKGS ..."
+            mount -t proc proc "$dir/proc"
+            if ! chroot "$dir" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+                DEBIAN_FRONTEND=noninteractive sh -c \
+                "apt-get update -q && apt-get install -y -q --no-install-recommends $PYTHON_APT_PKGS" \
+                >"$CACHE_DIR/apt.log" 2>&1; then
+                umount "$dir/proc"
+                tail -n 20 "$CACHE_DIR/apt.log" >&2
+                die "apt-get install inside the rootfs failed (full log: $CACHE_DIR/apt.log)"
+            fi
+            umount "$dir/proc"
+            log "apt-get done at $(elapsed "$t0") s"
+        fi
         # Build matplotlib's font cache once, at a path every user can write.
-        if [[ ",$PYTHON_PKGS," == *,python3-matplotlib,* ]]; then
+        if [ -e "$dir/usr/lib/python3/dist-packages/matplotlib" ]; then
             mkdir -p "$dir/var/cache/matplotlib"
             chmod 1777 "$dir/var/cache/matplotlib"
-            MPLCONFIGDIR=/var/cache/matplotlib MPLBACKEND=Agg HOME=/root \
-                chroot "$dir" python3 -c 'import matplotlib.pyplot' ||
+            chroot "$dir" /usr/bin/env -i HOME=/root MPLCONFIGDIR=/var/cache/matplotlib MPLBACKEND=Agg \
+                python3 -c 'import matplotlib.pyplot' ||
                 die "matplotlib does not import inside the new rootfs"
         fi
         rm -rf "$dir"/var/cache/apt/archives/*.deb "$dir"/var/cache/apt/*.bin \
@@ -186,6 +212,7 @@ build_python() {
             -cf "$tarball.tmp" .
         mv "$tarball.tmp" "$tarball"
         PARTIAL_FILE=""
+        find "$CACHE_DIR" -maxdepth 1 -name "python-$SUITE-*.tar" ! -path "$tarball" -delete   # stale
         safe_rmrf "$dir"; ROOTFS_DIR=""
         log "cached rootfs: $tarball ($(du -m "$tarball" | cut -f1) MB)"
     else

@@ -1,10 +1,43 @@
 """toolship: run containerized tools next to the data.
 
-The Python SDK's public surface; see :class:`toolship.Client`.
+The Python SDK's public surface::
+
+    from toolship import Client
+    task = Client().run("localhost/toolship-busybox", ["echo", "hi"])
 """
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+from toolship.client import Client, Task
+from toolship.errors import (
+    ConfigError,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    ResourcesUnavailable,
+    RuntimeUnavailable,
+    ServerUnavailable,
+    StagingError,
+    ToolshipError,
+    Unauthorized,
+)
+from toolship.states import TaskState
+
+__all__ = [
+    "Client",
+    "ConfigError",
+    "Forbidden",
+    "InvalidRequest",
+    "NotFound",
+    "ResourcesUnavailable",
+    "RuntimeUnavailable",
+    "ServerUnavailable",
+    "StagingError",
+    "Task",
+    "TaskState",
+    "ToolshipError",
+    "Unauthorized",
+    "__version__",
+]

@@ -27,6 +27,9 @@ from toolship.server import state_file
 __all__ = ["EmbeddedServer", "ensure_server", "find_server", "stop_server"]
 
 START_TIMEOUT = 60.0
+# Started through a shell that exits at once, so the server is not our child:
+# it outlives us without becoming a zombie or a "still running" warning.
+_DETACH = '"$@" </dev/null >>"$TOOLSHIP_SERVER_LOG" 2>&1 & echo $!'
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,29 +83,30 @@ def ensure_server(home: Path | None = None) -> EmbeddedServer:
 def _start(home: Path) -> EmbeddedServer:
     log_path = home / "server.log"
     state_file(home).unlink(missing_ok=True)
-    env = {**os.environ, "TOOLSHIP_HOME": str(home)}
+    env = {**os.environ, "TOOLSHIP_HOME": str(home), "TOOLSHIP_SERVER_LOG": str(log_path)}
     env.pop("TOOLSHIP_SERVER__PORT", None)
-    with log_path.open("ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "toolship", "serve", "--embedded"],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            env=env,
-            start_new_session=True,
-        )
+    launched = subprocess.run(
+        ["sh", "-c", _DETACH, "sh", sys.executable, "-m", "toolship", "serve", "--embedded"],
+        capture_output=True,
+        text=True,
+        env=env,
+        start_new_session=True,
+        check=True,
+    )
+    pid = int(launched.stdout.strip())
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         found = find_server(home)
         if found is not None:
             return found
-        if proc.poll() is not None:
+        if not _running(pid):
             raise ServerUnavailable(
-                f"the local toolship server failed to start (exit {proc.returncode}); "
+                f"the local toolship server failed to start; "
                 f"its log {log_path} ends with:\n{_log_tail(log_path)}"
             )
         time.sleep(0.05)
-    proc.kill()
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, 9)
     raise ServerUnavailable(
         f"the local toolship server did not answer within {START_TIMEOUT:.0f}s; see {log_path}"
     )

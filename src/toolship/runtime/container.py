@@ -46,10 +46,10 @@ class ContainerRuntime:
         if self.binary == "podman":
             # Output goes straight to our files; a second copy in podman's log is waste.
             argv += ["--log-driver", "none"]
+        argv.append("--read-only")
+        if not any(m.container == "/tmp" for m in spec.mounts):
+            argv += ["--tmpfs", "/tmp:rw,exec,mode=1777"]
         argv += [
-            "--read-only",
-            "--tmpfs",
-            "/tmp:rw,exec,mode=1777",
             "--cap-drop",
             "all",
             "--security-opt",

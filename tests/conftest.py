@@ -1,0 +1,65 @@
+"""Shared fixtures.  Integration tests use real podman; a missing piece fails loudly in CI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+BUSYBOX = "localhost/toolship-busybox"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require(condition: bool, what: str, fix: str) -> None:
+    """Fail (in CI, or always) rather than skip when a real component is missing."""
+    if not condition:
+        pytest.fail(f"{what} is missing: {fix}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def busybox() -> str:
+    require(shutil.which("podman") is not None, "podman", "run scripts/setup-host.sh")
+    ok = subprocess.run(["podman", "image", "exists", BUSYBOX], check=False).returncode == 0
+    require(ok, f"image {BUSYBOX}", "run scripts/build-images.sh busybox")
+    return BUSYBOX
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    h = tmp_path / "home"
+    h.mkdir()
+    monkeypatch.setenv("TOOLSHIP_HOME", str(h))
+    monkeypatch.delenv("TOOLSHIP_SERVER", raising=False)
+    monkeypatch.delenv("TOOLSHIP_TOKEN", raising=False)
+    return h
+
+
+def leftover_containers(task_id: str) -> list[str]:
+    out = subprocess.run(
+        [
+            "podman",
+            "ps",
+            "-a",
+            "--filter",
+            f"label=io.toolship.task={task_id}",
+            "--format",
+            "{{.Names}}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [line for line in out.splitlines() if line]
+
+
+@pytest.fixture
+def server(home: Path, busybox: str) -> Iterator[object]:
+    from toolship.embedded import ensure_server, stop_server
+
+    found = ensure_server(home)
+    yield found
+    stop_server(home)

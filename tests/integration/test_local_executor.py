@@ -1,0 +1,208 @@
+"""The core issue's acceptance, through the SDK against a real server running real podman."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import leftover_containers
+from toolship import Client
+from toolship.errors import InvalidRequest
+from toolship.states import TaskState
+from toolship.timeutil import parse_rfc3339
+
+
+@pytest.fixture
+def client(server: Any) -> Iterator[Client]:
+    with Client(server.url, server.token) as c:
+        yield c
+
+
+def test_exit_code_and_both_streams(client: Client, busybox: str) -> None:
+    task = client.run(busybox, ["sh", "-c", "echo out; echo err >&2; exit 3"])
+    assert task.state is TaskState.EXECUTOR_ERROR
+    assert task.exit_codes == [3]
+    assert task.logs() == "out\n"
+    assert task.logs("stderr") == "err\n"
+    full = task.info()
+    assert full["logs"][0]["logs"][0]["stdout"] == "out\n"
+
+
+def test_inputs_and_wildcard_outputs_land_owned_by_the_user(
+    client: Client, busybox: str, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    (data / "sub").mkdir(parents=True)
+    (data / "a.txt").write_text("alpha\n")
+    (data / "sub" / "b.txt").write_text("beta\n")
+    results = tmp_path / "results"
+    task = client.run(
+        busybox,
+        ["sh", "-c", "mkdir -p out/deep; cat in/a.txt in/sub/b.txt > out/both.txt; "
+         "echo x > out/deep/x.txt; echo skip > out/skip.log"],
+        inputs={"in": f"{data}/"},
+        outputs={"out/*.txt": f"{results}/", "out/deep/*.txt": f"{results}/deep/"},
+    )  # fmt: skip
+    assert task.state is TaskState.COMPLETE, task.info()
+    assert (results / "both.txt").read_text() == "alpha\nbeta\n"
+    assert (results / "deep" / "x.txt").read_text() == "x\n"
+    assert not (results / "skip.log").exists()
+    assert (results / "both.txt").stat().st_uid == os.getuid()
+    outputs = {o["path"]: o for o in task.outputs}
+    assert outputs["/work/out/both.txt"]["size_bytes"] == "11"
+    assert outputs["/work/out/both.txt"]["url"] == f"file://{results}/both.txt"
+    # inputs are mounted read-only and never copied back out
+    assert not any("/work/in" in p for p in outputs)
+
+
+def test_inputs_are_read_only_in_the_container(
+    client: Client, busybox: str, tmp_path: Path
+) -> None:
+    src = tmp_path / "keep.txt"
+    src.write_text("original\n")
+    task = client.run(
+        busybox, ["sh", "-c", "echo changed > keep.txt"], inputs={"keep.txt": str(src)}
+    )
+    assert task.state is TaskState.EXECUTOR_ERROR
+    assert "Read-only file system" in task.logs("stderr")
+    assert src.read_text() == "original\n"
+
+
+def test_tasks_wanting_every_core_run_one_after_the_other(client: Client, busybox: str) -> None:
+    cores = os.cpu_count() or 1
+    tasks = [client.submit(busybox, ["sleep", "1"], cpu=cores) for _ in range(2)]
+    for t in tasks:
+        assert t.wait(60) is TaskState.COMPLETE
+    spans = []
+    for t in tasks:
+        ex = t.info()["logs"][0]["logs"][0]
+        spans.append((parse_rfc3339(ex["start_time"]), parse_rfc3339(ex["end_time"])))
+    spans.sort()
+    assert spans[0][1] <= spans[1][0], f"they overlapped: {spans}"
+
+
+def test_more_cores_than_the_machine_is_refused(client: Client, busybox: str) -> None:
+    with pytest.raises(InvalidRequest, match="1000 CPU cores.*offers"):
+        client.submit(busybox, ["true"], cpu=1000)
+
+
+def test_cancel_stops_a_running_container_quickly(client: Client, busybox: str) -> None:
+    task = client.submit(busybox, ["sleep", "600"])
+    deadline = time.monotonic() + 30
+    while task.state is not TaskState.RUNNING and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)  # let the container start for real
+    started = time.monotonic()
+    task.cancel()
+    assert task.wait(10) is TaskState.CANCELED
+    assert time.monotonic() - started < 5
+    time.sleep(0.5)
+    assert leftover_containers(task.id) == []
+
+
+def test_timeout_kills_and_says_so(client: Client, busybox: str) -> None:
+    started = time.monotonic()
+    task = client.run(busybox, ["sleep", "60"], timeout="2s")
+    assert time.monotonic() - started < 20
+    assert task.state is TaskState.EXECUTOR_ERROR
+    system = task.info()["logs"][0]["system_logs"]
+    assert any("timed out after 2s" in line for line in system), system
+
+
+def test_out_of_memory_is_reported(client: Client, busybox: str) -> None:
+    task = client.run(
+        busybox, ["dd", "if=/dev/zero", "of=/dev/null", "bs=256M", "count=1"], memory="64M"
+    )
+    assert task.state is TaskState.EXECUTOR_ERROR
+    system = " ".join(task.info()["logs"][0]["system_logs"])
+    assert "out of memory" in system
+
+
+def test_isolation_defaults(client: Client, busybox: str) -> None:
+    script = (
+        "id -u; ls /sys/class/net; "
+        "touch /x 2>/dev/null && echo root-writable || echo root-readonly; "
+        "echo hi > here.txt && echo workdir-writable"
+    )
+    task = client.run(busybox, ["sh", "-c", script])
+    lines = task.logs().split()
+    assert lines[0] == str(os.getuid())
+    assert "eth0" not in lines and "lo" in lines
+    assert "root-readonly" in lines and "workdir-writable" in lines
+    networked = client.run(busybox, ["ls", "/sys/class/net"], network=True)
+    assert len(networked.logs().split()) > 1
+
+
+def test_missing_image_says_how_to_get_one(client: Client) -> None:
+    task = client.run("localhost/toolship-no-such-image", ["true"])
+    assert task.state is TaskState.SYSTEM_ERROR
+    system = " ".join(task.info()["logs"][0]["system_logs"])
+    assert "not available locally" in system and "podman build" in system
+
+
+def test_missing_input_fails_before_running(client: Client, busybox: str, tmp_path: Path) -> None:
+    task = client.run(busybox, ["cat", "x"], inputs={"x": str(tmp_path / "absent.txt")})
+    assert task.state is TaskState.SYSTEM_ERROR
+    assert task.info()["logs"][0]["logs"] == []
+    assert "does not exist" in " ".join(task.info()["logs"][0]["system_logs"])
+
+
+def test_process_runtime_runs_on_the_host_and_says_so(
+    client: Client, busybox: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "p"
+    task = client.run(
+        busybox, ["sh", "-c", "echo $TOOLSHIP_TASK_ID > o.txt"], runtime="process",
+        outputs={"o.txt": str(out)},
+    )  # fmt: skip
+    assert task.state is TaskState.COMPLETE
+    assert out.read_text().strip() == task.id
+    details = client.details(task.id)
+    assert details["runtime"] == "process" and details["isolated"] is False
+
+
+def test_executors_share_the_workdir_and_stop_at_the_first_failure(
+    client: Client, busybox: str
+) -> None:
+    doc = {
+        "executors": [
+            {"image": busybox, "command": ["sh", "-c", "echo one > f"], "workdir": "/work"},
+            {"image": busybox, "command": ["sh", "-c", "exit 4"], "workdir": "/work",
+             "ignore_error": True},
+            {"image": busybox, "command": ["sh", "-c", "cat f; exit 5"], "workdir": "/work"},
+            {"image": busybox, "command": ["echo", "never"]},
+        ]
+    }  # fmt: skip
+    task = client.create(doc)
+    assert task.wait(60) is TaskState.EXECUTOR_ERROR
+    assert task.exit_codes == [0, 4, 5]
+    assert task.logs(executor=2) == "one\n"
+
+
+def test_stdin_stdout_redirection(client: Client, busybox: str, tmp_path: Path) -> None:
+    dest = tmp_path / "upper.txt"
+    doc = {
+        "inputs": [{"path": "/data/in.txt", "content": "hello\n"}],
+        "outputs": [{"path": "/out/upper.txt", "url": f"file://{dest}"}],
+        "executors": [
+            {"image": busybox, "command": ["tr", "a-z", "A-Z"], "stdin": "/data/in.txt",
+             "stdout": "/out/upper.txt"}
+        ],
+    }  # fmt: skip
+    task = client.create(doc)
+    assert task.wait(60) is TaskState.COMPLETE, task.info()
+    assert dest.read_text() == "HELLO\n"
+
+
+def test_no_container_is_left_behind(client: Client, busybox: str) -> None:
+    task = client.run(busybox, ["true"])
+    assert task.state is TaskState.COMPLETE
+    assert leftover_containers(task.id) == []
+    ps = subprocess.run(["podman", "ps", "-aq"], capture_output=True, text=True, check=True)
+    assert ps.returncode == 0

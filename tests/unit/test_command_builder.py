@@ -1,0 +1,122 @@
+"""Golden command lines: what toolship asks podman and docker to do, flag by flag."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from toolship.runtime import ExecSpec, Mount
+from toolship.runtime.container import ContainerRuntime
+from toolship.runtime.process import ProcessRuntime
+
+SPEC = ExecSpec(
+    name="toolship-t1-1-0",
+    task_id="t1",
+    image="localhost/tool:1",
+    command=("sh", "-c", "echo hi > out.txt"),
+    workdir="/work",
+    env={"B": "2", "A": "1"},
+    mounts=(
+        Mount(Path("/h/a/root/work"), "/work", readonly=False),
+        Mount(Path("/data/in.txt"), "/work/in.txt", readonly=True),
+    ),
+    root=Path("/h/a/root"),
+    cpus=2.0,
+    memory_bytes=512 * 1024**2,
+    network=False,
+    pids_limit=4096,
+    user=(1000, 1000),
+)
+
+SECURITY = [
+    "--read-only",
+    "--tmpfs",
+    "/tmp:rw,exec,mode=1777",
+    "--cap-drop",
+    "all",
+    "--security-opt",
+    "no-new-privileges",
+    "--pids-limit",
+    "4096",
+]
+TAIL = [
+    "--cpus", "2",
+    "--memory", "536870912b", "--memory-swap", "536870912b",
+    "--workdir", "/work",
+    "--env", "A=1", "--env", "B=2",
+    "--volume", "/h/a/root/work:/work:rw",
+    "--volume", "/data/in.txt:/work/in.txt:ro",
+    "--entrypoint", "sh", "localhost/tool:1", "-c", "echo hi > out.txt",
+]  # fmt: skip
+
+
+def test_podman_rootful() -> None:
+    argv = ContainerRuntime("podman", rootless=False).command(SPEC)
+    assert argv == [
+        "podman", "run", "--rm", "--name", "toolship-t1-1-0",
+        "--label", "io.toolship.task=t1",
+        "--pull", "never", "--network", "none", "--log-driver", "none",
+        *SECURITY, "--user", "1000:1000", *TAIL,
+    ]  # fmt: skip
+
+
+def test_podman_rootless_keeps_the_users_id() -> None:
+    argv = ContainerRuntime("podman", rootless=True).command(SPEC)
+    i = argv.index("--userns")
+    assert argv[i : i + 4] == ["--userns", "keep-id", "--user", "1000:1000"]
+
+
+def test_docker_uses_the_same_builder() -> None:
+    argv = ContainerRuntime("docker", rootless=False).command(SPEC)
+    assert argv == [
+        "docker", "run", "--rm", "--name", "toolship-t1-1-0",
+        "--label", "io.toolship.task=t1",
+        "--pull", "never", "--network", "none",
+        *SECURITY, "--user", "1000:1000", *TAIL,
+    ]  # fmt: skip
+
+
+def test_network_and_stdin_when_asked() -> None:
+    from dataclasses import replace
+
+    argv = ContainerRuntime("podman", rootless=False).command(
+        replace(SPEC, network=True, interactive=True, memory_bytes=None, cpus=None)
+    )
+    assert argv[argv.index("--network") + 1] == "bridge"
+    assert "--interactive" in argv
+    assert "--memory" not in argv and "--cpus" not in argv
+
+
+def test_a_mount_on_tmp_replaces_the_tmpfs() -> None:
+    from dataclasses import replace
+
+    spec = replace(SPEC, mounts=(Mount(Path("/h/root/tmp"), "/tmp", readonly=False),))
+    argv = ContainerRuntime("podman", rootless=False).command(spec)
+    assert "--tmpfs" not in argv
+    assert "/h/root/tmp:/tmp:rw" in argv
+
+
+def test_stop_removes_the_container() -> None:
+    assert ContainerRuntime("podman").stop_commands("c1", 2) == [
+        ["podman", "rm", "--force", "--ignore", "--time", "2", "c1"]
+    ]
+    assert ContainerRuntime("docker").stop_commands("c1", 2) == [
+        ["docker", "rm", "--force", "--time", "2", "c1"]
+    ]
+
+
+def test_missing_image_is_recognised() -> None:
+    rt = ContainerRuntime("podman")
+    assert rt.missing_image(125, "Error: localhost/nope: image not known\n")
+    assert not rt.missing_image(125, "Error: some other failure\n")
+    assert not rt.missing_image(1, "image not known")
+
+
+def test_process_runtime_runs_in_the_host_workdir() -> None:
+    rt = ProcessRuntime()
+    assert rt.command(SPEC) == ["sh", "-c", "echo hi > out.txt"]
+    assert rt.cwd(SPEC) == Path("/h/a/root/work")
+    env = rt.environment(SPEC)
+    assert env is not None
+    assert env["TOOLSHIP_ROOT"] == "/h/a/root"
+    assert env["A"] == "1"
+    assert not rt.isolated
