@@ -88,7 +88,7 @@ def test_tasks_wanting_every_core_run_one_after_the_other(client: Client, busybo
 
 
 def test_more_cores_than_the_machine_is_refused(client: Client, busybox: str) -> None:
-    with pytest.raises(InvalidRequest, match="1000 CPU cores.*offers"):
+    with pytest.raises(InvalidRequest, match=r"1000 CPU cores.*offers"):
         client.submit(busybox, ["true"], cpu=1000)
 
 
