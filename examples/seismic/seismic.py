@@ -7,6 +7,7 @@
 Data are 2-D arrays (traces x samples) in .npy, or text (.txt/.csv: one trace per row).
 Exit codes: 0 ok, 1 runtime error (unreadable input, ...), 2 bad arguments.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -87,7 +88,7 @@ def plot(path: Path, raw: Array, filtered: Array, dt: float, low: float, high: f
     t = np.arange(ns) * dt
     fig, axes = plt.subplots(1, 2, figsize=(11, 7), sharey=True, constrained_layout=True)
     panels = [(raw, "Raw shot gather"), (filtered, f"Band-pass {low:g}-{high:g} Hz (zero phase)")]
-    for ax, (d, title) in zip(axes, panels):
+    for ax, (d, title) in zip(axes, panels, strict=True):
         clip = float(np.percentile(np.abs(d), 99)) or 1.0  # like Madagascar's pclip=99
         extent = (0.5, ntr + 0.5, t[-1], t[0])
         im = ax.imshow(d.T, aspect="auto", cmap="RdBu_r", vmin=-clip, vmax=clip, extent=extent)
@@ -142,8 +143,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.mode == "generate":
             data = generate(args.traces, args.samples, args.dt, args.seed)
             save(args.out, data)
-            print(f"generated {data.shape[0]} traces x {data.shape[1]} samples, dt = {args.dt:g} s, "
-                  f"seed {args.seed}, rms {rms(data):.4f} -> {args.out}")
+            print(
+                f"generated {data.shape[0]} traces x {data.shape[1]} samples, dt = {args.dt:g} s, "
+                f"seed {args.seed}, rms {rms(data):.4f} -> {args.out}"
+            )
             return 0
         raw = load(args.input)
         filtered = bandpass(raw, args.dt, args.low, args.high, args.taper)
@@ -154,13 +157,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"seismic.py: error: {exc}", file=sys.stderr)
         return 1
     before, after = rms(raw), rms(filtered)
-    print(f"input: {args.input} ({raw.shape[0]} traces x {raw.shape[1]} samples, dt = {args.dt:g} s)")
+    print(
+        f"input: {args.input} ({raw.shape[0]} traces x {raw.shape[1]} samples, dt = {args.dt:g} s)"
+    )
     print(f"band: {args.low:g}-{args.high:g} Hz, zero phase, {args.taper:g} Hz cosine edges")
     print(f"rms: before {before:.4f}, after {after:.4f} (ratio {after / before:.3f})")
     print(f"wrote: {args.out}, {plot_path}")
     removed = 100.0 * (1.0 - (after / before) ** 2) if before > 0 else 0.0
-    print(f"seismic.py: warning: the filter removed {removed:.1f}% of the input energy "
-          f"(outside {args.low:g}-{args.high:g} Hz)", file=sys.stderr)
+    print(
+        f"seismic.py: warning: the filter removed {removed:.1f}% of the input energy "
+        f"(outside {args.low:g}-{args.high:g} Hz)",
+        file=sys.stderr,
+    )
     return 0
 
 
