@@ -63,3 +63,12 @@ def server(home: Path, busybox: str) -> Iterator[object]:
     found = ensure_server(home)
     yield found
     stop_server(home)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """In CI a skipped test is a failure: nothing may be skipped for a missing component."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = len(reporter.stats.get("skipped", [])) if reporter else 0
+    if IN_CI and skipped:
+        print(f"\nCI: {skipped} test(s) were skipped; in CI every component must be present")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

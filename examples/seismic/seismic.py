@@ -26,7 +26,8 @@ DX = 50.0  # metres between receivers (offset = trace number * DX)
 def ricker(tau: Array, freq: float) -> Array:
     """Ricker wavelet with peak frequency `freq` (Hz) at time lags `tau` (s)."""
     a = (np.pi * freq * tau) ** 2
-    return (1.0 - 2.0 * a) * np.exp(-a)
+    wavelet: Array = (1.0 - 2.0 * a) * np.exp(-a)
+    return wavelet
 
 
 def generate(ntraces: int, nsamples: int, dt: float, seed: int) -> Array:
@@ -79,10 +80,10 @@ def rms(a: Array) -> float:
 
 
 def plot(path: Path, raw: Array, filtered: Array, dt: float, low: float, high: float) -> None:
-    import matplotlib
+    import matplotlib  # type: ignore[import-untyped,unused-ignore]  # Debian's 3.6 has no stubs
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # type: ignore[import-untyped,unused-ignore]
 
     ntr, ns = raw.shape
     t = np.arange(ns) * dt

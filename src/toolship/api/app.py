@@ -82,10 +82,7 @@ def create_app(
         lifespan=lifespan,
     )
     protected = [Depends(auth)]
-    for prefix in TES_PREFIXES:
-        app.include_router(
-            tes.router, prefix=prefix, dependencies=protected, include_in_schema=prefix != "/v1"
-        )
+    # Older clients (py-tes 0.4) ask here; it must come before /v1/tasks/{id}.
     app.add_api_route(
         "/v1/tasks/service-info",
         tes.get_service_info,
@@ -93,6 +90,10 @@ def create_app(
         dependencies=protected,
         include_in_schema=False,
     )
+    for prefix in TES_PREFIXES:
+        app.include_router(
+            tes.router, prefix=prefix, dependencies=protected, include_in_schema=prefix != "/v1"
+        )
     app.include_router(native.router, dependencies=protected)
     app.include_router(native.public)
 

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Set up everything this project needs and run the whole test suite: lint, types, tests.
+# This is exactly what CI runs (.ci/run).  Safe to run again; fast when already set up.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup-host.sh
+scripts/build-images.sh busybox
+scripts/venv.sh
+
+echo "== ruff"
+.venv/bin/ruff check --no-cache src tests bench
+.venv/bin/ruff format --no-cache --check src tests bench
+echo "== mypy --strict"
+.venv/bin/mypy
+echo "== pytest"
+.venv/bin/pytest "$@"
