@@ -55,6 +55,7 @@ cleanup() {
     [ -z "$PARTIAL_FILE" ] || rm -f "$PARTIAL_FILE"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM   # so the EXIT trap cleans up on Ctrl-C too
 
 elapsed() { awk -v a="$1" -v b="${EPOCHREALTIME/,/.}" 'BEGIN {printf "%.1f", b - a}'; }
 now() { echo "${EPOCHREALTIME/,/.}"; }
@@ -71,11 +72,10 @@ image_size() { podman image inspect --format '{{.Size}}' "$1" | awk '{printf "%.
 
 # Remove a scratch rootfs, refusing if anything is still mounted inside it.
 safe_rmrf() {
-    local dir="$1" mnt
+    local dir="$1"
     [ -d "$dir" ] || return 0
-    for mnt in $(awk -v d="$dir/" 'index($2, d) == 1 {print $2}' /proc/mounts | sort -r); do
-        umount -l "$mnt" 2>/dev/null || true
-    done
+    awk -v d="$dir/" 'index($2, d) == 1 {print $2}' /proc/mounts | sort -r |
+        while read -r mnt; do umount -l "$mnt" 2>/dev/null || true; done
     if awk -v d="$dir/" 'index($2, d) == 1 {found = 1} END {exit !found}' /proc/mounts; then
         die "mounts left under $dir; not removing it"
     fi

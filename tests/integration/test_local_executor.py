@@ -206,3 +206,29 @@ def test_no_container_is_left_behind(client: Client, busybox: str) -> None:
     assert leftover_containers(task.id) == []
     ps = subprocess.run(["podman", "ps", "-aq"], capture_output=True, text=True, check=True)
     assert ps.returncode == 0
+
+
+def test_env_and_shared_volumes(client: Client, busybox: str) -> None:
+    doc = {
+        "volumes": ["/shared"],
+        "executors": [
+            {"image": busybox, "command": ["sh", "-c", "echo $GREETING > /shared/msg"],
+             "env": {"GREETING": "hello from 0"}},
+            {"image": busybox, "command": ["cat", "/shared/msg"]},
+        ],
+    }  # fmt: skip
+    task = client.create(doc)
+    assert task.wait(60) is TaskState.COMPLETE
+    assert task.logs(executor=1) == "hello from 0\n"
+
+
+def test_sdk_loop(client: Client, busybox: str) -> None:
+    tasks = [
+        client.submit(busybox, ["sh", "-c", f"echo $(({n} * {n}))"], name=f"square-{n}",
+                      tags={"sweep": "squares"})
+        for n in range(4)
+    ]  # fmt: skip
+    assert [t.wait(60) for t in tasks] == [TaskState.COMPLETE] * 4
+    assert [t.logs().strip() for t in tasks] == ["0", "1", "4", "9"]
+    listed = {t["id"] for t in client.tasks(tags={"sweep": "squares"}, page_size=2)}
+    assert listed == {t.id for t in tasks}

@@ -23,7 +23,7 @@ from toolship.states import FINAL_STATES, TaskState
 __all__ = ["register"]
 
 err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+out = Console(highlight=False, soft_wrap=True)
 
 ACTIVE = ("QUEUED", "INITIALIZING", "RUNNING", "CANCELING")
 
