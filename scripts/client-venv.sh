@@ -2,6 +2,8 @@
 # Create .venvs/NAME with a real TES client installed from tests/e2e/clients/NAME.txt.
 # Real clients pin conflicting libraries (py-tes 1.1 vs 0.4), so each gets its own venv.
 set -euo pipefail
+# pip warns about local index folders this machine lists but lacks; that noise hides real errors.
+pipq() { "$@" 2> >(grep -v "^WARNING: Location" >&2); }
 cd "$(dirname "$0")/.."
 name=${1:?usage: scripts/client-venv.sh NAME (one of: $(ls tests/e2e/clients | sed 's/\.txt$//' | tr '\n' ' '))}
 reqs=tests/e2e/clients/$name.txt
@@ -10,8 +12,8 @@ venv=.venvs/$name
 stamp=$venv/.installed
 if [ ! -f "$stamp" ] || [ "$reqs" -nt "$stamp" ]; then
     python3 -m venv "$venv"
-    "$venv/bin/python" -m pip install --quiet --upgrade pip
-    "$venv/bin/python" -m pip install --quiet -r "$reqs"
+    pipq "$venv/bin/python" -m pip install --quiet --upgrade pip
+    pipq "$venv/bin/python" -m pip install --quiet -r "$reqs"
     touch "$stamp"
 fi
 echo "client venv ready: $venv"
