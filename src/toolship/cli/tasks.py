@@ -25,7 +25,7 @@ __all__ = ["register"]
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False, soft_wrap=True)
 
-ACTIVE = ("QUEUED", "INITIALIZING", "RUNNING", "CANCELING")
+ACTIVE = ("QUEUED", "INITIALIZING", "RUNNING")
 
 
 def _obj(ctx: click.Context) -> Ctx:
@@ -239,13 +239,16 @@ def wait(ctx: click.Context, task_ids: tuple[str, ...], timeout: float | None) -
 
 @click.command()
 @click.argument("task_ids", nargs=-1, required=True)
+@click.option("--no-wait", is_flag=True, help="Return at once instead of waiting until stopped.")
 @click.pass_context
-def cancel(ctx: click.Context, task_ids: tuple[str, ...]) -> None:
-    """Cancel tasks (a finished task is left as it is)."""
+def cancel(ctx: click.Context, task_ids: tuple[str, ...], no_wait: bool) -> None:
+    """Cancel tasks and wait until they have stopped (a finished task is left as it is)."""
     client = _obj(ctx).client
     for task_id in task_ids:
         client.cancel(task_id)
-        click.echo(f"{task_id} {client.get(task_id)['state']}")
+    for task_id in task_ids:
+        state = client.get(task_id)["state"] if no_wait else client.wait(task_id, timeout=30)
+        click.echo(f"{task_id} {state}")
 
 
 def register(group: click.Group) -> None:

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    false,
+)
 
 __all__ = ["metadata", "task_tags", "tasks"]
 
@@ -27,6 +39,7 @@ tasks = Table(
     Column("logs", Text, nullable=False, server_default="[]"),
     # What the executor needs to find a running attempt again after a restart.
     Column("runtime", Text, nullable=False, server_default="{}"),
+    Column("cancel_requested", Boolean, nullable=False, server_default=false()),
     Index("ix_tasks_state_seq", "state", "seq"),
     Index("ix_tasks_name_seq", "name", "seq"),
 )

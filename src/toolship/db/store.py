@@ -44,7 +44,6 @@ ACTIVE_STATES = (
     TaskState.QUEUED,
     TaskState.INITIALIZING,
     TaskState.RUNNING,
-    TaskState.CANCELING,
 )
 
 
@@ -68,6 +67,7 @@ class TaskRow:
     spec: dict[str, Any]
     logs: list[dict[str, Any]] = field(default_factory=list)
     runtime: dict[str, Any] = field(default_factory=dict)
+    cancel_requested: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +141,7 @@ _ROW_COLS = (
     tasks.c.memory_gb,
     tasks.c.gpus,
     tasks.c.spec,
+    tasks.c.cancel_requested,
 )
 
 
@@ -158,6 +159,7 @@ def _row(r: Row[Any] | Any, with_logs: bool) -> TaskRow:
         spec=json.loads(r.spec),
         logs=json.loads(r.logs) if with_logs else [],
         runtime=json.loads(r.runtime) if with_logs else {},
+        cancel_requested=bool(r.cancel_requested),
     )
 
 
@@ -231,6 +233,10 @@ class Store:
                 .values(**values)
             )
         return result.rowcount == 1
+
+    def request_cancel(self, task_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(tasks).where(tasks.c.id == task_id).values(cancel_requested=True))
 
     def save_progress(
         self,

@@ -113,7 +113,7 @@ class Engine:
             earlier = row.logs[:-1] if row.logs else []
             log.info("resuming task %s (%s)", row.id, row.state)
             self._start(request, job, earlier)
-            if row.state is S.CANCELING:
+            if row.cancel_requested:
                 self.running[row.id].worker.cancel()
         self._wake.set()
 
@@ -142,8 +142,8 @@ class Engine:
             self.queue.remove(task_id)
             self.changed(task_id)
             return
-        if self.store.transition(task_id, S.CANCELING):
-            self.changed(task_id)
+        # The task stays RUNNING until its container is gone, then becomes CANCELED.
+        self.store.request_cancel(task_id)
         run = self.running.get(task_id)
         if run is not None:
             run.worker.cancel()
@@ -212,8 +212,6 @@ class Engine:
         self.backend.free.give(run.request)
         if run.task is not None and run.task.cancelled():
             return  # server shutting down: the attempt resumes on restart
-        if self.store.get_state(task_id) is S.CANCELING:
-            self.store.transition(task_id, S.CANCELED)
         self.changed(task_id)
         self._wake.set()
 
