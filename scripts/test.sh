@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup-host.sh
-scripts/build-images.sh busybox
+scripts/build-images.sh all
+scripts/client-venv.sh pytes
 scripts/venv.sh
 
 echo "== ruff"

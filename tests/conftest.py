@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 BUSYBOX = "localhost/toolship-busybox"
+PYTHON_IMAGE = "localhost/toolship-python"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
@@ -26,6 +27,13 @@ def busybox() -> str:
     ok = subprocess.run(["podman", "image", "exists", BUSYBOX], check=False).returncode == 0
     require(ok, f"image {BUSYBOX}", "run scripts/build-images.sh busybox")
     return BUSYBOX
+
+
+@pytest.fixture(scope="session")
+def python_image(busybox: str) -> str:
+    ok = subprocess.run(["podman", "image", "exists", PYTHON_IMAGE], check=False).returncode == 0
+    require(ok, f"image {PYTHON_IMAGE}", "run scripts/build-images.sh python")
+    return PYTHON_IMAGE
 
 
 @pytest.fixture
