@@ -9,6 +9,10 @@ name=${1:?usage: scripts/client-venv.sh NAME (one of: $(ls tests/e2e/clients | s
 reqs=tests/e2e/clients/$name.txt
 [ -f "$reqs" ] || { echo "client-venv: no $reqs" >&2; exit 1; }
 venv=.venvs/$name
+# Old clients may need an old build backend for one sdist: NAME.build-constraints says which.
+if [ -f "tests/e2e/clients/$name.build-constraints" ]; then
+    export PIP_BUILD_CONSTRAINT=$PWD/tests/e2e/clients/$name.build-constraints
+fi
 stamp=$venv/.installed
 if [ ! -f "$stamp" ] || [ "$reqs" -nt "$stamp" ]; then
     python3 -m venv "$venv"

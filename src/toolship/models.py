@@ -19,6 +19,7 @@ from toolship.states import TaskState
 
 __all__ = [
     "CreateTaskResponse",
+    "ErrorResponse",
     "Executor",
     "ExecutorLog",
     "FileType",
@@ -32,6 +33,7 @@ __all__ = [
     "ServiceType",
     "Task",
     "TaskLog",
+    "TaskView",
     "View",
     "has_wildcard",
 ]
@@ -222,12 +224,24 @@ class Task(_Spec):
         return None if v is None else [check_container_path(p, "volume") for p in v]
 
 
+class TaskView(Task):
+    """A task as returned: in the MINIMAL view only ``id`` and ``state`` are present."""
+
+    executors: list[Executor] | None = None  # type: ignore[assignment]
+
+
+class ErrorResponse(BaseModel):
+    """toolship's error body: ``detail`` names the problem and how to fix it."""
+
+    detail: str
+
+
 class CreateTaskResponse(_Spec):
     id: str
 
 
 class ListTasksResponse(_Spec):
-    tasks: list[Task]
+    tasks: list[TaskView]
     next_page_token: str | None = None
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
 from toolship import __version__
@@ -19,6 +20,7 @@ from toolship.config import Settings
 from toolship.db import Store
 from toolship.engine.engine import Engine
 from toolship.errors import ToolshipError
+from toolship.models import ErrorResponse
 from toolship.storage import StorageRegistry
 from toolship.storage.local import LocalStorage
 
@@ -49,6 +51,36 @@ def _validation_message(exc: RequestValidationError) -> str:
             msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
             problems.append(f"{_field(err['loc'])}: {msg}")
     return "; ".join(problems) or "invalid request"
+
+
+def _error_response(description: str) -> dict[str, Any]:
+    ref = {"$ref": "#/components/schemas/ErrorResponse"}
+    return {"description": description, "content": {"application/json": {"schema": ref}}}
+
+
+def _openapi(app: FastAPI, auth: bool) -> dict[str, Any]:
+    """FastAPI's schema, with toolship's real error responses instead of its 422."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        components.pop(unused, None)
+    components["ErrorResponse"] = ErrorResponse.model_json_schema()
+    for path, operations in schema.get("paths", {}).items():
+        for op in operations.values():
+            responses = op.setdefault("responses", {})
+            responses.pop("422", None)
+            if op.get("parameters") or op.get("requestBody"):
+                responses["400"] = _error_response("The request is invalid; detail says why")
+            if auth and path != "/api/v1/health":
+                responses["401"] = _error_response("Missing or wrong bearer token")
+            if "{id}" in path:
+                responses["404"] = _error_response("No task with this id")
+    app.openapi_schema = schema
+    return schema
 
 
 def storage_registry(settings: Settings) -> StorageRegistry:
@@ -95,7 +127,11 @@ def create_app(
             tes.router, prefix=prefix, dependencies=protected, include_in_schema=prefix != "/v1"
         )
     app.include_router(native.router, dependencies=protected)
+    if embedded:
+        app.include_router(native.embedded_only, dependencies=protected)
     app.include_router(native.public)
+
+    app.openapi = lambda: _openapi(app, auth.enabled)  # type: ignore[method-assign]
 
     @app.exception_handler(ToolshipError)
     async def _toolship_error(_request: Request, exc: ToolshipError) -> JSONResponse:

@@ -7,9 +7,9 @@ import os
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from toolship.api.state import AppState, app_state
@@ -20,10 +20,12 @@ from toolship.models import Task, View
 from toolship.states import is_final
 from toolship.worker.layout import plan_layout
 
-__all__ = ["public", "router"]
+__all__ = ["embedded_only", "public", "router"]
 
 router = APIRouter(prefix="/api/v1", tags=["toolship"])
 public = APIRouter(prefix="/api/v1", tags=["toolship"])
+# Only on the CLI's own embedded server (always token-protected); not part of the public API.
+embedded_only = APIRouter(prefix="/api/v1", include_in_schema=False)
 
 _FOLLOW_POLL = 0.05
 _CHUNK = 64 * 1024
@@ -36,10 +38,10 @@ async def health() -> JSONResponse:
 
 
 @router.get("/tasks/{id}/wait", operation_id="WaitTask")
-async def wait_task(request: Request, id: str, timeout: float = 30.0) -> JSONResponse:
+async def wait_task(
+    request: Request, id: str, timeout: Annotated[float, Query(ge=0, le=600)] = 30.0
+) -> JSONResponse:
     """Answer when the task is final, or with its current state after ``timeout`` seconds."""
-    if not 0 <= timeout <= 600:
-        raise InvalidRequest("timeout must be between 0 and 600 seconds")
     state = await app_state(request).engine.wait(id, timeout)
     return JSONResponse({"id": id, "state": state.value, "final": is_final(state)})
 
@@ -69,17 +71,20 @@ def _attempt_layout(st: AppState, row: TaskRow) -> Any:
     return plan_layout(Task.model_validate(row.spec), Path(base))
 
 
-@router.get("/tasks/{id}/logs", operation_id="TaskLogs")
+@router.get(
+    "/tasks/{id}/logs",
+    operation_id="TaskLogs",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
 async def task_logs(
     request: Request,
     id: str,
-    stream: str = "stdout",
-    executor: int | None = None,
+    stream: Literal["stdout", "stderr"] = "stdout",
+    executor: Annotated[int | None, Query(ge=0)] = None,
     follow: bool = False,
 ) -> StreamingResponse:
     """The full stdout or stderr of the latest attempt (all executors in order, or one)."""
-    if stream not in ("stdout", "stderr"):
-        raise InvalidRequest("stream must be stdout or stderr")
     st = app_state(request)
     row = st.store.get(id)
     count = len(row.spec["executors"])
@@ -128,7 +133,7 @@ def _read_from(path: Path, offset: int) -> bytes:
         return b""
 
 
-@router.post("/server/shutdown", operation_id="Shutdown")
+@embedded_only.post("/server/shutdown", operation_id="Shutdown")
 async def shutdown(request: Request) -> JSONResponse:
     """Stop the server; running executors keep running and are followed again on restart."""
     asyncio.get_running_loop().call_later(0.1, os.kill, os.getpid(), signal.SIGTERM)

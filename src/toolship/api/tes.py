@@ -20,6 +20,7 @@ from toolship.models import (
     ServiceOrganization,
     ServiceType,
     Task,
+    TaskView,
     View,
 )
 from toolship.states import TaskState
@@ -64,11 +65,7 @@ async def get_service_info(request: Request) -> JSONResponse:
     return _json(service_info(app_state(request)))
 
 
-def _view(value: str | None) -> View:
-    try:
-        return View((value or "MINIMAL").upper())
-    except ValueError:
-        raise InvalidRequest(f"view={value!r} is not one of MINIMAL, BASIC, FULL") from None
+ViewParam = Annotated[View, Query(description="MINIMAL (default), BASIC or FULL")]
 
 
 @router.get(
@@ -81,38 +78,26 @@ def _view(value: str | None) -> View:
 async def list_tasks(
     request: Request,
     name_prefix: str | None = None,
-    state: str | None = None,
+    state: TaskState | None = None,
     tag_key: Annotated[list[str] | None, Query()] = None,
     tag_value: Annotated[list[str] | None, Query()] = None,
-    page_size: int | None = None,
+    page_size: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
     page_token: str | None = None,
-    view: str | None = None,
+    view: ViewParam = View.MINIMAL,
 ) -> JSONResponse:
     st = app_state(request)
-    v = _view(view)
-    size = DEFAULT_PAGE if page_size is None else page_size
-    if not 1 <= size <= MAX_PAGE:
-        raise InvalidRequest(f"page_size={page_size} must be between 1 and {MAX_PAGE}")
-    task_state = None
-    if state:
-        try:
-            task_state = TaskState(state.upper())
-        except ValueError:
-            raise InvalidRequest(
-                f"state={state!r} is not a TES state ({', '.join(s.value for s in TaskState)})"
-            ) from None
     keys, values = tag_key or [], tag_value or []
     if len(values) > len(keys):
         raise InvalidRequest("more tag_value than tag_key parameters; they are paired in order")
     tags = tuple((k, values[i] if i < len(values) else "") for i, k in enumerate(keys))
     page = st.store.list(
-        ListFilter(name_prefix=name_prefix or None, state=task_state, tags=tags),
-        page_size=size,
+        ListFilter(name_prefix=name_prefix or None, state=state, tags=tags),
+        page_size=page_size,
         page_token=page_token or None,
-        full_rows=v is not View.MINIMAL,
-        with_logs=v is not View.MINIMAL,
+        full_rows=view is not View.MINIMAL,
+        with_logs=view is not View.MINIMAL,
     )
-    body: dict[str, Any] = {"tasks": [render(r, v) for r in page.items]}
+    body: dict[str, Any] = {"tasks": [render(r, view) for r in page.items]}
     if page.next_token:
         body["next_page_token"] = page.next_token
     return _json(body)
@@ -129,21 +114,7 @@ async def create_task(request: Request, task: Annotated[Task, Body()]) -> JSONRe
     return _json({"id": task_id})
 
 
-@router.get(
-    "/tasks/{id}",
-    operation_id="GetTask",
-    summary="GetTask",
-    response_model=Task,
-    response_model_exclude_none=True,
-)
-async def get_task(request: Request, id: str, view: str | None = None) -> JSONResponse:
-    v = _view(view)
-    store = app_state(request).store
-    if v is View.MINIMAL:
-        return _json({"id": id, "state": store.get_state(id).value})
-    return _json(render(store.get(id), v))
-
-
+# Declared before GET /tasks/{id}: "{id}" would otherwise also match "x:cancel".
 @router.post(
     "/tasks/{id}:cancel",
     operation_id="CancelTask",
@@ -153,3 +124,17 @@ async def get_task(request: Request, id: str, view: str | None = None) -> JSONRe
 async def cancel_task(request: Request, id: str) -> JSONResponse:
     app_state(request).engine.cancel(id)
     return _json({})
+
+
+@router.get(
+    "/tasks/{id}",
+    operation_id="GetTask",
+    summary="GetTask",
+    response_model=TaskView,
+    response_model_exclude_none=True,
+)
+async def get_task(request: Request, id: str, view: ViewParam = View.MINIMAL) -> JSONResponse:
+    store = app_state(request).store
+    if view is View.MINIMAL:
+        return _json({"id": id, "state": store.get_state(id).value})
+    return _json(render(store.get(id), view))
