@@ -179,33 +179,38 @@ class Store:
     # --- writes -----------------------------------------------------------
 
     def insert_tasks(self, rows: Sequence[TaskRow]) -> None:
-        """Insert new tasks (and their tags) in one transaction."""
+        """Insert new tasks (and their tags) in one transaction, a few statements in all."""
+        if not rows:
+            return
+        values = [
+            {
+                "id": row.id,
+                "state": row.state.value,
+                "name": row.name,
+                "creation_time": row.creation_time,
+                "priority": row.priority,
+                "cpus": row.cpus,
+                "memory_gb": row.memory_gb,
+                "gpus": row.gpus,
+                "spec": json.dumps(row.spec, separators=(",", ":")),
+                "logs": json.dumps(row.logs, separators=(",", ":")),
+                "runtime": json.dumps(row.runtime, separators=(",", ":")),
+            }
+            for row in rows
+        ]
         with self.engine.begin() as conn:
-            for row in rows:
-                result = conn.execute(
-                    insert(tasks).values(
-                        id=row.id,
-                        state=row.state.value,
-                        name=row.name,
-                        creation_time=row.creation_time,
-                        priority=row.priority,
-                        cpus=row.cpus,
-                        memory_gb=row.memory_gb,
-                        gpus=row.gpus,
-                        spec=json.dumps(row.spec, separators=(",", ":")),
-                        logs=json.dumps(row.logs, separators=(",", ":")),
-                        runtime=json.dumps(row.runtime, separators=(",", ":")),
-                    )
-                )
-                pk = result.inserted_primary_key
-                assert pk is not None
-                row.seq = int(pk[0])
-                tags = row.spec.get("tags") or {}
-                if tags:
-                    conn.execute(
-                        insert(task_tags),
-                        [{"task_seq": row.seq, "key": k, "value": v} for k, v in tags.items()],
-                    )
+            seqs = conn.execute(
+                insert(tasks).returning(tasks.c.seq, sort_by_parameter_order=True), values
+            ).scalars()
+            for row, seq in zip(rows, seqs, strict=True):
+                row.seq = int(seq)
+            tag_rows = [
+                {"task_seq": row.seq, "key": k, "value": v}
+                for row in rows
+                for k, v in (row.spec.get("tags") or {}).items()
+            ]
+            if tag_rows:
+                conn.execute(insert(task_tags), tag_rows)
 
     def transition(
         self,
