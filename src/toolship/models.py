@@ -36,6 +36,7 @@ __all__ = [
     "TaskView",
     "View",
     "has_wildcard",
+    "static_dir",
 ]
 
 MAX_CONTENT_BYTES = 1024 * 1024
@@ -57,6 +58,15 @@ class FileType(StrEnum):
 
 def has_wildcard(path: str) -> bool:
     return any(c in WILDCARD_CHARS for c in path)
+
+
+def static_dir(path: str) -> str:
+    """The directory part of ``path`` before its first wildcard segment."""
+    parts = path.split("/")
+    for i, part in enumerate(parts):
+        if has_wildcard(part):
+            return "/".join(parts[:i]) or "/"
+    return path
 
 
 def check_container_path(path: str, what: str, *, allow_wildcards: bool = False) -> str:

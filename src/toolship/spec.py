@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from toolship.errors import InvalidRequest
-from toolship.models import has_wildcard
+from toolship.models import has_wildcard, static_dir
 from toolship.units import parse_duration, parse_size_gb
-from toolship.worker.layout import static_dir
 
 __all__ = ["DEFAULT_WORKDIR", "build_task", "split_pair"]
 

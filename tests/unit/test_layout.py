@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from toolship.models import Task
-from toolship.worker.layout import plan_layout, problems, static_dir, writable_dirs
+from toolship.models import Task, static_dir
+from toolship.worker.layout import plan_layout, problems, writable_dirs
 
 
 def t(**doc: object) -> Task:

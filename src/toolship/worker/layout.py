@@ -14,18 +14,9 @@ import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from toolship.models import FileType, Task, has_wildcard
+from toolship.models import FileType, Task, has_wildcard, static_dir
 
-__all__ = ["AttemptLayout", "plan_layout", "static_dir"]
-
-
-def static_dir(path: str) -> str:
-    """The directory part of ``path`` before its first wildcard segment."""
-    parts = path.split("/")
-    for i, part in enumerate(parts):
-        if has_wildcard(part):
-            return "/".join(parts[:i]) or "/"
-    return path
+__all__ = ["AttemptLayout", "plan_layout"]
 
 
 def _inside(path: str, directory: str) -> bool:

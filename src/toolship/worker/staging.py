@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from toolship.errors import StagingError
-from toolship.models import FileType, Input, Output, Task, has_wildcard
+from toolship.models import FileType, Input, Output, Task, has_wildcard, static_dir
 from toolship.runtime import Mount
 from toolship.storage import StorageRegistry
-from toolship.worker.layout import AttemptLayout, static_dir
+from toolship.worker.layout import AttemptLayout
 
 __all__ = ["OutputFile", "collect_outputs", "prepare_inputs"]
 
