@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Build toolship's local container images (no registry is reachable here).
 #
-# usage: scripts/build-images.sh [busybox|python|all] [--force] [--no-cache]
+# usage: scripts/build-images.sh [busybox|python|snakemake|all] [--force] [--no-cache]
 #
-#   busybox  localhost/toolship-busybox:latest  static busybox + all applets (~2 MB, < 2 s)
-#   python   localhost/toolship-python:latest   Debian bookworm minbase + python3, numpy,
-#                                               matplotlib (debootstrap + apt; needs root)
+#   busybox    localhost/toolship-busybox:latest    static busybox + all applets (~2 MB, < 2 s)
+#   python     localhost/toolship-python:latest     Debian bookworm minbase + python3, numpy,
+#                                                   matplotlib (debootstrap + apt; needs root)
+#   snakemake  localhost/toolship-snakemake:latest  toolship-python + Snakemake, its plugins and
+#                                                   rsync, also tagged snakemake/snakemake:vX
+#                                                   (the image Snakemake's TES executor sends);
+#                                                   versions from tests/e2e/clients/snakemake.txt.
+#                                                   Not part of "all" (only the Snakemake e2e test)
 #   --force     rebuild even if the image exists (python: re-imports the cached rootfs)
 #   --no-cache  python: run debootstrap again instead of using the cached rootfs tarball
 #
@@ -20,6 +25,8 @@ set -euo pipefail
 
 BUSYBOX_IMAGE=localhost/toolship-busybox:latest
 PYTHON_IMAGE=localhost/toolship-python:latest
+SNAKEMAKE_IMAGE=localhost/toolship-snakemake:latest
+SNAKEMAKE_REQS="$(cd "$(dirname "$0")/.." && pwd)/tests/e2e/clients/snakemake.txt"
 SUITE=bookworm
 # debootstrap --include list, then packages apt installs inside the rootfs
 # (matplotlib goes through apt: debootstrap always takes the first of
@@ -37,7 +44,7 @@ usage() { awk 'NR > 1 && !/^#/ {exit} NR > 1 {sub(/^# ?/, ""); print}' "$0"; }
 target=all force=0 no_cache=0
 for arg in "$@"; do
     case "$arg" in
-        busybox | python | all) target="$arg" ;;
+        busybox | python | snakemake | all) target="$arg" ;;
         --force) force=1 ;;
         --no-cache) no_cache=1 ;;
         -h | --help) usage; exit 0 ;;
@@ -229,8 +236,93 @@ build_python() {
     log "built $PYTHON_IMAGE ($(image_size "$PYTHON_IMAGE")) in $(elapsed "$t0") s"
 }
 
+# Snakemake for its TES executor, whose jobs run `python -m snakemake` inside the
+# task's container.  Everything is prepared on the host (no network is used inside
+# a container): Python packages are built into a wheelhouse and installed with
+# `pip install --target` by the host's Python, which must have the image's
+# python3 minor version; rsync (the fs storage plugin copies with it) comes from
+# Debian's archive via `apt-get download`.  The wheelhouse stays in the image, with
+# pip set to use only it, for the `pip install --target .snakemake/pip-deployments
+# <storage plugins>` that Snakemake puts in front of every remote job.
+build_snakemake() {
+    local version
+    version="$(sed -n 's/^snakemake==\([^[:space:]]*\).*/\1/p' "$SNAKEMAKE_REQS")"
+    [ -n "$version" ] || die "no 'snakemake==VERSION' line in $SNAKEMAKE_REQS"
+    local alias_tag="snakemake/snakemake:v$version"
+    if [ "$force" -eq 0 ] && podman image exists "$SNAKEMAKE_IMAGE" &&
+        podman image exists "$alias_tag"; then
+        log "$SNAKEMAKE_IMAGE exists ($(image_size "$SNAKEMAKE_IMAGE")); skipping (use --force to rebuild)"
+        return
+    fi
+    podman image exists "$PYTHON_IMAGE" || build_python
+    local t0 dir old python host_py image_py deb tool got
+    t0="$(now)"
+    old="$(image_id "$SNAKEMAKE_IMAGE")"
+    python="$(command -v python3)" || die "python3 not found on the host"
+    host_py="$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+    image_py="$(podman run --rm --network none "$PYTHON_IMAGE" \
+        python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+    [ "$host_py" = "$image_py" ] ||
+        die "host python3 is $host_py but $PYTHON_IMAGE has $image_py (the host's pip installs its packages)"
+    dir="$(mktemp -d)"
+    SCRATCH_DIR="$dir"
+    local overlay="$dir/ctx/overlay"
+    mkdir -p "$overlay/opt/snakemake" "$overlay/usr/local/bin" "$dir/debs"
+    log "pip wheel -r $SNAKEMAKE_REQS ..."
+    if ! "$python" -m pip wheel --quiet --disable-pip-version-check \
+        -w "$overlay/opt/snakemake/wheels" -r "$SNAKEMAKE_REQS" pip >"$dir/pip.log" 2>&1 ||
+        ! "$python" -m pip install --quiet --disable-pip-version-check --no-index --no-compile \
+            --find-links "$overlay/opt/snakemake/wheels" --target "$overlay/opt/snakemake/site" \
+            -r "$SNAKEMAKE_REQS" pip >>"$dir/pip.log" 2>&1; then
+        grep -v '^WARNING: Location' "$dir/pip.log" | tail -n 20 >&2
+        die "installing $SNAKEMAKE_REQS failed"
+    fi
+    # Console scripts pip wrote name the host's interpreter; the image gets its own below.
+    rm -rf "$overlay/opt/snakemake/site/bin"
+    log "pip done at $(elapsed "$t0") s; apt-get download rsync ..."
+    if ! (cd "$dir/debs" && apt-get download rsync libpopt0) >"$dir/apt.log" 2>&1; then
+        tail -n 20 "$dir/apt.log" >&2
+        die "apt-get download rsync libpopt0 failed (run apt-get update first?)"
+    fi
+    for deb in "$dir"/debs/*.deb; do dpkg-deb -x "$deb" "$overlay"; done
+    # The image has a merged /usr (/lib -> usr/lib): never copy a real /lib over it.
+    for d in bin sbin lib lib64; do
+        [ -d "$overlay/$d" ] || continue
+        mkdir -p "$overlay/usr/$d"
+        cp -a "$overlay/$d/." "$overlay/usr/$d/"
+        rm -rf "${overlay:?}/$d"
+    done
+    rm -rf "$overlay/usr/share" "$overlay/etc" "$overlay/usr/lib/systemd"
+    ln -s /usr/bin/python3 "$overlay/usr/local/bin/python"
+    for tool in snakemake pip; do
+        printf '#!/bin/sh\nexec /usr/bin/python3 -m %s "$@"\n' "$tool" >"$overlay/usr/local/bin/$tool"
+        chmod 755 "$overlay/usr/local/bin/$tool"
+    done
+    chmod -R a+rX "$overlay"
+    cat >"$dir/ctx/Containerfile" <<CONTAINERFILE
+FROM $PYTHON_IMAGE
+COPY overlay/ /
+ENV PYTHONPATH=/opt/snakemake/site \\
+    PIP_NO_INDEX=1 \\
+    PIP_FIND_LINKS=/opt/snakemake/wheels \\
+    PIP_NO_CACHE_DIR=1 \\
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \\
+    PIP_ROOT_USER_ACTION=ignore \\
+    XDG_CACHE_HOME=/tmp/.cache
+CMD ["/usr/local/bin/snakemake", "--version"]
+CONTAINERFILE
+    podman build --quiet --network none -t "$SNAKEMAKE_IMAGE" "$dir/ctx" >/dev/null
+    podman tag "$SNAKEMAKE_IMAGE" "$alias_tag"
+    rm -rf "$dir"; SCRATCH_DIR=""
+    drop_old "$old" "$SNAKEMAKE_IMAGE"
+    got="$(podman run --rm --network none --read-only "$alias_tag" snakemake --version)"
+    [ "$got" = "$version" ] || die "snakemake --version in the new image says '$got', not $version"
+    log "built $SNAKEMAKE_IMAGE = $alias_tag (snakemake $version, $(image_size "$SNAKEMAKE_IMAGE")) in $(elapsed "$t0") s"
+}
+
 case "$target" in
     busybox) build_busybox ;;
     python) build_python ;;
+    snakemake) build_snakemake ;;
     all) build_busybox; build_python ;;
 esac

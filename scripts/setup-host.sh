@@ -12,7 +12,8 @@
 # Exits non-zero, saying what is wrong, on any failure.
 set -euo pipefail
 
-PKGS=(podman runc busybox-static debootstrap uidmap ca-certificates debian-archive-keyring)
+# rsync: Snakemake's fs storage plugin (the Snakemake end-to-end test) copies with it.
+PKGS=(podman runc busybox-static debootstrap uidmap ca-certificates debian-archive-keyring rsync)
 APT_CMD="apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${PKGS[*]}"
 
 # runc and debootstrap live in /usr/sbin, which a non-root PATH may lack.
@@ -25,7 +26,7 @@ is_root() { [ "$(id -u)" -eq 0 ]; }
 
 # --- 1. packages ------------------------------------------------------------
 missing=()
-for cmd in podman runc debootstrap; do
+for cmd in podman runc debootstrap rsync; do
     command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")
 done
 # The busybox image copies /bin/busybox into an empty rootfs, so it must be

@@ -6,7 +6,10 @@ cd "$(dirname "$0")/.."
 
 scripts/setup-host.sh
 scripts/build-images.sh all
-scripts/client-venv.sh pytes
+scripts/build-images.sh snakemake
+for client in pytes schemathesis cwltes snakemake; do
+    scripts/client-venv.sh "$client"
+done
 scripts/venv.sh
 
 echo "== ruff"

@@ -79,6 +79,10 @@ class LocalSettings(BaseModel):
     default_cpus: int = Field(default=1, ge=1)
     default_memory_gb: float = Field(default=0.0, ge=0)
     pids_limit: int = Field(default=4096, ge=16)
+    # Host directories mounted read-write at the same path in every container, like the
+    # shared file system of a cluster (workflow engines such as Snakemake expect one).
+    # Empty by default: a task then sees only its own inputs, outputs and volumes.
+    shared_dirs: list[Path] = Field(default_factory=list)
     # How much of each stream is kept in the task record (full logs stay on disk).
     log_tail_bytes: int = Field(default=64 * 1024, ge=0)
     # Seconds a cancelled container gets between SIGTERM and SIGKILL.

@@ -198,6 +198,7 @@ class Engine:
             log_tail_bytes=self.settings.local.log_tail_bytes,
             stop_grace_seconds=self.settings.local.stop_grace_seconds,
             pids_limit=self.settings.local.pids_limit,
+            shared_dirs=tuple(self.settings.local.shared_dirs),
         )
         worker = Worker(job, env, _Reporter(self, job.task_id, earlier))
         run = _Running(request=request, worker=worker)

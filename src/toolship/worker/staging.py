@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import posixpath
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,12 @@ __all__ = ["OutputFile", "collect_outputs", "prepare_inputs"]
 
 
 def prepare_inputs(
-    task: Task, layout: AttemptLayout, storage: StorageRegistry, *, isolated: bool
+    task: Task,
+    layout: AttemptLayout,
+    storage: StorageRegistry,
+    *,
+    isolated: bool,
+    shared_dirs: Sequence[Path] = (),
 ) -> list[Mount]:
     """Create the attempt's directories and put every input where the executors expect it.
 
@@ -28,7 +34,11 @@ def prepare_inputs(
     """
     layout.root.mkdir(parents=True, exist_ok=True)
     layout.logs.mkdir(parents=True, exist_ok=True)
-    mounts: list[Mount] = []
+    mounts: list[Mount] = [
+        Mount(host=d, container=str(d), readonly=False)
+        for d in shared_dirs
+        if str(d) not in layout.writable
+    ]
     for d in layout.writable:
         host = layout.host(d)
         host.mkdir(parents=True, exist_ok=True)

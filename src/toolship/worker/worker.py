@@ -66,6 +66,7 @@ class WorkerEnv:
     log_tail_bytes: int = 64 * 1024
     stop_grace_seconds: int = 2
     pids_limit: int = 4096
+    shared_dirs: tuple[Path, ...] = ()
     user: tuple[int, int] = field(default_factory=lambda: (os.getuid(), os.getgid()))
 
 
@@ -152,6 +153,7 @@ class Worker:
             self.layout,
             self.env.storage,
             isolated=self.env.runtime.isolated,
+            shared_dirs=self.env.shared_dirs,
         )
         if not self.env.runtime.isolated:
             self._system_log(

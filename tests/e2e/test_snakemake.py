@@ -1,0 +1,146 @@
+"""Snakemake with its TES executor plugin runs a multi-rule workflow through toolship.
+
+Real client, unchanged: Snakemake + snakemake-executor-plugin-tes (py-tes 0.4,
+``{url}/v1/tasks``) from ``.venvs/snakemake``; real server and podman.  Each
+Snakemake job becomes one TES task: the job script as a ``content`` input at
+``/tmp/run_snakemake.sh``, image ``snakemake/snakemake:v<version>`` (built
+locally by ``scripts/build-images.sh snakemake``), workdir ``/tmp``.  The
+plugin implies no shared file system, so Snakemake moves every file (and its
+own source archive) through the default storage provider — here ``fs`` with
+a prefix under tmp_path — from inside the task's container; the server shares
+that prefix with its containers through ``local.shared_dirs``, as a cluster's
+shared file system would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import leftover_containers, require
+
+REPO = Path(__file__).resolve().parents[2]
+VENV = REPO / ".venvs" / "snakemake"
+WORKFLOW = Path(__file__).parent / "workflows" / "snakemake"
+TES = "/ga4gh/tes/v1"
+
+
+@pytest.fixture(scope="session")
+def snakemake_exe() -> Path:
+    exe = VENV / "bin" / "snakemake"
+    require(exe.exists(), "the Snakemake client venv (.venvs/snakemake)",
+            "run scripts/client-venv.sh snakemake")  # fmt: skip
+    # Snakemake's fs storage plugin copies with rsync on this side too.
+    require(shutil.which("rsync") is not None, "rsync", "apt-get install rsync")
+    return exe
+
+
+@pytest.fixture(scope="session")
+def snakemake_image(snakemake_exe: Path) -> str:
+    version = subprocess.run(
+        [str(snakemake_exe), "--version"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    image = f"snakemake/snakemake:v{version}"  # what the plugin sends by default
+    ok = subprocess.run(["podman", "image", "exists", image], check=False).returncode == 0
+    require(ok, f"image {image}", "run scripts/build-images.sh snakemake")
+    return image
+
+
+@pytest.fixture
+def storage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Snakemake's default storage prefix, shared with every container (local.shared_dirs)."""
+    prefix = tmp_path / "storage"
+    prefix.mkdir()
+    monkeypatch.setenv("TOOLSHIP_LOCAL__SHARED_DIRS", json.dumps([str(prefix)]))
+    return prefix
+
+
+def _tasks(server: Any) -> list[dict[str, Any]]:
+    with httpx.Client(
+        base_url=server.url, headers={"Authorization": f"Bearer {server.token}"}, timeout=30
+    ) as api:
+        listed = api.get(f"{TES}/tasks", params={"view": "MINIMAL"}).json()["tasks"]
+        full: list[dict[str, Any]] = [
+            api.get(f"{TES}/tasks/{t['id']}", params={"view": "FULL"}).json() for t in listed
+        ]
+    return full
+
+
+def _explain(proc: subprocess.CompletedProcess[str], tasks: list[dict[str, Any]]) -> str:
+    lines = [f"snakemake exited {proc.returncode}; its output ends:", proc.stdout[-3000:]]
+    for task in tasks:
+        if task["state"] != "COMPLETE":
+            lines.append(f"task {task['id']} ({task.get('name')}) is {task['state']}:")
+            for attempt in task.get("logs") or []:
+                for log in attempt.get("logs") or []:
+                    lines.append(f"  exit {log.get('exit_code')}; stderr ends:")
+                    lines.append((log.get("stderr") or "")[-1500:])
+                lines += [f"  system: {s}" for s in attempt.get("system_logs") or []]
+    return "\n".join(lines)
+
+
+def test_snakemake_workflow_runs_to_completion(
+    storage: Path, server: Any, snakemake_exe: Path, snakemake_image: str, tmp_path: Path
+) -> None:
+    workdir = tmp_path / "workflow"
+    shutil.copytree(WORKFLOW, workdir)
+    (storage / "data").mkdir(parents=True)
+    (storage / "data" / "alpha.txt").write_text("one two three\n")
+    (storage / "data" / "beta.txt").write_text("four five\n")
+
+    env = {
+        **os.environ,
+        "SNAKEMAKE_TES_TOKEN": server.token,  # the plugin's documented env var
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+    }
+    argv = [
+        str(snakemake_exe),
+        "--executor", "tes",
+        "--tes-url", server.url,
+        "--jobs", "2",
+        "--default-storage-provider", "fs",
+        "--default-storage-prefix", str(storage),
+        "--nocolor",
+    ]  # fmt: skip
+    proc = subprocess.run(
+        argv,
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=240,  # the plugin waits 40 s before its first status check
+        check=False,
+    )
+    tasks = _tasks(server)
+    if proc.returncode != 0:
+        pytest.fail(_explain(proc, tasks), pytrace=False)
+
+    assert (storage / "results" / "alpha.count").read_text() == "3\n"
+    assert (storage / "results" / "beta.count").read_text() == "2\n"
+    assert (storage / "results" / "summary.txt").read_text() == "alpha 3\nbeta 2\n"
+
+    # Three jobs ran as TES tasks (count_words x2, combine; `all` runs locally).
+    assert sorted(t["name"] for t in tasks) == [
+        "snakejob.combine.1.sh",
+        "snakejob.count_words.2.sh",
+        "snakejob.count_words.3.sh",
+    ]
+    for task in tasks:
+        assert task["state"] == "COMPLETE", _explain(proc, tasks)
+        (executor,) = task["executors"]
+        assert executor["image"] == snakemake_image
+        assert executor["command"] == ["/bin/bash", "/tmp/run_snakemake.sh"]
+        assert executor["workdir"] == "/tmp"
+        (script,) = task["inputs"]
+        assert script["path"] == "/tmp/run_snakemake.sh"
+        assert "python -m snakemake" in script["content"]
+        assert task["logs"][-1]["logs"][0]["exit_code"] == 0
+        assert leftover_containers(task["id"]) == []
