@@ -139,6 +139,7 @@ class Client:
         tags: Pairs = None,
         runtime: str | None = None,
         priority: int | None = None,
+        sync: str | None = None,
     ) -> Task:
         """Create a task from CLI-style arguments and return at once."""
         return self.create(
@@ -160,6 +161,7 @@ class Client:
                 tags=tags,
                 runtime=runtime,
                 priority=priority,
+                sync=sync,
             )
         )
 

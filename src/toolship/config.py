@@ -27,6 +27,7 @@ from toolship.errors import ConfigError
 __all__ = [
     "DatabaseSettings",
     "LocalSettings",
+    "S3Settings",
     "ServerSettings",
     "Settings",
     "StorageSettings",
@@ -89,11 +90,26 @@ class LocalSettings(BaseModel):
     stop_grace_seconds: int = Field(default=2, ge=0)
 
 
+class S3Settings(BaseModel):
+    """How s3:// URLs are reached; credentials come from the usual AWS chain by default."""
+
+    endpoint_url: str = ""  # e.g. http://127.0.0.1:9000 for MinIO; empty = AWS
+    region: str = ""
+    profile: str = ""  # a named profile from ~/.aws/config of the server's user
+    anonymous: bool = False
+
+
 class StorageSettings(BaseModel):
     # file:// URLs (inputs and outputs) must resolve inside one of these.
     allowed_roots: list[Path] = Field(
         default_factory=lambda: [Path.home(), Path(tempfile.gettempdir())]
     )
+    # Files transferred at once per attempt, and tries per file on transient errors.
+    max_concurrency: int = Field(default=8, ge=1, le=256)
+    attempts: int = Field(default=4, ge=1, le=20)
+    s3: S3Settings = Field(default_factory=S3Settings)
+    webdav_username: str = ""
+    webdav_password: str = ""
 
     @field_validator("allowed_roots")
     @classmethod

@@ -111,8 +111,13 @@ def build_task(
     tags: Pairs = None,
     runtime: str | None = None,
     priority: int | None = None,
+    sync: str | None = None,
 ) -> dict[str, Any]:
-    """A TES task (JSON-ready dict) from CLI-style arguments."""
+    """A TES task (JSON-ready dict) from CLI-style arguments.
+
+    ``sync``: a folder URL staged into the workdir first and, afterwards, what the
+    workdir holds is uploaded back to it (new and changed files only).
+    """
     if not command:
         raise InvalidRequest("give the command to run after the image, e.g. IMAGE -- echo hi")
     wd = workdir or DEFAULT_WORKDIR
@@ -126,10 +131,14 @@ def build_task(
     if name:
         task["name"] = name
     ins = [_input(p, v, wd) for p, v in _pairs(inputs, "--input")]
+    outs = [_output(p, v, wd) for p, v in _pairs(outputs, "--output")]
+    if sync:
+        folder = _url(sync if sync.endswith("/") else sync + "/").rstrip("/")
+        ins.insert(0, {"path": wd, "url": folder, "type": "DIRECTORY"})
+        outs.append({"path": wd, "url": folder, "type": "DIRECTORY"})
     ins += [_content(p, v, wd) for p, v in _pairs(content, "--content")]
     if ins:
         task["inputs"] = ins
-    outs = [_output(p, v, wd) for p, v in _pairs(outputs, "--output")]
     if outs:
         task["outputs"] = outs
     if volumes:

@@ -21,8 +21,7 @@ from toolship.db import Store
 from toolship.engine.engine import Engine
 from toolship.errors import ToolshipError
 from toolship.models import ErrorResponse
-from toolship.storage import StorageRegistry
-from toolship.storage.local import LocalStorage
+from toolship.storage import make_registry
 
 __all__ = ["create_app"]
 
@@ -83,10 +82,6 @@ def _openapi(app: FastAPI, auth: bool) -> dict[str, Any]:
     return schema
 
 
-def storage_registry(settings: Settings) -> StorageRegistry:
-    return StorageRegistry([LocalStorage(settings.storage.allowed_roots)])
-
-
 def create_app(
     settings: Settings, *, tokens: list[str] | None = None, embedded: bool = False
 ) -> FastAPI:
@@ -95,7 +90,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = Store.open(settings.database_url)
-        storage = storage_registry(settings)
+        storage = make_registry(settings.storage)
         engine = Engine(settings, store, storage)
         app.state.toolship = AppState(
             settings=settings, store=store, engine=engine, storage=storage, embedded=embedded

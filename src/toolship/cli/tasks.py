@@ -53,6 +53,12 @@ def _obj(ctx: click.Context) -> Ctx:
     help="Deliver PATH to URL afterwards; with wildcards in PATH, URL must end in /.",
 )
 @click.option(
+    "--sync",
+    metavar="URL/",
+    help="Stage this folder into the workdir first; afterwards upload what the workdir "
+    "holds back to it (new and changed files only).",
+)
+@click.option(
     "--content",
     multiple=True,
     metavar="PATH=TEXT|@FILE",

@@ -40,6 +40,8 @@ tasks = Table(
     # What the executor needs to find a running attempt again after a restart.
     Column("runtime", Text, nullable=False, server_default="{}"),
     Column("cancel_requested", Boolean, nullable=False, server_default=false()),
+    # Per-task staging credentials: never rendered, wiped when the task ends.
+    Column("secrets", Text, nullable=False, server_default="{}"),
     Index("ix_tasks_state_seq", "state", "seq"),
     Index("ix_tasks_name_seq", "name", "seq"),
 )

@@ -36,7 +36,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from toolship.db.schema import task_tags, tasks
 from toolship.errors import InvalidRequest, NotFound
-from toolship.states import TaskState, allowed_sources
+from toolship.states import TaskState, allowed_sources, is_final
 
 __all__ = ["ListFilter", "Page", "Store", "TaskRow", "TaskSummary"]
 
@@ -68,6 +68,7 @@ class TaskRow:
     logs: list[dict[str, Any]] = field(default_factory=list)
     runtime: dict[str, Any] = field(default_factory=dict)
     cancel_requested: bool = False
+    secrets: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +145,8 @@ _ROW_COLS = (
     tasks.c.cancel_requested,
 )
 
+_FULL_COLS = (*_ROW_COLS, tasks.c.logs, tasks.c.runtime, tasks.c.secrets)
+
 
 def _row(r: Row[Any] | Any, with_logs: bool) -> TaskRow:
     return TaskRow(
@@ -160,6 +163,7 @@ def _row(r: Row[Any] | Any, with_logs: bool) -> TaskRow:
         logs=json.loads(r.logs) if with_logs else [],
         runtime=json.loads(r.runtime) if with_logs else {},
         cancel_requested=bool(r.cancel_requested),
+        secrets=json.loads(r.secrets) if with_logs else {},
     )
 
 
@@ -195,6 +199,7 @@ class Store:
                 "spec": json.dumps(row.spec, separators=(",", ":")),
                 "logs": json.dumps(row.logs, separators=(",", ":")),
                 "runtime": json.dumps(row.runtime, separators=(",", ":")),
+                "secrets": json.dumps(row.secrets),
             }
             for row in rows
         ]
@@ -226,6 +231,8 @@ class Store:
         cannot reach ``new`` — e.g. it was cancelled meanwhile.
         """
         values: dict[str, Any] = {"state": new.value}
+        if is_final(new):
+            values["secrets"] = "{}"  # credentials live no longer than the task
         if logs is not None:
             values["logs"] = json.dumps(logs, separators=(",", ":"))
         if runtime is not None:
@@ -262,7 +269,7 @@ class Store:
     # --- reads ------------------------------------------------------------
 
     def get(self, task_id: str, *, with_logs: bool = True) -> TaskRow:
-        cols = (*_ROW_COLS, tasks.c.logs, tasks.c.runtime) if with_logs else _ROW_COLS
+        cols = _FULL_COLS if with_logs else _ROW_COLS
         with self.engine.connect() as conn:
             r = conn.execute(select(*cols).where(tasks.c.id == task_id)).first()
         if r is None:
@@ -288,7 +295,7 @@ class Store:
         """One page, newest first, keyset-paginated on ``seq`` (stable under inserts)."""
         cols: tuple[Column[Any], ...] = _SUMMARY_COLS
         if full_rows:
-            cols = (*_ROW_COLS, tasks.c.logs, tasks.c.runtime) if with_logs else _ROW_COLS
+            cols = _FULL_COLS if with_logs else _ROW_COLS
         query = select(*cols)
         conds = []
         if page_token:
@@ -319,7 +326,7 @@ class Store:
     def active(self) -> Iterator[TaskRow]:
         """Tasks the engine must look after: queued, starting, running or cancelling."""
         query = (
-            select(*_ROW_COLS, tasks.c.logs, tasks.c.runtime)
+            select(*_FULL_COLS)
             .where(tasks.c.state.in_([s.value for s in ACTIVE_STATES]))
             .order_by(tasks.c.seq)
         )

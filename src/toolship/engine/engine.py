@@ -109,6 +109,7 @@ class Engine:
                 attempt=attempt,
                 runtime=row.runtime,
                 attempt_number=max(1, len(row.logs)),
+                credentials={**options.credentials, **row.secrets},
             )
             earlier = row.logs[:-1] if row.logs else []
             log.info("resuming task %s (%s)", row.id, row.state)
@@ -181,11 +182,13 @@ class Engine:
             row = self.store.get(request.task_id)
             if row.state is not S.QUEUED:
                 continue
+            options = self._options(row)
             job = Job(
                 task_id=row.id,
                 task=Task.model_validate(row.spec),
-                options=self._options(row),
+                options=options,
                 runtime=row.runtime,
+                credentials={**options.credentials, **row.secrets},
             )
             self._start(request, job, [])
 
@@ -199,6 +202,8 @@ class Engine:
             stop_grace_seconds=self.settings.local.stop_grace_seconds,
             pids_limit=self.settings.local.pids_limit,
             shared_dirs=tuple(self.settings.local.shared_dirs),
+            transfers=self.settings.storage.max_concurrency,
+            transfer_attempts=self.settings.storage.attempts,
         )
         worker = Worker(job, env, _Reporter(self, job.task_id, earlier))
         run = _Running(request=request, worker=worker)

@@ -14,7 +14,7 @@ from toolship.models import Resources
 from toolship.runtime import known_runtimes
 from toolship.units import parse_duration
 
-__all__ = ["BACKEND_PARAMETERS", "TaskOptions", "read_options"]
+__all__ = ["BACKEND_PARAMETERS", "SECRET_PARAMETERS", "TaskOptions", "read_options"]
 
 BACKEND_PARAMETERS: dict[str, str] = {
     "network": "true/false: give the container a network (default false)",
@@ -22,7 +22,18 @@ BACKEND_PARAMETERS: dict[str, str] = {
     "runtime": "podman, docker or process (process runs on the host, unisolated)",
     "gpus": "number of GPUs",
     "priority": "integer; higher starts first (default 0)",
+    "writable_inputs": "true: copy local inputs instead of mounting them read-only",
+    "s3_profile": "named AWS profile (of the server's user) for s3:// URLs",
+    "s3_access_key_id": "per-task S3 credentials (kept apart, never echoed, wiped at the end)",
+    "s3_secret_access_key": "per-task S3 credentials",
+    "s3_session_token": "per-task S3 credentials",
+    "webdav_username": "per-task WebDAV credentials (kept apart, never echoed)",
+    "webdav_password": "per-task WebDAV credentials",
 }
+# Parameters that are credentials: never stored with the task, never shown.
+SECRET_PARAMETERS = frozenset(
+    {"s3_access_key_id", "s3_secret_access_key", "s3_session_token", "webdav_password"}
+)
 
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
@@ -42,6 +53,8 @@ class TaskOptions:
     # backend_parameters as stored and echoed: only known keys, lower-cased.
     parameters: dict[str, str] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    writable_inputs: bool = False
+    credentials: dict[str, str] = field(default_factory=dict)
 
 
 def _int(key: str, value: str) -> int:
@@ -76,11 +89,10 @@ def read_options(
         else:
             warnings.append(f"backend parameter {raw_key!r} is not supported and was ignored")
 
-    network_text = params.get("network", "false").lower()
-    if network_text not in _TRUE | _FALSE:
-        raise InvalidRequest(
-            f"resources.backend_parameters.network={params['network']!r} must be true or false"
-        )
+    credentials = {k: v for k, v in params.items() if k.startswith(("s3_", "webdav_"))}
+    params = {k: v for k, v in params.items() if k not in SECRET_PARAMETERS}
+    network = _flag(params, "network")
+    writable_inputs = _flag(params, "writable_inputs")
     timeout = None
     if "timeout" in params:
         try:
@@ -103,10 +115,21 @@ def read_options(
         memory_limited=res.ram_gb is not None,
         disk_gb=res.disk_gb,
         gpus=gpus,
-        network=network_text in _TRUE,
+        network=network,
         timeout=timeout,
         runtime=runtime,
         priority=priority,
         parameters=params,
         warnings=tuple(warnings),
+        writable_inputs=writable_inputs,
+        credentials=credentials,
     )
+
+
+def _flag(params: dict[str, str], key: str) -> bool:
+    text = params.get(key, "false").lower()
+    if text not in _TRUE | _FALSE:
+        raise InvalidRequest(
+            f"resources.backend_parameters.{key}={params[key]!r} must be true or false"
+        )
+    return text in _TRUE

@@ -64,6 +64,7 @@ def admit(
         gpus=options.gpus,
         spec=spec,
         runtime={"warnings": list(options.warnings)} if options.warnings else {},
+        secrets=dict(options.credentials),
     )
     return row, options
 

@@ -2,6 +2,33 @@
 
 from __future__ import annotations
 
-from toolship.storage.base import Storage, StorageRegistry, scheme_of
+from toolship.config import StorageSettings
+from toolship.storage.base import StageContext, Storage, StorageRegistry, redact, scheme_of
+from toolship.storage.local import LocalStorage
+from toolship.storage.remote import HttpStorage, S3Storage, WebdavStorage, optional_storages
+from toolship.storage.transfer import FileRecord
 
-__all__ = ["Storage", "StorageRegistry", "scheme_of"]
+__all__ = [
+    "FileRecord",
+    "StageContext",
+    "Storage",
+    "StorageRegistry",
+    "make_registry",
+    "redact",
+    "scheme_of",
+]
+
+
+def make_registry(settings: StorageSettings) -> StorageRegistry:
+    """The built-in schemes, plus gs:// and az:// when their extras are installed."""
+    extra, missing = optional_storages(settings)
+    return StorageRegistry(
+        [
+            LocalStorage(settings.allowed_roots),
+            S3Storage(settings),
+            HttpStorage(settings),
+            WebdavStorage(settings),
+            *extra,
+        ],
+        missing,
+    )

@@ -6,14 +6,17 @@ not a failed task; transfers run in the worker.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
 
 from toolship.errors import InvalidRequest
+from toolship.storage.transfer import FileRecord
 
-__all__ = ["Storage", "StorageRegistry", "scheme_of"]
+__all__ = ["StageContext", "Storage", "StorageRegistry", "redact", "scheme_of"]
 
 
 def scheme_of(url: str) -> str:
@@ -26,6 +29,26 @@ def scheme_of(url: str) -> str:
             f"{url!r} is neither an absolute path nor a URL; use e.g. file:///data/x or /data/x"
         )
     return scheme
+
+
+def redact(url: str) -> str:
+    """``url`` without any user:password part, for messages."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    return parts._replace(netloc=f"***@{host}").geturl()
+
+
+@dataclass
+class StageContext:
+    """What one attempt's transfers share: credentials, a bounded pool, the retry budget."""
+
+    pool: ThreadPoolExecutor
+    credentials: Mapping[str, str] = field(default_factory=dict)
+    attempts: int = 4
 
 
 class Storage(Protocol):
@@ -43,11 +66,15 @@ class Storage(Protocol):
         """The host path behind ``url`` when it can be mounted without copying."""
         ...
 
-    def fetch(self, url: str, dest: Path, kind: str) -> None:
-        """Copy the input at ``url`` to ``dest`` (a file or a directory tree)."""
+    def fetch(self, url: str, dest: Path, kind: str, ctx: StageContext) -> list[FileRecord]:
+        """Copy the input at ``url`` to ``dest`` (a file, or a tree for DIRECTORY).
+
+        Each record's ``path`` is relative to ``dest`` ("" for a FILE input).  A
+        missing input raises StagingError naming the URL.
+        """
         ...
 
-    def deliver(self, src: Path, url: str) -> None:
+    def deliver(self, src: Path, url: str, ctx: StageContext) -> FileRecord:
         """Write the file ``src`` to ``url`` so no reader ever sees half of it."""
         ...
 
@@ -57,13 +84,23 @@ class Storage(Protocol):
 
 
 class StorageRegistry:
-    def __init__(self, backends: Sequence[Storage]) -> None:
+    def __init__(self, backends: Sequence[Storage], missing: Mapping[str, str] | None = None):
         self._by_scheme = {s: b for b in backends for s in b.schemes}
+        # scheme -> how to get it (optional extras that are not installed)
+        self._missing = dict(missing or {})
 
     def for_url(self, url: str) -> Storage:
         scheme = scheme_of(url)
+        parts = urlsplit(url)
+        if parts.username is not None or parts.password is not None:
+            raise InvalidRequest(
+                f"{redact(url)}: URLs must not carry credentials; use a named profile on the "
+                "server or per-task credentials (resources.backend_parameters, never echoed)"
+            )
         backend = self._by_scheme.get(scheme)
         if backend is None:
+            if scheme in self._missing:
+                raise InvalidRequest(f"{url!r}: {self._missing[scheme]}")
             known = ", ".join(f"{s}://" for s in sorted(self._by_scheme))
             raise InvalidRequest(
                 f"{url!r}: this server cannot stage {scheme}:// URLs; it supports {known}"

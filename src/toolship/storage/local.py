@@ -2,22 +2,27 @@
 
 Symlinks are resolved before the check, so a link inside an allowed root
 cannot point a task at ``/etc/shadow``.  Inputs are mounted in place (no
-copy); outputs are written to a temporary name beside the target and renamed,
-so a reader never sees a half-written file.
+copy) unless a copy is asked for; outputs are written to a temporary name
+beside the target and renamed, so a reader never sees a half-written file.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from toolship.errors import InvalidRequest, StagingError
+from toolship.storage.base import StageContext
+from toolship.storage.transfer import FileRecord, copy_stream, with_retries
 
-__all__ = ["LocalStorage"]
+__all__ = ["LocalStorage", "partial_name"]
+
+
+def partial_name(dest: Path) -> Path:
+    return dest.parent / f".{dest.name}.toolship-partial-{os.getpid()}"
 
 
 class LocalStorage:
@@ -61,39 +66,51 @@ class LocalStorage:
     def local_source(self, url: str) -> Path | None:
         return self.path_of(url)
 
-    def fetch(self, url: str, dest: Path, kind: str) -> None:
-        src = self._existing(url)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if src.is_dir():
-            shutil.copytree(src, dest, symlinks=True, dirs_exist_ok=True)
-        else:
-            shutil.copyfile(src, dest)
-
-    def _existing(self, url: str) -> Path:
+    def fetch(self, url: str, dest: Path, kind: str, ctx: StageContext) -> list[FileRecord]:
         src = self.path_of(url)
         if not src.exists():
             raise StagingError(f"input {url} does not exist")
-        return src
+        if src.is_dir():
+            files = sorted(p for p in src.rglob("*") if p.is_file() and self._inside(p))
+            jobs = [ctx.pool.submit(self._copy, f, dest / f.relative_to(src), ctx) for f in files]
+            dest.mkdir(parents=True, exist_ok=True)
+            records = []
+            for f, job in zip(files, jobs, strict=True):
+                rel = f.relative_to(src).as_posix()
+                size, sha = job.result()
+                records.append(FileRecord(url=f"file://{f}", path=rel, size=size, sha256=sha))
+            return records
+        size, sha = self._copy(src, dest, ctx)
+        return [FileRecord(url=url, path="", size=size, sha256=sha)]
 
-    def check_exists(self, url: str, kind: str) -> Path:
-        src = self._existing(url)
-        if kind == "DIRECTORY" and not src.is_dir():
-            raise StagingError(f"input {url} is a file, but the task declares a DIRECTORY")
-        if kind == "FILE" and src.is_dir():
-            raise StagingError(f"input {url} is a directory, but the task declares a FILE")
-        return src
+    def _inside(self, path: Path) -> bool:
+        """A file under a directory input whose real location is still in an allowed root."""
+        real = path.resolve()
+        return any(real == r or real.is_relative_to(r) for r in self.roots)
 
-    def deliver(self, src: Path, url: str) -> None:
-        dest = self.path_of(url)
+    def _copy(self, src: Path, dest: Path, ctx: StageContext) -> tuple[int, str]:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.parent / f".{dest.name}.toolship-partial-{os.getpid()}"
+
+        def attempt() -> tuple[int, str]:
+            with src.open("rb") as fin, dest.open("wb") as fout:
+                digest = copy_stream(fin, fout)
+            return digest.size, digest.sha256
+
+        return with_retries(attempt, f"copy {src}", ctx.attempts)
+
+    def deliver(self, src: Path, url: str, ctx: StageContext) -> FileRecord:
+        dest = self.path_of(url)
+        tmp = partial_name(dest)
         try:
-            shutil.copyfile(src, tmp)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with src.open("rb") as fin, tmp.open("wb") as fout:
+                digest = copy_stream(fin, fout)
             tmp.replace(dest)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 tmp.unlink()
             raise StagingError(f"cannot write {url}: {exc.strerror or exc}") from exc
+        return FileRecord(url=url, path="", size=digest.size, sha256=digest.sha256)
 
     def prefixes(self) -> list[str]:
         return [f"file://{r}/" if str(r) != "/" else "file:///" for r in self.roots]

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,11 +26,11 @@ from toolship.models import Task
 from toolship.runtime import ExecSpec, Mount, Runtime
 from toolship.runtime.launch import Launched, find_launched, launch, stop
 from toolship.states import TaskState
-from toolship.storage import StorageRegistry
+from toolship.storage import StageContext, StorageRegistry
 from toolship.timeutil import now_rfc3339
 from toolship.units import format_duration
 from toolship.worker.layout import AttemptLayout, plan_layout
-from toolship.worker.staging import collect_outputs, prepare_inputs
+from toolship.worker.staging import StagedFile, collect_outputs, prepare_inputs
 
 __all__ = ["Job", "Reporter", "Worker", "WorkerEnv"]
 
@@ -56,6 +58,8 @@ class Job:
     attempt: dict[str, Any] | None = None  # the TES TaskLog of this attempt, when resuming
     runtime: dict[str, Any] = field(default_factory=dict)
     attempt_number: int = 1
+    # Per-task credentials for staging; never stored in the task record or logged.
+    credentials: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -63,6 +67,8 @@ class WorkerEnv:
     work_dir: Path
     storage: StorageRegistry
     runtime: Runtime
+    transfers: int = 8  # files moved at once
+    transfer_attempts: int = 4
     log_tail_bytes: int = 64 * 1024
     stop_grace_seconds: int = 2
     pids_limit: int = 4096
@@ -107,6 +113,22 @@ class Worker:
     def cancel(self) -> None:
         self.cancelled.set()
 
+    @functools.cached_property
+    def stage_context(self) -> StageContext:
+        pool = ThreadPoolExecutor(
+            self.env.transfers, thread_name_prefix=f"stage-{self.job.task_id}"
+        )
+        return StageContext(
+            pool=pool, credentials=self.job.credentials, attempts=self.env.transfer_attempts
+        )
+
+    def _record_hashes(self, files: list[StagedFile]) -> None:
+        """sha256 of every staged byte, in the attempt's TES metadata (for provenance)."""
+        meta = self.attempt.setdefault("metadata", {})
+        for f in files:
+            if f.sha256:
+                meta[f"sha256:{f.path}"] = f.sha256
+
     # --- reporting ----------------------------------------------------------
 
     async def _report(self, state: TaskState | None = None) -> None:
@@ -130,7 +152,14 @@ class Worker:
 
     async def run(self) -> TaskState:
         try:
-            return await self._run()
+            return await self._guarded()
+        finally:
+            if "stage_context" in self.__dict__:
+                self.stage_context.pool.shutdown(wait=False)
+
+    async def _guarded(self) -> TaskState:
+        try:
+            return await self._attempt()
         except _Stopped:
             return await self._finish(S.CANCELED, "canceled by request")
         except StagingError as exc:
@@ -141,20 +170,23 @@ class Worker:
                 S.SYSTEM_ERROR, f"internal error in toolship ({type(exc).__name__}: {exc})"
             )
 
-    async def _run(self) -> TaskState:
+    async def _attempt(self) -> TaskState:
         phase = self.rt.get("phase", "init")
         fresh = self.job.attempt is None
         if fresh:
             self.attempt["start_time"] = now_rfc3339()
             await self._report(S.INITIALIZING)
-        mounts = await asyncio.to_thread(
+        mounts, staged = await asyncio.to_thread(
             prepare_inputs,
             self.job.task,
             self.layout,
             self.env.storage,
+            self.stage_context,
             isolated=self.env.runtime.isolated,
             shared_dirs=self.env.shared_dirs,
+            copy_local=self.job.options.writable_inputs,
         )
+        self._record_hashes(staged)
         if not self.env.runtime.isolated:
             self._system_log(
                 "ran with the process runtime: no container, no isolation from the host"
@@ -173,13 +205,18 @@ class Worker:
             self.rt.update(phase="outputs", failed=failed)
             await self._report()
         failed = bool(self.rt.get("failed"))
-        skip = {i.path for i in self.job.task.inputs or []}
         outputs, warnings = await asyncio.to_thread(
-            collect_outputs, self.job.task, self.layout, self.env.storage, skip, strict=not failed
+            collect_outputs,
+            self.job.task,
+            self.layout,
+            self.env.storage,
+            self.stage_context,
+            strict=not failed,
         )
         self.attempt["outputs"] = [
             {"url": o.url, "path": o.path, "size_bytes": str(o.size)} for o in outputs
         ]
+        self._record_hashes(outputs)
         for w in warnings:
             self._system_log(w)
         return await self._finish(S.EXECUTOR_ERROR if failed else S.COMPLETE)

@@ -1,0 +1,374 @@
+"""Object stores and web servers through fsspec: one implementation, a small class per scheme.
+
+Downloads stream into a temporary file beside the destination while hashing, are
+checked against the store's size (and plain-MD5 ETag where it has one) and only
+then renamed into place; large objects are fetched as concurrent byte ranges.
+Uploads stream through the filesystem's writer (multipart on S3) and are
+discarded — never completed — when anything fails, so no partial object
+appears at the final key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import re
+import threading
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from fsspec import AbstractFileSystem
+
+from toolship.config import StorageSettings
+from toolship.errors import InvalidRequest, StagingError
+from toolship.storage.base import StageContext, redact
+from toolship.storage.local import partial_name
+from toolship.storage.transfer import CHUNK, FileRecord, StreamDigest, copy_stream, with_retries
+
+__all__ = ["HttpStorage", "RemoteStorage", "S3Storage", "WebdavStorage", "optional_storages"]
+
+RANGED_MIN = 64 * 1024 * 1024  # objects at least this big are fetched as parallel ranges
+RANGE_SIZE = 16 * 1024 * 1024
+RANGE_WORKERS = 4
+_PLAIN_ETAG = re.compile(r'^"?([0-9a-f]{32})"?$')
+
+
+class RemoteStorage:
+    """A writable or read-only fsspec filesystem behind one or more URL schemes."""
+
+    schemes: tuple[str, ...] = ()
+    writable = True
+
+    def __init__(self, settings: StorageSettings) -> None:
+        self.settings = settings
+        self._filesystems: dict[tuple[Any, ...], AbstractFileSystem] = {}
+        self._lock = threading.Lock()
+
+    # --- what a subclass says ------------------------------------------------
+
+    def make_filesystem(self, url: str, credentials: Mapping[str, str]) -> AbstractFileSystem:
+        raise NotImplementedError
+
+    def fs_key(self, url: str, credentials: Mapping[str, str]) -> tuple[Any, ...]:
+        return (tuple(sorted(credentials.items())),)
+
+    def path(self, url: str) -> str:
+        """The filesystem path of ``url``."""
+        parts = urlsplit(url)
+        return f"{parts.netloc}{parts.path}".rstrip("/")
+
+    def url_of(self, url: str, path: str) -> str:
+        scheme = urlsplit(url).scheme
+        return f"{scheme}://{path}"
+
+    # --- Storage ----------------------------------------------------------------
+
+    def filesystem(self, url: str, credentials: Mapping[str, str]) -> AbstractFileSystem:
+        key = self.fs_key(url, credentials)
+        with self._lock:
+            fs = self._filesystems.get(key)
+            if fs is None:
+                fs = self._filesystems[key] = self.make_filesystem(url, credentials)
+            return fs
+
+    def check_input(self, url: str, kind: str) -> None:
+        if not self.path(url):
+            raise InvalidRequest(f"{url!r} names no bucket, host or path")
+
+    def check_output(self, url: str) -> None:
+        if not self.writable:
+            raise InvalidRequest(
+                f"{url!r}: {urlsplit(url).scheme}:// is read-only here; deliver outputs to "
+                "s3://, webdav:// or file:// instead"
+            )
+        self.check_input(url, "FILE")
+
+    def local_source(self, url: str) -> Path | None:
+        return None
+
+    def prefixes(self) -> list[str]:
+        return [f"{s}://" for s in self.schemes]
+
+    def fetch(self, url: str, dest: Path, kind: str, ctx: StageContext) -> list[FileRecord]:
+        fs = self.filesystem(url, ctx.credentials)
+        root = self.path(url)
+        try:
+            if kind == "DIRECTORY":
+                listing: dict[str, dict[str, Any]] = with_retries(
+                    lambda: fs.find(root, detail=True), f"list {redact(url)}", ctx.attempts
+                )
+                if not listing and not fs.isdir(root):
+                    raise FileNotFoundError(root)
+                dest.mkdir(parents=True, exist_ok=True)
+                names = sorted(listing)
+                jobs = [
+                    ctx.pool.submit(
+                        self._download, fs, name, listing[name], dest / _relative(root, name), ctx
+                    )
+                    for name in names
+                ]
+                records = []
+                for name, job in zip(names, jobs, strict=True):
+                    digest = job.result()
+                    records.append(
+                        FileRecord(
+                            url=self.url_of(url, name),
+                            path=_relative(root, name),
+                            size=digest.size,
+                            sha256=digest.sha256,
+                        )
+                    )
+                return records
+            info = with_retries(lambda: fs.info(root), f"stat {redact(url)}", ctx.attempts)
+            if info.get("type") == "directory":
+                raise StagingError(
+                    f"input {redact(url)} is a directory, but the task declares a FILE"
+                )
+            digest = self._download(fs, root, info, dest, ctx)
+            return [FileRecord(url=url, path="", size=digest.size, sha256=digest.sha256)]
+        except FileNotFoundError:
+            raise StagingError(f"input {redact(url)} does not exist") from None
+        except StagingError:
+            raise
+        except Exception as exc:
+            raise StagingError(f"cannot fetch {redact(url)}: {_message(exc)}") from exc
+
+    def _download(
+        self,
+        fs: AbstractFileSystem,
+        path: str,
+        info: Mapping[str, Any],
+        dest: Path,
+        ctx: StageContext,
+    ) -> StreamDigest:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = partial_name(dest)
+        size = info.get("size")
+
+        def attempt() -> StreamDigest:
+            with tmp.open("wb") as out:
+                if isinstance(size, int) and size >= RANGED_MIN:
+                    return _ranged(fs, path, size, out)
+                with fs.open(path, "rb", block_size=CHUNK, cache_type="none") as src:
+                    return copy_stream(src, out, md5=True)
+
+        try:
+            digest = with_retries(attempt, f"download {path}", ctx.attempts)
+            _verify(path, info, digest)
+            tmp.replace(dest)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        return digest
+
+    def deliver(self, src: Path, url: str, ctx: StageContext) -> FileRecord:
+        fs = self.filesystem(url, ctx.credentials)
+        path = self.path(url)
+
+        def attempt() -> StreamDigest:
+            writer = fs.open(path, "wb", block_size=max(CHUNK, 5 * 1024 * 1024))
+            try:
+                with src.open("rb") as fin:
+                    digest = copy_stream(fin, writer)
+                writer.close()
+            except BaseException:
+                _discard(writer)
+                raise
+            return digest
+
+        try:
+            digest = with_retries(attempt, f"upload {redact(url)}", ctx.attempts)
+            stored = fs.info(path).get("size")
+        except Exception as exc:
+            raise StagingError(f"cannot upload {redact(url)}: {_message(exc)}") from exc
+        if stored is not None and stored != digest.size:
+            raise StagingError(
+                f"upload of {redact(url)} is incomplete: the store has {stored} bytes, "
+                f"the file has {digest.size}"
+            )
+        return FileRecord(url=url, path="", size=digest.size, sha256=digest.sha256)
+
+
+def _relative(root: str, name: str) -> str:
+    rel = name[len(root) :].lstrip("/") if name.startswith(root) else name.rsplit("/", 1)[-1]
+    if not rel or rel.startswith("/") or ".." in rel.split("/"):
+        raise StagingError(f"refusing object name {name!r}: it would escape the input directory")
+    return rel
+
+
+def _discard(writer: Any) -> None:
+    """Abandon an upload without completing it (S3: abort the multipart upload)."""
+    discard = getattr(writer, "discard", None)
+    with contextlib.suppress(Exception):
+        if callable(discard):
+            discard()
+        else:
+            writer.closed = True
+
+
+def _verify(path: str, info: Mapping[str, Any], digest: StreamDigest) -> None:
+    size = info.get("size")
+    if isinstance(size, int) and size != digest.size:
+        raise StagingError(f"{path}: got {digest.size} bytes, the store says {size}")
+    etag = str(info.get("ETag") or info.get("etag") or "")
+    plain = _PLAIN_ETAG.match(etag)
+    if plain and digest.md5 and plain.group(1) != digest.md5:
+        raise StagingError(f"{path}: content does not match the store's ETag {etag}")
+
+
+def _ranged(fs: AbstractFileSystem, path: str, size: int, out: Any) -> StreamDigest:
+    """Fetch ``size`` bytes as concurrent ranges, hashing and writing them in order."""
+    import hashlib
+
+    sha = hashlib.sha256()
+    md5 = hashlib.md5(usedforsecurity=False)
+    starts = list(range(0, size, RANGE_SIZE))
+    with ThreadPoolExecutor(RANGE_WORKERS) as pool:
+        window: list[Any] = []
+        for start in starts:
+            window.append(
+                pool.submit(fs.cat_file, path, start=start, end=min(start + RANGE_SIZE, size))
+            )
+            if len(window) > RANGE_WORKERS:
+                block = window.pop(0).result()
+                sha.update(block)
+                md5.update(block)
+                out.write(block)
+        for job in window:
+            block = job.result()
+            sha.update(block)
+            md5.update(block)
+            out.write(block)
+    return StreamDigest(size=size, sha256=sha.hexdigest(), md5=md5.hexdigest())
+
+
+def _message(exc: BaseException) -> str:
+    """The store's own error message, without anything that could be a secret."""
+    text = str(exc) or type(exc).__name__
+    return re.sub(r"(?i)(signature|credential|token|secret|password)=[^&\s]+", r"\1=***", text)
+
+
+class S3Storage(RemoteStorage):
+    """s3:// — AWS S3 or any S3-compatible store (MinIO, Ceph, moto) through s3fs."""
+
+    schemes: tuple[str, ...] = ("s3",)
+
+    def fs_key(self, url: str, credentials: Mapping[str, str]) -> tuple[Any, ...]:
+        return tuple(sorted((k, v) for k, v in credentials.items() if k.startswith("s3_")))
+
+    def make_filesystem(self, url: str, credentials: Mapping[str, str]) -> AbstractFileSystem:
+        import s3fs
+
+        s3 = self.settings.s3
+        kwargs: dict[str, Any] = {
+            "anon": s3.anonymous,
+            "default_block_size": CHUNK,
+            "skip_instance_cache": True,
+            "config_kwargs": {"retries": {"max_attempts": 3, "mode": "standard"}},
+        }
+        if s3.endpoint_url:
+            kwargs["endpoint_url"] = s3.endpoint_url
+        if s3.region:
+            kwargs["client_kwargs"] = {"region_name": s3.region}
+        profile = credentials.get("s3_profile") or s3.profile
+        if credentials.get("s3_access_key_id"):
+            kwargs.update(
+                key=credentials["s3_access_key_id"],
+                secret=credentials.get("s3_secret_access_key"),
+                token=credentials.get("s3_session_token"),
+            )
+        elif profile:
+            kwargs["profile"] = profile
+        fs: AbstractFileSystem = s3fs.S3FileSystem(**kwargs)
+        return fs
+
+
+class HttpStorage(RemoteStorage):
+    """http:// and https:// — read-only inputs from web servers."""
+
+    schemes: tuple[str, ...] = ("http", "https")
+    writable = False
+
+    def path(self, url: str) -> str:
+        return url.rstrip("/")
+
+    def url_of(self, url: str, path: str) -> str:
+        return path
+
+    def make_filesystem(self, url: str, credentials: Mapping[str, str]) -> AbstractFileSystem:
+        from fsspec.implementations.http import HTTPFileSystem
+
+        fs: AbstractFileSystem = HTTPFileSystem(skip_instance_cache=True)
+        return fs
+
+
+class WebdavStorage(RemoteStorage):
+    """webdav:// (over http) and webdavs:// (over https): Nextcloud, B2DROP, ownCloud …"""
+
+    schemes: tuple[str, ...] = ("webdav", "webdavs")
+
+    def fs_key(self, url: str, credentials: Mapping[str, str]) -> tuple[Any, ...]:
+        parts = urlsplit(url)
+        user = (credentials.get("webdav_username"), credentials.get("webdav_password"))
+        return (parts.scheme, parts.netloc, user)
+
+    def path(self, url: str) -> str:
+        return urlsplit(url).path.rstrip("/") or "/"
+
+    def url_of(self, url: str, path: str) -> str:
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{parts.netloc}/{path.lstrip('/')}"
+
+    def make_filesystem(self, url: str, credentials: Mapping[str, str]) -> AbstractFileSystem:
+        from webdav4.fsspec import WebdavFileSystem
+
+        parts = urlsplit(url)
+        base = f"{'https' if parts.scheme == 'webdavs' else 'http'}://{parts.netloc}"
+        user = credentials.get("webdav_username") or self.settings.webdav_username
+        password = credentials.get("webdav_password") or self.settings.webdav_password
+        auth = (user, password or "") if user else None
+        fs: AbstractFileSystem = WebdavFileSystem(base, auth=auth)
+        return fs
+
+    def check_input(self, url: str, kind: str) -> None:
+        if not urlsplit(url).netloc:
+            raise InvalidRequest(f"{url!r}: write webdav://HOST[:PORT]/path")
+
+
+class _Generic(RemoteStorage):
+    """gs:// and az:// through their fsspec packages, with default credentials."""
+
+    def make_filesystem(self, url: str, credentials: Mapping[str, str]) -> AbstractFileSystem:
+        import fsspec
+
+        fs: AbstractFileSystem = fsspec.filesystem(self.schemes[0], skip_instance_cache=True)
+        return fs
+
+
+class GcsStorage(_Generic):
+    schemes: tuple[str, ...] = ("gs",)
+
+
+class AzureStorage(_Generic):
+    schemes: tuple[str, ...] = ("az", "abfs")
+
+
+def optional_storages(
+    settings: StorageSettings,
+) -> tuple[list[RemoteStorage], dict[str, str]]:
+    """gs:// and az:// when their extras are installed, else how to install them."""
+    found: list[RemoteStorage] = []
+    missing: dict[str, str] = {}
+    for cls, module, extra in ((GcsStorage, "gcsfs", "gcs"), (AzureStorage, "adlfs", "azure")):
+        if importlib.util.find_spec(module) is not None:
+            found.append(cls(settings))
+        else:
+            for scheme in cls.schemes:
+                missing[scheme] = (
+                    f"{scheme}:// needs the optional extra: pip install 'toolship[{extra}]' "
+                    "on the server"
+                )
+    return found, missing
