@@ -59,6 +59,7 @@ async def task_details(request: Request, id: str) -> JSONResponse:
         "isolated": runtime_name != "process",
         "attempt_dir": rt.get("attempt_dir"),
         "executor": rt.get("executor"),
+        "phase": rt.get("phase"),
         "running_executor_start": rt.get("exec_start") if rt.get("pid") else None,
     }
     return JSONResponse(body)

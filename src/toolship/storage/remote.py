@@ -64,6 +64,9 @@ class RemoteStorage:
         scheme = urlsplit(url).scheme
         return f"{scheme}://{path}"
 
+    def prepare_parent(self, fs: AbstractFileSystem, path: str) -> None:
+        """Make the parent of ``path`` exist where the store has real directories."""
+
     # --- Storage ----------------------------------------------------------------
 
     def filesystem(self, url: str, credentials: Mapping[str, str]) -> AbstractFileSystem:
@@ -169,6 +172,7 @@ class RemoteStorage:
         path = self.path(url)
 
         def attempt() -> StreamDigest:
+            self.prepare_parent(fs, path)
             writer = fs.open(path, "wb", block_size=max(CHUNK, 5 * 1024 * 1024))
             try:
                 with src.open("rb") as fin:
@@ -336,6 +340,11 @@ class WebdavStorage(RemoteStorage):
     def check_input(self, url: str, kind: str) -> None:
         if not urlsplit(url).netloc:
             raise InvalidRequest(f"{url!r}: write webdav://HOST[:PORT]/path")
+
+    def prepare_parent(self, fs: AbstractFileSystem, path: str) -> None:
+        parent = path.rsplit("/", 1)[0]
+        if parent and parent != "/":
+            fs.makedirs(parent, exist_ok=True)
 
 
 class _Generic(RemoteStorage):
