@@ -140,6 +140,7 @@ class Client:
         runtime: str | None = None,
         priority: int | None = None,
         sync: str | None = None,
+        writable_inputs: bool = False,
     ) -> Task:
         """Create a task from CLI-style arguments and return at once."""
         return self.create(
@@ -162,6 +163,7 @@ class Client:
                 runtime=runtime,
                 priority=priority,
                 sync=sync,
+                writable_inputs=writable_inputs,
             )
         )
 

@@ -112,6 +112,7 @@ def build_task(
     runtime: str | None = None,
     priority: int | None = None,
     sync: str | None = None,
+    writable_inputs: bool = False,
 ) -> dict[str, Any]:
     """A TES task (JSON-ready dict) from CLI-style arguments.
 
@@ -162,6 +163,8 @@ def build_task(
         params["runtime"] = runtime
     if priority is not None:
         params["priority"] = str(priority)
+    if writable_inputs:
+        params["writable_inputs"] = "true"
     if params:
         resources["backend_parameters"] = params
         resources["backend_parameters_strict"] = True

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
 from typing import Any, BinaryIO
 
 import click
@@ -83,6 +84,11 @@ def _obj(ctx: click.Context) -> Ctx:
 @click.option("--memory", metavar="SIZE", help="Memory limit, e.g. 512M, 2G (enforced).")
 @click.option("--disk", metavar="SIZE", help="Disk space to reserve, e.g. 10G.")
 @click.option("--timeout", metavar="DURATION", help="Kill the tool after e.g. 90s, 30m, 2h.")
+@click.option(
+    "--writable-inputs",
+    is_flag=True,
+    help="Copy local inputs into the task instead of mounting them read-only.",
+)
 @click.option("--network", is_flag=True, help="Give the container a network (off by default).")
 @click.option("--name", help="Task name (ps --name filters by prefix).")
 @click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Tag, repeatable.")
@@ -115,6 +121,8 @@ def run(
         click.echo(task.id)
         return
     err.print(f"[dim]task {task.id}[/]")
+    if err.is_terminal:
+        _show_start(client, task.id)
     streams = [
         threading.Thread(target=_pump, args=(client, task.id, s, f), daemon=True)
         for s, f in (("stdout", sys.stdout.buffer), ("stderr", sys.stderr.buffer))
@@ -137,6 +145,21 @@ def run(
                 err.print(f"[red]{escape(line)}[/]")
         err.print(f"[dim]task {task.id} ended {state} (exit {code})[/]")
     sys.exit(code)
+
+
+_PHASES = {"QUEUED": "queued, waiting for free cores/memory", "INITIALIZING": "staging inputs"}
+
+
+def _show_start(client: Client, task_id: str) -> None:
+    """A live status line (terminals only) until the tool starts: queued, then staging."""
+    started = time.monotonic()
+    with err.status("submitted") as status:
+        while True:
+            state = client.get(task_id)["state"]
+            if state not in _PHASES:
+                return
+            status.update(f"{_PHASES[state]} ({time.monotonic() - started:.0f}s)")
+            time.sleep(0.25)
 
 
 def _pump(client: Client, task_id: str, stream: str, sink: BinaryIO) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import io
 import re
 import threading
 from collections.abc import Mapping
@@ -155,6 +156,8 @@ class RemoteStorage:
             with tmp.open("wb") as out:
                 if isinstance(size, int) and size >= RANGED_MIN:
                     return _ranged(fs, path, size, out)
+                if isinstance(size, int) and size <= CHUNK:
+                    return copy_stream(io.BytesIO(fs.cat_file(path)), out, md5=True)  # one GET
                 with fs.open(path, "rb", block_size=CHUNK, cache_type="none") as src:
                     return copy_stream(src, out, md5=True)
 

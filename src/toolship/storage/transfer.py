@@ -11,9 +11,17 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO, TypeVar
 
-__all__ = ["CHUNK", "FileRecord", "StreamDigest", "copy_stream", "with_retries"]
+__all__ = [
+    "CHUNK",
+    "FileRecord",
+    "StreamDigest",
+    "copy_stream",
+    "sha256_file",
+    "with_retries",
+]
 
 log = logging.getLogger(__name__)
 CHUNK = 8 * 1024 * 1024
@@ -53,6 +61,17 @@ def copy_stream(
         dst.write(block)
         size += len(block)
     return StreamDigest(size=size, sha256=sha.hexdigest(), md5=md.hexdigest() if md else "")
+
+
+def sha256_file(path: Path, chunk: int = CHUNK) -> str:
+    """sha256 of a file, reading into one reused buffer (hashlib releases the GIL)."""
+    sha = hashlib.sha256()
+    buf = bytearray(chunk)
+    view = memoryview(buf)
+    with path.open("rb") as fh:
+        while n := fh.readinto(buf):
+            sha.update(view[:n])
+    return sha.hexdigest()
 
 
 def _transient(exc: BaseException) -> bool:

@@ -1,0 +1,146 @@
+"""Staging throughput against the raw ways, measured in the same run.
+
+    .venv/bin/python -m bench.staging [--big-mib 1024] [--small 1000] [--repeat 3]
+
+Staging time is what toolship spends between starting an attempt and starting its first
+executor (stage-in), read from the task record.  Prints and writes
+bench/results/staging.json:
+  * 1 GiB object from S3: toolship's throughput / boto3 ``download_file`` (goal >= 0.9)
+  * 1000 x 16 KiB objects from S3: toolship's rate / a sequential boto3 loop (goal >= 4)
+  * local 1 GiB file, copy asked for: toolship's throughput / ``cp`` (goal >= 0.9)
+  * local 5 GiB file, mounted (zero-copy): staging time / a 1 KiB input's (goal <= 2)
+The S3 server is moto on loopback (no MinIO here), so the S3 figures compare two
+clients of the same, modest, server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import boto3
+from tests.integration.servers import free_port, moto
+
+from bench.common import BUSYBOX, median, server, verdict, write_result
+from toolship import Client, TaskState
+from toolship.timeutil import parse_rfc3339
+
+
+def staging_seconds(client: Client, **task: Any) -> float:
+    t = client.run(BUSYBOX, ["true"], **task)
+    if t.state is not TaskState.COMPLETE:
+        raise SystemExit(f"task {t.id} ended {t.state}: {t.info()['logs'][-1].get('system_logs')}")
+    attempt = t.info()["logs"][-1]
+    start = parse_rfc3339(attempt["start_time"])
+    first = parse_rfc3339(attempt["logs"][0]["start_time"])
+    return (first - start).total_seconds()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--big-mib", type=int, default=1024)
+    ap.add_argument("--small", type=int, default=1000)
+    ap.add_argument("--zero-copy-gib", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=5)
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="toolship-bench-staging-"))
+    os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
+                      AWS_DEFAULT_REGION="us-east-1")  # fmt: skip
+    port = free_port()
+    s3 = moto(port, work / "moto.log")
+    s3.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    raw = boto3.client("s3", endpoint_url=endpoint)
+    results: dict[str, Any] = {"big_mib": args.big_mib, "small": args.small}
+    try:
+        raw.create_bucket(Bucket="bench")
+        big = work / "big.bin"
+        with big.open("wb") as fh:
+            block = os.urandom(1 << 20)
+            for _ in range(args.big_mib):
+                fh.write(block)
+        raw.upload_file(str(big), "bench", "big.bin")
+        for i in range(args.small):
+            raw.put_object(Bucket="bench", Key=f"small/{i:05d}", Body=os.urandom(16384))
+        size = big.stat().st_size
+        with server(work / "home", TOOLSHIP_STORAGE__S3__ENDPOINT_URL=endpoint) as srv:
+            client = Client(srv.url, srv.token, timeout=600)
+            raw_big, ts_big, raw_small, ts_small, cp_t, ts_copy = [], [], [], [], [], []
+            for _ in range(args.repeat):
+                dest = work / "raw-big.bin"
+                t0 = time.perf_counter()
+                raw.download_file("bench", "big.bin", str(dest))
+                raw_big.append(time.perf_counter() - t0)
+                dest.unlink()
+                ts_big.append(staging_seconds(client, inputs={"big.bin": "s3://bench/big.bin"}))
+
+                t0 = time.perf_counter()
+                for i in range(args.small):
+                    raw.get_object(Bucket="bench", Key=f"small/{i:05d}")["Body"].read()
+                raw_small.append(time.perf_counter() - t0)
+                ts_small.append(staging_seconds(client, inputs={"small/": "s3://bench/small/"}))
+
+                t0 = time.perf_counter()
+                subprocess.run(["cp", str(big), str(work / "cp.bin")], check=True)
+                cp_t.append(time.perf_counter() - t0)
+                (work / "cp.bin").unlink()
+                ts_copy.append(staging_seconds(
+                    client, inputs={"big.bin": str(big)}, writable_inputs=True))  # fmt: skip
+
+            huge = work / "huge.bin"
+            with huge.open("wb") as fh:
+                fh.truncate(args.zero_copy_gib * 1024**3)
+            tiny = work / "tiny.bin"
+            tiny.write_bytes(os.urandom(1024))
+            zc_huge = [staging_seconds(client, inputs={"x": str(huge)}) for _ in range(args.repeat)]
+            zc_tiny = [staging_seconds(client, inputs={"x": str(tiny)}) for _ in range(args.repeat)]
+            client.close()
+
+        mib = size / 2**20
+        s3_ratio = median(raw_big) / median(ts_big)
+        small_ratio = median(raw_small) / median(ts_small)
+        cp_ratio = median(cp_t) / median(ts_copy)
+        zc_ratio = median(zc_huge) / median(zc_tiny)
+        results.update(
+            s3_big_toolship_s=median(ts_big), s3_big_boto3_s=median(raw_big), s3_big_ratio=s3_ratio,
+            s3_small_toolship_s=median(ts_small), s3_small_boto3_loop_s=median(raw_small),
+            s3_small_ratio=small_ratio,
+            local_copy_toolship_s=median(ts_copy), local_cp_s=median(cp_t),
+            local_copy_ratio=cp_ratio,
+            zero_copy_huge_s=median(zc_huge), zero_copy_tiny_s=median(zc_tiny),
+            zero_copy_ratio=zc_ratio,
+        )  # fmt: skip
+        print(
+            f"S3 {mib:.0f} MiB: toolship {mib / median(ts_big):.0f} MiB/s, boto3 download_file "
+            f"{mib / median(raw_big):.0f} MiB/s: ratio {s3_ratio:.2f} "
+            f"({verdict(s3_ratio, 0.9, higher_is_better=True)})"
+        )
+        print(
+            f"S3 {args.small} x 16 KiB: toolship {median(ts_small):.2f} s, sequential boto3 "
+            f"{median(raw_small):.2f} s: ratio {small_ratio:.2f} "
+            f"({verdict(small_ratio, 4, higher_is_better=True)})"
+        )
+        print(
+            f"local {mib:.0f} MiB copy: toolship {median(ts_copy):.2f} s, cp {median(cp_t):.2f} s:"
+            f" ratio {cp_ratio:.2f} ({verdict(cp_ratio, 0.9, higher_is_better=True)})"
+        )
+        print(
+            f"local {args.zero_copy_gib} GiB mounted: {median(zc_huge) * 1000:.0f} ms vs 1 KiB "
+            f"{median(zc_tiny) * 1000:.0f} ms: ratio {zc_ratio:.2f} "
+            f"({verdict(zc_ratio, 2, higher_is_better=False)})"
+        )
+        print(f"results: {write_result('staging', results)}")
+    finally:
+        s3.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
