@@ -87,7 +87,7 @@ class LocalSettings(BaseModel):
     # How much of each stream is kept in the task record (full logs stay on disk).
     log_tail_bytes: int = Field(default=64 * 1024, ge=0)
     # Seconds a cancelled container gets between SIGTERM and SIGKILL.
-    stop_grace_seconds: int = Field(default=2, ge=0)
+    stop_grace_seconds: int = Field(default=1, ge=0)
 
 
 class S3Settings(BaseModel):

@@ -23,6 +23,9 @@ def exit_code_of(task: dict[str, Any]) -> int:
     if state == "COMPLETE":
         return 0
     if state == "EXECUTOR_ERROR":
+        system = attempts[-1].get("system_logs", []) if attempts else []
+        if any(" timed out after " in line for line in system):
+            return 124  # as timeout(1) does
         failed = [c for c in codes if c != 0]
         return failed[-1] if failed and failed[-1] > 0 else 124
     if state == "CANCELED":

@@ -28,7 +28,7 @@ from toolship.runtime.launch import Launched, find_launched, launch, stop
 from toolship.states import TaskState
 from toolship.storage import StageContext, StorageRegistry
 from toolship.timeutil import now_rfc3339
-from toolship.units import format_duration
+from toolship.units import format_bytes, format_duration
 from toolship.worker.layout import AttemptLayout, plan_layout
 from toolship.worker.staging import StagedFile, collect_outputs, prepare_inputs
 
@@ -280,10 +280,10 @@ class Worker:
                 return await self._finish(S.SYSTEM_ERROR, _missing_image_message(ex.image, tail))
             if code != 0:
                 if code == 137 and self.job.options.memory_limited:
+                    limit = format_bytes(int(self.job.options.memory_gb * 1024**3))
                     self._system_log(
                         f"executor {index} was killed (SIGKILL, exit 137): out of memory — "
-                        f"it is limited to {self.job.options.memory_gb:g} GiB; "
-                        "ask for more with --memory / resources.ram_gb"
+                        f"it is limited to {limit}; ask for more with --memory / resources.ram_gb"
                     )
                 if not ex.ignore_error:
                     await self._report()

@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from typing import Any
+
+from toolship.cli.format import exit_code_of
+
+
+def task(state: str, codes: list[int], system: list[str] | None = None) -> dict[str, Any]:
+    attempt: dict[str, Any] = {"logs": [{"exit_code": c} for c in codes], "outputs": []}
+    if system is not None:
+        attempt["system_logs"] = system
+    return {"id": "t", "state": state, "logs": [attempt]}
+
+
+def test_run_exits_like_the_tool_or_says_why_not() -> None:
+    assert exit_code_of(task("COMPLETE", [0, 4])) == 0  # ignore_error executor
+    assert exit_code_of(task("EXECUTOR_ERROR", [0, 3])) == 3
+    assert exit_code_of(task("EXECUTOR_ERROR", [137], ["executor 0 timed out after 2s"])) == 124
+    assert exit_code_of(task("SYSTEM_ERROR", [])) == 125
+    assert exit_code_of(task("CANCELED", [137])) == 130
