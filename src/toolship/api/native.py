@@ -61,6 +61,7 @@ async def task_details(request: Request, id: str) -> JSONResponse:
         "executor": rt.get("executor"),
         "phase": rt.get("phase"),
         "running_executor_start": rt.get("exec_start") if rt.get("pid") else None,
+        "staged": st.engine.staging_progress(id),
     }
     return JSONResponse(body)
 

@@ -20,6 +20,7 @@ from toolship.models import View
 from toolship.runtime import known_runtimes
 from toolship.spec import DEFAULT_WORKDIR, build_task
 from toolship.states import FINAL_STATES, TaskState
+from toolship.units import format_bytes
 
 __all__ = ["register"]
 
@@ -155,10 +156,17 @@ def _show_start(client: Client, task_id: str) -> None:
     started = time.monotonic()
     with err.status("submitted") as status:
         while True:
-            state = client.get(task_id)["state"]
+            details = client.details(task_id)
+            state = details["task"]["state"]
             if state not in _PHASES:
                 return
-            status.update(f"{_PHASES[state]} ({time.monotonic() - started:.0f}s)")
+            staged = details.get("staged") or {}
+            moved = (
+                f": {staged['files']} files, {format_bytes(staged['bytes'])}"
+                if state == "INITIALIZING" and staged
+                else ""
+            )
+            status.update(f"{_PHASES[state]}{moved} ({time.monotonic() - started:.0f}s)")
             time.sleep(0.25)
 
 

@@ -159,6 +159,14 @@ class Engine:
             await asyncio.wait_for(event.wait(), timeout)
         return self.store.get_state(task_id)
 
+    def staging_progress(self, task_id: str) -> dict[str, int] | None:
+        """Files and bytes this attempt has staged so far (None when not staging here)."""
+        run = self.running.get(task_id)
+        if run is None or "stage_context" not in run.worker.__dict__:
+            return None
+        progress = run.worker.stage_context.progress
+        return {"files": progress.files, "bytes": progress.bytes}
+
     def changed(self, task_id: str) -> None:
         if is_final(self.store.get_state(task_id)):
             event = self._waiters.pop(task_id, None)

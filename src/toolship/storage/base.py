@@ -6,6 +6,7 @@ not a failed task; transfers run in the worker.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from urllib.parse import urlsplit
 from toolship.errors import InvalidRequest
 from toolship.storage.transfer import FileRecord
 
-__all__ = ["StageContext", "Storage", "StorageRegistry", "redact", "scheme_of"]
+__all__ = ["Progress", "StageContext", "Storage", "StorageRegistry", "redact", "scheme_of"]
 
 
 def scheme_of(url: str) -> str:
@@ -43,12 +44,27 @@ def redact(url: str) -> str:
 
 
 @dataclass
+class Progress:
+    """Files and bytes moved so far (read by the API while an attempt stages)."""
+
+    files: int = 0
+    bytes: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, size: int) -> None:
+        with self._lock:
+            self.files += 1
+            self.bytes += size
+
+
+@dataclass
 class StageContext:
     """What one attempt's transfers share: credentials, a bounded pool, the retry budget."""
 
     pool: ThreadPoolExecutor
     credentials: Mapping[str, str] = field(default_factory=dict)
     attempts: int = 4
+    progress: Progress = field(default_factory=Progress)
 
 
 class Storage(Protocol):

@@ -104,7 +104,9 @@ class LocalStorage:
             shutil.copyfile(src, dest)
             return dest.stat().st_size, hashing.result()
 
-        return with_retries(attempt, f"copy {src}", ctx.attempts)
+        size, sha = with_retries(attempt, f"copy {src}", ctx.attempts)
+        ctx.progress.add(size)
+        return size, sha
 
     def deliver(self, src: Path, url: str, ctx: StageContext) -> FileRecord:
         dest = self.path_of(url)
@@ -118,6 +120,7 @@ class LocalStorage:
             with contextlib.suppress(OSError):
                 tmp.unlink()
             raise StagingError(f"cannot write {url}: {exc.strerror or exc}") from exc
+        ctx.progress.add(digest.size)
         return FileRecord(url=url, path="", size=digest.size, sha256=digest.sha256)
 
     def prefixes(self) -> list[str]:

@@ -165,6 +165,7 @@ class RemoteStorage:
             digest = with_retries(attempt, f"download {path}", ctx.attempts)
             _verify(path, info, digest)
             tmp.replace(dest)
+            ctx.progress.add(digest.size)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
@@ -196,6 +197,7 @@ class RemoteStorage:
                 f"upload of {redact(url)} is incomplete: the store has {stored} bytes, "
                 f"the file has {digest.size}"
             )
+        ctx.progress.add(digest.size)
         return FileRecord(url=url, path="", size=digest.size, sha256=digest.sha256)
 
 
