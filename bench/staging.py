@@ -112,9 +112,11 @@ def main() -> None:
                 subprocess.run(["cp", str(big), str(work / "cp.bin")], check=True)
 
             cp_t, ts_copy = [], []
-            for _ in range(args.repeat):  # alternated: both see the same page cache
+            for _ in range(args.repeat):  # alternated, each after a sync: same page cache
+                os.sync()
                 cp_t += timed(cp, 1)
                 (work / "cp.bin").unlink()
+                os.sync()
                 ts_copy.append(
                     staging_seconds(client, inputs={"big.bin": str(big)}, writable_inputs=True)
                 )
