@@ -7,7 +7,9 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 BUSYBOX = "localhost/toolship-busybox"
@@ -65,12 +67,21 @@ def leftover_containers(task_id: str) -> list[str]:
 
 
 @pytest.fixture
-def server(home: Path, busybox: str) -> Iterator[object]:
+def server(home: Path, busybox: str) -> Iterator[Any]:
     from toolship.embedded import ensure_server, stop_server
 
     found = ensure_server(home)
     yield found
     stop_server(home)
+
+
+@pytest.fixture
+def api(server: Any) -> Iterator[httpx.Client]:
+    """Raw HTTP access to the test server, with its token."""
+    with httpx.Client(
+        base_url=server.url, headers={"Authorization": f"Bearer {server.token}"}, timeout=120
+    ) as c:
+        yield c
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

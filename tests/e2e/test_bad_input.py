@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 TES = "/ga4gh/tes/v1"
-
-
-@pytest.fixture
-def api(server: Any) -> Iterator[httpx.Client]:
-    with httpx.Client(
-        base_url=server.url, headers={"Authorization": f"Bearer {server.token}"}, timeout=30
-    ) as c:
-        yield c
 
 
 def task(busybox: str, **extra: Any) -> dict[str, Any]:

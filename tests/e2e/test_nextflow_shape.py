@@ -5,12 +5,10 @@ the exit code read from FULL ``logs[0].logs[0].exit_code``."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 TES = "/v1"  # Nextflow calls {endpoint}/v1/tasks
 
@@ -21,15 +19,6 @@ rc=$?
 printf '%s' "$rc" > .command.exitcode
 exit $rc
 """
-
-
-@pytest.fixture
-def api(server: Any, python_image: str) -> Iterator[httpx.Client]:
-    # Nextflow's command needs /bin/bash, which the Debian-based python image has.
-    with httpx.Client(
-        base_url=server.url, headers={"Authorization": f"Bearer {server.token}"}, timeout=120
-    ) as c:
-        yield c
 
 
 def nextflow_task(workdir: Path, data: Path, script: str) -> dict[str, Any]:
@@ -53,7 +42,7 @@ def nextflow_task(workdir: Path, data: Path, script: str) -> dict[str, Any]:
         "resources": {"cpu_cores": 1, "ram_gb": 0.5},
         "executors": [
             {
-                "image": "localhost/toolship-python",
+                "image": "localhost/toolship-python",  # Nextflow's command needs /bin/bash
                 "command": ["/bin/bash", "-c", "bash .command.run &> .command.log"],
                 "workdir": "/work",
             }
@@ -70,7 +59,9 @@ def run(api: httpx.Client, doc: dict[str, Any]) -> dict[str, Any]:
     return full
 
 
-def test_nextflow_shaped_task_round_trips(api: httpx.Client, tmp_path: Path) -> None:
+def test_nextflow_shaped_task_round_trips(
+    python_image: str, api: httpx.Client, tmp_path: Path
+) -> None:
     workdir = tmp_path / "work" / "ab" / "cdef0123"
     workdir.mkdir(parents=True)
     data = tmp_path / "reads.txt"
@@ -86,7 +77,9 @@ def test_nextflow_shaped_task_round_trips(api: httpx.Client, tmp_path: Path) -> 
     assert data.read_text() == "a\nb\nc\n"
 
 
-def test_nextflow_reads_a_failing_exit_code_from_full(api: httpx.Client, tmp_path: Path) -> None:
+def test_nextflow_reads_a_failing_exit_code_from_full(
+    python_image: str, api: httpx.Client, tmp_path: Path
+) -> None:
     workdir = tmp_path / "work" / "12" / "3456"
     workdir.mkdir(parents=True)
     data = tmp_path / "reads.txt"

@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 
 from toolship.models import ServiceInfo, Task
 
 TES = "/ga4gh/tes/v1"
-
-
-@pytest.fixture
-def api(server: Any) -> Iterator[httpx.Client]:
-    with httpx.Client(
-        base_url=server.url, headers={"Authorization": f"Bearer {server.token}"}, timeout=60
-    ) as c:
-        yield c
 
 
 def create(api: httpx.Client, busybox: str, **extra: Any) -> str:
