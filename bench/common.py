@@ -91,12 +91,21 @@ def server(home: Path, **settings: str) -> Iterator[Server]:
 
 
 def fill(
-    home: Path, count: int, *, state: TaskState = TaskState.COMPLETE, chunk: int = 20000
+    home: Path,
+    count: int,
+    *,
+    state: TaskState = TaskState.COMPLETE,
+    chunk: int = 20000,
+    cpus: int = 1,
 ) -> None:
-    """Store ``count`` finished tasks straight into the database (no execution)."""
+    """Store ``count`` tasks straight into the database (no execution)."""
     store = Store.open(f"sqlite:///{home / 'toolship.db'}")
-    spec = {"executors": [{"image": BUSYBOX, "command": ["true"]}], "resources": {"cpu_cores": 1}}
-    logs = [{"logs": [{"exit_code": 0, "stdout": "", "stderr": ""}], "outputs": []}]
+    spec = {
+        "executors": [{"image": BUSYBOX, "command": ["true"]}],
+        "resources": {"cpu_cores": cpus},
+    }
+    done_logs = [{"logs": [{"exit_code": 0, "stdout": "", "stderr": ""}], "outputs": []}]
+    logs = done_logs if state is TaskState.COMPLETE else []
     done = 0
     while done < count:
         n = min(chunk, count - done)
@@ -104,7 +113,7 @@ def fill(
             [
                 TaskRow(
                     seq=0, id=new_task_id(), state=state, name=f"filler-{done + i}",
-                    creation_time=now_rfc3339(), priority=0, cpus=1, memory_gb=0.0, gpus=0,
+                    creation_time=now_rfc3339(), priority=0, cpus=cpus, memory_gb=0.0, gpus=0,
                     spec=spec, logs=logs,
                 )
                 for i in range(n)
