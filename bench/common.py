@@ -24,7 +24,8 @@ from toolship.engine.ids import new_task_id
 from toolship.states import TaskState
 from toolship.timeutil import now_rfc3339
 
-RESULTS = Path(__file__).parent / "results"
+# Where JSON results go (the smoke test points this elsewhere so real figures survive).
+RESULTS = Path(os.environ.get("TOOLSHIP_BENCH_RESULTS") or Path(__file__).parent / "results")
 BUSYBOX = "localhost/toolship-busybox"
 
 

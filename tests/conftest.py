@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+ROOT = Path(__file__).resolve().parents[1]
 BUSYBOX = "localhost/toolship-busybox"
 PYTHON_IMAGE = "localhost/toolship-python"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
