@@ -83,7 +83,11 @@ def _obj(ctx: click.Context) -> Ctx:
 )
 @click.option("--cpu", type=click.IntRange(min=1), help="CPU cores (reserved and enforced).")
 @click.option("--memory", metavar="SIZE", help="Memory limit, e.g. 512M, 2G (enforced).")
-@click.option("--disk", metavar="SIZE", help="Disk space to reserve, e.g. 10G.")
+@click.option(
+    "--disk",
+    metavar="SIZE",
+    help="Disk space the task needs, e.g. 10G (checked against free space; not a quota).",
+)
 @click.option("--timeout", metavar="DURATION", help="Kill the tool after e.g. 90s, 30m, 2h.")
 @click.option(
     "--writable-inputs",
