@@ -28,6 +28,7 @@ import boto3
 from tests.integration.servers import free_port, moto
 
 from bench.common import BUSYBOX, median, server, timed, verdict, write_result
+from bench.latency import LatencyProxy
 from toolship import Client, TaskState
 from toolship.timeutil import parse_rfc3339
 
@@ -42,6 +43,36 @@ def staging_seconds(client: Client, **task: Any) -> float:
     return (first - start).total_seconds()
 
 
+def small_latency(args: argparse.Namespace, work: Path, port: int) -> dict[str, Any]:
+    """The small-object figure again, with the store ``latency_ms`` away (both clients)."""
+    delay = args.latency_ms / 1000 / 2  # each direction: one request pays the round trip
+    with LatencyProxy(port, delay) as proxy:
+        endpoint = f"http://127.0.0.1:{proxy.port}"
+        raw = boto3.client("s3", endpoint_url=endpoint)
+
+        def raw_loop() -> None:
+            for i in range(args.small):
+                raw.get_object(Bucket="bench", Key=f"small/{i:05d}")["Body"].read()
+
+        home = work / "home-latency"
+        with server(home, TOOLSHIP_STORAGE__S3__ENDPOINT_URL=endpoint) as srv:
+            client = Client(srv.url, srv.token, timeout=900)
+            base = timed(raw_loop, args.repeat)
+            ours = [staging_seconds(client, inputs={"small/": "s3://bench/small/"})
+                    for _ in range(args.repeat)]  # fmt: skip
+            client.close()
+    ratio = median(base) / median(ours)
+    print(f"S3 {args.small} x 16 KiB, {args.latency_ms} ms round trip: toolship "
+          f"{median(ours):.2f} s, sequential boto3 {median(base):.2f} s: ratio {ratio:.2f} "
+          f"({verdict(ratio, 4, higher_is_better=True)})", flush=True)  # fmt: skip
+    return {
+        "latency_ms": args.latency_ms,
+        "s3_small_latency_toolship_s": median(ours),
+        "s3_small_latency_boto3_loop_s": median(base),
+        "s3_small_latency_ratio": ratio,
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--big-mib", type=int, default=1024)
@@ -49,6 +80,12 @@ def main() -> None:
     ap.add_argument("--zero-copy-gib", type=int, default=5)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--big-repeat", type=int, default=1, help="moto serves ~20 MiB/s")
+    ap.add_argument(
+        "--latency-ms",
+        type=int,
+        default=20,
+        help="also measure small objects with the store this far away (0: skip)",
+    )
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="toolship-bench-staging-"))
     os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
@@ -132,6 +169,9 @@ def main() -> None:
                 f"({verdict(cp_ratio, 0.9, higher_is_better=True)})",
                 flush=True,
             )
+
+            if args.latency_ms:
+                results.update(small_latency(args, work, port))
 
             huge = work / "huge.bin"
             with huge.open("wb") as fh:
