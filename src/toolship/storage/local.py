@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -25,7 +26,8 @@ PARALLEL_HASH_MIN = 8 * 1024 * 1024
 
 
 def partial_name(dest: Path) -> Path:
-    return dest.parent / f".{dest.name}.toolship-partial-{os.getpid()}"
+    """A temporary name beside ``dest``, unique to this writer (process and thread)."""
+    return dest.parent / f".{dest.name}.toolship-partial-{os.getpid()}-{threading.get_ident()}"
 
 
 class LocalStorage:

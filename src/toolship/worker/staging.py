@@ -213,6 +213,7 @@ def collect_outputs(
     staged = {s.path: s for s in read_manifest(layout)}
     mounted = {s.path for s in staged.values() if not s.sha256}  # zero-copy mount points
     jobs: list[tuple[str, str]] = []
+    targets: set[str] = set()
     warnings: list[str] = []
     for out in task.outputs or []:
         try:
@@ -231,7 +232,9 @@ def collect_outputs(
                     "directory or not a regular file"
                 )
                 continue
-            jobs.append((cpath, url))
+            if url not in targets:  # two declarations may deliver the same file
+                targets.add(url)
+                jobs.append((cpath, url))
     futures = [
         ctx.pool.submit(storage.for_url(url).deliver, layout.host(cpath), url, ctx)
         for cpath, url in jobs
