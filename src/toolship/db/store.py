@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,14 +19,12 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import (
     Column,
-    Connection,
     Engine,
     Row,
     and_,
     create_engine,
     event,
     exists,
-    func,
     insert,
     select,
     update,
@@ -333,14 +331,3 @@ class Store:
         with self.engine.connect() as conn:
             for r in conn.execute(query):
                 yield _row(r, True)
-
-    def count(self, states: Iterable[TaskState] | None = None) -> int:
-        query = select(func.count()).select_from(tasks)
-        if states is not None:
-            query = query.where(tasks.c.state.in_([s.value for s in states]))
-        with self.engine.connect() as conn:
-            return int(conn.execute(query).scalar() or 0)
-
-    def connection(self) -> Connection:
-        """A raw connection for bulk loaders (tests and benchmarks)."""
-        return self.engine.connect()

@@ -21,6 +21,7 @@ from toolship.errors import StagingError
 from toolship.models import FileType, Input, Output, Task, has_wildcard, static_dir
 from toolship.runtime import Mount
 from toolship.storage import StageContext, StorageRegistry
+from toolship.storage.transfer import sha256_file
 from toolship.worker.layout import AttemptLayout
 
 __all__ = ["StagedFile", "collect_outputs", "prepare_inputs"]
@@ -112,11 +113,7 @@ def _stage_input(
 
 def _record(cpath: str, url: str, host: Path, sha256: str = "") -> StagedFile:
     stat = host.stat()
-    if not sha256:
-        import hashlib
-
-        sha256 = hashlib.sha256(host.read_bytes()).hexdigest()  # inline content: tiny
-    return StagedFile(cpath, url, stat.st_size, sha256, stat.st_mtime_ns)
+    return StagedFile(cpath, url, stat.st_size, sha256 or sha256_file(host), stat.st_mtime_ns)
 
 
 def _mount_unless(in_place: bool, host: Path, container: str) -> Mount | None:
