@@ -10,6 +10,7 @@ environment later.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Literal
@@ -30,6 +31,8 @@ __all__ = [
     "S3Settings",
     "ServerSettings",
     "Settings",
+    "SlurmPartition",
+    "SlurmSettings",
     "StorageSettings",
     "default_home",
     "load_settings",
@@ -117,24 +120,74 @@ class StorageSettings(BaseModel):
         return [p.expanduser().resolve() for p in v]
 
 
+class SlurmPartition(BaseModel):
+    """What one partition offers, per node (declared, or read from ``sinfo`` when none are)."""
+
+    name: str
+    nodes: int = Field(default=1, ge=1)
+    cpus_per_node: int = Field(default=1, ge=1)
+    memory_gb_per_node: float = Field(default=1.0, gt=0)
+    gpus_per_node: int = Field(default=0, ge=0)
+
+
+class SlurmSettings(BaseModel):
+    """The Slurm backend: each attempt is one batch job running ``toolship worker``."""
+
+    # What the cluster offers; empty = ask `sinfo` at start-up.  Tasks that no partition
+    # can hold (GPUs on a GPU-less cluster, more nodes than a partition has) get a 400.
+    partitions: list[SlurmPartition] = Field(default_factory=list)
+    default_partition: str = ""  # empty = the cluster's default
+    # A directory every compute node sees at the same path: task work directories live
+    # here (inputs are staged once for all nodes).  Empty = the server's home/tasks.
+    shared_workdir: Path | None = None
+    # How compute nodes reach this server; empty = the address `toolship serve` listens on.
+    server_url: str = ""
+    # The command that starts a worker on a node (toolship must be installed there).
+    worker_command: list[str] = Field(
+        default_factory=lambda: [sys.executable, "-m", "toolship", "worker"]
+    )
+    # Container runtime on the nodes (podman; apptainer can follow as another runtime).
+    runtime: RuntimeName = "podman"
+    # Seconds between the reconcile ticks (one `squeue` call each, for all jobs).
+    poll_seconds: float = Field(default=2.0, gt=0)
+    # sbatch calls in flight at once, and tries when slurmctld is busy.
+    submit_concurrency: int = Field(default=4, ge=1, le=64)
+    submit_attempts: int = Field(default=6, ge=1, le=50)
+    # Slack added to a task's timeout for the job's --time (staging in and out).
+    time_margin_seconds: int = Field(default=600, ge=0)
+    # The server secret that per-task worker tokens are derived from (HMAC of the task id);
+    # empty = home/worker.secret, created on first start (mode 0600).
+    secret_file: Path | None = None
+    # Extra lines for every batch script, e.g. ["module load podman"].
+    prologue: list[str] = Field(default_factory=list)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="TOOLSHIP_", env_nested_delimiter="__", extra="forbid"
     )
 
     home: Path = Field(default_factory=default_home)
-    backend: Literal["local"] = "local"
+    backend: Literal["local", "slurm"] = "local"
     server: ServerSettings = Field(default_factory=ServerSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     local: LocalSettings = Field(default_factory=LocalSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
+    slurm: SlurmSettings = Field(default_factory=SlurmSettings)
 
     @property
     def database_url(self) -> str:
         return self.database.url or f"sqlite:///{self.home / 'toolship.db'}"
 
     @property
+    def default_runtime(self) -> str:
+        """The runtime of tasks that do not name one: the backend's."""
+        return self.slurm.runtime if self.backend == "slurm" else self.local.runtime
+
+    @property
     def work_dir(self) -> Path:
+        if self.backend == "slurm" and self.slurm.shared_workdir is not None:
+            return self.slurm.shared_workdir
         return self.home / "tasks"
 
 

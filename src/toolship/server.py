@@ -62,6 +62,14 @@ def serve(settings: Settings, *, embedded: bool = False) -> None:
     url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
     if not tokens and settings.server.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("serving on %s without authentication: set server.token_file", url)
+    if settings.backend == "slurm" and not settings.slurm.server_url:
+        # Compute nodes report here; a wildcard address is no place to connect to.
+        wildcard = host in ("0.0.0.0", "::")  # noqa: S104
+        reach = socket.gethostname() if wildcard else host
+        reach_url = f"http://{reach if ':' not in reach else f'[{reach}]'}:{port}"
+        settings = settings.model_copy(
+            update={"slurm": settings.slurm.model_copy(update={"server_url": reach_url})}
+        )
     app = create_app(settings, tokens=tokens, embedded=embedded)
     config = uvicorn.Config(
         app, log_level="warning", access_log=False, timeout_graceful_shutdown=3, lifespan="on"

@@ -13,7 +13,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
 from toolship import __version__
-from toolship.api import native, tes
+from toolship.api import native, tes, worker
 from toolship.api.auth import TokenAuth
 from toolship.api.state import AppState
 from toolship.config import Settings
@@ -125,6 +125,8 @@ def create_app(
     if embedded:
         app.include_router(native.embedded_only, dependencies=protected)
     app.include_router(native.public)
+    # Remote workers authenticate with their task's own token, not the users' tokens.
+    app.include_router(worker.router)
 
     app.openapi = lambda: _openapi(app, auth.enabled)  # type: ignore[method-assign]
 

@@ -11,7 +11,7 @@ from fastapi import Request
 
 from toolship.errors import Unauthorized
 
-__all__ = ["TokenAuth", "ensure_token_file", "read_tokens"]
+__all__ = ["TokenAuth", "ensure_secret", "ensure_token_file", "read_tokens", "worker_token"]
 
 
 def read_tokens(path: Path) -> list[str]:
@@ -31,6 +31,28 @@ def ensure_token_file(path: Path) -> str:
         fh.write(token + "\n")
     path.chmod(0o600)
     return token
+
+
+def ensure_secret(path: Path) -> bytes:
+    """The server secret that worker tokens derive from (created once, mode 0600)."""
+    if path.exists():
+        data = path.read_bytes().strip()
+        if data:
+            return data
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_hex(32).encode()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(secret + b"\n")
+    return secret
+
+
+def worker_token(secret: bytes, task_id: str) -> str:
+    """The token of the remote worker of one task: good for that task's worker routes only.
+
+    Derived, not stored: HMAC-SHA256 of the task id under the server secret.
+    """
+    return hmac.new(secret, f"worker:{task_id}".encode(), "sha256").hexdigest()
 
 
 class TokenAuth:

@@ -51,9 +51,25 @@ def cli(ctx: click.Context, server: str | None, token: str | None) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="TOML settings file (also TOOLSHIP_CONFIG).",
 )
+@click.option(
+    "--backend",
+    type=click.Choice(["local", "slurm"]),
+    help="Where tasks run: this machine (default) or a Slurm cluster (see [slurm] settings).",
+)
 @click.option("--embedded", is_flag=True, hidden=True)
-def serve(host: str | None, port: int | None, config_file: Path | None, embedded: bool) -> None:
-    """Run the toolship server in the foreground (TES API at /ga4gh/tes/v1)."""
+def serve(
+    host: str | None,
+    port: int | None,
+    config_file: Path | None,
+    backend: str | None,
+    embedded: bool,
+) -> None:
+    """Run the toolship server in the foreground (TES API at /ga4gh/tes/v1).
+
+    With --backend slurm each task runs as a Slurm batch job whose script starts
+    `toolship worker` on the compute node; the nodes reach this server at
+    slurm.server_url (default: the address it listens on).
+    """
     import logging
 
     from toolship.config import load_settings
@@ -70,12 +86,49 @@ def serve(host: str | None, port: int | None, config_file: Path | None, embedded
     settings = load_settings(config_file)
     if server:
         overrides["server"] = settings.server.model_copy(update=server)
+    if backend:
+        overrides["backend"] = backend
     if overrides:
         settings = settings.model_copy(update=overrides)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     run_server(settings, embedded=embedded)
+
+
+@cli.command()
+@click.option(
+    "--server",
+    "server_url",
+    required=True,
+    metavar="URL",
+    help="The toolship server that owns the task.",
+)
+@click.option("--task", "task_id", required=True, metavar="ID", help="The task to run.")
+@click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File holding the task's worker token (default: TOOLSHIP_WORKER_TOKEN_FILE, "
+    "or the token itself in TOOLSHIP_WORKER_TOKEN). Never pass a token as an argument.",
+)
+def worker(server_url: str, task_id: str, token_file: Path | None) -> None:
+    """Run one task's attempt here and report to the server (what Slurm jobs run).
+
+    Fetches the task with its per-task token, stages the inputs in, runs the
+    executors with the node's container runtime, stages the outputs out and
+    reports every step over HTTP. SIGTERM (scancel) stops the executors.
+    """
+    import asyncio
+    import logging
+
+    from toolship.worker.remote import read_token, run_remote
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    state = asyncio.run(run_remote(server_url, task_id, read_token(token_file)))
+    click.echo(f"task {task_id}: {state.value if state else 'not run (refused by the server)'}")
+    sys.exit(0 if state is not None else 3)
 
 
 @cli.group()

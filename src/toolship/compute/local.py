@@ -8,13 +8,17 @@ could never fit.
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
+import socket
+from typing import Any
 
-from toolship.config import LocalSettings
-from toolship.engine.options import TaskOptions
+from toolship.config import Settings
+from toolship.engine.options import SLURM_PARAMETERS, TaskOptions
 from toolship.engine.scheduler import Capacity, Request
 from toolship.errors import ResourcesUnavailable
 from toolship.runtime import Runtime, get_runtime
+from toolship.storage import StorageRegistry
+from toolship.worker import Job, Reporter, Worker, WorkerEnv
+from toolship.worker.ranks import local_ranks
 
 __all__ = ["LocalBackend"]
 
@@ -22,12 +26,23 @@ __all__ = ["LocalBackend"]
 class LocalBackend:
     name = "local"
 
-    def __init__(self, settings: LocalSettings, work_dir: Path) -> None:
-        self.settings = settings
-        self.work_dir = work_dir
-        self.total = Capacity(float(settings.cpus), settings.memory_gb, settings.gpus)
-        self.free = Capacity(float(settings.cpus), settings.memory_gb, settings.gpus)
+    def __init__(self, settings: Settings, storage: StorageRegistry) -> None:
+        self.all_settings = settings
+        self.settings = local = settings.local
+        self.storage = storage
+        self.work_dir = settings.work_dir
+        self.total = Capacity(float(local.cpus), local.memory_gb, local.gpus)
+        self.free = Capacity(float(local.cpus), local.memory_gb, local.gpus)
         self._runtimes: dict[str, Runtime] = {}
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    def in_flight(self, runtime: dict[str, Any]) -> bool:
+        return False  # a local attempt leaves QUEUED before anything runs
 
     def runtime(self, name: str) -> Runtime:
         rt = self._runtimes.get(name)
@@ -36,16 +51,28 @@ class LocalBackend:
         return rt
 
     def check(self, options: TaskOptions) -> None:
-        problems = []
-        if options.cpus > self.total.cpus:
-            problems.append(f"{options.cpus} CPU cores (this machine offers {self.total.cpus:g})")
-        if options.memory_gb > self.total.memory_gb:
-            problems.append(
-                f"{options.memory_gb:g} GiB of memory (this machine offers "
-                f"{self.total.memory_gb:g} GiB)"
+        slurm_only = [k for k in SLURM_PARAMETERS if k in options.parameters]
+        if slurm_only:
+            raise ResourcesUnavailable(
+                f"backend parameter(s) {', '.join(slurm_only)} need a Slurm backend; this "
+                "server runs tasks on its own machine. Leave them out, or use a server "
+                "started with `toolship serve --backend slurm`"
             )
-        if options.gpus > self.total.gpus:
-            problems.append(f"{options.gpus} GPUs (this machine offers {self.total.gpus})")
+        problems = []
+        # Every rank of a multi-node task runs here at once.
+        cpus, memory_gb, gpus = (
+            options.cpus * options.nodes,
+            options.memory_gb * options.nodes,
+            options.gpus * options.nodes,
+        )
+        if cpus > self.total.cpus:
+            problems.append(f"{cpus} CPU cores (this machine offers {self.total.cpus:g})")
+        if memory_gb > self.total.memory_gb:
+            problems.append(
+                f"{memory_gb:g} GiB of memory (this machine offers {self.total.memory_gb:g} GiB)"
+            )
+        if gpus > self.total.gpus:
+            problems.append(f"{gpus} GPUs (this machine offers {self.total.gpus})")
         if options.disk_gb is not None:
             self.work_dir.mkdir(parents=True, exist_ok=True)
             free_gb = shutil.disk_usage(self.work_dir).free / 1024**3
@@ -68,8 +95,35 @@ class LocalBackend:
     def request(self, task_id: str, options: TaskOptions) -> Request:
         return Request(
             task_id=task_id,
-            cpus=options.cpus,
-            memory_gb=options.memory_gb,
-            gpus=options.gpus,
+            cpus=options.cpus * options.nodes,
+            memory_gb=options.memory_gb * options.nodes,
+            gpus=options.gpus * options.nodes,
             priority=options.priority,
         )
+
+    def start(self, job: Job, reporter: Reporter) -> Worker:
+        """The worker runs in this process; its containers survive a server restart."""
+        local = self.settings
+        ranks = None
+        if job.options.nodes > 1:
+            ranks = local_ranks(job.options.nodes, _free_port())
+        env = WorkerEnv(
+            work_dir=self.work_dir,
+            storage=self.storage,
+            runtime=self.runtime(job.options.runtime),
+            log_tail_bytes=local.log_tail_bytes,
+            stop_grace_seconds=local.stop_grace_seconds,
+            pids_limit=local.pids_limit,
+            shared_dirs=tuple(local.shared_dirs),
+            transfers=self.all_settings.storage.max_concurrency,
+            transfer_attempts=self.all_settings.storage.attempts,
+            ranks=ranks,
+        )
+        return Worker(job, env, reporter)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port

@@ -15,7 +15,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from toolship.compute.local import LocalBackend
+from toolship.compute import make_backend
+from toolship.compute.base import Attempt, Backend
 from toolship.config import Settings
 from toolship.db import Store, TaskRow
 from toolship.engine.options import TaskOptions, read_options
@@ -24,7 +25,7 @@ from toolship.engine.validate import admit
 from toolship.models import Task
 from toolship.states import TaskState, is_final
 from toolship.storage import StorageRegistry
-from toolship.worker import Job, Worker, WorkerEnv
+from toolship.worker import Job
 
 __all__ = ["Engine"]
 
@@ -35,7 +36,7 @@ S = TaskState
 @dataclass
 class _Running:
     request: Request
-    worker: Worker
+    worker: Attempt
     task: asyncio.Task[TaskState] | None = None
 
 
@@ -68,7 +69,7 @@ class Engine:
         self.settings = settings
         self.store = store
         self.storage = storage
-        self.backend = LocalBackend(settings.local, settings.work_dir)
+        self.backend: Backend = make_backend(settings, storage)
         self.queue = Queue()
         self.running: dict[str, _Running] = {}
         self._wake = asyncio.Event()
@@ -78,6 +79,7 @@ class Engine:
     # --- lifecycle --------------------------------------------------------
 
     async def start(self) -> None:
+        await self.backend.open()
         self.recover()
         self._loop_task = asyncio.create_task(self._dispatch_loop(), name="toolship-dispatch")
 
@@ -93,12 +95,13 @@ class Engine:
         await asyncio.gather(
             *(r.task for r in self.running.values() if r.task is not None), return_exceptions=True
         )
+        await self.backend.close()
 
     def recover(self) -> None:
         for row in self.store.active():
             options = self._options(row)
             request = self.backend.request(row.id, options)
-            if row.state is S.QUEUED:
+            if row.state is S.QUEUED and not self.backend.in_flight(row.runtime):
                 self.queue.add(request)
                 continue
             attempt = row.logs[-1] if row.logs else None
@@ -125,7 +128,7 @@ class Engine:
             task,
             storage=self.storage,
             backend=self.backend,
-            default_runtime=self.settings.local.runtime,
+            default_runtime=self.settings.default_runtime,
             default_cpus=self.settings.local.default_cpus,
             default_memory_gb=self.settings.local.default_memory_gb,
         )
@@ -162,10 +165,15 @@ class Engine:
     def staging_progress(self, task_id: str) -> dict[str, int] | None:
         """Files and bytes this attempt has staged so far (None when not staging here)."""
         run = self.running.get(task_id)
-        if run is None or "stage_context" not in run.worker.__dict__:
+        if run is None or "stage_context" not in getattr(run.worker, "__dict__", {}):
             return None
-        progress = run.worker.stage_context.progress
+        progress = run.worker.stage_context.progress  # type: ignore[attr-defined]
         return {"files": progress.files, "bytes": progress.bytes}
+
+    def attempt(self, task_id: str) -> Attempt | None:
+        """The attempt in flight for this task, if any (remote workers report to it)."""
+        run = self.running.get(task_id)
+        return None if run is None else run.worker
 
     def changed(self, task_id: str) -> None:
         if is_final(self.store.get_state(task_id)):
@@ -202,18 +210,7 @@ class Engine:
 
     def _start(self, request: Request, job: Job, earlier: list[dict[str, Any]]) -> None:
         self.backend.free.take(request)
-        env = WorkerEnv(
-            work_dir=self.settings.work_dir,
-            storage=self.storage,
-            runtime=self.backend.runtime(job.options.runtime),
-            log_tail_bytes=self.settings.local.log_tail_bytes,
-            stop_grace_seconds=self.settings.local.stop_grace_seconds,
-            pids_limit=self.settings.local.pids_limit,
-            shared_dirs=tuple(self.settings.local.shared_dirs),
-            transfers=self.settings.storage.max_concurrency,
-            transfer_attempts=self.settings.storage.attempts,
-        )
-        worker = Worker(job, env, _Reporter(self, job.task_id, earlier))
+        worker = self.backend.start(job, _Reporter(self, job.task_id, earlier))
         run = _Running(request=request, worker=worker)
         self.running[job.task_id] = run
         run.task = asyncio.create_task(worker.run(), name=f"task-{job.task_id}")
@@ -233,7 +230,7 @@ class Engine:
         task = Task.model_validate(row.spec)
         return read_options(
             task.resources,
-            default_runtime=self.settings.local.runtime,
+            default_runtime=self.settings.default_runtime,
             default_cpus=self.settings.local.default_cpus,
             default_memory_gb=self.settings.local.default_memory_gb,
         )

@@ -7,6 +7,7 @@ keys are advertised in service-info.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from toolship.errors import InvalidRequest
@@ -14,7 +15,13 @@ from toolship.models import Resources
 from toolship.runtime import known_runtimes
 from toolship.units import parse_duration
 
-__all__ = ["BACKEND_PARAMETERS", "SECRET_PARAMETERS", "TaskOptions", "read_options"]
+__all__ = [
+    "BACKEND_PARAMETERS",
+    "SECRET_PARAMETERS",
+    "SLURM_PARAMETERS",
+    "TaskOptions",
+    "read_options",
+]
 
 BACKEND_PARAMETERS: dict[str, str] = {
     "network": "true/false: give the container a network (default false)",
@@ -22,6 +29,11 @@ BACKEND_PARAMETERS: dict[str, str] = {
     "runtime": "podman, docker or process (process runs on the host, unisolated)",
     "gpus": "number of GPUs",
     "priority": "integer; higher starts first (default 0)",
+    "nodes": "number of nodes, one rank each (default 1); every rank runs each executor",
+    "partition": "Slurm partition (Slurm backend only; default: the server's)",
+    "account": "Slurm account to charge (Slurm backend only)",
+    "qos": "Slurm quality of service (Slurm backend only)",
+    "constraint": "Slurm node features, e.g. 'avx512&ib' (Slurm backend only)",
     "writable_inputs": "true: copy local inputs instead of mounting them read-only",
     "s3_profile": "named AWS profile (of the server's user) for s3:// URLs",
     "s3_access_key_id": "per-task S3 credentials (kept apart, never echoed, wiped at the end)",
@@ -35,6 +47,10 @@ SECRET_PARAMETERS = frozenset(
     {"s3_access_key_id", "s3_secret_access_key", "s3_session_token", "webdav_password"}
 )
 
+# Placement parameters only a cluster scheduler can honour.
+SLURM_PARAMETERS = ("partition", "account", "qos", "constraint")
+
+_SLURM_VALUE = re.compile(r"[A-Za-z0-9_.,&|:\[\]*-]{1,200}")
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
@@ -55,6 +71,7 @@ class TaskOptions:
     warnings: tuple[str, ...] = ()
     writable_inputs: bool = False
     credentials: dict[str, str] = field(default_factory=dict)
+    nodes: int = 1  # ranks, one per node; each runs every executor
 
 
 def _int(key: str, value: str) -> int:
@@ -109,6 +126,15 @@ def read_options(
     if gpus < 0:
         raise InvalidRequest("resources.backend_parameters.gpus must not be negative")
     priority = _int("priority", params["priority"]) if "priority" in params else 0
+    nodes = _int("nodes", params["nodes"]) if "nodes" in params else 1
+    if nodes < 1:
+        raise InvalidRequest("resources.backend_parameters.nodes must be at least 1")
+    for key in SLURM_PARAMETERS:
+        if key in params and not _SLURM_VALUE.fullmatch(params[key]):
+            raise InvalidRequest(
+                f"resources.backend_parameters.{key}={params[key]!r} has characters Slurm "
+                "does not accept there; use letters, digits and _-.,&|:[]*"
+            )
     return TaskOptions(
         cpus=res.cpu_cores or default_cpus,
         memory_gb=res.ram_gb if res.ram_gb is not None else default_memory_gb,
@@ -123,6 +149,7 @@ def read_options(
         warnings=tuple(warnings),
         writable_inputs=writable_inputs,
         credentials=credentials,
+        nodes=nodes,
     )
 
 

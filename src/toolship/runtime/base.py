@@ -42,6 +42,10 @@ class ExecSpec:
     pids_limit: int = 4096
     user: tuple[int, int] = (0, 0)
     interactive: bool = False  # the executor reads stdin
+    # Multi-node tasks: the ranks find each other over the host's network, and each rank's
+    # own values (TOOLSHIP_NODE_RANK, RANK, …) come from the launching environment.
+    host_network: bool = False
+    env_passthrough: tuple[str, ...] = ()
     labels: dict[str, str] = field(default_factory=dict)
 
 

@@ -42,7 +42,8 @@ class ContainerRuntime:
         ]
         for key, value in sorted(spec.labels.items()):
             argv += ["--label", f"{key}={value}"]
-        argv += ["--pull", "never", "--network", "bridge" if spec.network else "none"]
+        network = "host" if spec.host_network else "bridge" if spec.network else "none"
+        argv += ["--pull", "never", "--network", network]
         if self.binary == "podman":
             # Output goes straight to our files; a second copy in podman's log is waste.
             argv += ["--log-driver", "none"]
@@ -70,6 +71,8 @@ class ContainerRuntime:
             argv += ["--workdir", spec.workdir]
         for key, value in sorted(spec.env.items()):
             argv += ["--env", f"{key}={value}"]
+        for key in spec.env_passthrough:
+            argv += ["--env", key]  # the value comes from the launching environment
         for m in spec.mounts:
             argv += ["--volume", f"{m.host}:{m.container}:{'ro' if m.readonly else 'rw'}"]
         # TES: `command` is the whole argv, so its first word replaces the image's entrypoint.

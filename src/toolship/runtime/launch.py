@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,8 +80,12 @@ async def launch(
     stdout: Path,
     stderr: Path,
     exit_file: Path,
+    wrap: Callable[[list[str]], list[str]] | None = None,
 ) -> Launched:
+    """Start the executor; ``wrap`` may put a launcher around it (multi-node ranks)."""
     argv = runtime.command(spec)
+    if wrap is not None:
+        argv = wrap(argv)
     exit_file.unlink(missing_ok=True)
     stdout.parent.mkdir(parents=True, exist_ok=True)
     stderr.parent.mkdir(parents=True, exist_ok=True)

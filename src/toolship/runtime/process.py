@@ -28,6 +28,8 @@ class ProcessRuntime:
 
     def environment(self, spec: ExecSpec) -> dict[str, str] | None:
         env = {k: os.environ[k] for k in _PASSED if k in os.environ}
+        # Inside a Slurm job, `srun` (multi-node tasks) needs the job's own variables.
+        env.update({k: v for k, v in os.environ.items() if k.startswith("SLURM_")})
         env["TOOLSHIP_ROOT"] = str(spec.root)
         env.update(spec.env)
         return env

@@ -30,6 +30,7 @@ from toolship.storage import StageContext, StorageRegistry
 from toolship.timeutil import now_rfc3339
 from toolship.units import format_bytes, format_duration
 from toolship.worker.layout import AttemptLayout, plan_layout
+from toolship.worker.ranks import HOSTFILE, RANK_VARIABLES, Ranks, rank_name
 from toolship.worker.staging import StagedFile, collect_outputs, prepare_inputs
 
 __all__ = ["Job", "Reporter", "Worker", "WorkerEnv"]
@@ -73,6 +74,7 @@ class WorkerEnv:
     stop_grace_seconds: int = 2
     pids_limit: int = 4096
     shared_dirs: tuple[Path, ...] = ()
+    ranks: Ranks | None = None  # multi-node tasks: how each executor runs once per rank
     user: tuple[int, int] = field(default_factory=lambda: (os.getuid(), os.getgid()))
 
 
@@ -187,6 +189,10 @@ class Worker:
             copy_local=self.job.options.writable_inputs,
         )
         self._record_hashes(staged)
+        if self.env.ranks is not None:
+            hostfile = self.layout.base / "hostfile"
+            hostfile.write_text(self.env.ranks.hostfile_text())
+            mounts.append(Mount(host=hostfile, container=HOSTFILE, readonly=True))
         if not self.env.runtime.isolated:
             self._system_log(
                 "ran with the process runtime: no container, no isolation from the host"
@@ -241,6 +247,7 @@ class Worker:
                 # Record the intent first: a restart in between must find, not re-run, it.
                 self.rt.update(launching=index, exec_start=now_rfc3339())
                 await self._report()
+                ranks = self.env.ranks
                 launched = await launch(
                     self.env.runtime,
                     spec,
@@ -248,6 +255,9 @@ class Worker:
                     stdout=stdout,
                     stderr=stderr,
                     exit_file=exit_file,
+                    wrap=functools.partial(ranks.wrap, name=spec.name, stdout=stdout, stderr=stderr)
+                    if ranks is not None
+                    else None,
                 )
                 self.rt.update(pid=launched.pid, container=spec.name)
                 await self._report()
@@ -306,6 +316,12 @@ class Worker:
         if waiter in done:
             return waiter.result(), None
         why = "canceled" if self.cancelled.is_set() else "timeout"
+        for rank in range(1, self.env.ranks.count if self.env.ranks else 1):
+            for argv in self.env.runtime.stop_commands(rank_name(name, rank), 0):
+                proc = await asyncio.create_subprocess_exec(
+                    *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+                )
+                await proc.wait()
         await stop(self.env.runtime, launched, name, self.env.stop_grace_seconds)
         code = None
         with contextlib.suppress(TimeoutError):
@@ -322,6 +338,9 @@ class Worker:
             "TOOLSHIP_TASK_ID": self.job.task_id,
             "TOOLSHIP_ATTEMPT": str(self.job.attempt_number),
         }
+        ranks = self.env.ranks
+        if ranks is not None:
+            env.update(ranks.environment())
         return ExecSpec(
             name=f"toolship-{self.job.task_id}-{self.job.attempt_number}-{index}",
             task_id=self.job.task_id,
@@ -337,6 +356,8 @@ class Worker:
             pids_limit=self.env.pids_limit,
             user=self.env.user,
             interactive=ex.stdin is not None,
+            host_network=ranks is not None,
+            env_passthrough=RANK_VARIABLES if ranks is not None else (),
         )
 
     def _stdin_host(self, container_path: str, mounts: list[Mount]) -> Path:

@@ -1,0 +1,70 @@
+"""Routes for remote workers (``toolship worker`` on a compute node), one task each.
+
+A worker proves which task it runs with that task's own token (an HMAC of the
+task id under the server secret, see :func:`toolship.api.auth.worker_token`):
+it can read its job and report its progress, nothing else.  These routes are
+not part of the public API.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from toolship.api.auth import worker_token
+from toolship.api.state import app_state
+from toolship.compute import RemoteAttempt
+from toolship.errors import ToolshipError, Unauthorized
+from toolship.states import TaskState
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1/worker", include_in_schema=False)
+
+
+class Gone(ToolshipError):
+    """The attempt is over (or never ran here): the worker must stop."""
+
+    status_code = 409
+
+
+class Report(BaseModel):
+    state: TaskState | None = None
+    attempt: dict[str, Any]
+    runtime: dict[str, Any]
+
+
+def _attempt(request: Request, task_id: str) -> RemoteAttempt:
+    st = app_state(request)
+    secret: bytes = getattr(st.engine.backend, "secret", b"")
+    header = request.headers.get("authorization", "")
+    scheme, _, given = header.partition(" ")
+    if (
+        not secret
+        or scheme.lower() != "bearer"
+        or not hmac.compare_digest(given.strip().encode(), worker_token(secret, task_id).encode())
+    ):
+        raise Unauthorized("not a worker token for this task")
+    attempt = st.engine.attempt(task_id)
+    if attempt is None or not hasattr(attempt, "worker_job"):
+        raise Gone(f"task {task_id} has no attempt in flight on this server; stop")
+    remote: RemoteAttempt = attempt  # type: ignore[assignment]
+    return remote
+
+
+@router.get("/tasks/{task_id}")
+async def get_job(request: Request, task_id: str) -> JSONResponse:
+    """Everything the worker needs to run the attempt."""
+    return JSONResponse(_attempt(request, task_id).worker_job())
+
+
+@router.post("/tasks/{task_id}/report")
+async def report(request: Request, task_id: str, body: Report) -> JSONResponse:
+    """Progress or an end; ``ok: false`` or ``cancel: true`` tell the worker to stop."""
+    attempt = _attempt(request, task_id)
+    ok = await attempt.update(body.state, body.attempt, body.runtime)
+    return JSONResponse({"ok": ok, "cancel": attempt.cancel_requested})

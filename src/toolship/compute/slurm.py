@@ -1,0 +1,519 @@
+"""The Slurm backend: each attempt is one batch job whose script runs ``toolship worker``.
+
+Slurm does the placement; the worker on the node does what the local
+executor does (stage in, run the executors, stage out) and reports over HTTP
+with a per-task token.  The server follows all jobs with one ``squeue`` call
+per tick: a job that ends without its worker reporting, vanishes, or loses its
+node ends the attempt ``SYSTEM_ERROR`` with Slurm's own words.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from toolship.api.auth import ensure_secret, worker_token
+from toolship.compute.hpc import (
+    CommandFailed,
+    CommandRunner,
+    JobStatus,
+    Phase,
+    Poller,
+    parse_job_id,
+    quote,
+    render_script,
+)
+from toolship.config import Settings, SlurmPartition, SlurmSettings
+from toolship.engine.options import TaskOptions
+from toolship.engine.scheduler import Capacity, Request
+from toolship.errors import ResourcesUnavailable
+from toolship.states import TaskState, is_final
+from toolship.timeutil import now_rfc3339
+from toolship.worker import Job, Reporter
+from toolship.worker.worker import read_tail
+
+__all__ = [
+    "SlurmAttempt",
+    "SlurmBackend",
+    "batch_script",
+    "parse_sinfo",
+    "parse_squeue",
+]
+
+log = logging.getLogger(__name__)
+S = TaskState
+
+JOB_ID = re.compile(r"^\s*(\d+)", re.MULTILINE)
+TRANSIENT = (
+    "socket timed out",
+    "resource temporarily unavailable",
+    "temporarily unable",
+    "try again",
+    "connection refused",
+)
+_WAITING = "PENDING CONFIGURING REQUEUED REQUEUE_HOLD REQUEUE_FED RESIZING"
+_RUNNING = "RUNNING COMPLETING SUSPENDED STAGE_OUT SIGNALING STOPPED"
+_ENDED = "COMPLETED FAILED CANCELLED TIMEOUT DEADLINE OUT_OF_MEMORY PREEMPTED REVOKED SPECIAL_EXIT"
+_LOST = "NODE_FAIL BOOT_FAIL"
+# Slurm's job states (squeue %T) -> what they mean for the attempt.
+STATES: dict[str, Phase] = {
+    **dict.fromkeys(_WAITING.split(), Phase.WAITING),
+    **dict.fromkeys(_RUNNING.split(), Phase.RUNNING),
+    **dict.fromkeys(_ENDED.split(), Phase.ENDED),
+    **dict.fromkeys(_LOST.split(), Phase.LOST),
+}
+SQUEUE = ["squeue", "--me", "--noheader", "--states=all", "--format=%i|%T|%r|%N"]
+SINFO = ["sinfo", "--noheader", "--format=%R|%D|%c|%m|%G"]
+# A job that ended is given this long for its worker's last report to arrive.
+REPORT_GRACE_SECONDS = 4.0
+
+
+# --- pure parts: the script, the answers of squeue and sinfo ---------------------
+
+
+def _duration(seconds: float) -> str:
+    total = math.ceil(seconds)
+    days, rest = divmod(total, 86400)
+    return f"{days}-{rest // 3600:02d}:{rest % 3600 // 60:02d}:{rest % 60:02d}"
+
+
+def directives(
+    options: TaskOptions, slurm: SlurmSettings, *, task_id: str, output: Path
+) -> list[tuple[str, str]]:
+    """The sbatch options of one attempt, in a fixed order (golden-file tested)."""
+    found: list[tuple[str, str]] = [
+        ("job-name", f"toolship-{task_id}"),
+        ("output", str(output)),
+        ("open-mode", "append"),
+        ("nodes", str(options.nodes)),
+        ("ntasks-per-node", "1"),
+        ("cpus-per-task", str(options.cpus)),
+    ]
+    if options.memory_limited:
+        found.append(("mem", f"{max(1, math.ceil(options.memory_gb * 1024))}M"))
+    if options.timeout:
+        found.append(("time", _duration(options.timeout + slurm.time_margin_seconds)))
+    if options.gpus:
+        found.append(("gres", f"gpu:{options.gpus}"))
+    partition = options.parameters.get("partition") or slurm.default_partition
+    if partition:
+        found.append(("partition", partition))
+    for key in ("account", "qos", "constraint"):
+        if key in options.parameters:
+            found.append((key, options.parameters[key]))
+    return found
+
+
+def batch_script(
+    options: TaskOptions,
+    slurm: SlurmSettings,
+    *,
+    task_id: str,
+    attempt: int,
+    task_dir: Path,
+    server_url: str,
+) -> str:
+    token_file = task_dir / "worker.token"
+    command = [*slurm.worker_command, "--server", server_url, "--task", task_id]
+    return render_script(
+        directive="#SBATCH",
+        options=directives(
+            options, slurm, task_id=task_id, output=task_dir / f"slurm-{attempt}.out"
+        ),
+        comment=[
+            f"toolship task {task_id}, attempt {attempt}.",
+            "The worker stages the inputs in, runs each executor (on every node through",
+            "srun when --nodes > 1), stages the outputs out and reports to the server.",
+            "Its per-task token is read from a file, never given on a command line.",
+        ],
+        body=[
+            *slurm.prologue,
+            f"export TOOLSHIP_WORKER_TOKEN_FILE={quote([str(token_file)])}",
+            f"exec {quote(command)}",
+        ],
+    )
+
+
+def parse_squeue(text: str) -> dict[str, JobStatus]:
+    found: dict[str, JobStatus] = {}
+    for line in text.splitlines():
+        parts = line.strip().split("|")
+        if len(parts) != 4 or not parts[0]:
+            continue
+        job_id, state, reason, nodes = parts
+        state = state.split()[0].rstrip("+")  # "CANCELLED by 0" in some versions
+        phase = STATES.get(state, Phase.RUNNING)
+        reason = "" if reason in ("None", "(null)") else reason
+        found[job_id] = JobStatus(job_id, state, phase, reason, nodes)
+    return found
+
+
+_GPUS = re.compile(r"gpu(?::[^:,(]+)?:(\d+)")
+
+
+def parse_sinfo(text: str) -> list[SlurmPartition]:
+    """Partitions as ``sinfo`` reports them (the largest node of each)."""
+    found: dict[str, SlurmPartition] = {}
+    for line in text.splitlines():
+        parts = line.strip().split("|")
+        if len(parts) != 5:
+            continue
+        name, count, cpus, memory, gres = parts
+        gpus = sum(int(m) for m in _GPUS.findall(gres))
+        new = SlurmPartition(
+            name=name,
+            nodes=int(count),
+            cpus_per_node=int(cpus.rstrip("+")),
+            memory_gb_per_node=max(int(memory.rstrip("+")), 1) / 1024,
+            gpus_per_node=gpus,
+        )
+        old = found.get(name)
+        if old is not None:
+            new = SlurmPartition(
+                name=name,
+                nodes=old.nodes + new.nodes,
+                cpus_per_node=max(old.cpus_per_node, new.cpus_per_node),
+                memory_gb_per_node=max(old.memory_gb_per_node, new.memory_gb_per_node),
+                gpus_per_node=max(old.gpus_per_node, new.gpus_per_node),
+            )
+        found[name] = new
+    return list(found.values())
+
+
+def check_partitions(options: TaskOptions, partitions: list[SlurmPartition], default: str) -> None:
+    """Refuse what no partition of the cluster can ever hold, saying why."""
+    if not partitions:
+        raise ResourcesUnavailable("the Slurm cluster has no partitions (sinfo lists none)")
+    named = options.parameters.get("partition") or default
+    names = ", ".join(p.name for p in partitions)
+    candidates = partitions
+    if named:
+        candidates = [p for p in partitions if p.name == named]
+        if not candidates:
+            raise ResourcesUnavailable(
+                f"partition {named!r} does not exist on this Slurm cluster; use one of: {names}"
+            )
+    if options.gpus and not any(p.gpus_per_node for p in candidates):
+        where = f"partition {named!r}" if named else "this Slurm cluster"
+        with_gpus = [p.name for p in partitions if p.gpus_per_node]
+        hint = (
+            f"partitions with GPUs: {', '.join(with_gpus)}"
+            if with_gpus
+            else "ask without gpus, or add GPU partitions to slurm.partitions"
+        )
+        raise ResourcesUnavailable(
+            f"{options.gpus} GPUs asked for, but no partition offers GPUs on {where} ({hint})"
+        )
+    wants = (
+        f"{options.nodes} node(s) with {options.cpus} CPU cores, "
+        f"{options.memory_gb:g} GiB of memory and {options.gpus} GPUs each"
+    )
+    for p in candidates:
+        if (
+            options.nodes <= p.nodes
+            and options.cpus <= p.cpus_per_node
+            and options.memory_gb <= p.memory_gb_per_node + 1e-9
+            and options.gpus <= p.gpus_per_node
+        ):
+            return
+    offers = "; ".join(
+        f"{p.name}: {p.nodes} nodes of {p.cpus_per_node} cores, "
+        f"{p.memory_gb_per_node:.1f} GiB, {p.gpus_per_node} GPUs"
+        for p in candidates
+    )
+    raise ResourcesUnavailable(
+        f"no partition can hold {wants} ({offers}); ask for less (--cpu/--memory, nodes)"
+    )
+
+
+# --- the backend ------------------------------------------------------------------
+
+
+class SlurmBackend:
+    name = "slurm"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.slurm = settings.slurm
+        self.work_dir = settings.work_dir
+        # Slurm queues and places; toolship hands every task over at once (submission
+        # itself is throttled by the command runner).
+        self.free = Capacity(math.inf, math.inf, 1 << 30)
+        self.partitions = list(self.slurm.partitions)
+        self.attempts: dict[str, SlurmAttempt] = {}
+        self.runner = CommandRunner(
+            concurrency=self.slurm.submit_concurrency,
+            attempts=self.slurm.submit_attempts,
+            transient=TRANSIENT,
+        )
+        self.poller = Poller(
+            interval=self.slurm.poll_seconds,
+            query=self._squeue,
+            deliver=self._reconcile,
+            active=lambda: any("job_id" in a.slurm for a in self.attempts.values()),
+        )
+        self.secret = b""
+
+    # --- lifecycle ----------------------------------------------------------
+
+    async def open(self) -> None:
+        secret_file = self.slurm.secret_file or self.settings.home / "worker.secret"
+        self.secret = ensure_secret(secret_file)
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        if not self.partitions:
+            self.partitions = parse_sinfo(await self.runner.run(SINFO))
+            log.info("Slurm partitions: %s", self.partitions)
+        self.poller.start()
+
+    async def close(self) -> None:
+        await self.poller.stop()
+
+    @property
+    def server_url(self) -> str:
+        return self.slurm.server_url or (
+            f"http://{self.settings.server.host}:{self.settings.server.port}"
+        )
+
+    # --- what the engine asks -----------------------------------------------
+
+    def check(self, options: TaskOptions) -> None:
+        check_partitions(options, self.partitions, self.slurm.default_partition)
+
+    def request(self, task_id: str, options: TaskOptions) -> Request:
+        return Request(task_id=task_id, cpus=0, memory_gb=0.0, priority=options.priority)
+
+    def in_flight(self, runtime: dict[str, Any]) -> bool:
+        return "job_id" in (runtime.get("slurm") or {})
+
+    def start(self, job: Job, reporter: Reporter) -> SlurmAttempt:
+        return SlurmAttempt(self, job, reporter)
+
+    # --- Slurm commands ----------------------------------------------------
+
+    async def submit(self, attempt: SlurmAttempt) -> str:
+        job = attempt.job
+        task_dir = self.work_dir / job.task_id
+        task_dir.mkdir(parents=True, exist_ok=True)
+        token = task_dir / "worker.token"
+        fd = os.open(token, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(worker_token(self.secret, job.task_id) + "\n")
+        script = task_dir / f"slurm-{job.attempt_number}.sh"
+        script.write_text(
+            batch_script(
+                job.options,
+                self.slurm,
+                task_id=job.task_id,
+                attempt=job.attempt_number,
+                task_dir=task_dir,
+                server_url=self.server_url,
+            )
+        )
+        out = await self.runner.run(["sbatch", "--parsable", str(script)])
+        return parse_job_id(JOB_ID, out)
+
+    async def scancel(self, job_id: str) -> None:
+        try:
+            await self.runner.run(["scancel", job_id])
+        except CommandFailed as exc:
+            log.warning("scancel %s: %s", job_id, exc)
+        self.poller.poke()
+
+    async def _squeue(self) -> dict[str, JobStatus]:
+        return parse_squeue(await self.runner.run(SQUEUE))
+
+    def _reconcile(self, statuses: Mapping[str, JobStatus]) -> None:
+        now = time.monotonic()
+        for attempt in list(self.attempts.values()):
+            job_id = attempt.slurm.get("job_id")
+            if job_id is not None:
+                attempt.observe(statuses.get(job_id), now)
+
+
+class SlurmAttempt:
+    """The server's side of one attempt running as a Slurm job."""
+
+    def __init__(self, backend: SlurmBackend, job: Job, reporter: Reporter) -> None:
+        self.backend = backend
+        self.job = job
+        self.reporter = reporter
+        self.runtime: dict[str, Any] = dict(job.runtime)
+        self.slurm: dict[str, Any] = dict(self.runtime.get("slurm") or {})
+        self.attempt: dict[str, Any] = job.attempt or {
+            "logs": [],
+            "outputs": [],
+            "system_logs": list(job.runtime.get("warnings", [])),
+        }
+        self.done = asyncio.Event()
+        self.final: TaskState | None = None
+        self._cancel = False
+        self._ending = False
+        self._missing = 0
+        self._ended_seen: float | None = None
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self._cancel
+
+    # --- driven by the engine ------------------------------------------------
+
+    async def run(self) -> TaskState:
+        task_id = self.job.task_id
+        self.backend.attempts[task_id] = self
+        try:
+            if "job_id" not in self.slurm:
+                if self._cancel:
+                    return await self._end(S.CANCELED, "canceled by request")
+                try:
+                    job_id = await self.backend.submit(self)
+                except (CommandFailed, OSError) as exc:
+                    return await self._end(S.SYSTEM_ERROR, f"could not submit to Slurm: {exc}")
+                self.slurm["job_id"] = job_id
+                self.attempt.setdefault("system_logs", []).append(
+                    f"submitted to Slurm as job {job_id}"
+                )
+                await self._save()
+                if self._cancel:
+                    await self.backend.scancel(job_id)
+            await self.done.wait()
+            return self.final or S.SYSTEM_ERROR
+        finally:
+            if self.backend.attempts.get(task_id) is self:
+                del self.backend.attempts[task_id]
+
+    def cancel(self) -> None:
+        if self._cancel:
+            return
+        self._cancel = True
+        job_id = self.slurm.get("job_id")
+        if job_id is not None and not self.done.is_set():
+            asyncio.get_running_loop().create_task(self.backend.scancel(job_id))
+
+    # --- reports from the worker ------------------------------------------------
+
+    def worker_job(self) -> dict[str, Any]:
+        job = self.job
+        settings = self.backend.settings
+        started = "start_time" in self.attempt
+        runtime = {**self.runtime, "slurm": self.slurm}
+        if not started:
+            runtime["warnings"] = list(self.attempt.get("system_logs", []))
+        options = asdict(job.options)
+        options.pop("credentials")
+        return {
+            "task_id": job.task_id,
+            "task": job.task.model_dump(mode="json", exclude_none=True),
+            "options": options,
+            "attempt": self.attempt if started else None,
+            "runtime": runtime,
+            "attempt_number": job.attempt_number,
+            "credentials": job.credentials,
+            "env": {
+                "work_dir": str(self.backend.work_dir),
+                "log_tail_bytes": settings.local.log_tail_bytes,
+                "stop_grace_seconds": settings.local.stop_grace_seconds,
+                "pids_limit": settings.local.pids_limit,
+                "shared_dirs": [str(d) for d in settings.local.shared_dirs],
+                "transfers": settings.storage.max_concurrency,
+                "transfer_attempts": settings.storage.attempts,
+            },
+            "storage": settings.storage.model_dump(mode="json"),
+        }
+
+    async def update(
+        self, state: TaskState | None, attempt: dict[str, Any], runtime: dict[str, Any]
+    ) -> bool:
+        if self.done.is_set() or self._ending:
+            return False
+        if state is not None and is_final(state) and self._cancel and state is not S.COMPLETE:
+            state = S.CANCELED  # the executor died of our own cancel signal
+        self.attempt = attempt
+        self.runtime = {**runtime, "slurm": self.slurm}
+        ok = await self.reporter.update(state, attempt, self.runtime)
+        if state is not None and is_final(state):
+            self.final = state
+            self.done.set()
+        return ok
+
+    # --- reconcile ----------------------------------------------------------------
+
+    def observe(self, status: JobStatus | None, now: float) -> None:
+        """What one squeue tick says about this attempt's job."""
+        if self.done.is_set() or self._ending:
+            return
+        job_id = self.slurm["job_id"]
+        if status is None:
+            self._missing += 1
+            if self._missing >= 2:
+                self._spawn_end(
+                    S.CANCELED if self._cancel else S.SYSTEM_ERROR,
+                    f"Slurm job {job_id} vanished: squeue no longer lists it and its worker "
+                    "never reported an end",
+                )
+            return
+        self._missing = 0
+        if status.nodes and status.phase is not Phase.WAITING:
+            self.slurm["nodes"] = status.nodes
+        self.slurm["state"] = status.state
+        nodes = status.nodes or self.slurm.get("nodes") or "?"
+        reason = f", reason {status.reason}" if status.reason else ""
+        if status.phase is Phase.LOST:
+            self._spawn_end(
+                S.SYSTEM_ERROR,
+                f"Slurm job {job_id} failed with its node(s) {nodes} ({status.state}{reason}); "
+                "the attempt's result is unknown",
+            )
+            return
+        if status.phase is not Phase.ENDED:
+            return
+        if self._ended_seen is None:
+            self._ended_seen = now
+        if now - self._ended_seen < REPORT_GRACE_SECONDS:
+            return  # the worker's last report may still be on its way
+        if status.state == "CANCELLED" and self._cancel:
+            self._spawn_end(S.CANCELED, "canceled by request")
+            return
+        what = {
+            "CANCELLED": "was cancelled outside toolship (scancel?)",
+            "TIMEOUT": "hit its Slurm time limit (--time)",
+            "OUT_OF_MEMORY": "ran out of memory",
+        }.get(status.state, f"ended {status.state}")
+        tail = read_tail(
+            self.backend.work_dir / self.job.task_id / f"slurm-{self.job.attempt_number}.out",
+            2000,
+        ).strip()
+        self._spawn_end(
+            S.SYSTEM_ERROR,
+            f"Slurm job {job_id} on {nodes} {what}{reason} without its worker reporting an end"
+            + (f"; the job's output ends with: {tail}" if tail else ""),
+        )
+
+    def _spawn_end(self, state: TaskState, message: str) -> None:
+        self._ending = True
+        asyncio.get_running_loop().create_task(self._end(state, message))
+
+    async def _end(self, state: TaskState, message: str) -> TaskState:
+        self._ending = True
+        log.info("task %s: %s", self.job.task_id, message)
+        self.attempt.setdefault("system_logs", []).append(message)
+        if "start_time" in self.attempt:
+            self.attempt["end_time"] = now_rfc3339()
+        self.runtime = {**self.runtime, "slurm": self.slurm, "phase": "done"}
+        with contextlib.suppress(Exception):
+            await self.reporter.update(state, self.attempt, self.runtime)
+        self.final = state
+        self.done.set()
+        return state
+
+    async def _save(self) -> None:
+        self.runtime = {**self.runtime, "slurm": self.slurm}
+        await self.reporter.update(None, self.attempt, self.runtime)

@@ -1,0 +1,160 @@
+"""Multi-node tasks: every executor runs once per rank, each rank knowing its place.
+
+A task with ``nodes: N`` has N ranks.  Each executor's command line is
+wrapped twice: a *launcher* starts one copy per rank (``srun`` across the
+nodes of a Slurm job; N local processes on one machine), and a tiny ``sh``
+*rank wrapper* in every copy exports the rank's own variables, gives the
+container of rank r > 0 its own name, and sends that rank's output to its own
+files (rank 0's output is the executor's stdout/stderr).
+
+Variables every rank sees (also documented in the README):
+
+``TOOLSHIP_NODE_RANK`` / ``RANK`` / ``NODE_RANK``   0 … N-1
+``TOOLSHIP_NUM_NODES`` / ``WORLD_SIZE`` / ``NNODES``   N
+``TOOLSHIP_MAIN_ADDR`` / ``MASTER_ADDR``   address of rank 0's node
+``TOOLSHIP_MAIN_PORT`` / ``MASTER_PORT``   a port for the rendezvous
+``TOOLSHIP_HOSTFILE``   a file listing the nodes, one per line (MPI-style)
+``LOCAL_RANK`` (0) and ``OMPI_COMM_WORLD_RANK``/``PMI_RANK`` (= the rank)
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["HOSTFILE", "RANK_VARIABLES", "Ranks", "local_ranks", "rank_name", "slurm_ranks"]
+
+HOSTFILE = "/toolship/hostfile"  # where the hostfile appears inside the container
+# Set per rank by the rank wrapper (so passed through, not given a value, by the runtime).
+RANK_VARIABLES = (
+    "TOOLSHIP_NODE_RANK",
+    "RANK",
+    "NODE_RANK",
+    "GROUP_RANK",
+    "OMPI_COMM_WORLD_RANK",
+    "PMI_RANK",
+)
+
+# $1 container name, $2 stdout file, $3 stderr file, then the command.  The rank comes from
+# Slurm (SLURM_NODEID) or from the local launcher (TOOLSHIP_NODE_RANK).
+_RANK_SH = """\
+rank=${SLURM_NODEID:-${TOOLSHIP_NODE_RANK:-0}}
+export TOOLSHIP_NODE_RANK=$rank RANK=$rank NODE_RANK=$rank GROUP_RANK=$rank \
+OMPI_COMM_WORLD_RANK=$rank PMI_RANK=$rank
+name=$1 out=$2 err=$3
+shift 3
+[ "$rank" = 0 ] && exec "$@"
+for a in "$@"; do
+  shift
+  if [ "$a" = "$name" ]; then set -- "$@" "$name-r$rank"; else set -- "$@" "$a"; fi
+done
+exec "$@" >"$out.rank$rank" 2>"$err.rank$rank"
+"""
+
+# $1 the number of ranks, then the command: start one copy per rank, exit with the first
+# failing rank's code (0 when all succeed).
+_LOCAL_FANOUT = """\
+n=$1
+shift
+pids=
+r=0
+while [ "$r" -lt "$n" ]; do
+  TOOLSHIP_NODE_RANK=$r "$@" &
+  pids="$pids $!"
+  r=$((r + 1))
+done
+rc=0
+for p in $pids; do
+  wait "$p" || { c=$?; [ "$rc" -eq 0 ] && rc=$c; }
+done
+exit "$rc"
+"""
+
+
+def rank_name(name: str, rank: int) -> str:
+    """The container name of one rank (rank 0 keeps the executor's own name)."""
+    return name if rank == 0 else f"{name}-r{rank}"
+
+
+@dataclass(frozen=True, slots=True)
+class Ranks:
+    count: int
+    hosts: tuple[str, ...]  # one line per rank in the hostfile
+    main_addr: str
+    port: int
+    launcher: tuple[str, ...]  # argv prefix that runs what follows once per rank
+
+    def environment(self) -> dict[str, str]:
+        """The variables that are the same for every rank."""
+        n = str(self.count)
+        port = str(self.port)
+        return {
+            "TOOLSHIP_NUM_NODES": n,
+            "WORLD_SIZE": n,
+            "NNODES": n,
+            "LOCAL_RANK": "0",
+            "TOOLSHIP_MAIN_ADDR": self.main_addr,
+            "MASTER_ADDR": self.main_addr,
+            "TOOLSHIP_MAIN_PORT": port,
+            "MASTER_PORT": port,
+            "TOOLSHIP_HOSTFILE": HOSTFILE,
+        }
+
+    def hostfile_text(self) -> str:
+        return "".join(f"{h}\n" for h in self.hosts)
+
+    def wrap(self, argv: list[str], name: str, stdout: Path, stderr: Path) -> list[str]:
+        return [
+            *self.launcher,
+            "sh",
+            "-c",
+            _RANK_SH,
+            "toolship-rank",
+            name,
+            str(stdout),
+            str(stderr),
+            *argv,
+        ]
+
+
+def local_ranks(count: int, port: int) -> Ranks:
+    """N ranks on this machine: test multi-node code on a laptop."""
+    return Ranks(
+        count=count,
+        hosts=("localhost",) * count,
+        main_addr="127.0.0.1",
+        port=port,
+        launcher=("sh", "-c", _LOCAL_FANOUT, "toolship-ranks", str(count)),
+    )
+
+
+def _scontrol(*args: str) -> str:
+    return subprocess.run(
+        ["scontrol", *args], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+
+
+def slurm_ranks(count: int) -> Ranks:
+    """The ranks of the Slurm job this process runs in (call it on the batch node)."""
+    hosts = tuple(_scontrol("show", "hostnames", os.environ["SLURM_JOB_NODELIST"]).split())
+    main_addr = hosts[0]
+    for word in _scontrol("show", "node", "-o", hosts[0]).split():
+        if word.startswith("NodeAddr="):
+            main_addr = word.removeprefix("NodeAddr=")
+    job_id = int(os.environ.get("SLURM_JOB_ID", "0"))
+    return Ranks(
+        count=count,
+        hosts=hosts,
+        main_addr=main_addr,
+        port=29500 + job_id % 20000,
+        launcher=(
+            "srun",
+            f"--nodes={count}",
+            f"--ntasks={count}",
+            "--ntasks-per-node=1",
+            "--kill-on-bad-exit=1",
+            "--quiet",
+        ),
+    )
