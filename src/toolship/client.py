@@ -141,6 +141,9 @@ class Client:
         priority: int | None = None,
         sync: str | None = None,
         writable_inputs: bool = False,
+        gpus: int | None = None,
+        nodes: int | None = None,
+        params: Pairs = None,
     ) -> Task:
         """Create a task from CLI-style arguments and return at once."""
         return self.create(
@@ -164,6 +167,9 @@ class Client:
                 priority=priority,
                 sync=sync,
                 writable_inputs=writable_inputs,
+                gpus=gpus,
+                nodes=nodes,
+                params=params,
             )
         )
 

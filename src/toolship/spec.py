@@ -113,6 +113,9 @@ def build_task(
     priority: int | None = None,
     sync: str | None = None,
     writable_inputs: bool = False,
+    gpus: int | None = None,
+    nodes: int | None = None,
+    params: Pairs = None,
 ) -> dict[str, Any]:
     """A TES task (JSON-ready dict) from CLI-style arguments.
 
@@ -148,7 +151,7 @@ def build_task(
     if tag_map:
         task["tags"] = tag_map
     resources: dict[str, Any] = {}
-    params: dict[str, str] = {}
+    extra: dict[str, str] = {}
     if cpu is not None:
         resources["cpu_cores"] = cpu
     if memory is not None:
@@ -156,17 +159,22 @@ def build_task(
     if disk is not None:
         resources["disk_gb"] = _size(disk, "--disk")
     if timeout is not None:
-        params["timeout"] = f"{_seconds(timeout):g}s"
+        extra["timeout"] = f"{_seconds(timeout):g}s"
     if network:
-        params["network"] = "true"
+        extra["network"] = "true"
     if runtime:
-        params["runtime"] = runtime
+        extra["runtime"] = runtime
     if priority is not None:
-        params["priority"] = str(priority)
+        extra["priority"] = str(priority)
     if writable_inputs:
-        params["writable_inputs"] = "true"
-    if params:
-        resources["backend_parameters"] = params
+        extra["writable_inputs"] = "true"
+    if gpus:
+        extra["gpus"] = str(gpus)
+    if nodes is not None:
+        extra["nodes"] = str(nodes)
+    extra.update((k.lower(), v) for k, v in _pairs(params, "--param"))
+    if extra:
+        resources["backend_parameters"] = extra
         resources["backend_parameters_strict"] = True
     if resources:
         task["resources"] = resources

@@ -126,6 +126,7 @@ def worker(server_url: str, task_id: str, token_file: Path | None) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     state = asyncio.run(run_remote(server_url, task_id, read_token(token_file)))
     click.echo(f"task {task_id}: {state.value if state else 'not run (refused by the server)'}")
     sys.exit(0 if state is not None else 3)

@@ -103,6 +103,23 @@ def _obj(ctx: click.Context) -> Ctx:
     help="podman (default), docker, or process (on the host, no isolation).",
 )
 @click.option("--priority", type=int, help="Higher starts first (default 0).")
+@click.option("--gpus", type=click.IntRange(min=0), help="GPUs (per node).")
+@click.option(
+    "--nodes",
+    type=click.IntRange(min=1),
+    help="Run on N nodes, one rank each (Slurm: one job of N nodes; local: N ranks here). "
+    "Each rank sees TOOLSHIP_NODE_RANK, TOOLSHIP_NUM_NODES, TOOLSHIP_MAIN_ADDR, "
+    "TOOLSHIP_HOSTFILE (and RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT).",
+)
+@click.option(
+    "-p",
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Backend parameter, e.g. partition=gpu, account=lab, qos=long, constraint=ib "
+    "(the server's service-info lists them).",
+)
 @click.option("-d", "--detach", is_flag=True, help="Print the task id and return at once.")
 @click.pass_context
 def run(

@@ -14,6 +14,7 @@ Variables every rank sees (also documented in the README):
 ``TOOLSHIP_MAIN_ADDR`` / ``MASTER_ADDR``   address of rank 0's node
 ``TOOLSHIP_MAIN_PORT`` / ``MASTER_PORT``   a port for the rendezvous
 ``TOOLSHIP_HOSTFILE``   a file listing the nodes, one per line (MPI-style)
+``TOOLSHIP_NODE_NAME``   the node the rank runs on (Slurm's node name)
 ``LOCAL_RANK`` (0) and ``OMPI_COMM_WORLD_RANK``/``PMI_RANK`` (= the rank)
 """
 
@@ -35,6 +36,7 @@ RANK_VARIABLES = (
     "GROUP_RANK",
     "OMPI_COMM_WORLD_RANK",
     "PMI_RANK",
+    "TOOLSHIP_NODE_NAME",
 )
 
 # $1 container name, $2 stdout file, $3 stderr file, then the command.  The rank comes from
@@ -42,7 +44,7 @@ RANK_VARIABLES = (
 _RANK_SH = """\
 rank=${SLURM_NODEID:-${TOOLSHIP_NODE_RANK:-0}}
 export TOOLSHIP_NODE_RANK=$rank RANK=$rank NODE_RANK=$rank GROUP_RANK=$rank \
-OMPI_COMM_WORLD_RANK=$rank PMI_RANK=$rank
+OMPI_COMM_WORLD_RANK=$rank PMI_RANK=$rank TOOLSHIP_NODE_NAME=${SLURMD_NODENAME:-$(hostname)}
 name=$1 out=$2 err=$3
 shift 3
 [ "$rank" = 0 ] && exec "$@"

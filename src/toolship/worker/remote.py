@@ -129,6 +129,11 @@ async def run_remote(server: str, task_id: str, token: str) -> TaskState | None:
         response.raise_for_status()
         doc = response.json()
         job = _job(doc)
+        log.info(
+            "task %s attempt %d on %s (Slurm job %s)", task_id, job.attempt_number,
+            os.environ.get("SLURMD_NODENAME", os.uname().nodename),
+            os.environ.get("SLURM_JOB_ID", "-"),
+        )  # fmt: skip
         e = doc["env"]
         ranks = None
         if job.options.nodes > 1:

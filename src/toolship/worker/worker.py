@@ -314,8 +314,26 @@ class Worker:
         finally:
             canceller.cancel()
         if waiter in done:
-            return waiter.result(), None
+            code: int | None = waiter.result()
+            if code is None or code >= 0:
+                return code, None
+            # The wrapper itself was killed: a signal to the whole job (scancel sends SIGTERM
+            # to every process of it).  Let a cancel that came with it land, and make sure
+            # the container, which is not the wrapper's child, goes too.
+            await asyncio.sleep(0.2)
+            await self._stop(launched, name)
+            return code, "canceled" if self.cancelled.is_set() else None
         why = "canceled" if self.cancelled.is_set() else "timeout"
+        await self._stop(launched, name)
+        code = None
+        with contextlib.suppress(TimeoutError):
+            code = await asyncio.wait_for(waiter, 5)
+        return code, why
+
+    # --- helpers ------------------------------------------------------------
+
+    async def _stop(self, launched: Launched, name: str) -> None:
+        """Stop the executor, every rank of it (their containers have their own names)."""
         for rank in range(1, self.env.ranks.count if self.env.ranks else 1):
             for argv in self.env.runtime.stop_commands(rank_name(name, rank), 0):
                 proc = await asyncio.create_subprocess_exec(
@@ -323,12 +341,6 @@ class Worker:
                 )
                 await proc.wait()
         await stop(self.env.runtime, launched, name, self.env.stop_grace_seconds)
-        code = None
-        with contextlib.suppress(TimeoutError):
-            code = await asyncio.wait_for(waiter, 5)
-        return code, why
-
-    # --- helpers ------------------------------------------------------------
 
     def _exec_spec(self, index: int, mounts: list[Mount]) -> ExecSpec:
         ex = self.job.task.executors[index]
