@@ -39,6 +39,35 @@ def python_image(busybox: str) -> str:
     return PYTHON_IMAGE
 
 
+SLURM_DIR = Path(os.environ.get("TOOLSHIP_SLURM_DIR") or "/tmp/toolship-slurm")
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Path:
+    """The local two-node Slurm cluster (scripts/slurm-cluster.sh); its slurm.conf."""
+    fix = "run scripts/slurm-cluster.sh start (scripts/test.sh does)"
+    require(shutil.which("sbatch") is not None, "Slurm's sbatch", fix)
+    env = {**os.environ, "TOOLSHIP_SLURM_DIR": str(SLURM_DIR)}
+    status = subprocess.run(
+        [str(ROOT / "scripts" / "slurm-cluster.sh"), "status"],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    require(status.returncode == 0, "the local Slurm cluster", f"{fix}; {status.stdout}")
+    return SLURM_DIR / "slurm.conf"
+
+
+@pytest.fixture(params=["local", "slurm"])
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test against each backend: list it before ``server`` (it sets its environment)."""
+    name: str = request.param
+    if name == "slurm":
+        conf = request.getfixturevalue("slurm_cluster")
+        monkeypatch.setenv("SLURM_CONF", str(conf))
+        monkeypatch.setenv("TOOLSHIP_BACKEND", "slurm")
+        monkeypatch.setenv("TOOLSHIP_SLURM__POLL_SECONDS", "1")
+    return name
+
+
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     h = tmp_path / "home"
