@@ -11,6 +11,14 @@ for client in pytes schemathesis cwltes snakemake; do
     scripts/client-venv.sh "$client"
 done
 scripts/venv.sh
+# The Slurm backend's tests run against a real two-node cluster on this machine (slurmd
+# must run as root); without it they fail, they are never skipped.
+if [ "$(id -u)" -eq 0 ]; then
+    scripts/slurm-cluster.sh start >/dev/null
+else
+    scripts/slurm-cluster.sh status >/dev/null ||
+        echo "note: the Slurm tests need the cluster: sudo scripts/slurm-cluster.sh start" >&2
+fi
 
 echo "== ruff"
 .venv/bin/ruff check --no-cache src tests bench

@@ -62,6 +62,7 @@ async def task_details(request: Request, id: str) -> JSONResponse:
         "phase": rt.get("phase"),
         "running_executor_start": rt.get("exec_start") if rt.get("pid") else None,
         "staged": st.engine.staging_progress(id),
+        "slurm": rt.get("slurm"),  # job id, state and nodes when the Slurm backend ran it
     }
     return JSONResponse(body)
 

@@ -1,0 +1,130 @@
+"""What only the Slurm backend has: refusals from the cluster's shape, node failure, scale.
+
+Against the real local two-node cluster (scripts/slurm-cluster.sh); nothing is faked.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT, SLURM_DIR
+from toolship import Client
+from toolship.errors import InvalidRequest
+from toolship.states import TaskState
+
+
+@pytest.fixture
+def slurm(slurm_cluster: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """The server's environment for the Slurm backend, with every squeue call counted."""
+    monkeypatch.setenv("SLURM_CONF", str(slurm_cluster))
+    monkeypatch.setenv("TOOLSHIP_BACKEND", "slurm")
+    monkeypatch.setenv("TOOLSHIP_SLURM__POLL_SECONDS", "1")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "squeue.calls"
+    real = shutil.which("squeue")
+    wrapper = bin_dir / "squeue"
+    wrapper.write_text(f'#!/bin/sh\necho "$(date +%s.%N)" >> {calls}\nexec {real} "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    return calls
+
+
+@pytest.fixture
+def client(slurm: Path, server: Any) -> Iterator[Client]:
+    with Client(server.url, server.token) as c:
+        yield c
+
+
+def test_gpus_on_a_cluster_without_gpus_are_refused_at_creation(
+    client: Client, busybox: str
+) -> None:
+    with pytest.raises(InvalidRequest, match="no partition offers GPUs"):
+        client.submit(busybox, ["nvidia-smi"], gpus=1)
+    with pytest.raises(InvalidRequest, match="partition 'gpu' does not exist"):
+        client.submit(busybox, ["true"], params={"partition": "gpu"})
+    with pytest.raises(InvalidRequest, match=r"3 node\(s\)"):
+        client.submit(busybox, ["true"], nodes=3)
+
+
+def _node_of(task_id: str) -> str:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        out = subprocess.run(
+            ["squeue", "--noheader", f"--name=toolship-{task_id}", "--states=RUNNING",
+             "--format=%N"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        if out:
+            return out
+        time.sleep(0.3)
+    raise AssertionError(f"task {task_id} never ran")
+
+
+def _restart_nodes() -> None:
+    subprocess.run(
+        [str(ROOT / "scripts" / "slurm-cluster.sh"), "start"],
+        env={**os.environ, "TOOLSHIP_SLURM_DIR": str(SLURM_DIR)}, check=True,
+        capture_output=True,
+    )  # fmt: skip
+
+
+def test_a_killed_node_ends_its_task_naming_the_node_and_spares_the_other(
+    client: Client, busybox: str
+) -> None:
+    # Each task takes a whole node (2 cores), so they land on different nodes.
+    doomed = client.submit(busybox, ["sleep", "60"], cpu=2)
+    survivor = client.submit(busybox, ["sh", "-c", "sleep 25; echo survived"], cpu=2)
+    node = _node_of(doomed.id)
+    other = _node_of(survivor.id)
+    assert node != other
+    pid = int((SLURM_DIR / "run" / f"slurmd-{node}.pid").read_text())
+    killed = time.monotonic()
+    os.kill(pid, signal.SIGKILL)
+    try:
+        assert doomed.wait(60) is TaskState.SYSTEM_ERROR
+        took = time.monotonic() - killed
+        system = " ".join(doomed.info()["logs"][-1]["system_logs"])
+        assert node in system and "NODE_FAIL" in system, system
+        assert took < 45, f"noticed after {took:.0f} s"  # SlurmdTimeout=10 s, + polling
+        assert survivor.wait(120) is TaskState.COMPLETE
+        assert survivor.logs() == "survived\n"
+    finally:
+        _restart_nodes()
+    # The doomed task's worker still ran on the "dead" node: the server told it to stop.
+    time.sleep(3)
+    from tests.conftest import leftover_containers
+
+    assert leftover_containers(doomed.id) == []
+
+
+def test_many_tasks_at_once_all_complete_with_one_squeue_per_tick(
+    client: Client, slurm: Path
+) -> None:
+    count = int(os.environ.get("TOOLSHIP_SLURM_MANY", "500"))
+    started = time.monotonic()
+    tasks = [
+        client.create({
+            "name": f"many-{i}",
+            "executors": [{"image": "none", "command": ["true"]}],
+            "resources": {"backend_parameters": {"runtime": "process"}},
+        })
+        for i in range(count)
+    ]  # fmt: skip
+    deadline = time.monotonic() + 1800
+    for t in tasks:
+        assert t.wait(max(1.0, deadline - time.monotonic())) is TaskState.COMPLETE, t.info()
+    elapsed = time.monotonic() - started
+    calls = len(slurm.read_text().splitlines())
+    ticks = elapsed / 1.0  # TOOLSHIP_SLURM__POLL_SECONDS
+    print(f"{count} tasks in {elapsed:.0f} s; squeue called {calls} times in {ticks:.0f} ticks")
+    assert calls <= ticks + 2
