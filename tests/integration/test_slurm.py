@@ -5,26 +5,33 @@ Against the real local two-node cluster (scripts/slurm-cluster.sh); nothing is f
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from tests.conftest import ROOT, SLURM_DIR
+from tests.conftest import ROOT, SLURM_DIR, leftover_containers
+from tests.integration.servers import free_port
 from toolship import Client
 from toolship.errors import InvalidRequest
 from toolship.states import TaskState
 
 
 @pytest.fixture
-def slurm(slurm_cluster: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """The server's environment for the Slurm backend, with every squeue call counted."""
+def slurm(slurm_cluster: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
+    """The server's environment for the Slurm backend, with every squeue call counted.
+
+    Afterwards no job of the test cluster is left behind.
+    """
     monkeypatch.setenv("SLURM_CONF", str(slurm_cluster))
     monkeypatch.setenv("TOOLSHIP_BACKEND", "slurm")
     monkeypatch.setenv("TOOLSHIP_SLURM__POLL_SECONDS", "1")
@@ -36,7 +43,8 @@ def slurm(slurm_cluster: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     wrapper.write_text(f'#!/bin/sh\necho "$(date +%s.%N)" >> {calls}\nexec {real} "$@"\n')
     wrapper.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
-    return calls
+    yield calls
+    subprocess.run(["scancel", "--user", str(os.getuid())], check=False)
 
 
 @pytest.fixture
@@ -102,11 +110,10 @@ def test_a_killed_node_ends_its_task_naming_the_node_and_spares_the_other(
         _restart_nodes()
     # The doomed task's worker still ran on the "dead" node: the server told it to stop.
     time.sleep(3)
-    from tests.conftest import leftover_containers
-
     assert leftover_containers(doomed.id) == []
 
 
+@pytest.mark.timeout(1800)
 def test_many_tasks_at_once_all_complete_with_one_squeue_per_tick(
     client: Client, slurm: Path
 ) -> None:
@@ -128,3 +135,59 @@ def test_many_tasks_at_once_all_complete_with_one_squeue_per_tick(
     ticks = elapsed / 1.0  # TOOLSHIP_SLURM__POLL_SECONDS
     print(f"{count} tasks in {elapsed:.0f} s; squeue called {calls} times in {ticks:.0f} ticks")
     assert calls <= ticks + 2
+
+
+def _serve(home: Path, port: int) -> subprocess.Popen[bytes]:
+    """A `toolship serve --backend slurm` on a fixed port (nodes keep reaching it there)."""
+    log = (home / "server.log").open("ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "toolship", "serve", "--backend", "slurm", "--port", str(port)],
+        env={**os.environ, "TOOLSHIP_HOME": str(home),
+             "TOOLSHIP_SERVER__TOKEN_FILE": str(home / "tokens")},
+        stdout=log, stderr=log,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"http://127.0.0.1:{port}/api/v1/health").status_code == 200:
+                return proc
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError(f"server did not start: {(home / 'server.log').read_text()}")
+
+
+def test_a_server_killed_mid_task_finds_its_jobs_again_and_runs_none_twice(
+    slurm: Path, home: Path, busybox: str, tmp_path: Path
+) -> None:
+    (home / "tokens").write_text("secret-token\n")
+    port = free_port()
+    proc = _serve(home, port)
+    out = tmp_path / "out"
+    try:
+        with Client(f"http://127.0.0.1:{port}", "secret-token") as client:
+            running = client.submit(
+                busybox, ["sh", "-c", "echo started; sleep 6; echo finished > done.txt"],
+                outputs={"done.txt": f"{out}/done.txt"},
+            )  # fmt: skip
+            deadline = time.monotonic() + 60
+            while running.state is not TaskState.RUNNING and time.monotonic() < deadline:
+                time.sleep(0.2)
+            # submitted while the server is down: found by its job id, not submitted again
+            queued = client.submit(busybox, ["echo", "queued"])
+            time.sleep(0.5)
+            proc.kill()
+            proc.wait()
+            time.sleep(3)  # the worker's reports fail meanwhile; it retries
+            proc = _serve(home, port)
+            assert running.wait(120) is TaskState.COMPLETE, running.info()
+            assert queued.wait(120) is TaskState.COMPLETE, queued.info()
+            assert (out / "done.txt").read_text() == "finished\n"
+            assert running.logs() == "started\n"
+            for task in (running, queued):
+                info = task.info()
+                assert len(info["logs"]) == 1 and len(info["logs"][0]["logs"]) == 1
+                jobs = [s for s in info["logs"][0]["system_logs"] if "submitted to Slurm" in s]
+                assert len(jobs) == 1, info["logs"][0]["system_logs"]
+    finally:
+        proc.terminate()
+        proc.wait(30)
