@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import time
 
-__all__ = ["new_task_id"]
+__all__ = ["new_batch_id", "new_task_id"]
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, no i l o u
 
@@ -20,3 +20,8 @@ def _b32(n: int, width: int) -> str:
 
 def new_task_id() -> str:
     return _b32(int(time.time() * 1000), 9) + _b32(secrets.randbits(40), 8)
+
+
+def new_batch_id() -> str:
+    """Batch ids start with ``b`` so that they never look like a task id."""
+    return "b" + new_task_id()

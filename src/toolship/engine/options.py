@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from toolship.engine.retry import RetryPolicy, parse_retry
 from toolship.errors import InvalidRequest
 from toolship.models import Resources
 from toolship.runtime import known_runtimes
@@ -23,6 +24,9 @@ BACKEND_PARAMETERS: dict[str, str] = {
     "gpus": "number of GPUs",
     "priority": "integer; higher starts first (default 0)",
     "writable_inputs": "true: copy local inputs instead of mounting them read-only",
+    "retries": "how many more attempts a failed task gets (default 0)",
+    "retry_on": "what is retried: system-error (the default), oom, exit:CODE[,CODE...]",
+    "after": "comma-separated task ids this task waits for (each must end COMPLETE)",
     "s3_profile": "named AWS profile (of the server's user) for s3:// URLs",
     "s3_access_key_id": "per-task S3 credentials (kept apart, never echoed, wiped at the end)",
     "s3_secret_access_key": "per-task S3 credentials",
@@ -55,6 +59,8 @@ class TaskOptions:
     warnings: tuple[str, ...] = ()
     writable_inputs: bool = False
     credentials: dict[str, str] = field(default_factory=dict)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    after: tuple[str, ...] = ()
 
 
 def _int(key: str, value: str) -> int:
@@ -109,6 +115,8 @@ def read_options(
     if gpus < 0:
         raise InvalidRequest("resources.backend_parameters.gpus must not be negative")
     priority = _int("priority", params["priority"]) if "priority" in params else 0
+    retry = parse_retry(params.get("retries"), params.get("retry_on"))
+    after = tuple(dict.fromkeys(p.strip() for p in params.get("after", "").split(",") if p.strip()))
     return TaskOptions(
         cpus=res.cpu_cores or default_cpus,
         memory_gb=res.ram_gb if res.ram_gb is not None else default_memory_gb,
@@ -123,6 +131,8 @@ def read_options(
         warnings=tuple(warnings),
         writable_inputs=writable_inputs,
         credentials=credentials,
+        retry=retry,
+        after=after,
     )
 
 

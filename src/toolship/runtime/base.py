@@ -43,6 +43,7 @@ class ExecSpec:
     user: tuple[int, int] = (0, 0)
     interactive: bool = False  # the executor reads stdin
     labels: dict[str, str] = field(default_factory=dict)
+    cgroup_parent: str | None = None  # for usage accounting (see runtime.usage)
 
 
 class Runtime(Protocol):
