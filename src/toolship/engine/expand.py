@@ -208,8 +208,8 @@ def check_graph(after: Mapping[int, set[int]], size: int) -> None:
     try:
         graphlib.TopologicalSorter({c: set(p) for c, p in after.items()}).prepare()
     except graphlib.CycleError as exc:
-        cycle = " → ".join(f"@{i}" for i in exc.args[1])
+        cycle = " → ".join(f"@{i}" for i in reversed(exc.args[1]))
         raise InvalidRequest(
-            f"the members' dependencies form a cycle ({cycle}); no member of it could "
-            "ever start — remove one of the `after` references"
+            f"the members' dependencies form a cycle ({cycle}, where → reads 'runs after'); "
+            "no member of it could ever start — remove one of the `after` references"
         ) from None
