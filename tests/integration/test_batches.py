@@ -269,3 +269,59 @@ def test_report_of_a_cpu_sweep_shows_speedup_and_writes_a_png(
     cpu = [m["cpu_seconds"] for m in report["members"]]
     assert all(c is not None and c > 0.3 for c in cpu), cpu  # measured by the cgroup
     assert all(m["peak_memory_bytes"] > 0 for m in report["members"])
+
+
+def test_kill_dash_nine_keeps_throttles_dependencies_and_retries(
+    cli_env: Path, tmp_path: Path
+) -> None:
+    """A server killed mid-batch comes back with its throttle, held children and retries."""
+    import json
+    import signal
+    import time
+
+    from toolship.embedded import find_server
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    # Each member records its start; some fail once with exit 75 and are retried.
+    script = (
+        f"echo $TOOLSHIP_ARRAY_INDEX >> {runs}/started; sleep 1; "
+        f"if [ $(($TOOLSHIP_ARRAY_INDEX % 2)) -eq 0 ] && [ $TOOLSHIP_ATTEMPT -eq 1 ]; "
+        "then exit 75; fi"
+    )
+    done = toolship(
+        "sweep", "-d", "--param", "i=" + ",".join(map(str, range(6))), "--max-parallel", "2",
+        "--retries", "1", "--retry-on", "exit:75", "--runtime", "process", "unused",
+        "--", "sh", "-c", script,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    batch_id = done.stdout.strip()
+    with Client() as c:
+        members_now = list(c.tasks(batch=batch_id))
+        last = members_now[0]["id"]  # newest first
+        child = c.submit("unused", ["echo", "after all"], runtime="process", after=[last])
+    time.sleep(1.5)
+    found = find_server(cli_env)
+    assert found is not None
+    os.kill(found.pid, signal.SIGKILL)
+    time.sleep(0.5)
+    r = toolship("batch", "wait", batch_id, "--timeout", "120")  # restarts the server
+    assert r.returncode == 0, r.stdout + r.stderr
+    with Client() as c:
+        assert c.wait(child.id, 60) is TaskState.COMPLETE
+        tasks = sorted(c.tasks(batch=batch_id, view="FULL"), key=lambda t: t["creation_time"])
+        spans = []
+        for t in tasks:
+            index = int(t["executors"][0]["env"]["TOOLSHIP_ARRAY_INDEX"])
+            assert len(t["logs"]) == (2 if index % 2 == 0 else 1), json.dumps(t["logs"])
+            for attempt in t["logs"]:
+                for e in attempt["logs"]:
+                    spans.append((parse_rfc3339(e["start_time"]), parse_rfc3339(e["end_time"])))
+    started = (runs / "started").read_text().split()
+    assert sorted(started) == sorted([str(i) for i in range(6)] + ["0", "2", "4"])
+    events = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
+    running = peak = 0
+    for _, delta in events:
+        running += delta
+        peak = max(peak, running)
+    assert peak <= 2
