@@ -311,8 +311,8 @@ class BatchRequest(_Spec):
     )
     map: MapSpec | None = None
     reduce: Task | None = Field(default=None, description="Runs after every member is COMPLETE")
-    max_parallel: Annotated[int, Field(ge=1)] | None = None
-    priority: int | None = None
+    max_parallel: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    priority: Annotated[int, Field(ge=-1_000_000_000, le=1_000_000_000)] | None = None
     timeout: str | None = Field(
         default=None, description="Cancel unfinished members after this long, e.g. 2h"
     )

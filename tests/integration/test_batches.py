@@ -153,6 +153,12 @@ def test_retry_on_exit_75_until_success_and_exit_1_is_not_retried(
     assert [a["logs"][-1]["stdout"].strip() for a in logs] == [f"attempt {i}" for i in (1, 2, 3)]
     assert "retrying (attempt 2 of at most 4)" in " ".join(logs[0]["system_logs"])
 
+    counter.unlink()
+    attached = toolship("run", "--retries", "3", "--retry-on", "exit:75", "--runtime", "process",
+                        "unused", "--", "sh", "-c", script)  # fmt: skip
+    assert attached.returncode == 0, attached.stderr
+    assert attached.stdout == "attempt 1\nattempt 2\nattempt 3\n"  # every attempt's output
+
     once = client.run("unused", ["sh", "-c", "exit 1"], runtime="process", retries=3,
                       retry_on="exit:75")  # fmt: skip
     assert once.state is TaskState.EXECUTOR_ERROR

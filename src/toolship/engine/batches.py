@@ -49,6 +49,8 @@ class BatchBuilder:
     def build(self, req: BatchRequest) -> tuple[BatchRow, list[TaskRow], list[tuple[str, ...]]]:
         batch_id = new_batch_id()
         members, where, spec, kind = self._members(req)
+        if not members:
+            raise InvalidRequest("tasks: a batch needs at least one task")
         if len(members) > MAX_MEMBERS:
             raise InvalidRequest(
                 f"the batch would have {len(members)} members; at most {MAX_MEMBERS} are "

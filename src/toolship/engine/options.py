@@ -115,6 +115,10 @@ def read_options(
     if gpus < 0:
         raise InvalidRequest("resources.backend_parameters.gpus must not be negative")
     priority = _int("priority", params["priority"]) if "priority" in params else 0
+    if abs(priority) > 1_000_000_000:
+        raise InvalidRequest(
+            "resources.backend_parameters.priority must be between -1000000000 and 1000000000"
+        )
     retry = parse_retry(params.get("retries"), params.get("retry_on"))
     after = tuple(dict.fromkeys(p.strip() for p in params.get("after", "").split(",") if p.strip()))
     return TaskOptions(
