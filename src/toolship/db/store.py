@@ -236,11 +236,20 @@ class Store:
                         spec=json.dumps(batch.spec, separators=(",", ":")),
                     )
                 )
-            seqs = conn.execute(
-                insert(tasks).returning(tasks.c.seq, sort_by_parameter_order=True), values
-            ).scalars()
-            for row, seq in zip(rows, seqs, strict=True):
-                row.seq = int(seq)
+            if len(rows) == 1:
+                seqs = conn.execute(insert(tasks).returning(tasks.c.seq), values).scalars()
+                rows[0].seq = int(next(iter(seqs)))
+            else:
+                # executemany without RETURNING is one fast statement; an ordered RETURNING
+                # would be a round trip per row.  The sequence numbers are read back by id.
+                conn.execute(insert(tasks), values)
+                seq_of: dict[str, int] = {}
+                for start in range(0, len(rows), 500):
+                    ids = [row.id for row in rows[start : start + 500]]
+                    query = select(tasks.c.id, tasks.c.seq).where(tasks.c.id.in_(ids))
+                    seq_of.update({r.id: int(r.seq) for r in conn.execute(query)})
+                for row in rows:
+                    row.seq = seq_of[row.id]
             tag_rows = [
                 {"task_seq": row.seq, "key": k, "value": v}
                 for row in rows

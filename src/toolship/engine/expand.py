@@ -10,8 +10,8 @@ server lists the objects and stores the members.
 
 from __future__ import annotations
 
-import copy
 import graphlib
+import json
 import posixpath
 import re
 from collections.abc import Mapping, Sequence
@@ -60,6 +60,12 @@ def _apply(member: dict[str, Any], values: Mapping[str, str]) -> None:
                 item[key] = substitute(item[key], values)
 
 
+def _copy(template: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy of a JSON document (several times faster than copy.deepcopy)."""
+    copied: dict[str, Any] = json.loads(json.dumps(template))
+    return copied
+
+
 def _set_env(member: dict[str, Any], env: Mapping[str, str]) -> None:
     for ex in member.get("executors", []):
         ex["env"] = {**(ex.get("env") or {}), **env}
@@ -89,7 +95,7 @@ def expand_sweep(
     size = str(len(rows))
     members = []
     for index, row in enumerate(rows):
-        member = copy.deepcopy(dict(template))
+        member = _copy(template)
         _apply(member, row)
         _set_resources(member, row, index)
         _set_env(member, {"TOOLSHIP_ARRAY_INDEX": str(index), "TOOLSHIP_ARRAY_SIZE": size})
@@ -150,7 +156,7 @@ def expand_map(
     for index, item in enumerate(items):
         group = list(zip(urls, names, strict=True))[index * chunk : (index + 1) * chunk]
         paths = [posixpath.join(input_dir, name) for _, name in group]
-        member = copy.deepcopy(dict(template))
+        member = _copy(template)
         _apply(member, {"item": item, "input": paths[0], "inputs": " ".join(paths)})
         member["inputs"] = [
             *member.get("inputs", []),
@@ -182,7 +188,7 @@ def reduce_member(
     template: Mapping[str, Any], *, to: str, input_dir: str, output_dir: str
 ) -> dict[str, Any]:
     """The reduce task of a map: every map output as a directory input, its own output prefix."""
-    member = copy.deepcopy(dict(template))
+    member = _copy(template)
     base = to.rstrip("/")
     member["inputs"] = [
         *member.get("inputs", []),
