@@ -129,8 +129,8 @@ def sweep(
 
     \b
     Examples:
-      toolship sweep IMG --param lr=0.1,0.01 --param width=100,200 -- train {lr} {width}
-      toolship sweep IMG --params-file runs.csv -o 'out/*=s3://b/runs/{name}/' -- tool {x}
+      toolship sweep --param lr=0.1,0.01 --param width=100,200 IMG -- train {lr} {width}
+      toolship sweep --params-file runs.csv -o 'out/*=s3://b/runs/{name}/' IMG -- tool {x}
     """
     if bool(params) == bool(params_file):
         raise click.UsageError("give --param NAME=V1,V2 (a grid) or --params-file, not both")
@@ -194,9 +194,9 @@ def map_(
 
     \b
     Example:
-      toolship map IMG --over 's3://b/raw/*.segy' --to s3://b/index/ --chunk 5 \\
+      toolship map --over 's3://b/raw/*.segy' --to s3://b/index/ --chunk 5 \\
           --reduce IMG --reduce-command 'cat /work/in/*/* > /work/out/all.txt' \\
-          -- sh -c 'segy-index {inputs} > /work/out/index.txt'
+          IMG -- sh -c 'segy-index {inputs} > /work/out/index.txt'
     """
     if bool(reduce_image) != bool(reduce_command):
         raise click.UsageError("--reduce IMAGE and --reduce-command CMD go together")
