@@ -10,7 +10,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from toolship.client import Client, Task
+from toolship.client import Batch, Client, Task
 from toolship.errors import (
     ConfigError,
     Forbidden,
@@ -26,6 +26,7 @@ from toolship.errors import (
 from toolship.states import TaskState
 
 __all__ = [
+    "Batch",
     "Client",
     "ConfigError",
     "Forbidden",

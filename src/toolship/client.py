@@ -22,10 +22,10 @@ import httpx
 
 from toolship.errors import BY_STATUS, ServerUnavailable, ToolshipError
 from toolship.models import View
-from toolship.spec import Pairs, build_task
+from toolship.spec import Pairs, build_task, grid
 from toolship.states import TaskState, is_final
 
-__all__ = ["Client", "Task"]
+__all__ = ["Batch", "Client", "Task"]
 
 TES = "/ga4gh/tes/v1"
 
@@ -70,6 +70,49 @@ class Task:
 
     def cancel(self) -> None:
         self.client.cancel(self.id)
+
+
+class Batch:
+    """A handle on a batch (sweep, map or task list) of a server."""
+
+    def __init__(self, client: Client, batch_id: str, task_ids: Sequence[str] = ()) -> None:
+        self.client = client
+        self.id = batch_id
+        self.task_ids = list(task_ids)
+
+    def __repr__(self) -> str:
+        return f"Batch({self.id!r})"
+
+    def info(self) -> dict[str, Any]:
+        """Size, aggregated state and member counts by state."""
+        return self.client.batch_info(self.id)
+
+    @property
+    def state(self) -> TaskState:
+        return TaskState(self.info()["state"])
+
+    def tasks(self, view: View | str = View.BASIC) -> Iterator[dict[str, Any]]:
+        return self.client.tasks(batch=self.id, view=view)
+
+    def wait(self, timeout: float | None = None) -> dict[str, Any]:
+        """Block until no member is queued or running (or ``timeout``); return the info."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pause = 0.1
+        while True:
+            info = self.info()
+            counts = info["counts"]
+            if not any(counts.get(s, 0) for s in ("QUEUED", "INITIALIZING", "RUNNING")):
+                return info
+            if deadline is not None and time.monotonic() >= deadline:
+                return info
+            time.sleep(pause)
+            pause = min(1.0, pause * 1.5)
+
+    def cancel(self) -> int:
+        return self.client.cancel_batch(self.id)
+
+    def report(self) -> dict[str, Any]:
+        return self.client.batch_report(self.id)
 
 
 class Client:
@@ -144,6 +187,9 @@ class Client:
         gpus: int | None = None,
         nodes: int | None = None,
         params: Pairs = None,
+        retries: int | None = None,
+        retry_on: str | None = None,
+        after: Sequence[str] = (),
     ) -> Task:
         """Create a task from CLI-style arguments and return at once."""
         return self.create(
@@ -170,6 +216,9 @@ class Client:
                 gpus=gpus,
                 nodes=nodes,
                 params=params,
+                retries=retries,
+                retry_on=retry_on,
+                after=after,
             )
         )
 
@@ -178,6 +227,86 @@ class Client:
         task = self.submit(image, command, **kwargs)
         task.wait()
         return task
+
+    # --- batches ----------------------------------------------------------
+
+    def create_batch(self, request: Mapping[str, Any]) -> Batch:
+        """Submit a batch document (see ``POST /api/v1/batches``) in one round trip."""
+        result = self._request("POST", "/api/v1/batches", json=dict(request), timeout=600)
+        return Batch(self, result["id"], result["task_ids"])
+
+    def sweep(
+        self,
+        image: str,
+        command: Sequence[str],
+        params: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]],
+        *,
+        max_parallel: int | None = None,
+        priority: int | None = None,
+        batch_timeout: str | None = None,
+        batch_name: str | None = None,
+        **task: Any,
+    ) -> Batch:
+        """One task per parameter row (a list of rows, or a dict of value lists = the grid).
+
+        ``{name}`` in the command, env, name and URLs takes each row's value.
+        """
+        rows = grid(params) if isinstance(params, Mapping) else [dict(r) for r in params]
+        doc: dict[str, Any] = {"template": build_task(image, command, **task), "params": rows}
+        return self.create_batch(_batch_doc(doc, max_parallel, priority, batch_timeout, batch_name))
+
+    def map(
+        self,
+        image: str,
+        command: Sequence[str],
+        *,
+        over: str,
+        to: str,
+        chunk: int = 1,
+        reduce: tuple[str, Sequence[str]] | None = None,
+        max_parallel: int | None = None,
+        priority: int | None = None,
+        batch_timeout: str | None = None,
+        batch_name: str | None = None,
+        **task: Any,
+    ) -> Batch:
+        """One task per object matching ``over`` (per ``chunk`` objects); outputs under ``to``.
+
+        ``reduce=(image, command)`` adds a task that runs after every map task is
+        COMPLETE, with all their outputs as a directory input.
+        """
+        doc: dict[str, Any] = {
+            "template": build_task(image, command, **task),
+            "map": {"over": over, "to": to, "chunk": chunk},
+        }
+        if reduce is not None:
+            doc["reduce"] = build_task(reduce[0], reduce[1])
+        return self.create_batch(_batch_doc(doc, max_parallel, priority, batch_timeout, batch_name))
+
+    def batch(self, batch_id: str) -> Batch:
+        self.batch_info(batch_id)
+        return Batch(self, batch_id)
+
+    def batch_info(self, batch_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._request("GET", f"/api/v1/batches/{batch_id}")
+        return result
+
+    def batches(self, limit: int = 50) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._request(
+            "GET", "/api/v1/batches", params={"limit": limit}
+        )["batches"]
+        return result
+
+    def cancel_batch(self, batch_id: str) -> int:
+        """Cancel every unfinished member; how many there were."""
+        return int(self._request("POST", f"/api/v1/batches/{batch_id}:cancel")["canceled"])
+
+    def batch_report(self, batch_id: str) -> dict[str, Any]:
+        """Per member and total wall time, CPU, peak memory and cost; a sweep's scaling."""
+        result: dict[str, Any] = self._request("GET", f"/api/v1/batches/{batch_id}/report")
+        return result
+
+    # --- tasks, continued -------------------------------------------------
 
     def get(self, task_id: str, view: View | str = View.MINIMAL) -> dict[str, Any]:
         result: dict[str, Any] = self._request(
@@ -200,11 +329,14 @@ class Client:
         state: TaskState | str | None = None,
         name: str | None = None,
         tags: Pairs = None,
+        batch: str | None = None,
         view: View | str = View.BASIC,
         page_size: int = 256,
     ) -> Iterator[dict[str, Any]]:
         """Every matching task, newest first, fetching page after page as you iterate."""
         params: dict[str, Any] = {"view": str(View(view)), "page_size": page_size}
+        if batch:
+            tags = [*_pair_list(tags), f"toolship.batch={batch}"]
         if state:
             params["state"] = str(TaskState(str(state).upper()))
         if name:
@@ -271,6 +403,25 @@ class Client:
     def service_info(self) -> dict[str, Any]:
         result: dict[str, Any] = self._request("GET", f"{TES}/service-info")
         return result
+
+
+def _pair_list(tags: Pairs) -> list[str]:
+    if tags is None:
+        return []
+    if isinstance(tags, Mapping):
+        return [f"{k}={v}" for k, v in tags.items()]
+    return list(tags)
+
+
+def _batch_doc(
+    doc: dict[str, Any],
+    max_parallel: int | None,
+    priority: int | None,
+    timeout: str | None,
+    name: str | None,
+) -> dict[str, Any]:
+    extra = {"max_parallel": max_parallel, "priority": priority, "timeout": timeout, "name": name}
+    return {**doc, **{k: v for k, v in extra.items() if v is not None}}
 
 
 def _raise_for(response: httpx.Response) -> None:

@@ -28,6 +28,7 @@ from toolship.errors import ConfigError
 __all__ = [
     "DatabaseSettings",
     "LocalSettings",
+    "PriceSettings",
     "S3Settings",
     "ServerSettings",
     "Settings",
@@ -91,6 +92,8 @@ class LocalSettings(BaseModel):
     log_tail_bytes: int = Field(default=64 * 1024, ge=0)
     # Seconds a cancelled container gets between SIGTERM and SIGKILL.
     stop_grace_seconds: int = Field(default=1, ge=0)
+    # Measure each attempt's CPU seconds and peak memory (root podman with cgroupfs).
+    accounting: bool = True
 
 
 class S3Settings(BaseModel):
@@ -162,6 +165,15 @@ class SlurmSettings(BaseModel):
     prologue: list[str] = Field(default_factory=list)
 
 
+class PriceSettings(BaseModel):
+    """What resources cost, for per-task and per-batch cost in reports (0: not priced)."""
+
+    core_hour: float = Field(default=0.0, ge=0)  # per reserved CPU core and hour
+    gb_hour: float = Field(default=0.0, ge=0)  # per reserved GiB of memory and hour
+    gpu_hour: float = Field(default=0.0, ge=0)
+    currency: str = "EUR"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="TOOLSHIP_", env_nested_delimiter="__", extra="forbid"
@@ -174,6 +186,7 @@ class Settings(BaseSettings):
     local: LocalSettings = Field(default_factory=LocalSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     slurm: SlurmSettings = Field(default_factory=SlurmSettings)
+    prices: PriceSettings = Field(default_factory=PriceSettings)
 
     @property
     def database_url(self) -> str:

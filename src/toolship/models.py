@@ -280,3 +280,64 @@ class ServiceInfo(_Spec):
     version: str
     storage: list[str] | None = None
     tesResources_backend_parameters: list[str] | None = None
+
+
+# --- toolship's own API (/api/v1): batches ------------------------------------
+
+
+class MapSpec(_Spec):
+    """One member per object matching ``over`` (or per ``chunk`` objects)."""
+
+    over: str = Field(description="URL pattern, e.g. s3://bucket/raw/*.segy (any staging scheme)")
+    chunk: Annotated[int, Field(ge=1, le=100_000)] = 1
+    to: str = Field(
+        description="Output prefix: member outputs go to TO/map/ITEM/, reduce to TO/reduce/"
+    )
+    input_dir: str = "/work/in"
+    output_dir: str = "/work/out"
+
+
+class BatchRequest(_Spec):
+    """A sweep (``template`` + ``params``), a map (``template`` + ``map``) or explicit ``tasks``."""
+
+    name: str | None = None
+    tasks: list[Task] | None = Field(
+        default=None,
+        description="Explicit members; backend_parameters.after may name other members as @N",
+    )
+    template: Task | None = None
+    params: list[dict[str, str | int | float]] | None = Field(
+        default=None, description="One row per member; {key} placeholders take the row's values"
+    )
+    map: MapSpec | None = None
+    reduce: Task | None = Field(default=None, description="Runs after every member is COMPLETE")
+    max_parallel: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    priority: Annotated[int, Field(ge=-1_000_000_000, le=1_000_000_000)] | None = None
+    timeout: str | None = Field(
+        default=None, description="Cancel unfinished members after this long, e.g. 2h"
+    )
+    tags: dict[str, str] | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> BatchRequest:
+        kinds = [
+            k
+            for k, present in (
+                ("tasks", self.tasks is not None),
+                ("params", self.params is not None),
+                ("map", self.map is not None),
+            )
+            if present
+        ]
+        if len(kinds) != 1:
+            raise ValueError("give exactly one of tasks, params (a sweep) or map")
+        if kinds[0] != "tasks" and self.template is None:
+            raise ValueError(f"{kinds[0]} needs a template task")
+        if kinds[0] == "tasks" and self.template is not None:
+            raise ValueError("template is for sweeps and maps; explicit tasks need none")
+        return self
+
+
+class CreateBatchResponse(_Spec):
+    id: str
+    task_ids: list[str]

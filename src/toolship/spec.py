@@ -8,6 +8,9 @@ end with ``/`` and each match keeps its path below the wildcard's directory.
 
 from __future__ import annotations
 
+import csv
+import itertools
+import json
 import posixpath
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,7 +20,7 @@ from toolship.errors import InvalidRequest
 from toolship.models import has_wildcard, static_dir
 from toolship.units import parse_duration, parse_size_gb
 
-__all__ = ["DEFAULT_WORKDIR", "build_task", "split_pair"]
+__all__ = ["DEFAULT_WORKDIR", "build_task", "grid", "read_params_file", "split_pair"]
 
 DEFAULT_WORKDIR = "/work"
 
@@ -113,6 +116,9 @@ def build_task(
     priority: int | None = None,
     sync: str | None = None,
     writable_inputs: bool = False,
+    retries: int | None = None,
+    retry_on: str | None = None,
+    after: Sequence[str] = (),
     gpus: int | None = None,
     nodes: int | None = None,
     params: Pairs = None,
@@ -168,6 +174,12 @@ def build_task(
         extra["priority"] = str(priority)
     if writable_inputs:
         extra["writable_inputs"] = "true"
+    if retries is not None:
+        extra["retries"] = str(retries)
+    if retry_on:
+        extra["retry_on"] = retry_on
+    if after:
+        extra["after"] = ",".join(after)
     if gpus:
         extra["gpus"] = str(gpus)
     if nodes is not None:
@@ -197,3 +209,65 @@ def _seconds(value: str | float) -> float:
         return parse_duration(value)
     except ValueError as exc:
         raise InvalidRequest(f"--timeout: {exc}") from None
+
+
+def grid(params: Sequence[str] | Mapping[str, Sequence[str]]) -> list[dict[str, str]]:
+    """Every combination of ``name=v1,v2,...`` values (the first name varies slowest)."""
+    axes: list[tuple[str, list[str]]] = []
+    if isinstance(params, Mapping):
+        axes = [(k, [str(v) for v in vs]) for k, vs in params.items()]
+    else:
+        for text in params:
+            key, value = split_pair(text, "--param")
+            axes.append((key, [v for v in value.split(",") if v != ""]))
+    seen: set[str] = set()
+    for key, values in axes:
+        if not key.isidentifier():
+            raise InvalidRequest(
+                f"--param {key}: names are letters, digits and _ (used as {{{key}}})"
+            )
+        if key in seen:
+            raise InvalidRequest(f"--param {key} is given twice; list its values once: a,b,c")
+        if not values:
+            raise InvalidRequest(f"--param {key} has no values; write {key}=v1,v2")
+        seen.add(key)
+    names = [k for k, _ in axes]
+    return [
+        dict(zip(names, combo, strict=True)) for combo in itertools.product(*(v for _, v in axes))
+    ]
+
+
+def read_params_file(path: str | Path) -> list[dict[str, str]]:
+    """Parameter rows from a CSV file (header = names) or JSON Lines (one object per line)."""
+    source = Path(path).expanduser()
+    try:
+        text = source.read_text()
+    except OSError as exc:
+        raise InvalidRequest(f"--params-file {source}: {exc.strerror}") from None
+    rows: list[dict[str, str]] = []
+    if source.suffix.lower() in (".jsonl", ".ndjson", ".json"):
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InvalidRequest(f"{source}:{number}: not JSON ({exc.msg})") from None
+            if not isinstance(row, dict):
+                raise InvalidRequest(f"{source}:{number}: each line must be a JSON object")
+            rows.append({str(k): str(v) for k, v in row.items()})
+    else:
+        reader = csv.DictReader(text.splitlines())
+        if not reader.fieldnames:
+            raise InvalidRequest(
+                f"{source}: the CSV file needs a header line naming the parameters"
+            )
+        for number, row in enumerate(reader, 2):
+            if None in row or any(v is None for v in row.values()):
+                raise InvalidRequest(
+                    f"{source}:{number}: the row has a different number of fields than the header"
+                )
+            rows.append({k.strip(): v for k, v in row.items()})
+    if not rows:
+        raise InvalidRequest(f"{source} has no rows of parameters")
+    return rows

@@ -147,7 +147,7 @@ def test_after_a_cancel_a_failing_end_reads_canceled_and_late_reports_are_refuse
     async def main() -> tuple[SlurmAttempt, Recorder, bool]:
         a, rec = attempt(job_id="")
         del a.slurm["job_id"]
-        a._cancel = True  # as if cancelled before the job ran
+        a.cancelled.set()  # as if cancelled before the job ran
         await a.update(TaskState.EXECUTOR_ERROR, {"logs": []}, {})
         late = await a.update(TaskState.RUNNING, {"logs": []}, {})
         return a, rec, late

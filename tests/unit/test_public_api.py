@@ -5,7 +5,7 @@ import toolship
 
 def test_public_surface_is_explicit() -> None:
     assert set(toolship.__all__) == {
-        "Client", "Task", "TaskState", "__version__", "ToolshipError", "InvalidRequest",
+        "Batch", "Client", "Task", "TaskState", "__version__", "ToolshipError", "InvalidRequest",
         "ResourcesUnavailable", "Unauthorized", "Forbidden", "NotFound", "ConfigError",
         "RuntimeUnavailable", "StagingError", "ServerUnavailable",
     }  # fmt: skip

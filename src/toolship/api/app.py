@@ -13,7 +13,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
 from toolship import __version__
-from toolship.api import native, tes, worker
+from toolship.api import batches, native, tes, worker
 from toolship.api.auth import TokenAuth
 from toolship.api.state import AppState
 from toolship.config import Settings
@@ -122,6 +122,7 @@ def create_app(
             tes.router, prefix=prefix, dependencies=protected, include_in_schema=prefix != "/v1"
         )
     app.include_router(native.router, dependencies=protected)
+    app.include_router(batches.router, dependencies=protected)
     if embedded:
         app.include_router(native.embedded_only, dependencies=protected)
     app.include_router(native.public)

@@ -102,20 +102,52 @@ async def task_logs(
 async def _log_chunks(
     st: AppState, task_id: str, indexes: list[int], stream: str, follow: bool
 ) -> AsyncIterator[bytes]:
+    """The latest attempt's stream; following, also every attempt a retry starts later."""
+    while True:
+        row = st.store.get(task_id)
+        base = row.runtime.get("attempt_dir")
+        if base is not None:
+            break
+        if not follow or is_final(row.state):
+            return
+        await asyncio.sleep(_FOLLOW_POLL)
+    root, number = Path(base).parent, int(Path(base).name)
+    while True:
+        async for chunk in _attempt_chunks(st, task_id, str(root / str(number)), indexes, stream,
+                                           follow):  # fmt: skip
+            yield chunk
+        if not follow:
+            return
+        while True:  # attempt directories are numbered; a retry makes the next one
+            row = st.store.get(task_id)
+            if len(row.logs) > number:
+                number += 1
+                break
+            if is_final(row.state):
+                return
+            await asyncio.sleep(_FOLLOW_POLL)
+
+
+async def _attempt_chunks(
+    st: AppState, task_id: str, base: str, indexes: list[int], stream: str, follow: bool
+) -> AsyncIterator[bytes]:
     for index in indexes:
         offset = 0
         while True:
             row = st.store.get(task_id)
-            layout = _attempt_layout(st, row)
-            finished = is_final(row.state) or _executor_done(row, index)
-            if layout is not None:
-                ex = row.spec["executors"][index]
-                path = layout.stream_path(ex.get(stream), index, stream)
+            layout = plan_layout(Task.model_validate(row.spec), Path(base))
+            finished = (
+                is_final(row.state)
+                or row.runtime.get("attempt_dir") != base
+                or _executor_done(row, index)
+            )
+            ex = row.spec["executors"][index]
+            path = layout.stream_path(ex.get(stream), index, stream)
+            data = await asyncio.to_thread(_read_from, path, offset)
+            while data:
+                offset += len(data)
+                yield data
                 data = await asyncio.to_thread(_read_from, path, offset)
-                while data:
-                    offset += len(data)
-                    yield data
-                    data = await asyncio.to_thread(_read_from, path, offset)
             if finished or not follow:
                 break
             await asyncio.sleep(_FOLLOW_POLL)

@@ -67,4 +67,4 @@ async def report(request: Request, task_id: str, body: Report) -> JSONResponse:
     """Progress or an end; ``ok: false`` or ``cancel: true`` tell the worker to stop."""
     attempt = _attempt(request, task_id)
     ok = await attempt.update(body.state, body.attempt, body.runtime)
-    return JSONResponse({"ok": ok, "cancel": attempt.cancel_requested})
+    return JSONResponse({"ok": ok, "cancel": attempt.cancelled.is_set()})

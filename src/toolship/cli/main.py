@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from toolship import __version__
-from toolship.cli import tasks
+from toolship.cli import batches, tasks
 from toolship.cli.context import Ctx
 from toolship.errors import ToolshipError
 
@@ -162,6 +162,7 @@ def server_stop() -> None:
 
 
 tasks.register(cli)
+batches.register(cli)
 
 
 def main() -> None:

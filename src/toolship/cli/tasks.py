@@ -35,91 +35,119 @@ def _obj(ctx: click.Context) -> Ctx:
     return obj
 
 
+_TASK_OPTIONS = [
+    click.option(
+        "-i",
+        "--input",
+        "inputs",
+        multiple=True,
+        metavar="PATH=URL",
+        help="Stage URL (or local path) in at PATH; a URL ending in / is a directory.",
+    ),
+    click.option(
+        "-o",
+        "--output",
+        "outputs",
+        multiple=True,
+        metavar="PATH=URL",
+        help="Deliver PATH to URL afterwards; with wildcards in PATH, URL must end in /.",
+    ),
+    click.option(
+        "--sync",
+        metavar="URL/",
+        help="Stage this folder into the workdir first; afterwards upload what the workdir "
+        "holds back to it (new and changed files only).",
+    ),
+    click.option(
+        "--content",
+        multiple=True,
+        metavar="PATH=TEXT|@FILE",
+        help="Small inline input: the text itself, or @FILE to read it from a local file.",
+    ),
+    click.option("-e", "--env", multiple=True, metavar="KEY=VALUE", help="Environment variable."),
+    click.option(
+        "-w",
+        "--workdir",
+        default=DEFAULT_WORKDIR,
+        show_default=True,
+        help="Working directory inside the container (writable; relative PATHs start here).",
+    ),
+    click.option(
+        "--volume",
+        "volumes",
+        multiple=True,
+        metavar="PATH",
+        help="Empty writable directory shared by the executors.",
+    ),
+    click.option("--cpu", type=click.IntRange(min=1), help="CPU cores (reserved and enforced)."),
+    click.option("--memory", metavar="SIZE", help="Memory limit, e.g. 512M, 2G (enforced)."),
+    click.option(
+        "--disk",
+        metavar="SIZE",
+        help="Disk space the task needs, e.g. 10G (checked against free space; not a quota).",
+    ),
+    click.option("--timeout", metavar="DURATION", help="Kill the tool after e.g. 90s, 30m, 2h."),
+    click.option(
+        "--writable-inputs",
+        is_flag=True,
+        help="Copy local inputs into the task instead of mounting them read-only.",
+    ),
+    click.option("--network", is_flag=True, help="Give the container a network (off by default)."),
+    click.option("--name", help="Task name (ps --name filters by prefix)."),
+    click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Tag, repeatable."),
+    click.option(
+        "--runtime",
+        type=click.Choice(known_runtimes()),
+        help="podman (default), docker, or process (on the host, no isolation).",
+    ),
+    click.option("--priority", type=int, help="Higher starts first (default 0)."),
+    click.option(
+        "--retries",
+        type=click.IntRange(0, 100),
+        help="Try a failed task again up to N more times (see --retry-on).",
+    ),
+    click.option(
+        "--retry-on",
+        metavar="WHAT",
+        help="What is retried: system-error (default), oom, exit:CODE[,CODE]; comma-separated.",
+    ),
+    click.option(
+        "--after",
+        multiple=True,
+        metavar="TASK_ID",
+        help="Start only after this task is COMPLETE (repeatable); fail if it fails.",
+    ),
+    click.option("--gpus", type=click.IntRange(min=0), help="GPUs (per node)."),
+    click.option(
+        "--nodes",
+        type=click.IntRange(min=1),
+        help="Run on N nodes, one rank each (Slurm: one job of N nodes; local: N ranks here). "
+        "Each rank sees TOOLSHIP_NODE_RANK, TOOLSHIP_NUM_NODES, TOOLSHIP_MAIN_ADDR, "
+        "TOOLSHIP_HOSTFILE (and RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT).",
+    ),
+    click.option(
+        "-p",
+        "--param",
+        "params",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Backend parameter, e.g. partition=gpu, account=lab, qos=long, constraint=ib "
+        "(the server's service-info lists them).",
+    ),
+]
+
+
+def task_options(f: Any) -> Any:
+    """The options that describe one task (shared by run, sweep and map)."""
+    for option in reversed(_TASK_OPTIONS):
+        f = option(f)
+    return f
+
+
 @click.command(context_settings={"allow_interspersed_args": False})
 @click.argument("image")
 @click.argument("command", nargs=-1, required=True)
-@click.option(
-    "-i",
-    "--input",
-    "inputs",
-    multiple=True,
-    metavar="PATH=URL",
-    help="Stage URL (or local path) in at PATH; a URL ending in / is a directory.",
-)
-@click.option(
-    "-o",
-    "--output",
-    "outputs",
-    multiple=True,
-    metavar="PATH=URL",
-    help="Deliver PATH to URL afterwards; with wildcards in PATH, URL must end in /.",
-)
-@click.option(
-    "--sync",
-    metavar="URL/",
-    help="Stage this folder into the workdir first; afterwards upload what the workdir "
-    "holds back to it (new and changed files only).",
-)
-@click.option(
-    "--content",
-    multiple=True,
-    metavar="PATH=TEXT|@FILE",
-    help="Small inline input: the text itself, or @FILE to read it from a local file.",
-)
-@click.option("-e", "--env", multiple=True, metavar="KEY=VALUE", help="Environment variable.")
-@click.option(
-    "-w",
-    "--workdir",
-    default=DEFAULT_WORKDIR,
-    show_default=True,
-    help="Working directory inside the container (writable; relative PATHs start here).",
-)
-@click.option(
-    "--volume",
-    "volumes",
-    multiple=True,
-    metavar="PATH",
-    help="Empty writable directory shared by the executors.",
-)
-@click.option("--cpu", type=click.IntRange(min=1), help="CPU cores (reserved and enforced).")
-@click.option("--memory", metavar="SIZE", help="Memory limit, e.g. 512M, 2G (enforced).")
-@click.option(
-    "--disk",
-    metavar="SIZE",
-    help="Disk space the task needs, e.g. 10G (checked against free space; not a quota).",
-)
-@click.option("--timeout", metavar="DURATION", help="Kill the tool after e.g. 90s, 30m, 2h.")
-@click.option(
-    "--writable-inputs",
-    is_flag=True,
-    help="Copy local inputs into the task instead of mounting them read-only.",
-)
-@click.option("--network", is_flag=True, help="Give the container a network (off by default).")
-@click.option("--name", help="Task name (ps --name filters by prefix).")
-@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Tag, repeatable.")
-@click.option(
-    "--runtime",
-    type=click.Choice(known_runtimes()),
-    help="podman (default), docker, or process (on the host, no isolation).",
-)
-@click.option("--priority", type=int, help="Higher starts first (default 0).")
-@click.option("--gpus", type=click.IntRange(min=0), help="GPUs (per node).")
-@click.option(
-    "--nodes",
-    type=click.IntRange(min=1),
-    help="Run on N nodes, one rank each (Slurm: one job of N nodes; local: N ranks here). "
-    "Each rank sees TOOLSHIP_NODE_RANK, TOOLSHIP_NUM_NODES, TOOLSHIP_MAIN_ADDR, "
-    "TOOLSHIP_HOSTFILE (and RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT).",
-)
-@click.option(
-    "-p",
-    "--param",
-    "params",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Backend parameter, e.g. partition=gpu, account=lab, qos=long, constraint=ib "
-    "(the server's service-info lists them).",
-)
+@task_options
 @click.option("-d", "--detach", is_flag=True, help="Print the task id and return at once.")
 @click.pass_context
 def run(
@@ -209,6 +237,11 @@ def _pump(client: Client, task_id: str, stream: str, sink: BinaryIO) -> None:
 )
 @click.option("--name", help="Only tasks whose name starts with this.")
 @click.option("--tag", "tags", multiple=True, metavar="KEY[=VALUE]", help="Only tasks with tag.")
+@click.option(
+    "--batch",
+    metavar="BATCH_ID",
+    help="Only the members of this batch (all states), after its counts by state.",
+)
 @click.option("--json", "as_json", is_flag=True, help="JSON (an array of TES BASIC tasks).")
 @click.option("-n", "--limit", type=click.IntRange(min=1), help="At most this many tasks.")
 @click.pass_context
@@ -218,12 +251,21 @@ def ps(
     state: str | None,
     name: str | None,
     tags: tuple[str, ...],
+    batch: str | None,
     as_json: bool,
     limit: int | None,
 ) -> None:
-    """List tasks, newest first (running and queued ones unless --all or --state)."""
+    """List tasks, newest first (running and queued ones unless --all, --state or --batch)."""
     client = _obj(ctx).client
     states: list[str | None] = [state.upper()] if state else ([None] if show_all else list(ACTIVE))
+    if batch:
+        info = client.batch_info(batch)
+        tags = (*tags, f"toolship.batch={batch}")
+        states = [state.upper()] if state else [None]
+        if not as_json:
+            counts = "  ".join(f"{k} {v}" for k, v in info["counts"].items())
+            click.echo(f"batch {batch} ({info['kind']}, {info['size']} tasks): {info['state']}")
+            click.echo(f"  {counts}")
 
     def rows() -> Any:
         count = 0

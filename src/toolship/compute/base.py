@@ -9,6 +9,7 @@ a backend needs to run in the background (a reconcile loop) lives between
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Protocol
 
 from toolship.engine.options import TaskOptions
@@ -22,12 +23,14 @@ __all__ = ["Attempt", "Backend", "RemoteAttempt"]
 class Attempt(Protocol):
     """One attempt of one task, wherever it runs."""
 
+    cancelled: asyncio.Event  # set once a cancel was asked for
+
     async def run(self) -> TaskState:
         """Drive the attempt to its final state (resuming it when the job says so)."""
         ...
 
-    def cancel(self) -> None:
-        """Ask the attempt to stop; ``run`` then ends CANCELED."""
+    def cancel(self, reason: str | None = None) -> None:
+        """Ask the attempt to stop; ``run`` then ends CANCELED (with ``reason`` logged)."""
         ...
 
 
@@ -43,9 +46,6 @@ class RemoteAttempt(Attempt, Protocol):
     ) -> bool:
         """A report from the remote worker; False tells it to stop."""
         ...
-
-    @property
-    def cancel_requested(self) -> bool: ...
 
 
 class Backend(Protocol):

@@ -16,6 +16,7 @@ from toolship.engine.options import SLURM_PARAMETERS, TaskOptions
 from toolship.engine.scheduler import Capacity, Request
 from toolship.errors import ResourcesUnavailable
 from toolship.runtime import Runtime, get_runtime
+from toolship.runtime.usage import accounting_available
 from toolship.storage import StorageRegistry
 from toolship.worker import Job, Reporter, Worker, WorkerEnv
 from toolship.worker.ranks import local_ranks
@@ -117,6 +118,7 @@ class LocalBackend:
             shared_dirs=tuple(local.shared_dirs),
             transfers=self.all_settings.storage.max_concurrency,
             transfer_attempts=self.all_settings.storage.attempts,
+            accounting=local.accounting and accounting_available(job.options.runtime),
             ranks=ranks,
         )
         return Worker(job, env, reporter)

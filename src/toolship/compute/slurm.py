@@ -355,14 +355,11 @@ class SlurmAttempt:
         }
         self.done = asyncio.Event()
         self.final: TaskState | None = None
-        self._cancel = False
+        self.cancelled = asyncio.Event()
+        self.cancel_reason = "canceled by request"
         self._ending = False
         self._missing = 0
         self._ended_seen: float | None = None
-
-    @property
-    def cancel_requested(self) -> bool:
-        return self._cancel
 
     # --- driven by the engine ------------------------------------------------
 
@@ -371,8 +368,8 @@ class SlurmAttempt:
         self.backend.attempts[task_id] = self
         try:
             if "job_id" not in self.slurm:
-                if self._cancel:
-                    return await self._end(S.CANCELED, "canceled by request")
+                if self.cancelled.is_set():
+                    return await self._end(S.CANCELED, self.cancel_reason)
                 try:
                     job_id = await self.backend.submit(self)
                 except (CommandFailed, OSError) as exc:
@@ -382,7 +379,7 @@ class SlurmAttempt:
                     f"submitted to Slurm as job {job_id}"
                 )
                 await self._save()
-                if self._cancel:
+                if self.cancelled.is_set():
                     await self.backend.scancel(job_id)
             await self.done.wait()
             return self.final or S.SYSTEM_ERROR
@@ -390,10 +387,11 @@ class SlurmAttempt:
             if self.backend.attempts.get(task_id) is self:
                 del self.backend.attempts[task_id]
 
-    def cancel(self) -> None:
-        if self._cancel:
+    def cancel(self, reason: str | None = None) -> None:
+        if self.cancelled.is_set():
             return
-        self._cancel = True
+        self.cancel_reason = reason or "canceled by request"
+        self.cancelled.set()
         job_id = self.slurm.get("job_id")
         if job_id is not None and not self.done.is_set():
             asyncio.get_running_loop().create_task(self.backend.scancel(job_id))
@@ -434,7 +432,8 @@ class SlurmAttempt:
     ) -> bool:
         if self.done.is_set() or self._ending:
             return False
-        if state is not None and is_final(state) and self._cancel and state is not S.COMPLETE:
+        cancelled = self.cancelled.is_set()
+        if state is not None and is_final(state) and cancelled and state is not S.COMPLETE:
             state = S.CANCELED  # the executor died of our own cancel signal
         self.attempt = attempt
         self.runtime = {**runtime, "slurm": self.slurm}
@@ -455,7 +454,7 @@ class SlurmAttempt:
             self._missing += 1
             if self._missing >= 2:
                 self._spawn_end(
-                    S.CANCELED if self._cancel else S.SYSTEM_ERROR,
+                    S.CANCELED if self.cancelled.is_set() else S.SYSTEM_ERROR,
                     f"Slurm job {job_id} vanished: squeue no longer lists it and its worker "
                     "never reported an end",
                 )
@@ -479,8 +478,8 @@ class SlurmAttempt:
             self._ended_seen = now
         if now - self._ended_seen < REPORT_GRACE_SECONDS:
             return  # the worker's last report may still be on its way
-        if status.state == "CANCELLED" and self._cancel:
-            self._spawn_end(S.CANCELED, "canceled by request")
+        if status.state == "CANCELLED" and self.cancelled.is_set():
+            self._spawn_end(S.CANCELED, self.cancel_reason)
             return
         what = {
             "CANCELLED": "was cancelled outside toolship (scancel?)",

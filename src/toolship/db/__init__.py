@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from toolship.db.store import Page, Store, TaskRow, TaskSummary
+from toolship.db.store import BatchRow, Page, Store, TaskRow, TaskSummary
 
-__all__ = ["Page", "Store", "TaskRow", "TaskSummary"]
+__all__ = ["BatchRow", "Page", "Store", "TaskRow", "TaskSummary"]

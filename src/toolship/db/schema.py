@@ -16,7 +16,7 @@ from sqlalchemy import (
     false,
 )
 
-__all__ = ["metadata", "task_tags", "tasks"]
+__all__ = ["batches", "metadata", "task_tags", "tasks"]
 
 metadata = MetaData()
 
@@ -42,7 +42,10 @@ tasks = Table(
     Column("cancel_requested", Boolean, nullable=False, server_default=false()),
     # Per-task staging credentials: never rendered, wiped when the task ends.
     Column("secrets", Text, nullable=False, server_default="{}"),
+    # The batch (sweep, map) this task is a member of.
+    Column("batch_id", String(32), nullable=True),
     Index("ix_tasks_state_seq", "state", "seq"),
+    Index("ix_tasks_batch_state", "batch_id", "state"),
     Index("ix_tasks_name_seq", "name", "seq"),
 )
 
@@ -54,4 +57,21 @@ task_tags = Table(
     Column("value", Text, nullable=False),
     Index("ix_task_tags_kv", "key", "value", "task_seq"),
     Index("ix_task_tags_task", "task_seq"),
+)
+
+batches = Table(
+    "batches",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(32), nullable=False, unique=True),
+    Column("name", Text, nullable=True),
+    Column("kind", String(16), nullable=False),  # sweep, map or tasks
+    Column("creation_time", String(40), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("max_parallel", Integer, nullable=True),
+    Column("priority", Integer, nullable=False, server_default="0"),
+    # Unix time after which unfinished members are cancelled (the batch's timeout).
+    Column("deadline", Float, nullable=True),
+    # What the batch was made from: parameter rows, the map pattern, the reduce task id.
+    Column("spec", Text, nullable=False, server_default="{}"),
 )

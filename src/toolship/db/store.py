@@ -9,6 +9,7 @@ updates (``WHERE state IN (allowed sources)``) so the transition table in
 from __future__ import annotations
 
 import base64
+import builtins
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from sqlalchemy import (
     create_engine,
     event,
     exists,
+    func,
     insert,
     select,
     update,
@@ -32,11 +34,11 @@ from sqlalchemy import (
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from toolship.db.schema import task_tags, tasks
+from toolship.db.schema import batches, task_tags, tasks
 from toolship.errors import InvalidRequest, NotFound
 from toolship.states import TaskState, allowed_sources, is_final
 
-__all__ = ["ListFilter", "Page", "Store", "TaskRow", "TaskSummary"]
+__all__ = ["BatchRow", "ListFilter", "Page", "Store", "TaskRow", "TaskSummary"]
 
 ACTIVE_STATES = (
     TaskState.QUEUED,
@@ -67,6 +69,20 @@ class TaskRow:
     runtime: dict[str, Any] = field(default_factory=dict)
     cancel_requested: bool = False
     secrets: dict[str, str] = field(default_factory=dict)
+    batch_id: str | None = None
+
+
+@dataclass(slots=True)
+class BatchRow:
+    id: str
+    name: str | None
+    kind: str
+    creation_time: str
+    size: int
+    max_parallel: int | None = None
+    priority: int = 0
+    deadline: float | None = None
+    spec: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +90,7 @@ class ListFilter:
     name_prefix: str | None = None
     state: TaskState | None = None
     tags: tuple[tuple[str, str], ...] = ()
+    batch: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +158,7 @@ _ROW_COLS = (
     tasks.c.gpus,
     tasks.c.spec,
     tasks.c.cancel_requested,
+    tasks.c.batch_id,
 )
 
 _FULL_COLS = (*_ROW_COLS, tasks.c.logs, tasks.c.runtime, tasks.c.secrets)
@@ -162,6 +180,7 @@ def _row(r: Row[Any] | Any, with_logs: bool) -> TaskRow:
         runtime=json.loads(r.runtime) if with_logs else {},
         cancel_requested=bool(r.cancel_requested),
         secrets=json.loads(r.secrets) if with_logs else {},
+        batch_id=r.batch_id,
     )
 
 
@@ -180,8 +199,8 @@ class Store:
 
     # --- writes -----------------------------------------------------------
 
-    def insert_tasks(self, rows: Sequence[TaskRow]) -> None:
-        """Insert new tasks (and their tags) in one transaction, a few statements in all."""
+    def insert_tasks(self, rows: Sequence[TaskRow], batch: BatchRow | None = None) -> None:
+        """Insert new tasks (and their tags, and their batch) in one transaction."""
         if not rows:
             return
         values = [
@@ -198,15 +217,39 @@ class Store:
                 "logs": json.dumps(row.logs, separators=(",", ":")),
                 "runtime": json.dumps(row.runtime, separators=(",", ":")),
                 "secrets": json.dumps(row.secrets),
+                "batch_id": row.batch_id,
             }
             for row in rows
         ]
         with self.engine.begin() as conn:
-            seqs = conn.execute(
-                insert(tasks).returning(tasks.c.seq, sort_by_parameter_order=True), values
-            ).scalars()
-            for row, seq in zip(rows, seqs, strict=True):
-                row.seq = int(seq)
+            if batch is not None:
+                conn.execute(
+                    insert(batches).values(
+                        id=batch.id,
+                        name=batch.name,
+                        kind=batch.kind,
+                        creation_time=batch.creation_time,
+                        size=batch.size,
+                        max_parallel=batch.max_parallel,
+                        priority=batch.priority,
+                        deadline=batch.deadline,
+                        spec=json.dumps(batch.spec, separators=(",", ":")),
+                    )
+                )
+            if len(rows) == 1:
+                seqs = conn.execute(insert(tasks).returning(tasks.c.seq), values).scalars()
+                rows[0].seq = int(next(iter(seqs)))
+            else:
+                # executemany without RETURNING is one fast statement; an ordered RETURNING
+                # would be a round trip per row.  The sequence numbers are read back by id.
+                conn.execute(insert(tasks), values)
+                seq_of: dict[str, int] = {}
+                for start in range(0, len(rows), 500):
+                    ids = [row.id for row in rows[start : start + 500]]
+                    query = select(tasks.c.id, tasks.c.seq).where(tasks.c.id.in_(ids))
+                    seq_of.update({r.id: int(r.seq) for r in conn.execute(query)})
+                for row in rows:
+                    row.seq = seq_of[row.id]
             tag_rows = [
                 {"task_seq": row.seq, "key": k, "value": v}
                 for row in rows
@@ -300,6 +343,8 @@ class Store:
             conds.append(tasks.c.seq < decode_token(page_token))
         if flt.state is not None:
             conds.append(tasks.c.state == flt.state.value)
+        if flt.batch is not None:
+            conds.append(tasks.c.batch_id == flt.batch)
         if flt.name_prefix:
             # Range on the name index instead of LIKE (which would treat % and _ specially).
             conds.append(tasks.c.name >= flt.name_prefix)
@@ -331,3 +376,70 @@ class Store:
         with self.engine.connect() as conn:
             for r in conn.execute(query):
                 yield _row(r, True)
+
+    def states(self, task_ids: Sequence[str]) -> dict[str, TaskState]:
+        """The states of those of ``task_ids`` that exist."""
+        out: dict[str, TaskState] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(task_ids), 500):
+                chunk = list(task_ids[start : start + 500])
+                query = select(tasks.c.id, tasks.c.state).where(tasks.c.id.in_(chunk))
+                out.update({r.id: TaskState(r.state) for r in conn.execute(query)})
+        return out
+
+    # --- batches --------------------------------------------------------------
+
+    def get_batch(self, batch_id: str) -> BatchRow:
+        with self.engine.connect() as conn:
+            r = conn.execute(select(batches).where(batches.c.id == batch_id)).first()
+        if r is None:
+            raise NotFound(f"no batch with id {batch_id!r}")
+        return _batch(r)
+
+    def list_batches(self, limit: int = 50) -> builtins.list[BatchRow]:
+        query = select(batches).order_by(batches.c.seq.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            return [_batch(r) for r in conn.execute(query)]
+
+    def active_batches(self) -> builtins.list[BatchRow]:
+        """Batches with a throttle or a deadline that still have unfinished members."""
+        active = [s.value for s in ACTIVE_STATES]
+        query = select(batches).where(
+            and_(
+                (batches.c.max_parallel.is_not(None)) | (batches.c.deadline.is_not(None)),
+                exists().where(and_(tasks.c.batch_id == batches.c.id, tasks.c.state.in_(active))),
+            )
+        )
+        with self.engine.connect() as conn:
+            return [_batch(r) for r in conn.execute(query)]
+
+    def batch_counts(self, batch_id: str) -> dict[TaskState, int]:
+        query = (
+            select(tasks.c.state, func.count())
+            .where(tasks.c.batch_id == batch_id)
+            .group_by(tasks.c.state)
+        )
+        with self.engine.connect() as conn:
+            return {TaskState(state): int(n) for state, n in conn.execute(query)}
+
+    def batch_members(self, batch_id: str, *, active_only: bool = False) -> builtins.list[TaskRow]:
+        """Every member in creation order, with logs (for reports and cancel-all)."""
+        query = select(*_FULL_COLS).where(tasks.c.batch_id == batch_id)
+        if active_only:
+            query = query.where(tasks.c.state.in_([s.value for s in ACTIVE_STATES]))
+        with self.engine.connect() as conn:
+            return [_row(r, True) for r in conn.execute(query.order_by(tasks.c.seq))]
+
+
+def _batch(r: Any) -> BatchRow:
+    return BatchRow(
+        id=r.id,
+        name=r.name,
+        kind=r.kind,
+        creation_time=r.creation_time,
+        size=r.size,
+        max_parallel=r.max_parallel,
+        priority=r.priority,
+        deadline=r.deadline,
+        spec=json.loads(r.spec),
+    )

@@ -10,21 +10,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from toolship.compute import make_backend
 from toolship.compute.base import Attempt, Backend
 from toolship.config import Settings
-from toolship.db import Store, TaskRow
+from toolship.db import BatchRow, Store, TaskRow
+from toolship.engine.batches import BatchBuilder
 from toolship.engine.options import TaskOptions, read_options
-from toolship.engine.scheduler import Queue, Request, pick
+from toolship.engine.retry import retry_reason
+from toolship.engine.scheduler import Queue, Request, Throttle, pick
 from toolship.engine.validate import admit
-from toolship.models import Task
+from toolship.errors import InvalidRequest
+from toolship.models import BatchRequest, Task
 from toolship.states import TaskState, is_final
 from toolship.storage import StorageRegistry
+from toolship.timeutil import now_rfc3339
 from toolship.worker import Job
 
 __all__ = ["Engine"]
@@ -41,11 +47,16 @@ class _Running:
 
 
 class _Reporter:
-    """Persists a worker's progress for one task (the local, in-process reporter)."""
+    """Persists a worker's progress for one task (the local, in-process reporter).
 
-    def __init__(self, engine: Engine, task_id: str, earlier: list[dict[str, Any]]) -> None:
+    A failed attempt that its retry policy covers is not final: the task goes
+    back to QUEUED with the attempt kept in ``logs[]``, and starts again.
+    """
+
+    def __init__(self, engine: Engine, job: Job, earlier: list[dict[str, Any]]) -> None:
         self.engine = engine
-        self.task_id = task_id
+        self.job = job
+        self.task_id = job.task_id
         self.earlier = earlier
 
     async def update(
@@ -56,6 +67,19 @@ class _Reporter:
         if state is None:
             store.save_progress(self.task_id, logs=logs, runtime=runtime)
             return True
+        policy = self.job.options.retry
+        why = (
+            retry_reason(policy, self.job.attempt_number, state, attempt)
+            if policy.retries
+            else None
+        )
+        if why is not None and not self.engine.cancel_wanted(self.task_id):
+            attempt.setdefault("system_logs", []).append(
+                f"attempt {self.job.attempt_number} ended {state.value} with {why}; retrying "
+                f"(attempt {self.job.attempt_number + 1} of at most {policy.retries + 1})"
+            )
+            if store.transition(self.task_id, S.QUEUED, logs=logs, runtime={}):
+                return True
         ok = store.transition(self.task_id, state, logs=logs, runtime=runtime)
         if not ok:
             # Refused (e.g. cancelled meanwhile): still keep the log of what happened.
@@ -71,7 +95,15 @@ class Engine:
         self.storage = storage
         self.backend: Backend = make_backend(settings, storage)
         self.queue = Queue()
+        self.throttle = Throttle()
         self.running: dict[str, _Running] = {}
+        # Dependencies: child -> parents not yet COMPLETE, and parent -> waiting children.
+        self.waiting: dict[str, set[str]] = {}
+        self.dependents: dict[str, set[str]] = {}
+        self._group_of: dict[str, str] = {}  # members of throttled batches
+        self._held: dict[str, Request] = {}  # waiting for parents
+        self._deadlines: dict[str, asyncio.TimerHandle] = {}
+        self.batches = BatchBuilder(self)
         self._wake = asyncio.Event()
         self._waiters: dict[str, asyncio.Event] = {}
         self._loop_task: asyncio.Task[None] | None = None
@@ -98,12 +130,19 @@ class Engine:
         await self.backend.close()
 
     def recover(self) -> None:
+        for batch in self.store.active_batches():
+            self.throttle.limit(batch.id, batch.max_parallel)
+            self.arm_deadline(batch)
+        queued: list[tuple[TaskRow, TaskOptions]] = []
         for row in self.store.active():
             options = self._options(row)
-            request = self.backend.request(row.id, options)
+            request = self._request(row, options)
             if row.state is S.QUEUED and not self.backend.in_flight(row.runtime):
-                self.queue.add(request)
+                queued.append((row, options))
                 continue
+            if request.group is not None:
+                self.throttle.occupy(request)  # running members hold their slots first
+                self._group_of[row.id] = request.group
             attempt = row.logs[-1] if row.logs else None
             job = Job(
                 task_id=row.id,
@@ -119,12 +158,16 @@ class Engine:
             self._start(request, job, earlier)
             if row.cancel_requested:
                 self.running[row.id].worker.cancel()
+        parents = {p for row, options in queued for p in options.after}
+        states = self.store.states(sorted(parents)) if parents else {}
+        for row, options in queued:
+            self.place(row.id, self._request(row, options), options.after, states)
         self._wake.set()
 
     # --- API-facing operations -------------------------------------------
 
-    def create(self, task: Task) -> str:
-        row, options = admit(
+    def admit(self, task: Task) -> tuple[TaskRow, TaskOptions]:
+        return admit(
             task,
             storage=self.storage,
             backend=self.backend,
@@ -132,25 +175,139 @@ class Engine:
             default_cpus=self.settings.local.default_cpus,
             default_memory_gb=self.settings.local.default_memory_gb,
         )
+
+    def create(self, task: Task) -> str:
+        row, options = self.admit(task)
+        states = self.parent_states(options.after)
         self.store.insert_tasks([row])
-        self.queue.add(self.backend.request(row.id, options))
+        self.place(row.id, self.backend.request(row.id, options), options.after, states)
         self._wake.set()
         return row.id
 
-    def cancel(self, task_id: str) -> None:
+    def create_batch(self, request: BatchRequest) -> tuple[str, list[str]]:
+        """Store a sweep, map or list of tasks in one transaction and queue its members."""
+        batch, rows, afters = self.batches.build(request)
+        parents = {p for after in afters for p in after} - {r.id for r in rows}
+        states = self.parent_states(tuple(sorted(parents)))
+        self.store.insert_tasks(rows, batch)
+        self.throttle.limit(batch.id, batch.max_parallel)
+        self.arm_deadline(batch)
+        for row, after in zip(rows, afters, strict=True):
+            member = Request(
+                task_id=row.id,
+                cpus=row.cpus,
+                memory_gb=row.memory_gb,
+                gpus=row.gpus,
+                priority=row.priority,
+                group=batch.id if batch.max_parallel else None,
+            )
+            self.place(row.id, member, after, states)
+        self._wake.set()
+        return batch.id, [r.id for r in rows]
+
+    def parent_states(self, after: tuple[str, ...]) -> dict[str, TaskState]:
+        """The parents' states; a 400 when one does not exist."""
+        if not after:
+            return {}
+        states = self.store.states(list(after))
+        missing = [p for p in after if p not in states]
+        if missing:
+            raise InvalidRequest(
+                f"resources.backend_parameters.after: no task with id {missing[0]!r}; "
+                "name tasks that exist (or, in a batch, members as @N)"
+            )
+        return states
+
+    def place(
+        self, task_id: str, request: Request, after: tuple[str, ...], states: dict[str, TaskState]
+    ) -> None:
+        """Queue a task, or hold it until its parents are COMPLETE (or fail it if one failed)."""
+        pending: set[str] = set()
+        for parent in after:
+            state = states.get(parent)
+            if state is S.COMPLETE:
+                continue
+            if state is not None and is_final(state):
+                self._parent_failed(task_id, parent, state)
+                return
+            pending.add(parent)
+        if request.group is not None:
+            self._group_of[task_id] = request.group
+        if not pending:
+            self._enqueue(request)
+            return
+        self.waiting[task_id] = pending
+        self._held[task_id] = request
+        for parent in pending:
+            self.dependents.setdefault(parent, set()).add(task_id)
+
+    def _enqueue(self, request: Request) -> None:
+        if self.throttle.admit(request):
+            self.queue.add(request)
+
+    def _parent_failed(self, task_id: str, parent: str, state: TaskState) -> None:
+        message = (
+            f"not run: task {parent}, which this task runs after, ended {state.value}"
+            if state is not S.CANCELED
+            else f"not run: task {parent}, which this task runs after, was cancelled"
+        )
+        now = now_rfc3339()
+        entry = {"logs": [], "outputs": [], "system_logs": [message], "end_time": now}
+        if self.store.transition(task_id, S.SYSTEM_ERROR, logs=[entry]):
+            self.changed(task_id)
+
+    def cancel_wanted(self, task_id: str) -> bool:
+        run = self.running.get(task_id)
+        return run is not None and run.worker.cancelled.is_set()
+
+    def cancel(self, task_id: str, reason: str | None = None) -> None:
         """Cancel a task; a no-op for a finished one (TES says so)."""
         state = self.store.get_state(task_id)
         if is_final(state):
             return
-        if task_id in self.queue and self.store.transition(task_id, S.CANCELED):
-            self.queue.remove(task_id)
-            self.changed(task_id)
-            return
+        if task_id not in self.running and state is S.QUEUED:
+            logs = None
+            if reason:
+                entry = {"logs": [], "outputs": [], "system_logs": [reason]}
+                logs = [*self.store.get(task_id).logs, entry]
+            if self.store.transition(task_id, S.CANCELED, logs=logs):
+                self._unqueue(task_id)
+                self.changed(task_id)
+                return
         # The task stays RUNNING until its container is gone, then becomes CANCELED.
         self.store.request_cancel(task_id)
         run = self.running.get(task_id)
         if run is not None:
-            run.worker.cancel()
+            run.worker.cancel(reason)
+
+    def _unqueue(self, task_id: str) -> None:
+        self.queue.remove(task_id)
+        self._held.pop(task_id, None)
+        for parent in self.waiting.pop(task_id, ()):
+            children = self.dependents.get(parent)
+            if children is not None:
+                children.discard(task_id)
+
+    def cancel_batch(self, batch_id: str, reason: str | None = None) -> int:
+        """Cancel every unfinished member; how many there were."""
+        members = self.store.batch_members(batch_id, active_only=True)
+        for row in members:
+            self.cancel(row.id, reason)
+        return len(members)
+
+    def arm_deadline(self, batch: BatchRow) -> None:
+        if batch.deadline is None or batch.id in self._deadlines:
+            return
+        delay = max(0.0, batch.deadline - time.time())
+        loop = asyncio.get_running_loop()
+        self._deadlines[batch.id] = loop.call_later(delay, self._batch_expired, batch)
+
+    def _batch_expired(self, batch: BatchRow) -> None:
+        self._deadlines.pop(batch.id, None)
+        limit = batch.spec.get("timeout", "its timeout")
+        n = self.cancel_batch(batch.id, f"canceled: batch {batch.id} ran out of time ({limit})")
+        if n:
+            log.info("batch %s timed out; cancelled %d unfinished members", batch.id, n)
 
     async def wait(self, task_id: str, timeout: float | None) -> TaskState:
         """The task's state once final, or its current state when ``timeout`` runs out."""
@@ -176,10 +333,32 @@ class Engine:
         return None if run is None else run.worker
 
     def changed(self, task_id: str) -> None:
-        if is_final(self.store.get_state(task_id)):
-            event = self._waiters.pop(task_id, None)
-            if event is not None:
-                event.set()
+        state = self.store.get_state(task_id)
+        if not is_final(state):
+            return
+        event = self._waiters.pop(task_id, None)
+        if event is not None:
+            event.set()
+        group = self._group_of.pop(task_id, None)
+        if group is not None:
+            for ready in self.throttle.release(group, task_id):
+                self.queue.add(ready)
+            self._wake.set()
+        for child in sorted(self.dependents.pop(task_id, ())):
+            pending = self.waiting.get(child)
+            if pending is None:
+                continue
+            if state is not S.COMPLETE:
+                self._unqueue(child)
+                self._parent_failed(child, task_id, state)
+                continue
+            pending.discard(task_id)
+            if not pending:
+                del self.waiting[child]
+                request = self._held.pop(child, None)
+                if request is not None:
+                    self._enqueue(request)
+                    self._wake.set()
 
     # --- dispatch ---------------------------------------------------------
 
@@ -204,13 +383,14 @@ class Engine:
                 task=Task.model_validate(row.spec),
                 options=options,
                 runtime=row.runtime,
+                attempt_number=len(row.logs) + 1,
                 credentials={**options.credentials, **row.secrets},
             )
-            self._start(request, job, [])
+            self._start(request, job, row.logs)
 
     def _start(self, request: Request, job: Job, earlier: list[dict[str, Any]]) -> None:
         self.backend.free.take(request)
-        worker = self.backend.start(job, _Reporter(self, job.task_id, earlier))
+        worker = self.backend.start(job, _Reporter(self, job, earlier))
         run = _Running(request=request, worker=worker)
         self.running[job.task_id] = run
         run.task = asyncio.create_task(worker.run(), name=f"task-{job.task_id}")
@@ -223,8 +403,16 @@ class Engine:
         self.backend.free.give(run.request)
         if run.task is not None and run.task.cancelled():
             return  # server shutting down: the attempt resumes on restart
+        if self.store.get_state(task_id) is S.QUEUED:
+            self.queue.add(run.request)  # a retry; its throttle slot is still held
         self.changed(task_id)
         self._wake.set()
+
+    def _request(self, row: TaskRow, options: TaskOptions) -> Request:
+        request = self.backend.request(row.id, options)
+        if row.batch_id is not None and row.batch_id in self.throttle.limits:
+            request = dataclasses.replace(request, group=row.batch_id)
+        return request
 
     def _options(self, row: TaskRow) -> TaskOptions:
         task = Task.model_validate(row.spec)

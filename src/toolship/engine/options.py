@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from toolship.engine.retry import RetryPolicy, parse_retry
 from toolship.errors import InvalidRequest
 from toolship.models import Resources
 from toolship.runtime import known_runtimes
@@ -35,6 +36,9 @@ BACKEND_PARAMETERS: dict[str, str] = {
     "qos": "Slurm quality of service (Slurm backend only)",
     "constraint": "Slurm node features, e.g. 'avx512&ib' (Slurm backend only)",
     "writable_inputs": "true: copy local inputs instead of mounting them read-only",
+    "retries": "how many more attempts a failed task gets (default 0)",
+    "retry_on": "what is retried: system-error (the default), oom, exit:CODE[,CODE...]",
+    "after": "comma-separated task ids this task waits for (each must end COMPLETE)",
     "s3_profile": "named AWS profile (of the server's user) for s3:// URLs",
     "s3_access_key_id": "per-task S3 credentials (kept apart, never echoed, wiped at the end)",
     "s3_secret_access_key": "per-task S3 credentials",
@@ -72,6 +76,8 @@ class TaskOptions:
     writable_inputs: bool = False
     credentials: dict[str, str] = field(default_factory=dict)
     nodes: int = 1  # ranks, one per node; each runs every executor
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    after: tuple[str, ...] = ()
 
 
 def _int(key: str, value: str) -> int:
@@ -135,6 +141,12 @@ def read_options(
                 f"resources.backend_parameters.{key}={params[key]!r} has characters Slurm "
                 "does not accept there; use letters, digits and _-.,&|:[]*"
             )
+    if abs(priority) > 1_000_000_000:
+        raise InvalidRequest(
+            "resources.backend_parameters.priority must be between -1000000000 and 1000000000"
+        )
+    retry = parse_retry(params.get("retries"), params.get("retry_on"))
+    after = tuple(dict.fromkeys(p.strip() for p in params.get("after", "").split(",") if p.strip()))
     return TaskOptions(
         cpus=res.cpu_cores or default_cpus,
         memory_gb=res.ram_gb if res.ram_gb is not None else default_memory_gb,
@@ -150,6 +162,8 @@ def read_options(
         writable_inputs=writable_inputs,
         credentials=credentials,
         nodes=nodes,
+        retry=retry,
+        after=after,
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-__all__ = ["Capacity", "Queue", "Request", "pick"]
+__all__ = ["Capacity", "Queue", "Request", "Throttle", "pick"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +21,8 @@ class Request:
     memory_gb: float
     gpus: int = 0
     priority: int = 0
+    # The batch this request belongs to, for its max-parallel throttle (None: no batch).
+    group: str | None = None
 
 
 @dataclass(slots=True)
@@ -90,3 +92,74 @@ def pick(queue: Iterable[Request], free: Capacity, *, min_cpus: int = 1) -> list
             left.take(r)
             chosen.append(r)
     return chosen
+
+
+class Throttle:
+    """Per-group (batch) limits on members started at once — pure.
+
+    A limited group never has more than ``limit`` members in the scheduler's
+    queue or running together: the rest wait here, in arrival order, and move
+    on one by one as members finish.  So a batch of 100 000 members with
+    ``max_parallel=2`` puts two requests in the queue, and a scheduler tick
+    never scans the other 99 998.
+    """
+
+    def __init__(self) -> None:
+        self.limits: dict[str, int] = {}
+        self._active: dict[str, set[str]] = {}
+        self._backlog: dict[str, dict[str, Request]] = {}
+
+    def limit(self, group: str, limit: int | None) -> None:
+        if limit is None:
+            self.limits.pop(group, None)
+        else:
+            self.limits[group] = limit
+
+    def admit(self, r: Request) -> bool:
+        """True when ``r`` may enter the queue now; otherwise it waits in the backlog."""
+        limit = self.limits.get(r.group) if r.group is not None else None
+        if r.group is None or limit is None:
+            return True
+        active = self._active.setdefault(r.group, set())
+        if r.task_id in active:
+            return True
+        if len(active) < limit:
+            active.add(r.task_id)
+            return True
+        self._backlog.setdefault(r.group, {})[r.task_id] = r
+        return False
+
+    def occupy(self, r: Request) -> None:
+        """``r`` runs already (found again after a restart): it holds a slot, whatever the limit."""
+        if r.group is not None:
+            self._active.setdefault(r.group, set()).add(r.task_id)
+
+    def holds(self, task_id: str, group: str | None) -> bool:
+        """Whether ``task_id`` waits in the backlog."""
+        return group is not None and task_id in self._backlog.get(group, {})
+
+    def release(self, group: str | None, task_id: str) -> list[Request]:
+        """``task_id`` finished (or left): the members that may enter the queue now."""
+        if group is None:
+            return []
+        backlog = self._backlog.get(group, {})
+        if backlog.pop(task_id, None) is not None:
+            return []
+        active = self._active.get(group)
+        if active is None or task_id not in active:
+            return []
+        active.discard(task_id)
+        limit = self.limits.get(group, len(active) + len(backlog))
+        ready: list[Request] = []
+        while backlog and len(active) < limit:
+            first = next(iter(backlog))
+            r = backlog.pop(first)
+            active.add(r.task_id)
+            ready.append(r)
+        if not active and not backlog:
+            self._active.pop(group, None)
+            self._backlog.pop(group, None)
+        return ready
+
+    def running(self, group: str) -> int:
+        return len(self._active.get(group, ()))

@@ -47,6 +47,7 @@ class ExecSpec:
     host_network: bool = False
     env_passthrough: tuple[str, ...] = ()
     labels: dict[str, str] = field(default_factory=dict)
+    cgroup_parent: str | None = None  # for usage accounting (see runtime.usage)
 
 
 class Runtime(Protocol):

@@ -65,6 +65,8 @@ class ContainerRuntime:
             argv += ["--cpus", _num(spec.cpus)]
         if spec.memory_bytes is not None:
             argv += ["--memory", f"{spec.memory_bytes}b", "--memory-swap", f"{spec.memory_bytes}b"]
+        if spec.cgroup_parent:
+            argv += ["--cgroup-parent", spec.cgroup_parent]
         if spec.interactive:
             argv.append("--interactive")
         if spec.workdir:

@@ -17,7 +17,27 @@ from urllib.parse import urlsplit
 from toolship.errors import InvalidRequest
 from toolship.storage.transfer import FileRecord
 
-__all__ = ["Progress", "StageContext", "Storage", "StorageRegistry", "redact", "scheme_of"]
+__all__ = [
+    "Progress",
+    "StageContext",
+    "Storage",
+    "StorageRegistry",
+    "redact",
+    "scheme_of",
+    "split_pattern",
+]
+
+
+def split_pattern(pattern: str) -> tuple[str, str]:
+    """``(fixed folder, rest)`` of a glob pattern: ``("/a/b", "c/*.txt")`` for ``/a/b/c/*.txt``.
+
+    The fixed folder is the part before the first path component holding a wildcard.
+    """
+    parts = pattern.split("/")
+    for i, part in enumerate(parts):
+        if any(c in part for c in "*?["):
+            return "/".join(parts[:i]), "/".join(parts[i:])
+    return "/".join(parts[:-1]), parts[-1]
 
 
 def scheme_of(url: str) -> str:
@@ -96,6 +116,13 @@ class Storage(Protocol):
 
     def prefixes(self) -> list[str]:
         """URL prefixes a task may use (advertised in service-info.storage)."""
+        ...
+
+    def glob(self, pattern: str, credentials: Mapping[str, str]) -> list[str]:
+        """The URLs of the files matching ``pattern`` (``*``, ``?``, ``[..]``, ``**``), sorted.
+
+        Raises InvalidRequest when the scheme cannot be listed or the listing fails.
+        """
         ...
 
 

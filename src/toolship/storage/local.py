@@ -12,12 +12,12 @@ import contextlib
 import os
 import shutil
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from toolship.errors import InvalidRequest, StagingError
-from toolship.storage.base import StageContext
+from toolship.storage.base import StageContext, split_pattern
 from toolship.storage.transfer import FileRecord, copy_stream, sha256_file, with_retries
 
 __all__ = ["LocalStorage", "partial_name"]
@@ -124,6 +124,14 @@ class LocalStorage:
             raise StagingError(f"cannot write {url}: {exc.strerror or exc}") from exc
         ctx.progress.add(digest.size)
         return FileRecord(url=url, path="", size=digest.size, sha256=digest.sha256)
+
+    def glob(self, pattern: str, credentials: Mapping[str, str]) -> list[str]:
+        raw = pattern[len("file://") :] if pattern.startswith("file://") else pattern
+        folder, rest = split_pattern(raw)
+        base = self.path_of("file://" + (folder or "/"))
+        if not rest or rest.startswith("/") or ".." in rest.split("/"):
+            raise InvalidRequest(f"{pattern!r}: give a pattern below a folder, e.g. /data/*.csv")
+        return sorted(f"file://{p}" for p in base.glob(rest) if p.is_file() and self._inside(p))
 
     def prefixes(self) -> list[str]:
         return [f"file://{r}/" if str(r) != "/" else "file:///" for r in self.roots]

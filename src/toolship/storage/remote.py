@@ -96,6 +96,17 @@ class RemoteStorage:
     def prefixes(self) -> list[str]:
         return [f"{s}://" for s in self.schemes]
 
+    def glob(self, pattern: str, credentials: Mapping[str, str]) -> list[str]:
+        fs = self.filesystem(pattern, credentials)
+        path = self.path(pattern)
+        try:
+            found: dict[str, dict[str, Any]] = fs.glob(path, detail=True)
+        except Exception as exc:
+            raise InvalidRequest(f"cannot list {redact(pattern)}: {_message(exc)}") from exc
+        return sorted(
+            self.url_of(pattern, name) for name, info in found.items() if info.get("type") == "file"
+        )
+
     def fetch(self, url: str, dest: Path, kind: str, ctx: StageContext) -> list[FileRecord]:
         fs = self.filesystem(url, ctx.credentials)
         root = self.path(url)
@@ -306,6 +317,12 @@ class HttpStorage(RemoteStorage):
 
     def url_of(self, url: str, path: str) -> str:
         return path
+
+    def glob(self, pattern: str, credentials: Mapping[str, str]) -> list[str]:
+        raise InvalidRequest(
+            f"{pattern!r}: web servers cannot be listed, so http(s):// patterns cannot be "
+            "mapped over; list the URLs yourself and run a sweep with --params-file"
+        )
 
     def make_filesystem(self, url: str, credentials: Mapping[str, str]) -> AbstractFileSystem:
         from fsspec.implementations.http import HTTPFileSystem

@@ -25,6 +25,7 @@ from toolship.errors import StagingError
 from toolship.models import Task
 from toolship.runtime import ExecSpec, Mount, Runtime
 from toolship.runtime.launch import Launched, find_launched, launch, stop
+from toolship.runtime.usage import cgroup_name, read_usage, remove_cgroup
 from toolship.states import TaskState
 from toolship.storage import StageContext, StorageRegistry
 from toolship.timeutil import now_rfc3339
@@ -75,6 +76,7 @@ class WorkerEnv:
     pids_limit: int = 4096
     shared_dirs: tuple[Path, ...] = ()
     ranks: Ranks | None = None  # multi-node tasks: how each executor runs once per rank
+    accounting: bool = False  # measure CPU and peak memory through a cgroup per attempt
     user: tuple[int, int] = field(default_factory=lambda: (os.getuid(), os.getgid()))
 
 
@@ -100,6 +102,7 @@ class Worker:
         self.env = env
         self.reporter = reporter
         self.cancelled = asyncio.Event()
+        self.cancel_reason = "canceled by request"
         self.layout: AttemptLayout = plan_layout(
             job.task, env.work_dir / job.task_id / str(job.attempt_number)
         )
@@ -112,7 +115,8 @@ class Worker:
         self.rt.setdefault("attempt_dir", str(self.layout.base))
         self.rt.setdefault("runtime", env.runtime.name)
 
-    def cancel(self) -> None:
+    def cancel(self, reason: str | None = None) -> None:
+        self.cancel_reason = reason or "canceled by request"
         self.cancelled.set()
 
     @functools.cached_property
@@ -147,8 +151,21 @@ class Worker:
             self._system_log(message)
         self.attempt["end_time"] = now_rfc3339()
         self.rt["phase"] = "done"
+        self._account()
         await self.reporter.update(state, self.attempt, self.rt)
         return state
+
+    def _account(self) -> None:
+        """Record the attempt's CPU seconds and peak memory (TES TaskLog metadata)."""
+        if not self.env.accounting:
+            return
+        name = cgroup_name(self.job.task_id, self.job.attempt_number)
+        usage = read_usage(name)
+        if usage is not None:
+            meta = self.attempt.setdefault("metadata", {})
+            meta["toolship.cpu_seconds"] = f"{usage.cpu_seconds:.3f}"
+            meta["toolship.peak_memory_bytes"] = str(usage.peak_memory_bytes)
+            remove_cgroup(name)
 
     # --- the attempt --------------------------------------------------------
 
@@ -163,7 +180,7 @@ class Worker:
         try:
             return await self._attempt()
         except _Stopped:
-            return await self._finish(S.CANCELED, "canceled by request")
+            return await self._finish(S.CANCELED, self.cancel_reason)
         except StagingError as exc:
             return await self._finish(S.SYSTEM_ERROR, str(exc))
         except Exception as exc:
@@ -370,6 +387,11 @@ class Worker:
             interactive=ex.stdin is not None,
             host_network=ranks is not None,
             env_passthrough=RANK_VARIABLES if ranks is not None else (),
+            cgroup_parent=(
+                cgroup_name(self.job.task_id, self.job.attempt_number)
+                if self.env.accounting
+                else None
+            ),
         )
 
     def _stdin_host(self, container_path: str, mounts: list[Mount]) -> Path:

@@ -1,0 +1,118 @@
+"""Batches (sweeps, maps, task lists) at /api/v1/batches: create in bulk, watch, cancel, report."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, Request
+from fastapi.responses import JSONResponse
+
+from toolship.api.state import app_state
+from toolship.db import BatchRow, Store
+from toolship.engine.accounting import member_usage, scaling, scaling_key, summarize
+from toolship.models import BatchRequest, CreateBatchResponse
+from toolship.states import FINAL_STATES, TaskState
+
+__all__ = ["batch_state", "router"]
+
+router = APIRouter(prefix="/api/v1", tags=["toolship"])
+S = TaskState
+
+
+def batch_state(counts: dict[TaskState, int], size: int) -> TaskState:
+    """One state for the whole batch: running while any member is, else the worst ending."""
+    if any(counts.get(s) for s in (S.INITIALIZING, S.RUNNING)):
+        return S.RUNNING
+    if counts.get(S.QUEUED):
+        return S.RUNNING if sum(counts.get(s, 0) for s in FINAL_STATES) else S.QUEUED
+    for state in (S.SYSTEM_ERROR, S.EXECUTOR_ERROR, S.CANCELED, S.PREEMPTED):
+        if counts.get(state):
+            return state
+    return S.COMPLETE if counts.get(S.COMPLETE) == size else S.UNKNOWN
+
+
+def _summary(store: Store, batch: BatchRow) -> dict[str, Any]:
+    counts = store.batch_counts(batch.id)
+    return {
+        "id": batch.id,
+        "name": batch.name,
+        "kind": batch.kind,
+        "creation_time": batch.creation_time,
+        "size": batch.size,
+        "state": batch_state(counts, batch.size).value,
+        "counts": {s.value: n for s, n in sorted(counts.items())},
+        "max_parallel": batch.max_parallel,
+        "priority": batch.priority,
+        "timeout": batch.spec.get("timeout"),
+        "map": {k: batch.spec[k] for k in ("over", "chunk", "to", "objects") if k in batch.spec}
+        or None,
+    }
+
+
+@router.post("/batches", operation_id="CreateBatch", response_model=CreateBatchResponse)
+async def create_batch(request: Request, batch: Annotated[BatchRequest, Body()]) -> JSONResponse:
+    """Create every member of a sweep, map or task list in one transaction."""
+    batch_id, task_ids = app_state(request).engine.create_batch(batch)
+    return JSONResponse({"id": batch_id, "task_ids": task_ids})
+
+
+@router.get("/batches", operation_id="ListBatches")
+async def list_batches(
+    request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 50
+) -> JSONResponse:
+    """The newest batches first, each with its members' counts by state."""
+    store = app_state(request).store
+    return JSONResponse({"batches": [_summary(store, b) for b in store.list_batches(limit)]})
+
+
+@router.post("/batches/{id}:cancel", operation_id="CancelBatch")
+async def cancel_batch(request: Request, id: str) -> JSONResponse:
+    """Cancel every member that has not finished."""
+    st = app_state(request)
+    st.store.get_batch(id)
+    count = st.engine.cancel_batch(id)
+    return JSONResponse({"id": id, "canceled": count})
+
+
+@router.get("/batches/{id}", operation_id="GetBatch")
+async def get_batch(request: Request, id: str) -> JSONResponse:
+    store = app_state(request).store
+    return JSONResponse(_summary(store, store.get_batch(id)))
+
+
+@router.get("/batches/{id}/report", operation_id="BatchReport")
+async def batch_report(request: Request, id: str) -> JSONResponse:
+    """Per member wall time, CPU seconds, peak memory and cost; totals; scaling of a sweep."""
+    st = app_state(request)
+    batch = st.store.get_batch(id)
+    rows = st.store.batch_members(id)
+    params: list[dict[str, str]] = batch.spec.get("params", [])
+    members = [
+        member_usage(
+            r.id,
+            r.name,
+            r.state.value,
+            r.logs,
+            cpus=r.cpus,
+            memory_gb=r.memory_gb,
+            gpus=r.gpus,
+            params=params[i] if i < len(params) else {},
+            prices=st.settings.prices,
+        )
+        for i, r in enumerate(rows)
+    ]
+    key = scaling_key(members)
+    body = {
+        "batch": _summary(st.store, batch),
+        "currency": st.settings.prices.currency,
+        "prices": st.settings.prices.model_dump(),
+        "totals": summarize(members),
+        "members": [m.to_json() for m in members],
+        "scaling": (
+            {"parameter": key, "points": [asdict(p) for p in scaling(members, key)]}
+            if key
+            else None
+        ),
+    }
+    return JSONResponse(body)

@@ -1,0 +1,168 @@
+"""What tasks used and cost, and how a sweep scaled — pure, from stored task records.
+
+Per attempt: ``wall_seconds`` (the attempt's start to end, staging included:
+what the reservation lasted), ``run_seconds`` (the executors alone), and,
+when the runtime measured them (TES ``logs[].metadata``), CPU seconds and
+peak memory.  Cost is reservation time * (cores * core-hour price + GiB *
+GiB-hour price + GPUs * GPU-hour price), summed over attempts.
+
+Scaling (for sweeps over ``cpu``/``cpus``/``nodes``): T(n) is the median run
+time of the COMPLETE members with n; speed-up S(n) = T(b) * b / T(n) where b
+is the smallest n swept (so S(1) = 1 when the sweep starts at 1), and
+efficiency E(n) = S(n) / n.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from toolship.config import PriceSettings
+from toolship.timeutil import parse_rfc3339
+
+__all__ = ["MemberUsage", "ScalingPoint", "member_usage", "scaling", "summarize"]
+
+SCALING_KEYS = ("cpu", "cpus", "nodes")
+
+
+@dataclass(frozen=True, slots=True)
+class MemberUsage:
+    id: str
+    name: str | None
+    state: str
+    params: dict[str, str]
+    cpus: int
+    memory_gb: float
+    gpus: int
+    attempts: int
+    wall_seconds: float
+    run_seconds: float
+    cpu_seconds: float | None
+    peak_memory_bytes: int | None
+    cost: float
+    start: str | None
+    end: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class ScalingPoint:
+    n: int
+    members: int
+    run_seconds: float
+    speedup: float
+    efficiency: float
+
+
+def _span(start: str | None, end: str | None) -> float:
+    if not start or not end:
+        return 0.0
+    return max(0.0, (parse_rfc3339(end) - parse_rfc3339(start)).total_seconds())
+
+
+def member_usage(
+    row_id: str,
+    name: str | None,
+    state: str,
+    logs: Sequence[Mapping[str, Any]],
+    *,
+    cpus: int,
+    memory_gb: float,
+    gpus: int,
+    params: Mapping[str, str],
+    prices: PriceSettings,
+) -> MemberUsage:
+    wall = run = 0.0
+    cpu: float | None = None
+    peak: int | None = None
+    attempts = 0
+    starts: list[str] = []
+    ends: list[str] = []
+    for attempt in logs:
+        if attempt.get("start_time"):
+            attempts += 1
+            starts.append(attempt["start_time"])
+        if attempt.get("end_time"):
+            ends.append(attempt["end_time"])
+        wall += _span(attempt.get("start_time"), attempt.get("end_time"))
+        run += sum(_span(e.get("start_time"), e.get("end_time")) for e in attempt.get("logs") or [])
+        meta = attempt.get("metadata") or {}
+        if "toolship.cpu_seconds" in meta:
+            cpu = (cpu or 0.0) + float(meta["toolship.cpu_seconds"])
+        if "toolship.peak_memory_bytes" in meta:
+            peak = max(peak or 0, int(meta["toolship.peak_memory_bytes"]))
+    hourly = cpus * prices.core_hour + memory_gb * prices.gb_hour + gpus * prices.gpu_hour
+    return MemberUsage(
+        id=row_id,
+        name=name,
+        state=state,
+        params=dict(params),
+        cpus=cpus,
+        memory_gb=memory_gb,
+        gpus=gpus,
+        attempts=attempts,
+        wall_seconds=round(wall, 6),
+        run_seconds=round(run, 6),
+        cpu_seconds=cpu,
+        peak_memory_bytes=peak,
+        cost=round(wall / 3600 * hourly, 6),
+        start=min(starts) if starts else None,
+        end=max(ends) if ends else None,
+    )
+
+
+def summarize(members: Sequence[MemberUsage]) -> dict[str, Any]:
+    starts = [m.start for m in members if m.start]
+    ends = [m.end for m in members if m.end]
+    cpu = [m.cpu_seconds for m in members if m.cpu_seconds is not None]
+    peaks = [m.peak_memory_bytes for m in members if m.peak_memory_bytes is not None]
+    counts: dict[str, int] = {}
+    for m in members:
+        counts[m.state] = counts.get(m.state, 0) + 1
+    return {
+        "members": len(members),
+        "counts": counts,
+        "attempts": sum(m.attempts for m in members),
+        "wall_seconds": round(sum(m.wall_seconds for m in members), 6),
+        "run_seconds": round(sum(m.run_seconds for m in members), 6),
+        "cpu_seconds": round(sum(cpu), 3) if cpu else None,
+        "peak_memory_bytes": max(peaks) if peaks else None,
+        "cost": round(sum(m.cost for m in members), 6),
+        "turnaround_seconds": _span(min(starts), max(ends)) if starts and ends else None,
+    }
+
+
+def scaling_key(members: Sequence[MemberUsage]) -> str | None:
+    """The swept parameter that scales the tool, if the sweep has one with 2+ values."""
+    for key in SCALING_KEYS:
+        values = {m.params.get(key) for m in members if key in m.params}
+        if len(values) >= 2:
+            return key
+    return None
+
+
+def scaling(members: Sequence[MemberUsage], key: str) -> list[ScalingPoint]:
+    times: dict[int, list[float]] = {}
+    for m in members:
+        if m.state != "COMPLETE" or key not in m.params:
+            continue
+        try:
+            n = int(float(m.params[key]))
+        except ValueError:
+            continue
+        if n >= 1:
+            times.setdefault(n, []).append(m.run_seconds)
+    if not times:
+        return []
+    base = min(times)
+    t_base = statistics.median(times[base])
+    points = []
+    for n in sorted(times):
+        t = statistics.median(times[n])
+        speedup = t_base * base / t if t > 0 else 0.0
+        points.append(ScalingPoint(n, len(times[n]), t, speedup, speedup / n))
+    return points

@@ -1,0 +1,190 @@
+"""Turning a batch request into stored member tasks (or a 400 naming the member at fault).
+
+The expansion itself is pure (:mod:`toolship.engine.expand`); this module adds
+what needs the server: listing the objects a map goes over, admitting each
+member as an ordinary task, and resolving ``@N`` member references.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from toolship.db import BatchRow, TaskRow
+from toolship.engine.expand import check_graph, expand_map, expand_sweep, reduce_member
+from toolship.engine.ids import new_batch_id
+from toolship.engine.options import TaskOptions, read_options
+from toolship.errors import InvalidRequest
+from toolship.models import BatchRequest, Task
+from toolship.timeutil import now_rfc3339
+from toolship.units import format_duration, parse_duration
+
+if TYPE_CHECKING:
+    from toolship.engine.engine import Engine
+
+__all__ = ["BATCH_TAG", "MAX_MEMBERS", "BatchBuilder"]
+
+BATCH_TAG = "toolship.batch"  # on every member, so TES clients can see and filter by it
+MAX_MEMBERS = 100_000
+
+
+def _text(value: str | int | float) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _validation_message(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first.get("loc", ()))
+    return f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg"))
+
+
+class BatchBuilder:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def build(self, req: BatchRequest) -> tuple[BatchRow, list[TaskRow], list[tuple[str, ...]]]:
+        batch_id = new_batch_id()
+        members, where, spec, kind = self._members(req)
+        if not members:
+            raise InvalidRequest("tasks: a batch needs at least one task")
+        if len(members) > MAX_MEMBERS:
+            raise InvalidRequest(
+                f"the batch would have {len(members)} members; at most {MAX_MEMBERS} are "
+                "accepted at once — split it, or use map --chunk to group objects"
+            )
+        rows: list[TaskRow] = []
+        options: list[TaskOptions] = []
+        for i, member in enumerate(members):
+            member["tags"] = {**(req.tags or {}), **(member.get("tags") or {}), BATCH_TAG: batch_id}
+            if req.priority is not None:
+                params = member.setdefault("resources", {}).setdefault("backend_parameters", {})
+                if "priority" not in {k.lower() for k in params}:
+                    params["priority"] = str(req.priority)
+            try:
+                task = Task.model_validate(member)
+            except ValidationError as exc:
+                raise InvalidRequest(f"{where(i)}: {_validation_message(exc)}") from None
+            try:
+                row, opts = self.engine.admit(task)
+            except InvalidRequest as exc:
+                raise InvalidRequest(f"{where(i)}: {exc}") from None
+            row.batch_id = batch_id
+            rows.append(row)
+            options.append(opts)
+        afters = self._resolve_after(rows, options, where)
+        deadline = None
+        if req.timeout is not None:
+            try:
+                seconds = parse_duration(req.timeout)
+            except ValueError as exc:
+                raise InvalidRequest(f"timeout: {exc}") from None
+            deadline = time.time() + seconds
+            spec["timeout"] = format_duration(seconds)
+        batch = BatchRow(
+            id=batch_id,
+            name=req.name,
+            kind=kind,
+            creation_time=now_rfc3339(),
+            size=len(rows),
+            max_parallel=req.max_parallel,
+            priority=req.priority or 0,
+            deadline=deadline,
+            spec=spec,
+        )
+        return batch, rows, afters
+
+    def _members(self, req: BatchRequest) -> tuple[list[dict[str, Any]], Any, dict[str, Any], str]:
+        dump: dict[str, Any] = {"mode": "json", "exclude_none": True}
+        spec: dict[str, Any] = {}
+        if req.tasks is not None:
+            members = [t.model_dump(**dump) for t in req.tasks]
+            kind = "tasks"
+
+            def where(i: int) -> str:
+                return f"tasks[{i}]" if i < len(members) - (req.reduce is not None) else "reduce"
+
+        elif req.params is not None:
+            assert req.template is not None
+            rows = [{k: _text(v) for k, v in row.items()} for row in req.params]
+            members = expand_sweep(req.template.model_dump(**dump), rows)
+            spec["params"] = rows
+            kind = "sweep"
+
+            def where(i: int) -> str:
+                return f"params[{i}]" if i < len(rows) else "reduce"
+
+        else:
+            assert req.template is not None and req.map is not None
+            m = req.map
+            template = req.template.model_dump(**dump)
+            credentials = self._credentials(req.template)
+            urls = self.engine.storage.for_url(m.over).glob(m.over, credentials)
+            members = expand_map(
+                template,
+                urls,
+                over=m.over,
+                chunk=m.chunk,
+                to=m.to,
+                input_dir=m.input_dir,
+                output_dir=m.output_dir,
+            )
+            spec.update(over=m.over, chunk=m.chunk, to=m.to, objects=len(urls))
+            kind = "map"
+
+            def where(i: int) -> str:
+                return f"map member {i} ({members[i].get('name')})"
+
+        if req.reduce is not None:
+            reduce = req.reduce.model_dump(**dump)
+            if req.map is not None:
+                reduce = reduce_member(
+                    reduce,
+                    to=req.map.to,
+                    input_dir=req.map.input_dir,
+                    output_dir=req.map.output_dir,
+                )
+            params = reduce.setdefault("resources", {}).setdefault("backend_parameters", {})
+            refs = [f"@{i}" for i in range(len(members))]
+            params["after"] = ",".join(filter(None, [params.get("after", ""), *refs]))
+            members.append(reduce)
+            spec["reduce"] = len(members) - 1
+        return members, where, spec, kind
+
+    def _credentials(self, template: Task) -> dict[str, str]:
+        settings = self.engine.settings.local
+        options = read_options(
+            template.resources,
+            default_runtime=settings.runtime,
+            default_cpus=settings.default_cpus,
+            default_memory_gb=settings.default_memory_gb,
+        )
+        return options.credentials
+
+    def _resolve_after(
+        self, rows: list[TaskRow], options: list[TaskOptions], where: Any
+    ) -> list[tuple[str, ...]]:
+        graph: dict[int, set[int]] = {}
+        for i, opts in enumerate(options):
+            local = set()
+            for ref in opts.after:
+                if ref.startswith("@"):
+                    try:
+                        local.add(int(ref[1:]))
+                    except ValueError:
+                        raise InvalidRequest(
+                            f"{where(i)}: after={ref!r}: name members as @N (N counts from 0)"
+                        ) from None
+            if local:
+                graph[i] = local
+        check_graph(graph, len(rows))
+        afters: list[tuple[str, ...]] = []
+        for row, opts in zip(rows, options, strict=True):
+            resolved = tuple(rows[int(a[1:])].id if a.startswith("@") else a for a in opts.after)
+            afters.append(resolved)
+            if resolved:
+                row.spec["resources"]["backend_parameters"]["after"] = ",".join(resolved)
+        return afters
