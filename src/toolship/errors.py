@@ -8,6 +8,7 @@
     ├── Unauthorized               401  no or wrong token
     ├── Forbidden                  403  token valid, action not allowed
     ├── NotFound                   404  unknown task id
+    ├── Conflict                   409  a remote worker reports on an attempt that is over
     ├── ConfigError                      settings that cannot work (raised at start-up)
     ├── RuntimeUnavailable               the container engine cannot be used
     ├── StagingError                     an input could not be fetched or an output not delivered
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "Conflict",
     "Forbidden",
     "InvalidRequest",
     "NotFound",
@@ -66,6 +68,10 @@ class NotFound(ToolshipError):
     status_code = 404
 
 
+class Conflict(ToolshipError):
+    status_code = 409
+
+
 class ConfigError(ToolshipError):
     pass
 
@@ -87,5 +93,6 @@ BY_STATUS: dict[int, type[ToolshipError]] = {
     401: Unauthorized,
     403: Forbidden,
     404: NotFound,
+    409: Conflict,
     503: ServerUnavailable,
 }

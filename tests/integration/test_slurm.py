@@ -22,6 +22,7 @@ import pytest
 from tests.conftest import ROOT, SLURM_DIR, leftover_containers
 from tests.integration.servers import free_port
 from toolship import Client
+from toolship.api.auth import ensure_secret, worker_token
 from toolship.errors import InvalidRequest
 from toolship.states import TaskState
 
@@ -191,3 +192,28 @@ def test_a_server_killed_mid_task_finds_its_jobs_again_and_runs_none_twice(
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_a_worker_token_opens_its_own_task_only(client: Client, server: Any, busybox: str) -> None:
+    task = client.submit(busybox, ["sleep", "30"])
+    other = client.submit(busybox, ["sleep", "30"])
+    token = (server.home / "tasks" / task.id / "worker.token").read_text().strip()
+    assert token == worker_token(ensure_secret(server.home / "worker.secret"), task.id)
+    auth = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        job = http.get(f"/api/v1/worker/tasks/{task.id}", headers=auth)
+        assert job.status_code == 200 and job.json()["task_id"] == task.id
+        assert http.get(f"/api/v1/worker/tasks/{other.id}", headers=auth).status_code == 401
+        assert http.get(f"/api/v1/worker/tasks/{task.id}").status_code == 401
+        # the user's token is no worker token either
+        user = {"Authorization": f"Bearer {server.token}"}
+        assert http.get(f"/api/v1/worker/tasks/{task.id}", headers=user).status_code == 401
+    task.cancel()
+    other.cancel()
+    assert task.wait(30) is TaskState.CANCELED
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        late = http.post(
+            f"/api/v1/worker/tasks/{task.id}/report", headers=auth,
+            json={"state": "COMPLETE", "attempt": {}, "runtime": {}},
+        )  # fmt: skip
+        assert late.status_code == 409  # the attempt is over: the worker must stop

@@ -18,18 +18,12 @@ from pydantic import BaseModel
 from toolship.api.auth import worker_token
 from toolship.api.state import app_state
 from toolship.compute import RemoteAttempt
-from toolship.errors import ToolshipError, Unauthorized
+from toolship.errors import Conflict, Unauthorized
 from toolship.states import TaskState
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1/worker", include_in_schema=False)
-
-
-class Gone(ToolshipError):
-    """The attempt is over (or never ran here): the worker must stop."""
-
-    status_code = 409
 
 
 class Report(BaseModel):
@@ -51,7 +45,7 @@ def _attempt(request: Request, task_id: str) -> RemoteAttempt:
         raise Unauthorized("not a worker token for this task")
     attempt = st.engine.attempt(task_id)
     if attempt is None or not hasattr(attempt, "worker_job"):
-        raise Gone(f"task {task_id} has no attempt in flight on this server; stop")
+        raise Conflict(f"task {task_id} has no attempt in flight on this server; stop")
     remote: RemoteAttempt = attempt  # type: ignore[assignment]
     return remote
 
