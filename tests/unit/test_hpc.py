@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -11,10 +12,12 @@ import pytest
 
 from toolship.compute.hpc import CommandFailed, CommandRunner, JobStatus, Phase, Poller
 from toolship.compute.slurm import TRANSIENT, SlurmAttempt
+from toolship.config import Settings
 from toolship.engine.options import read_options
-from toolship.models import Task
+from toolship.models import Resources, Task
 from toolship.states import TaskState
 from toolship.worker import Job
+from toolship.worker.remote import read_job
 
 
 class FakeRunner(CommandRunner):
@@ -84,6 +87,7 @@ class Recorder:
 
 class Backend:
     work_dir = Path("/nonexistent")
+    settings = Settings(home=Path("/nonexistent"))
 
     def __init__(self) -> None:
         self.attempts: dict[str, Any] = {}
@@ -155,3 +159,22 @@ def test_after_a_cancel_a_failing_end_reads_canceled_and_late_reports_are_refuse
     a, rec, late = asyncio.run(main())
     assert rec.updates[-1][0] is TaskState.CANCELED and a.final is TaskState.CANCELED
     assert late is False
+
+
+def test_the_remote_workers_job_travels_as_json_and_gives_the_same_options() -> None:
+    res = {"cpu_cores": 2, "ram_gb": 1.5,
+           "backend_parameters": {"retries": "2", "retry_on": "oom", "nodes": "2",
+                                  "timeout": "90s", "runtime": "podman"}}  # fmt: skip
+    task = Task.model_validate(
+        {"executors": [{"image": "x", "command": ["true"]}], "resources": res}
+    )
+    options = read_options(
+        Resources.model_validate(res), default_runtime="podman", default_cpus=1,
+        default_memory_gb=0.0,
+    )  # fmt: skip
+    job = Job(task_id="t1", task=task, options=options, credentials={"s3_access_key_id": "k"})
+    attempt = SlurmAttempt(Backend(), job, Recorder())  # type: ignore[arg-type]
+    doc = json.loads(json.dumps(attempt.worker_job()))
+    again = read_job(doc)
+    assert again.options == options and again.credentials == {"s3_access_key_id": "k"}
+    assert doc["attempt"] is None  # the worker starts the attempt afresh

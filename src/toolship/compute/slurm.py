@@ -17,7 +17,6 @@ import os
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -405,12 +404,16 @@ class SlurmAttempt:
         runtime = {**self.runtime, "slurm": self.slurm}
         if not started:
             runtime["warnings"] = list(self.attempt.get("system_logs", []))
-        options = asdict(job.options)
-        options.pop("credentials")
         return {
             "task_id": job.task_id,
             "task": job.task.model_dump(mode="json", exclude_none=True),
-            "options": options,
+            # The worker reads its options from the task as the server did (the spec pins
+            # what the server decided); these are the defaults for what it leaves out.
+            "defaults": {
+                "runtime": settings.default_runtime,
+                "cpus": settings.local.default_cpus,
+                "memory_gb": settings.local.default_memory_gb,
+            },
             "attempt": self.attempt if started else None,
             "runtime": runtime,
             "attempt_number": job.attempt_number,

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 
 from toolship.config import StorageSettings
-from toolship.engine.options import TaskOptions
+from toolship.engine.options import read_options
 from toolship.errors import ServerUnavailable
 from toolship.models import Task
 from toolship.runtime import get_runtime
@@ -33,7 +33,7 @@ from toolship.storage import make_registry
 from toolship.worker.ranks import local_ranks, slurm_ranks
 from toolship.worker.worker import Job, Worker, WorkerEnv
 
-__all__ = ["HttpReporter", "read_token", "run_remote"]
+__all__ = ["HttpReporter", "read_job", "read_token", "run_remote"]
 
 log = logging.getLogger(__name__)
 
@@ -104,13 +104,19 @@ async def send(
         delay = min(delay * 2, 15.0)
 
 
-def _job(doc: dict[str, Any]) -> Job:
-    options = dict(doc["options"])
-    options["warnings"] = tuple(options.get("warnings", ()))
+def read_job(doc: dict[str, Any]) -> Job:
+    task = Task.model_validate(doc["task"])
+    defaults = doc["defaults"]
+    options = read_options(
+        task.resources,
+        default_runtime=defaults["runtime"],
+        default_cpus=int(defaults["cpus"]),
+        default_memory_gb=float(defaults["memory_gb"]),
+    )
     return Job(
         task_id=doc["task_id"],
-        task=Task.model_validate(doc["task"]),
-        options=TaskOptions(**options),
+        task=task,
+        options=options,
         attempt=doc.get("attempt"),
         runtime=dict(doc.get("runtime") or {}),
         attempt_number=int(doc["attempt_number"]),
@@ -128,7 +134,7 @@ async def run_remote(server: str, task_id: str, token: str) -> TaskState | None:
             return None
         response.raise_for_status()
         doc = response.json()
-        job = _job(doc)
+        job = read_job(doc)
         log.info(
             "task %s attempt %d on %s (Slurm job %s)", task_id, job.attempt_number,
             os.environ.get("SLURMD_NODENAME", os.uname().nodename),
