@@ -140,13 +140,13 @@ def test_many_tasks_at_once_all_complete_with_one_squeue_per_tick(
 
 def _serve(home: Path, port: int) -> subprocess.Popen[bytes]:
     """A `toolship serve --backend slurm` on a fixed port (nodes keep reaching it there)."""
-    log = (home / "server.log").open("ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "toolship", "serve", "--backend", "slurm", "--port", str(port)],
-        env={**os.environ, "TOOLSHIP_HOME": str(home),
-             "TOOLSHIP_SERVER__TOKEN_FILE": str(home / "tokens")},
-        stdout=log, stderr=log,
-    )  # fmt: skip
+    with (home / "server.log").open("ab") as log:  # the server keeps its own copy
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "toolship", "serve", "--backend", "slurm", "--port", str(port)],
+            env={**os.environ, "TOOLSHIP_HOME": str(home),
+                 "TOOLSHIP_SERVER__TOKEN_FILE": str(home / "tokens")},
+            stdout=log, stderr=log,
+        )  # fmt: skip
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         with contextlib.suppress(httpx.HTTPError):
