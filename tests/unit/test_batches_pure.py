@@ -84,6 +84,7 @@ def test_map_groups_objects_and_gives_each_group_its_own_prefix() -> None:
         {"path": "/work/out", "url": "s3://b/out/map/a", "type": "DIRECTORY"}
     ]
     assert one[0]["executors"][0]["command"] == ["idx", "/work/in/a.segy", "a"]
+    assert one[0]["volumes"] == ["/work/out"]
     two = expand_map(template, urls, over="s3://b/raw/*.segy", chunk=2, to="s3://b/out",
                      input_dir="/work/in", output_dir="/work/out")  # fmt: skip
     assert [m["name"] for m in two] == ["chunk-00000", "chunk-00001"]

@@ -403,8 +403,11 @@ class Engine:
         self.backend.free.give(run.request)
         if run.task is not None and run.task.cancelled():
             return  # server shutting down: the attempt resumes on restart
-        if self.store.get_state(task_id) is S.QUEUED:
-            self.queue.add(run.request)  # a retry; its throttle slot is still held
+        if self.store.get_state(task_id) is S.QUEUED:  # a retry
+            if run.worker.cancelled.is_set():  # cancelled while the attempt was ending
+                self.store.transition(task_id, S.CANCELED)
+            else:
+                self.queue.add(run.request)  # its throttle slot is still held
         self.changed(task_id)
         self._wake.set()
 

@@ -66,6 +66,13 @@ def _copy(template: Mapping[str, Any]) -> dict[str, Any]:
     return copied
 
 
+def _add_volume(member: dict[str, Any], path: str) -> None:
+    """Make ``path`` an (empty, writable) volume, so it exists when the tool starts."""
+    volumes = member.setdefault("volumes", [])
+    if path not in volumes:
+        volumes.append(path)
+
+
 def _set_env(member: dict[str, Any], env: Mapping[str, str]) -> None:
     for ex in member.get("executors", []):
         ex["env"] = {**(ex.get("env") or {}), **env}
@@ -169,6 +176,7 @@ def expand_map(
             *member.get("outputs", []),
             {"path": output_dir, "url": f"{to.rstrip('/')}/map/{item}", "type": "DIRECTORY"},
         ]
+        _add_volume(member, output_dir)
         if not member.get("name"):
             member["name"] = item
         _set_env(
@@ -196,6 +204,7 @@ def reduce_member(
     ]
     if not member.get("outputs"):
         member["outputs"] = [{"path": output_dir, "url": f"{base}/reduce", "type": "DIRECTORY"}]
+        _add_volume(member, output_dir)
     member.setdefault("name", "reduce")
     return member
 

@@ -60,13 +60,8 @@ def prepare_inputs(
         host = layout.host(d)
         host.mkdir(parents=True, exist_ok=True)
         mounts.append(Mount(host=host, container=d, readonly=False))
-    # Declared output folders exist from the start, so tools can write into them.
-    for out in task.outputs or []:
-        if has_wildcard(out.path):
-            continue
-        folder = out.path if out.type is FileType.DIRECTORY else posixpath.dirname(out.path)
-        if layout.covered(folder):
-            layout.host(folder).mkdir(parents=True, exist_ok=True)
+    for volume in task.volumes or []:  # a volume inside another writable folder exists too
+        layout.host(volume).mkdir(parents=True, exist_ok=True)
     staged: list[StagedFile] = []
     for index, inp in enumerate(task.inputs or []):
         mount, files = _stage_input(
