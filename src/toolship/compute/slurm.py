@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import re
+import shutil
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -286,6 +287,15 @@ class SlurmBackend:
 
     def check(self, options: TaskOptions) -> None:
         check_partitions(options, self.partitions, self.slurm.default_partition)
+        if options.disk_gb is not None:
+            # Inputs and outputs live in the shared work directory, not on the node.
+            self.work_dir.mkdir(parents=True, exist_ok=True)
+            free_gb = shutil.disk_usage(self.work_dir).free / 1024**3
+            if options.disk_gb > free_gb:
+                raise ResourcesUnavailable(
+                    f"the task asks for {options.disk_gb:g} GiB of disk, but the shared work "
+                    f"directory {self.work_dir} has {free_gb:.1f} GiB free; ask for less (--disk)"
+                )
 
     def request(self, task_id: str, options: TaskOptions) -> Request:
         return Request(task_id=task_id, cpus=0, memory_gb=0.0, priority=options.priority)
