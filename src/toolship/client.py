@@ -384,9 +384,15 @@ class Client:
         stream: str = "stdout",
         executor: int | None = None,
         follow: bool = False,
+        attempt: int | None = None,
     ) -> Iterator[bytes]:
-        """The raw bytes of a task's stdout/stderr; with ``follow``, until the task ends."""
+        """The raw bytes of a task's stdout/stderr; with ``follow``, until the task ends.
+
+        ``attempt=1`` starts with the first attempt instead of the latest (retries follow).
+        """
         params: dict[str, Any] = {"stream": stream, "follow": follow}
+        if attempt is not None:
+            params["attempt"] = attempt
         if executor is not None:
             params["executor"] = executor
         try:

@@ -86,8 +86,13 @@ async def task_logs(
     stream: Literal["stdout", "stderr"] = "stdout",
     executor: Annotated[int | None, Query(ge=0)] = None,
     follow: bool = False,
+    attempt: Annotated[int | None, Query(ge=1, le=1000)] = None,
 ) -> StreamingResponse:
-    """The full stdout or stderr of the latest attempt (all executors in order, or one)."""
+    """The full stdout or stderr of the latest attempt (all executors in order, or one).
+
+    ``attempt``: start with this attempt (1 = the first) instead of the latest; with
+    ``follow``, every later attempt (a retry) follows in order.
+    """
     st = app_state(request)
     row = st.store.get(id)
     count = len(row.spec["executors"])
@@ -95,12 +100,13 @@ async def task_logs(
         raise InvalidRequest(f"executor must be between 0 and {count - 1}")
     indexes = [executor] if executor is not None else list(range(count))
     return StreamingResponse(
-        _log_chunks(st, id, indexes, stream, follow), media_type="text/plain; charset=utf-8"
+        _log_chunks(st, id, indexes, stream, follow, attempt),
+        media_type="text/plain; charset=utf-8",
     )
 
 
 async def _log_chunks(
-    st: AppState, task_id: str, indexes: list[int], stream: str, follow: bool
+    st: AppState, task_id: str, indexes: list[int], stream: str, follow: bool, first: int | None
 ) -> AsyncIterator[bytes]:
     """The latest attempt's stream; following, also every attempt a retry starts later."""
     while True:
@@ -112,6 +118,8 @@ async def _log_chunks(
             return
         await asyncio.sleep(_FOLLOW_POLL)
     root, number = Path(base).parent, int(Path(base).name)
+    if first is not None:
+        number = min(first, number)
     while True:
         async for chunk in _attempt_chunks(st, task_id, str(root / str(number)), indexes, stream,
                                            follow):  # fmt: skip

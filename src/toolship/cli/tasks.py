@@ -221,7 +221,7 @@ def _show_start(client: Client, task_id: str) -> None:
 
 def _pump(client: Client, task_id: str, stream: str, sink: BinaryIO) -> None:
     try:
-        for chunk in client.logs(task_id, stream=stream, follow=True):
+        for chunk in client.logs(task_id, stream=stream, follow=True, attempt=1):
             sink.write(chunk)
             sink.flush()
     except ToolshipError as exc:
@@ -306,14 +306,28 @@ def show(ctx: click.Context, task_id: str, as_json: bool) -> None:
 @click.option("-f", "--follow", is_flag=True, help="Keep streaming until the task ends.")
 @click.option("--stderr", "stderr", is_flag=True, help="Show stderr instead of stdout.")
 @click.option("--executor", type=click.IntRange(min=0), help="Only this executor (0-based).")
+@click.option(
+    "--attempt",
+    type=click.IntRange(min=1),
+    help="Start with this attempt of a retried task (1 = the first; default: the latest).",
+)
 @click.pass_context
 def logs(
-    ctx: click.Context, task_id: str, follow: bool, stderr: bool, executor: int | None
+    ctx: click.Context,
+    task_id: str,
+    follow: bool,
+    stderr: bool,
+    executor: int | None,
+    attempt: int | None,
 ) -> None:
-    """Print a task's full stdout (or --stderr)."""
+    """Print a task's full stdout (or --stderr) of its latest attempt."""
     sink = sys.stdout.buffer
     for chunk in _obj(ctx).client.logs(
-        task_id, stream="stderr" if stderr else "stdout", executor=executor, follow=follow
+        task_id,
+        stream="stderr" if stderr else "stdout",
+        executor=executor,
+        follow=follow,
+        attempt=attempt,
     ):
         sink.write(chunk)
         sink.flush()
