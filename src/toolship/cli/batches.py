@@ -328,7 +328,7 @@ def _print_report(data: dict[str, Any]) -> None:
         f"  wall {_fmt(t['wall_seconds'], 's')} in {t['attempts']} attempts · run "
         f"{_fmt(t['run_seconds'], 's')} · CPU {_fmt(t['cpu_seconds'], 's')} · peak memory "
         f"{_fmt(t['peak_memory_bytes'], 'b')} · turn-around {_fmt(t['turnaround_seconds'], 's')}"
-        f" · cost {t['cost']:.4f} {cur}"
+        f" · cost {t['cost']:.4g} {cur}"
     )
     table = Table(box=None, pad_edge=False)
     for col in ("task", "params", "state", "cpus", "tries", "run", "wall", "cpu", "peak", "cost"):
@@ -346,7 +346,7 @@ def _print_report(data: dict[str, Any]) -> None:
             _fmt(m["wall_seconds"], "s"),
             _fmt(m["cpu_seconds"], "s"),
             _fmt(m["peak_memory_bytes"], "b"),
-            f"{m['cost']:.4f}",
+            f"{m['cost']:.4g}",
         )
     out.print(table)
     if len(data["members"]) > 200:
