@@ -17,10 +17,11 @@ from typing import Any
 
 from toolship.compute.local import LocalBackend
 from toolship.config import Settings
-from toolship.db import Store, TaskRow
+from toolship.db import Store
 from toolship.engine.options import TaskOptions, read_options
 from toolship.engine.scheduler import Queue, Request, pick
 from toolship.engine.validate import admit
+from toolship.engine.writer import ReportWriter
 from toolship.models import Task
 from toolship.states import TaskState, is_final
 from toolship.storage import StorageRegistry
@@ -42,25 +43,21 @@ class _Running:
 class _Reporter:
     """Persists a worker's progress for one task (the local, in-process reporter)."""
 
-    def __init__(self, engine: Engine, task_id: str, earlier: list[dict[str, Any]]) -> None:
-        self.engine = engine
+    def __init__(self, writer: ReportWriter, task_id: str, earlier: list[dict[str, Any]]) -> None:
+        self.writer = writer
         self.task_id = task_id
         self.earlier = earlier
 
     async def update(
-        self, state: TaskState | None, attempt: dict[str, Any], runtime: dict[str, Any]
+        self,
+        state: TaskState | None,
+        attempt: dict[str, Any],
+        runtime: dict[str, Any],
+        *,
+        wait: bool = True,
     ) -> bool:
         logs = [*self.earlier, attempt]
-        store = self.engine.store
-        if state is None:
-            store.save_progress(self.task_id, logs=logs, runtime=runtime)
-            return True
-        ok = store.transition(self.task_id, state, logs=logs, runtime=runtime)
-        if not ok:
-            # Refused (e.g. cancelled meanwhile): still keep the log of what happened.
-            store.save_progress(self.task_id, logs=logs, runtime=runtime)
-        self.engine.changed(self.task_id)
-        return ok
+        return await self.writer.write(self.task_id, state, logs, runtime, wait=wait)
 
 
 class Engine:
@@ -68,6 +65,7 @@ class Engine:
         self.settings = settings
         self.store = store
         self.storage = storage
+        self.writer = ReportWriter(store)
         self.backend = LocalBackend(settings.local, settings.work_dir)
         self.queue = Queue()
         self.running: dict[str, _Running] = {}
@@ -93,10 +91,12 @@ class Engine:
         await asyncio.gather(
             *(r.task for r in self.running.values() if r.task is not None), return_exceptions=True
         )
+        self.writer.flush()
 
     def recover(self) -> None:
         for row in self.store.active():
-            options = self._options(row)
+            task = Task.model_validate(row.spec)
+            options = self._options(task)
             request = self.backend.request(row.id, options)
             if row.state is S.QUEUED:
                 self.queue.add(request)
@@ -104,7 +104,7 @@ class Engine:
             attempt = row.logs[-1] if row.logs else None
             job = Job(
                 task_id=row.id,
-                task=Task.model_validate(row.spec),
+                task=task,
                 options=options,
                 attempt=attempt,
                 runtime=row.runtime,
@@ -141,7 +141,7 @@ class Engine:
             return
         if task_id in self.queue and self.store.transition(task_id, S.CANCELED):
             self.queue.remove(task_id)
-            self.changed(task_id)
+            self._notify(task_id)
             return
         # The task stays RUNNING until its container is gone, then becomes CANCELED.
         self.store.request_cancel(task_id)
@@ -167,11 +167,11 @@ class Engine:
         progress = run.worker.stage_context.progress
         return {"files": progress.files, "bytes": progress.bytes}
 
-    def changed(self, task_id: str) -> None:
-        if is_final(self.store.get_state(task_id)):
-            event = self._waiters.pop(task_id, None)
-            if event is not None:
-                event.set()
+    def _notify(self, task_id: str) -> None:
+        """The task reached a final state: wake its waiters (who read the state themselves)."""
+        event = self._waiters.pop(task_id, None)
+        if event is not None:
+            event.set()
 
     # --- dispatch ---------------------------------------------------------
 
@@ -190,10 +190,11 @@ class Engine:
             row = self.store.get(request.task_id)
             if row.state is not S.QUEUED:
                 continue
-            options = self._options(row)
+            task = Task.model_validate(row.spec)
+            options = self._options(task)
             job = Job(
                 task_id=row.id,
-                task=Task.model_validate(row.spec),
+                task=task,
                 options=options,
                 runtime=row.runtime,
                 credentials={**options.credentials, **row.secrets},
@@ -213,7 +214,7 @@ class Engine:
             transfers=self.settings.storage.max_concurrency,
             transfer_attempts=self.settings.storage.attempts,
         )
-        worker = Worker(job, env, _Reporter(self, job.task_id, earlier))
+        worker = Worker(job, env, _Reporter(self.writer, job.task_id, earlier))
         run = _Running(request=request, worker=worker)
         self.running[job.task_id] = run
         run.task = asyncio.create_task(worker.run(), name=f"task-{job.task_id}")
@@ -226,11 +227,10 @@ class Engine:
         self.backend.free.give(run.request)
         if run.task is not None and run.task.cancelled():
             return  # server shutting down: the attempt resumes on restart
-        self.changed(task_id)
+        self._notify(task_id)  # the worker's final report is committed by now
         self._wake.set()
 
-    def _options(self, row: TaskRow) -> TaskOptions:
-        task = Task.model_validate(row.spec)
+    def _options(self, task: Task) -> TaskOptions:
         return read_options(
             task.resources,
             default_runtime=self.settings.local.runtime,

@@ -40,12 +40,19 @@ S = TaskState
 
 class Reporter(Protocol):
     async def update(
-        self, state: TaskState | None, attempt: dict[str, Any], runtime: dict[str, Any]
+        self,
+        state: TaskState | None,
+        attempt: dict[str, Any],
+        runtime: dict[str, Any],
+        *,
+        wait: bool = True,
     ) -> bool:
         """Persist the attempt's log and runtime record, moving to ``state`` if given.
 
         Returns False when the state change is refused (the task was
-        cancelled meanwhile); the worker then stops.
+        cancelled meanwhile); the worker then stops.  With ``wait=False`` the
+        reporter may return before the report is durable (and True): a refusal
+        then shows in the next waited report, which also makes this one durable.
         """
         ...
 
@@ -131,8 +138,9 @@ class Worker:
 
     # --- reporting ----------------------------------------------------------
 
-    async def _report(self, state: TaskState | None = None) -> None:
-        if not await self.reporter.update(state, self.attempt, self.rt):
+    async def _report(self, state: TaskState | None = None, *, wait: bool = True) -> None:
+        """Persist progress; ``wait=False`` for what nothing that follows depends on."""
+        if not await self.reporter.update(state, self.attempt, self.rt, wait=wait):
             raise _Stopped
         if self.cancelled.is_set() and state is not None:
             raise _Stopped
@@ -173,12 +181,16 @@ class Worker:
     async def _attempt(self) -> TaskState:
         phase = self.rt.get("phase", "init")
         fresh = self.job.attempt is None
+        task = self.job.task
+        # Without inputs, preparing is a few mkdirs: done here, not in a thread, and the
+        # INITIALIZING report shares its write with RUNNING and the launch record.
+        staging = bool(task.inputs)
         if fresh:
             self.attempt["start_time"] = now_rfc3339()
-            await self._report(S.INITIALIZING)
-        mounts, staged = await asyncio.to_thread(
+            await self._report(S.INITIALIZING, wait=staging)
+        prepare = functools.partial(
             prepare_inputs,
-            self.job.task,
+            task,
             self.layout,
             self.env.storage,
             self.stage_context,
@@ -186,6 +198,7 @@ class Worker:
             shared_dirs=self.env.shared_dirs,
             copy_local=self.job.options.writable_inputs,
         )
+        mounts, staged = await asyncio.to_thread(prepare) if staging else prepare()
         self._record_hashes(staged)
         if not self.env.runtime.isolated:
             self._system_log(
@@ -195,7 +208,7 @@ class Worker:
             self.rt.update(phase="run", executor=0)
             if self.job.options.timeout:
                 self.rt["deadline"] = time.time() + self.job.options.timeout
-            await self._report(S.RUNNING)
+            await self._report(S.RUNNING, wait=False)  # made durable by the launch record
         failed = False
         if self.rt["phase"] == "run":
             failed_state = await self._executors(mounts)
@@ -203,16 +216,19 @@ class Worker:
                 return failed_state
             failed = failed_state is S.EXECUTOR_ERROR
             self.rt.update(phase="outputs", failed=failed)
-            await self._report()
+            await self._report(wait=False)
         failed = bool(self.rt.get("failed"))
-        outputs, warnings = await asyncio.to_thread(
-            collect_outputs,
-            self.job.task,
-            self.layout,
-            self.env.storage,
-            self.stage_context,
-            strict=not failed,
-        )
+        outputs: list[StagedFile] = []
+        warnings: list[str] = []
+        if task.outputs:
+            outputs, warnings = await asyncio.to_thread(
+                collect_outputs,
+                task,
+                self.layout,
+                self.env.storage,
+                self.stage_context,
+                strict=not failed,
+            )
         self.attempt["outputs"] = [
             {"url": o.url, "path": o.path, "size_bytes": str(o.size)} for o in outputs
         ]
@@ -250,7 +266,7 @@ class Worker:
                     exit_file=exit_file,
                 )
                 self.rt.update(pid=launched.pid, container=spec.name)
-                await self._report()
+                await self._report(wait=False)  # a restart finds it by its exit file anyway
             code, why = await self._wait(launched, spec.name)
             self.attempt["logs"].append(
                 {
@@ -286,9 +302,9 @@ class Worker:
                         f"it is limited to {limit}; ask for more with --memory / resources.ram_gb"
                     )
                 if not ex.ignore_error:
-                    await self._report()
+                    await self._report(wait=False)
                     return S.EXECUTOR_ERROR
-            await self._report()
+            await self._report(wait=False)
         return None
 
     async def _wait(self, launched: Launched, name: str) -> tuple[int | None, str | None]:
