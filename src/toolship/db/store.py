@@ -160,6 +160,11 @@ _ROW_COLS = (
 _FULL_COLS = (*_ROW_COLS, tasks.c.logs, tasks.c.runtime, tasks.c.secrets)
 
 
+_GET_FULL = select(*_FULL_COLS).where(tasks.c.id == bindparam("b_id"))
+_GET_ROW = select(*_ROW_COLS).where(tasks.c.id == bindparam("b_id"))
+_GET_STATE = select(tasks.c.state).where(tasks.c.id == bindparam("b_id"))
+
+
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
@@ -331,16 +336,16 @@ class Store:
     # --- reads ------------------------------------------------------------
 
     def get(self, task_id: str, *, with_logs: bool = True) -> TaskRow:
-        cols = _FULL_COLS if with_logs else _ROW_COLS
+        query = _GET_FULL if with_logs else _GET_ROW
         with self.engine.connect() as conn:
-            r = conn.execute(select(*cols).where(tasks.c.id == task_id)).first()
+            r = conn.execute(query, {"b_id": task_id}).first()
         if r is None:
             raise NotFound(f"no task with id {task_id!r}")
         return _row(r, with_logs)
 
     def get_state(self, task_id: str) -> TaskState:
         with self.engine.connect() as conn:
-            state = conn.execute(select(tasks.c.state).where(tasks.c.id == task_id)).scalar()
+            state = conn.execute(_GET_STATE, {"b_id": task_id}).scalar()
         if state is None:
             raise NotFound(f"no task with id {task_id!r}")
         return TaskState(state)

@@ -72,6 +72,7 @@ class Engine:
         self._wake = asyncio.Event()
         self._waiters: dict[str, asyncio.Event] = {}
         self._loop_task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     # --- lifecycle --------------------------------------------------------
 
@@ -81,6 +82,7 @@ class Engine:
 
     async def stop(self) -> None:
         """Stop dispatching; running executors keep running and are found again on restart."""
+        self._stopping = True
         if self._loop_task is not None:
             self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -131,7 +133,7 @@ class Engine:
         )
         self.store.insert_tasks([row])
         self.queue.add(self.backend.request(row.id, options))
-        self._wake.set()
+        self._dispatch_now()
         return row.id
 
     def cancel(self, task_id: str) -> None:
@@ -184,6 +186,14 @@ class Engine:
             except Exception:
                 log.exception("dispatch failed; retrying on the next event")
 
+    def _dispatch_now(self) -> None:
+        """Fill the freed slot at once: a wake-up of the loop task would cost a turn."""
+        try:
+            self.dispatch()
+        except Exception:
+            log.exception("dispatch failed; retrying on the next event")
+            self._wake.set()
+
     def dispatch(self) -> None:
         for request in pick(self.queue, self.backend.free):
             self.queue.remove(request.task_id)
@@ -228,7 +238,8 @@ class Engine:
         if run.task is not None and run.task.cancelled():
             return  # server shutting down: the attempt resumes on restart
         self._notify(task_id)  # the worker's final report is committed by now
-        self._wake.set()
+        if not self._stopping:
+            self._dispatch_now()
 
     def _options(self, task: Task) -> TaskOptions:
         return read_options(

@@ -1,16 +1,20 @@
-"""Group commit: the attempts' reports, many tasks per database transaction.
+"""Write-behind for the attempts' reports: fewer, larger database transactions.
 
 An attempt reports several times (starting, running, launching, launched, exited,
 finished).  One transaction per report made the database the bottleneck for short
-tasks.  Here reports queue up and are written together: each task's reports since
-the last write become one change (its state changes in order, its latest log and
-runtime record, serialised once).  A report the worker must not pass before it is
-durable — a state change, the intent to launch an executor — waits for the commit
-of the batch that holds it, which happens at the next turn of the event loop; the
-others are written with it or after ``linger`` seconds, so a short task's
-"launched", "exited" and "finished" usually share one statement.
+tasks.  Here a report the worker may pass before it is durable (the pid of a
+launched executor, an executor's exit, the outputs phase) only queues up; each
+task's queued reports become one change (its state changes in order, its latest
+log and runtime record, serialised once).  A report the worker must not pass before
+it is durable — a state change that gates work, the intent to launch an executor,
+the final state — writes everything queued at once, in one transaction, before
+``write`` returns (no extra turn of the event loop on a task's critical path).
+Queued reports of tasks that make no such report are written after ``linger``
+seconds, many tasks per transaction.  So a short task costs two statements: its
+INITIALIZING, RUNNING and launch record in one, its pid, exit and final state in
+another.
 
-A kill -9 loses at most the unwaited reports of the last ``linger`` seconds; the
+A kill -9 loses at most the queued reports of the last ``linger`` seconds; the
 worker never acts on one before a waited report has made it durable, so a
 restarted server finds every attempt where the database says it is.
 """
@@ -45,8 +49,7 @@ class ReportWriter:
         self.linger = linger
         self._pending: dict[str, _Pending] = {}
         self._refused: set[str] = set()  # a state change of theirs was refused, unawaited
-        self._timer: asyncio.TimerHandle | asyncio.Handle | None = None
-        self._soon = False
+        self._timer: asyncio.TimerHandle | None = None
 
     async def write(
         self,
@@ -70,30 +73,19 @@ class ReportWriter:
         if state is not None:
             entry.states.append(state)
         if not wait:
-            self._schedule(soon=False)
+            if self._timer is None:
+                self._timer = asyncio.get_running_loop().call_later(self.linger, self.flush)
             return True
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         entry.waiters.append(future)
-        self._schedule(soon=True)
-        return await future
-
-    def _schedule(self, *, soon: bool) -> None:
-        if self._soon or (self._timer is not None and not soon):
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        loop = asyncio.get_running_loop()
-        if soon:
-            self._timer = loop.call_soon(self.flush)
-            self._soon = True
-        else:
-            self._timer = loop.call_later(self.linger, self.flush)
+        self.flush()
+        return await future  # already done: no turn of the loop
 
     def flush(self) -> None:
         """Write everything queued, in one transaction (also called at shutdown)."""
         if self._timer is not None:
             self._timer.cancel()
-        self._timer, self._soon = None, False
+            self._timer = None
         batch, self._pending = self._pending, {}
         if not batch:
             return
