@@ -126,7 +126,10 @@ class Worker:
             self.env.transfers, thread_name_prefix=f"stage-{self.job.task_id}"
         )
         return StageContext(
-            pool=pool, credentials=self.job.credentials, attempts=self.env.transfer_attempts
+            pool=pool,
+            credentials=self.job.credentials,
+            attempts=self.env.transfer_attempts,
+            concurrency=self.env.transfers,
         )
 
     def _record_hashes(self, files: list[StagedFile]) -> None:
