@@ -15,6 +15,7 @@ import contextlib
 import os
 import signal
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +46,33 @@ class Launched:
             if not _alive(self.pid, self.exit_file):
                 return read_exit_file(self.exit_file)
             await asyncio.sleep(_POLL_SECONDS)
+
+    def on_exit(self, callback: Callable[[int | None], None]) -> None:
+        """Call ``callback(exit code)`` once the executor ended (None: vanished, no code).
+
+        For our own child it is called straight from the pidfd's readiness callback,
+        so a waiting worker resumes in the next turn of the event loop.
+        """
+        loop = asyncio.get_running_loop()
+        process = self.process
+        if process is not None and process.poll() is not None:
+            loop.call_soon(callback, process.returncode)
+            return
+        fd = -1
+        if process is not None:
+            with contextlib.suppress(OSError):
+                fd = os.pidfd_open(process.pid)
+        if process is None or fd < 0:  # found again after a restart, or no pidfd
+            waiter = asyncio.ensure_future(self.wait())
+            waiter.add_done_callback(lambda w: callback(None if w.cancelled() else w.result()))
+            return
+
+        def readable() -> None:
+            loop.remove_reader(fd)
+            os.close(fd)
+            callback(process.wait())  # ended: wait() only collects the status
+
+        loop.add_reader(fd, readable)
 
     def running(self) -> bool:
         if self.process is not None:

@@ -105,6 +105,7 @@ class Worker:
         self.env = env
         self.reporter = reporter
         self.cancelled = asyncio.Event()
+        self._waking: asyncio.Future[str] | None = None  # what _wait sleeps on
         self.layout: AttemptLayout = plan_layout(
             job.task, env.work_dir / job.task_id / str(job.attempt_number)
         )
@@ -119,6 +120,7 @@ class Worker:
 
     def cancel(self) -> None:
         self.cancelled.set()
+        _settle(self._waking, "canceled")
 
     @functools.cached_property
     def stage_context(self) -> StageContext:
@@ -311,24 +313,42 @@ class Worker:
         return None
 
     async def _wait(self, launched: Launched, name: str) -> tuple[int | None, str | None]:
-        """Wait for the executor; stop it on cancel or deadline.  (exit code, why stopped)."""
+        """Wait for the executor; stop it on cancel or deadline.  (exit code, why stopped).
+
+        One future is woken by whichever comes first — the exit (straight from the
+        executor's pidfd callback), cancel() or the deadline — so an ending executor
+        costs one turn of the event loop, not four through tasks and asyncio.wait.
+        """
+        loop = asyncio.get_running_loop()
+        waking: asyncio.Future[str] = loop.create_future()
+        ended: asyncio.Future[int | None] = loop.create_future()
+
+        def exited(code: int | None) -> None:
+            _settle(ended, code)
+            _settle(waking, "exit")
+
+        launched.on_exit(exited)
+        self._waking = waking
+        if self.cancelled.is_set():
+            _settle(waking, "canceled")
         deadline = self.rt.get("deadline")
-        waiter = asyncio.ensure_future(launched.wait())
-        canceller = asyncio.ensure_future(self.cancelled.wait())
-        timeout = None if deadline is None else max(0.0, deadline - time.time())
+        timer = (
+            None
+            if deadline is None
+            else loop.call_later(max(0.0, deadline - time.time()), _settle, waking, "timeout")
+        )
         try:
-            done, _ = await asyncio.wait(
-                {waiter, canceller}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-            )
+            why = await waking
         finally:
-            canceller.cancel()
-        if waiter in done:
-            return waiter.result(), None
-        why = "canceled" if self.cancelled.is_set() else "timeout"
+            self._waking = None
+            if timer is not None:
+                timer.cancel()
+        if why == "exit":
+            return ended.result(), None
         await stop(self.env.runtime, launched, name, self.env.stop_grace_seconds)
         code = None
         with contextlib.suppress(TimeoutError):
-            code = await asyncio.wait_for(waiter, 5)
+            code = await asyncio.wait_for(ended, 5)
         return code, why
 
     # --- helpers ------------------------------------------------------------
@@ -374,6 +394,11 @@ class Worker:
                 "declare it as an input or create it in an earlier executor"
             )
         return host
+
+
+def _settle(future: asyncio.Future[Any] | None, value: Any) -> None:
+    if future is not None and not future.done():
+        future.set_result(value)
 
 
 def _missing_image_message(image: str, stderr_tail: str) -> str:
