@@ -81,7 +81,7 @@ def main() -> None:
     ap.add_argument("--small", type=int, default=1000)
     ap.add_argument("--zero-copy-gib", type=int, default=5)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--big-repeat", type=int, default=1)
+    ap.add_argument("--big-repeat", type=int, default=2)
     ap.add_argument(
         "--latency-ms",
         type=int,
