@@ -26,7 +26,10 @@ SMOKE: dict[str, list[str]] = {
     "throughput": ["--process", "20", "--podman", "4"],
     "api": ["--big", "2000", "--small", "100", "--requests", "10", "--seconds", "1"],
     "memory": ["--finished", "500", "--queued", "50"],
-    "staging": ["--big-mib", "8", "--small", "10", "--zero-copy-gib", "1", "--repeat", "1"],
+    "staging": [
+        *("--big-mib", "8", "--small", "10", "--zero-copy-gib", "1"),
+        *("--repeat", "1", "--latency-repeat", "1"),
+    ],
     "batch": ["--members", "50", "--small", "100", "--big", "1000", "--ticks", "50"],
     "slurm": ["--n", "4"],
 }

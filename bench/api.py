@@ -65,16 +65,19 @@ def list_pages(url_client, pages: int) -> list[float]:  # type: ignore[no-untype
 def rate(fn_factory, clients: int, seconds: float) -> float:  # type: ignore[no-untyped-def]
     """Requests per second that ``clients`` threads sustain for ``seconds``."""
     counts = [0] * clients
-    stop = time.monotonic() + seconds
+    # Clients are made before the clock starts: making 32 of them can take longer than a
+    # smoke run's one second on a busy machine (which then counted no request at all).
+    calls = [fn_factory() for _ in range(clients)]
+    stop = 0.0
 
     def worker(i: int) -> None:
-        call = fn_factory()
         while time.monotonic() < stop:
-            call()
+            calls[i]()
             counts[i] += 1
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
     t0 = time.monotonic()
+    stop = t0 + seconds
     for t in threads:
         t.start()
     for t in threads:

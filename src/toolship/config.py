@@ -110,8 +110,9 @@ class StorageSettings(BaseModel):
     allowed_roots: list[Path] = Field(
         default_factory=lambda: [Path.home(), Path(tempfile.gettempdir())]
     )
-    # Files transferred at once per attempt, and tries per file on transient errors.
-    max_concurrency: int = Field(default=8, ge=1, le=256)
+    # Files (or small-file requests) in flight at once per attempt, and tries per file on
+    # transient errors.  Small objects cost a round trip each, so many go at once.
+    max_concurrency: int = Field(default=32, ge=1, le=256)
     attempts: int = Field(default=4, ge=1, le=20)
     s3: S3Settings = Field(default_factory=S3Settings)
     webdav_username: str = ""

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import builtins
+import functools
+import itertools
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +25,7 @@ from sqlalchemy import (
     Engine,
     Row,
     and_,
+    bindparam,
     create_engine,
     event,
     exists,
@@ -33,12 +36,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.sql.dml import Update
 
 from toolship.db.schema import batches, task_tags, tasks
 from toolship.errors import InvalidRequest, NotFound
-from toolship.states import TaskState, allowed_sources, is_final
+from toolship.states import TaskState, allowed_sources, check_transition, is_final
 
-__all__ = ["BatchRow", "ListFilter", "Page", "Store", "TaskRow", "TaskSummary"]
+__all__ = ["BatchRow", "Change", "ListFilter", "Page", "Store", "TaskRow", "TaskSummary"]
 
 ACTIVE_STATES = (
     TaskState.QUEUED,
@@ -83,6 +87,16 @@ class BatchRow:
     priority: int = 0
     deadline: float | None = None
     spec: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What one attempt reported since the last write: state changes in order, latest records."""
+
+    task_id: str
+    states: tuple[TaskState, ...]
+    logs: list[dict[str, Any]]
+    runtime: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +176,41 @@ _ROW_COLS = (
 )
 
 _FULL_COLS = (*_ROW_COLS, tasks.c.logs, tasks.c.runtime, tasks.c.secrets)
+
+
+_GET_FULL = select(*_FULL_COLS).where(tasks.c.id == bindparam("b_id"))
+_GET_ROW = select(*_ROW_COLS).where(tasks.c.id == bindparam("b_id"))
+_GET_STATE = select(tasks.c.state).where(tasks.c.id == bindparam("b_id"))
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+# Statements built once: building and cache-keying a Core statement costs more than running it.
+_SAVE = (
+    update(tasks)
+    .where(tasks.c.id == bindparam("b_id"))
+    .values(logs=bindparam("b_logs"), runtime=bindparam("b_runtime"))
+)
+
+
+@functools.cache
+def _move(first: TaskState, last: TaskState) -> Update:
+    """Enter ``last`` from any state that may enter ``first`` (a checked chain of edges)."""
+    values: dict[str, Any] = {
+        "state": last.value,
+        "logs": bindparam("b_logs"),
+        "runtime": bindparam("b_runtime"),
+    }
+    if is_final(last):
+        values["secrets"] = "{}"  # credentials live no longer than the task
+    sources = sorted(s.value for s in allowed_sources(first))
+    return (
+        update(tasks)
+        .where(and_(tasks.c.id == bindparam("b_id"), tasks.c.state.in_(sources)))
+        .values(**values)
+    )
 
 
 def _row(r: Row[Any] | Any, with_logs: bool) -> TaskRow:
@@ -287,39 +336,59 @@ class Store:
             )
         return result.rowcount == 1
 
+    def apply(self, changes: Sequence[Change]) -> list[bool]:
+        """Write many attempts' reports in one transaction; per change, were its moves allowed?
+
+        A change's states form a chain checked against the transition table, applied
+        as one conditional update from the states that may enter its first.  When that
+        is refused (e.g. the task was cancelled meanwhile) each state is tried on its
+        own, in order, so a later allowed one (CANCELED) still lands; the log and
+        runtime record are kept either way.
+        """
+        results: list[bool] = []
+        plain: list[dict[str, Any]] = []
+        with self.engine.begin() as conn:
+            for ch in changes:
+                params = {
+                    "b_id": ch.task_id,
+                    "b_logs": _dumps(ch.logs),
+                    "b_runtime": _dumps(ch.runtime),
+                }
+                if not ch.states:
+                    plain.append(params)
+                    results.append(True)
+                    continue
+                for before, after in itertools.pairwise(ch.states):
+                    check_transition(before, after)
+                first, last = ch.states[0], ch.states[-1]
+                if conn.execute(_move(first, last), params).rowcount == 1:
+                    results.append(True)
+                    continue
+                for state in ch.states[1:]:
+                    conn.execute(_move(state, state), params)
+                plain.append(params)
+                results.append(False)
+            if plain:
+                conn.execute(_SAVE, plain)
+        return results
+
     def request_cancel(self, task_id: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(update(tasks).where(tasks.c.id == task_id).values(cancel_requested=True))
 
-    def save_progress(
-        self,
-        task_id: str,
-        *,
-        logs: list[dict[str, Any]] | None = None,
-        runtime: dict[str, Any] | None = None,
-    ) -> None:
-        values: dict[str, Any] = {}
-        if logs is not None:
-            values["logs"] = json.dumps(logs, separators=(",", ":"))
-        if runtime is not None:
-            values["runtime"] = json.dumps(runtime, separators=(",", ":"))
-        if values:
-            with self.engine.begin() as conn:
-                conn.execute(update(tasks).where(tasks.c.id == task_id).values(**values))
-
     # --- reads ------------------------------------------------------------
 
     def get(self, task_id: str, *, with_logs: bool = True) -> TaskRow:
-        cols = _FULL_COLS if with_logs else _ROW_COLS
+        query = _GET_FULL if with_logs else _GET_ROW
         with self.engine.connect() as conn:
-            r = conn.execute(select(*cols).where(tasks.c.id == task_id)).first()
+            r = conn.execute(query, {"b_id": task_id}).first()
         if r is None:
             raise NotFound(f"no task with id {task_id!r}")
         return _row(r, with_logs)
 
     def get_state(self, task_id: str) -> TaskState:
         with self.engine.connect() as conn:
-            state = conn.execute(select(tasks.c.state).where(tasks.c.id == task_id)).scalar()
+            state = conn.execute(_GET_STATE, {"b_id": task_id}).scalar()
         if state is None:
             raise NotFound(f"no task with id {task_id!r}")
         return TaskState(state)

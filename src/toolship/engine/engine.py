@@ -26,6 +26,7 @@ from toolship.engine.options import TaskOptions, read_options
 from toolship.engine.retry import retry_reason
 from toolship.engine.scheduler import Queue, Request, Throttle, pick
 from toolship.engine.validate import admit
+from toolship.engine.writer import ReportWriter
 from toolship.errors import InvalidRequest
 from toolship.models import BatchRequest, Task
 from toolship.states import TaskState, is_final
@@ -60,13 +61,17 @@ class _Reporter:
         self.earlier = earlier
 
     async def update(
-        self, state: TaskState | None, attempt: dict[str, Any], runtime: dict[str, Any]
+        self,
+        state: TaskState | None,
+        attempt: dict[str, Any],
+        runtime: dict[str, Any],
+        *,
+        wait: bool = True,
     ) -> bool:
         logs = [*self.earlier, attempt]
-        store = self.engine.store
-        if state is None:
-            store.save_progress(self.task_id, logs=logs, runtime=runtime)
-            return True
+        writer = self.engine.writer
+        if state is None or not is_final(state):
+            return await writer.write(self.task_id, state, logs, runtime, wait=wait)
         policy = self.job.options.retry
         why = (
             retry_reason(policy, self.job.attempt_number, state, attempt)
@@ -78,14 +83,9 @@ class _Reporter:
                 f"attempt {self.job.attempt_number} ended {state.value} with {why}; retrying "
                 f"(attempt {self.job.attempt_number + 1} of at most {policy.retries + 1})"
             )
-            if store.transition(self.task_id, S.QUEUED, logs=logs, runtime={}):
+            if await writer.write(self.task_id, S.QUEUED, logs, {}, wait=True):
                 return True
-        ok = store.transition(self.task_id, state, logs=logs, runtime=runtime)
-        if not ok:
-            # Refused (e.g. cancelled meanwhile): still keep the log of what happened.
-            store.save_progress(self.task_id, logs=logs, runtime=runtime)
-        self.engine.changed(self.task_id)
-        return ok
+        return await writer.write(self.task_id, state, logs, runtime, wait=wait)
 
 
 class Engine:
@@ -93,6 +93,8 @@ class Engine:
         self.settings = settings
         self.store = store
         self.storage = storage
+        self.writer = ReportWriter(store)
+        self._stopping = False
         self.backend: Backend = make_backend(settings, storage)
         self.queue = Queue()
         self.throttle = Throttle()
@@ -117,6 +119,7 @@ class Engine:
 
     async def stop(self) -> None:
         """Stop dispatching; running executors keep running and are found again on restart."""
+        self._stopping = True
         if self._loop_task is not None:
             self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -127,6 +130,7 @@ class Engine:
         await asyncio.gather(
             *(r.task for r in self.running.values() if r.task is not None), return_exceptions=True
         )
+        self.writer.flush()
         await self.backend.close()
 
     def recover(self) -> None:
@@ -135,7 +139,8 @@ class Engine:
             self.arm_deadline(batch)
         queued: list[tuple[TaskRow, TaskOptions]] = []
         for row in self.store.active():
-            options = self._options(row)
+            task = Task.model_validate(row.spec)
+            options = self._options(task)
             request = self._request(row, options)
             if row.state is S.QUEUED and not self.backend.in_flight(row.runtime):
                 queued.append((row, options))
@@ -146,7 +151,7 @@ class Engine:
             attempt = row.logs[-1] if row.logs else None
             job = Job(
                 task_id=row.id,
-                task=Task.model_validate(row.spec),
+                task=task,
                 options=options,
                 attempt=attempt,
                 runtime=row.runtime,
@@ -181,7 +186,7 @@ class Engine:
         states = self.parent_states(options.after)
         self.store.insert_tasks([row])
         self.place(row.id, self.backend.request(row.id, options), options.after, states)
-        self._wake.set()
+        self._dispatch_now()
         return row.id
 
     def create_batch(self, request: BatchRequest) -> tuple[str, list[str]]:
@@ -202,7 +207,7 @@ class Engine:
                 group=batch.id if batch.max_parallel else None,
             )
             self.place(row.id, member, after, states)
-        self._wake.set()
+        self._dispatch_now()
         return batch.id, [r.id for r in rows]
 
     def parent_states(self, after: tuple[str, ...]) -> dict[str, TaskState]:
@@ -371,16 +376,25 @@ class Engine:
             except Exception:
                 log.exception("dispatch failed; retrying on the next event")
 
+    def _dispatch_now(self) -> None:
+        """Fill a freed slot at once: a wake-up of the loop task would cost a turn."""
+        try:
+            self.dispatch()
+        except Exception:
+            log.exception("dispatch failed; retrying on the next event")
+            self._wake.set()
+
     def dispatch(self) -> None:
         for request in pick(self.queue, self.backend.free):
             self.queue.remove(request.task_id)
             row = self.store.get(request.task_id)
             if row.state is not S.QUEUED:
                 continue
-            options = self._options(row)
+            task = Task.model_validate(row.spec)
+            options = self._options(task)
             job = Job(
                 task_id=row.id,
-                task=Task.model_validate(row.spec),
+                task=task,
                 options=options,
                 runtime=row.runtime,
                 attempt_number=len(row.logs) + 1,
@@ -409,7 +423,8 @@ class Engine:
             else:
                 self.queue.add(run.request)  # its throttle slot is still held
         self.changed(task_id)
-        self._wake.set()
+        if not self._stopping:
+            self._dispatch_now()
 
     def _request(self, row: TaskRow, options: TaskOptions) -> Request:
         request = self.backend.request(row.id, options)
@@ -417,8 +432,7 @@ class Engine:
             request = dataclasses.replace(request, group=row.batch_id)
         return request
 
-    def _options(self, row: TaskRow) -> TaskOptions:
-        task = Task.model_validate(row.spec)
+    def _options(self, task: Task) -> TaskOptions:
         return read_options(
             task.resources,
             default_runtime=self.settings.default_runtime,

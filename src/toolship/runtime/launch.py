@@ -4,6 +4,8 @@ The command runs under a tiny ``sh`` wrapper that writes its exit code to a
 file.  The wrapper is started in its own session, so it survives the server
 being killed; a restarted server finds the executor again by its pid and
 exit file (see :func:`find_launched`) instead of losing or re-running it.
+The server learns that its own child ended through a pidfd on its event loop:
+no thread and no polling per running executor.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,12 +33,12 @@ class Launched:
 
     pid: int
     exit_file: Path
-    process: asyncio.subprocess.Process | None = None
+    process: subprocess.Popen[bytes] | None = None
 
     async def wait(self) -> int | None:
         """The exit code, or None if the executor vanished without leaving one."""
         if self.process is not None:
-            return await self.process.wait()
+            return await _reap(self.process)
         while True:
             code = read_exit_file(self.exit_file)
             if code is not None:
@@ -44,10 +47,61 @@ class Launched:
                 return read_exit_file(self.exit_file)
             await asyncio.sleep(_POLL_SECONDS)
 
+    def on_exit(self, callback: Callable[[int | None], None]) -> None:
+        """Call ``callback(exit code)`` once the executor ended (None: vanished, no code).
+
+        For our own child it is called straight from the pidfd's readiness callback,
+        so a waiting worker resumes in the next turn of the event loop.
+        """
+        loop = asyncio.get_running_loop()
+        process = self.process
+        if process is not None and process.poll() is not None:
+            loop.call_soon(callback, process.returncode)
+            return
+        fd = -1
+        if process is not None:
+            with contextlib.suppress(OSError):
+                fd = os.pidfd_open(process.pid)
+        if process is None or fd < 0:  # found again after a restart, or no pidfd
+            waiter = asyncio.ensure_future(self.wait())
+            waiter.add_done_callback(lambda w: callback(None if w.cancelled() else w.result()))
+            return
+
+        def readable() -> None:
+            loop.remove_reader(fd)
+            os.close(fd)
+            callback(process.wait())  # ended: wait() only collects the status
+
+        loop.add_reader(fd, readable)
+
     def running(self) -> bool:
         if self.process is not None:
-            return self.process.returncode is None
+            return self.process.poll() is None
         return _alive(self.pid, self.exit_file) and read_exit_file(self.exit_file) is None
+
+
+async def _reap(process: subprocess.Popen[bytes]) -> int:
+    """Our child's exit code, once its pidfd says it ended."""
+    if process.poll() is not None:
+        return process.wait()
+    try:
+        fd = os.pidfd_open(process.pid)
+    except OSError:  # no pidfd on this kernel (or already reaped): a thread waits instead
+        return await asyncio.to_thread(process.wait)
+    loop = asyncio.get_running_loop()
+    ended: asyncio.Future[None] = loop.create_future()
+
+    def readable() -> None:
+        if not ended.done():
+            ended.set_result(None)
+
+    loop.add_reader(fd, readable)
+    try:
+        await ended
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+    return process.wait()
 
 
 def read_exit_file(path: Path) -> int | None:
@@ -90,16 +144,13 @@ async def launch(
     stdout.parent.mkdir(parents=True, exist_ok=True)
     stderr.parent.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as files:
-        fin = files.enter_context(stdin.open("rb")) if stdin else asyncio.subprocess.DEVNULL
+        fin = files.enter_context(stdin.open("rb")) if stdin else subprocess.DEVNULL
         fout = files.enter_context(stdout.open("ab"))
         ferr = fout if stderr == stdout else files.enter_context(stderr.open("ab"))
-        proc = await asyncio.create_subprocess_exec(
-            "sh",
-            "-c",
-            _WRAPPER,
-            "toolship-exec",
-            str(exit_file),
-            *argv,
+        # Popen (vfork + exec, a fraction of a millisecond) rather than asyncio's
+        # subprocess transport: no pipes are needed, and the exit is watched by _reap.
+        proc = subprocess.Popen(
+            ["sh", "-c", _WRAPPER, "toolship-exec", str(exit_file), *argv],
             stdin=fin,
             stdout=fout,
             stderr=ferr,

@@ -84,6 +84,7 @@ class StageContext:
     pool: ThreadPoolExecutor
     credentials: Mapping[str, str] = field(default_factory=dict)
     attempts: int = 4
+    concurrency: int = 8  # requests in flight for a bulk transfer of small files
     progress: Progress = field(default_factory=Progress)
 
 

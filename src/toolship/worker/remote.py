@@ -65,7 +65,12 @@ class HttpReporter:
         self._lock = asyncio.Lock()
 
     async def update(
-        self, state: TaskState | None, attempt: dict[str, Any], runtime: dict[str, Any]
+        self,
+        state: TaskState | None,
+        attempt: dict[str, Any],
+        runtime: dict[str, Any],
+        *,
+        wait: bool = True,  # every report is sent at once: the server is the record
     ) -> bool:
         body = {"state": state.value if state else None, "attempt": attempt, "runtime": runtime}
         async with self._lock:

@@ -70,7 +70,8 @@ def prepare_inputs(
         staged += files
         if mount is not None:
             mounts.append(mount)
-    _write_manifest(layout, staged)
+    if staged:
+        _write_manifest(layout, staged)
     return mounts, staged
 
 

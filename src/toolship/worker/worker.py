@@ -42,12 +42,19 @@ S = TaskState
 
 class Reporter(Protocol):
     async def update(
-        self, state: TaskState | None, attempt: dict[str, Any], runtime: dict[str, Any]
+        self,
+        state: TaskState | None,
+        attempt: dict[str, Any],
+        runtime: dict[str, Any],
+        *,
+        wait: bool = True,
     ) -> bool:
         """Persist the attempt's log and runtime record, moving to ``state`` if given.
 
         Returns False when the state change is refused (the task was
-        cancelled meanwhile); the worker then stops.
+        cancelled meanwhile); the worker then stops.  With ``wait=False`` the
+        reporter may return before the report is durable (and True): a refusal
+        then shows in the next waited report, which also makes this one durable.
         """
         ...
 
@@ -103,6 +110,7 @@ class Worker:
         self.reporter = reporter
         self.cancelled = asyncio.Event()
         self.cancel_reason = "canceled by request"
+        self._waking: asyncio.Future[str] | None = None  # what _wait sleeps on
         self.layout: AttemptLayout = plan_layout(
             job.task, env.work_dir / job.task_id / str(job.attempt_number)
         )
@@ -118,6 +126,7 @@ class Worker:
     def cancel(self, reason: str | None = None) -> None:
         self.cancel_reason = reason or "canceled by request"
         self.cancelled.set()
+        _settle(self._waking, "canceled")
 
     @functools.cached_property
     def stage_context(self) -> StageContext:
@@ -125,7 +134,10 @@ class Worker:
             self.env.transfers, thread_name_prefix=f"stage-{self.job.task_id}"
         )
         return StageContext(
-            pool=pool, credentials=self.job.credentials, attempts=self.env.transfer_attempts
+            pool=pool,
+            credentials=self.job.credentials,
+            attempts=self.env.transfer_attempts,
+            concurrency=self.env.transfers,
         )
 
     def _record_hashes(self, files: list[StagedFile]) -> None:
@@ -137,8 +149,9 @@ class Worker:
 
     # --- reporting ----------------------------------------------------------
 
-    async def _report(self, state: TaskState | None = None) -> None:
-        if not await self.reporter.update(state, self.attempt, self.rt):
+    async def _report(self, state: TaskState | None = None, *, wait: bool = True) -> None:
+        """Persist progress; ``wait=False`` for what nothing that follows depends on."""
+        if not await self.reporter.update(state, self.attempt, self.rt, wait=wait):
             raise _Stopped
         if self.cancelled.is_set() and state is not None:
             raise _Stopped
@@ -192,12 +205,16 @@ class Worker:
     async def _attempt(self) -> TaskState:
         phase = self.rt.get("phase", "init")
         fresh = self.job.attempt is None
+        task = self.job.task
+        # Without inputs, preparing is a few mkdirs: done here, not in a thread, and the
+        # INITIALIZING report shares its write with RUNNING and the launch record.
+        staging = bool(task.inputs)
         if fresh:
             self.attempt["start_time"] = now_rfc3339()
-            await self._report(S.INITIALIZING)
-        mounts, staged = await asyncio.to_thread(
+            await self._report(S.INITIALIZING, wait=staging)
+        prepare = functools.partial(
             prepare_inputs,
-            self.job.task,
+            task,
             self.layout,
             self.env.storage,
             self.stage_context,
@@ -205,6 +222,7 @@ class Worker:
             shared_dirs=self.env.shared_dirs,
             copy_local=self.job.options.writable_inputs,
         )
+        mounts, staged = await asyncio.to_thread(prepare) if staging else prepare()
         self._record_hashes(staged)
         if self.env.ranks is not None:
             hostfile = self.layout.base / "hostfile"
@@ -218,7 +236,7 @@ class Worker:
             self.rt.update(phase="run", executor=0)
             if self.job.options.timeout:
                 self.rt["deadline"] = time.time() + self.job.options.timeout
-            await self._report(S.RUNNING)
+            await self._report(S.RUNNING, wait=False)  # made durable by the launch record
         failed = False
         if self.rt["phase"] == "run":
             failed_state = await self._executors(mounts)
@@ -226,16 +244,19 @@ class Worker:
                 return failed_state
             failed = failed_state is S.EXECUTOR_ERROR
             self.rt.update(phase="outputs", failed=failed)
-            await self._report()
+            await self._report(wait=False)
         failed = bool(self.rt.get("failed"))
-        outputs, warnings = await asyncio.to_thread(
-            collect_outputs,
-            self.job.task,
-            self.layout,
-            self.env.storage,
-            self.stage_context,
-            strict=not failed,
-        )
+        outputs: list[StagedFile] = []
+        warnings: list[str] = []
+        if task.outputs:
+            outputs, warnings = await asyncio.to_thread(
+                collect_outputs,
+                task,
+                self.layout,
+                self.env.storage,
+                self.stage_context,
+                strict=not failed,
+            )
         self.attempt["outputs"] = [
             {"url": o.url, "path": o.path, "size_bytes": str(o.size)} for o in outputs
         ]
@@ -277,7 +298,7 @@ class Worker:
                     else None,
                 )
                 self.rt.update(pid=launched.pid, container=spec.name)
-                await self._report()
+                await self._report(wait=False)  # a restart finds it by its exit file anyway
             code, why = await self._wait(launched, spec.name)
             self.attempt["logs"].append(
                 {
@@ -313,25 +334,44 @@ class Worker:
                         f"it is limited to {limit}; ask for more with --memory / resources.ram_gb"
                     )
                 if not ex.ignore_error:
-                    await self._report()
+                    await self._report(wait=False)
                     return S.EXECUTOR_ERROR
-            await self._report()
+            await self._report(wait=False)
         return None
 
     async def _wait(self, launched: Launched, name: str) -> tuple[int | None, str | None]:
-        """Wait for the executor; stop it on cancel or deadline.  (exit code, why stopped)."""
+        """Wait for the executor; stop it on cancel or deadline.  (exit code, why stopped).
+
+        One future is woken by whichever comes first — the exit (straight from the
+        executor's pidfd callback), cancel() or the deadline — so an ending executor
+        costs one turn of the event loop, not four through tasks and asyncio.wait.
+        """
+        loop = asyncio.get_running_loop()
+        waking: asyncio.Future[str] = loop.create_future()
+        ended: asyncio.Future[int | None] = loop.create_future()
+
+        def exited(code: int | None) -> None:
+            _settle(ended, code)
+            _settle(waking, "exit")
+
+        launched.on_exit(exited)
+        self._waking = waking
+        if self.cancelled.is_set():
+            _settle(waking, "canceled")
         deadline = self.rt.get("deadline")
-        waiter = asyncio.ensure_future(launched.wait())
-        canceller = asyncio.ensure_future(self.cancelled.wait())
-        timeout = None if deadline is None else max(0.0, deadline - time.time())
+        timer = (
+            None
+            if deadline is None
+            else loop.call_later(max(0.0, deadline - time.time()), _settle, waking, "timeout")
+        )
         try:
-            done, _ = await asyncio.wait(
-                {waiter, canceller}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-            )
+            why = await waking
         finally:
-            canceller.cancel()
-        if waiter in done:
-            code: int | None = waiter.result()
+            self._waking = None
+            if timer is not None:
+                timer.cancel()
+        if why == "exit":
+            code: int | None = ended.result()
             if code is None or code >= 0:
                 return code, None
             # The wrapper itself was killed: a signal to the whole job (scancel sends SIGTERM
@@ -340,11 +380,10 @@ class Worker:
             await asyncio.sleep(0.2)
             await self._stop(launched, name)
             return code, "canceled" if self.cancelled.is_set() else None
-        why = "canceled" if self.cancelled.is_set() else "timeout"
         await self._stop(launched, name)
         code = None
         with contextlib.suppress(TimeoutError):
-            code = await asyncio.wait_for(waiter, 5)
+            code = await asyncio.wait_for(ended, 5)
         return code, why
 
     # --- helpers ------------------------------------------------------------
@@ -410,6 +449,11 @@ class Worker:
                 "declare it as an input or create it in an earlier executor"
             )
         return host
+
+
+def _settle(future: asyncio.Future[Any] | None, value: Any) -> None:
+    if future is not None and not future.done():
+        future.set_result(value)
 
 
 def _missing_image_message(image: str, stderr_tail: str) -> str:
