@@ -19,7 +19,7 @@ FULL: dict[str, list[str]] = {
     "memory": [],
     "staging": [],
     "batch": [],
-    "slurm": [],
+    "slurm": ["--n", "50"],  # about 2 minutes with the raw loop; the whole suite stays < 10 min
 }
 SMOKE: dict[str, list[str]] = {
     "overhead": ["--n", "2"],
