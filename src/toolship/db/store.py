@@ -263,9 +263,9 @@ class Store:
                 "memory_gb": row.memory_gb,
                 "gpus": row.gpus,
                 "spec": json.dumps(row.spec, separators=(",", ":")),
-                "logs": json.dumps(row.logs, separators=(",", ":")),
-                "runtime": json.dumps(row.runtime, separators=(",", ":")),
-                "secrets": json.dumps(row.secrets),
+                "logs": json.dumps(row.logs, separators=(",", ":")) if row.logs else "[]",
+                "runtime": json.dumps(row.runtime, separators=(",", ":")) if row.runtime else "{}",
+                "secrets": json.dumps(row.secrets) if row.secrets else "{}",
                 "batch_id": row.batch_id,
             }
             for row in rows

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from toolship.db import BatchRow, TaskRow
 from toolship.engine.expand import check_graph, expand_map, expand_sweep, reduce_member
@@ -28,6 +28,7 @@ __all__ = ["BATCH_TAG", "MAX_MEMBERS", "BatchBuilder"]
 
 BATCH_TAG = "toolship.batch"  # on every member, so TES clients can see and filter by it
 MAX_MEMBERS = 100_000
+_TASKS = TypeAdapter(list[Task])
 
 
 def _text(value: str | int | float) -> str:
@@ -58,16 +59,20 @@ class BatchBuilder:
             )
         rows: list[TaskRow] = []
         options: list[TaskOptions] = []
-        for i, member in enumerate(members):
+        for member in members:
             member["tags"] = {**(req.tags or {}), **(member.get("tags") or {}), BATCH_TAG: batch_id}
             if req.priority is not None:
                 params = member.setdefault("resources", {}).setdefault("backend_parameters", {})
                 if "priority" not in {k.lower() for k in params}:
                     params["priority"] = str(req.priority)
-            try:
-                task = Task.model_validate(member)
-            except ValidationError as exc:
-                raise InvalidRequest(f"{where(i)}: {_validation_message(exc)}") from None
+        try:  # one call for all members: far less overhead than one per member
+            tasks = _TASKS.validate_python(members)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            index = int(first["loc"][0]) if first.get("loc") else 0
+            where_ = ".".join(str(p) for p in first["loc"][1:])
+            raise InvalidRequest(f"{where(index)}: {where_}: {first['msg']}") from None
+        for i, task in enumerate(tasks):
             try:
                 row, opts = self.engine.admit(task)
             except InvalidRequest as exc:

@@ -66,6 +66,15 @@ def _copy(template: Mapping[str, Any]) -> dict[str, Any]:
     return copied
 
 
+def _copy_fields(obj: Any) -> Any:
+    """A copy of the containers of a JSON document; strings and numbers are shared."""
+    if isinstance(obj, dict):
+        return {k: _copy_fields(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_copy_fields(v) for v in obj]
+    return obj
+
+
 def _add_volume(member: dict[str, Any], path: str) -> None:
     """Make ``path`` an (empty, writable) volume, so it exists when the tool starts."""
     volumes = member.setdefault("volumes", [])
@@ -102,7 +111,7 @@ def expand_sweep(
     size = str(len(rows))
     members = []
     for index, row in enumerate(rows):
-        member = _copy(template)
+        member = _copy_fields(template)
         _apply(member, row)
         _set_resources(member, row, index)
         _set_env(member, {"TOOLSHIP_ARRAY_INDEX": str(index), "TOOLSHIP_ARRAY_SIZE": size})
