@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,23 @@ ROOT = Path(__file__).resolve().parents[1]
 BUSYBOX = "localhost/toolship-busybox"
 PYTHON_IMAGE = "localhost/toolship-python"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def toolship(
+    *args: str, check: bool = False, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run the CLI as a user would, in a fresh process with the test's environment."""
+    result = subprocess.run(
+        [sys.executable, "-m", "toolship", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=os.environ.copy(),
+        check=False,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"toolship {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
 
 
 def require(condition: bool, what: str, fix: str) -> None:

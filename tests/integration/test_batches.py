@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import toolship as run_cli
 from tests.integration.conftest import S3
 from toolship import Client, InvalidRequest, TaskState
 from toolship.timeutil import parse_rfc3339
@@ -24,15 +24,18 @@ def client(server: Any) -> Iterator[Client]:
         yield c
 
 
-def toolship(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "toolship", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=os.environ.copy(),
-        check=False,
-    )
+def toolship(*args: str) -> subprocess.CompletedProcess[str]:
+    return run_cli(*args, timeout=300)  # sweeps of 100 tasks and restarts take a while
+
+
+def peak_running(spans: list[tuple[Any, Any]]) -> int:
+    """The most (start, end) spans open at one moment (an end sorts before a start at a tie)."""
+    events = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
+    running = peak = 0
+    for _, delta in events:
+        running += delta
+        peak = max(peak, running)
+    return peak
 
 
 def members(client: Client, batch_id: str) -> list[dict[str, Any]]:
@@ -227,12 +230,7 @@ def test_max_parallel_is_never_exceeded(server: Any, client: Client) -> None:
         for e in t["logs"][-1]["logs"]
     ]
     assert len(spans) == 8
-    events = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
-    running = peak = 0
-    for _, delta in events:
-        running += delta
-        peak = max(peak, running)
-    assert peak == 2  # two at once (the throttle), never three
+    assert peak_running(spans) == 2  # two at once (the throttle), never three
 
 
 def test_batch_timeout_and_cancel_all(server: Any, client: Client) -> None:
@@ -326,9 +324,4 @@ def test_kill_dash_nine_keeps_throttles_dependencies_and_retries(
                     spans.append((parse_rfc3339(e["start_time"]), parse_rfc3339(e["end_time"])))
     started = (runs / "started").read_text().split()
     assert sorted(started) == sorted([str(i) for i in range(6)] + ["0", "2", "4"])
-    events = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
-    running = peak = 0
-    for _, delta in events:
-        running += delta
-        peak = max(peak, running)
-    assert peak <= 2
+    assert peak_running(spans) <= 2
