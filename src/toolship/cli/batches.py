@@ -94,7 +94,7 @@ def _print_counts(info: dict[str, Any]) -> None:
 @click.option(
     "-p",
     "--param",
-    "params",
+    "sweep_params",
     multiple=True,
     metavar="NAME=V1,V2,...",
     help="A swept parameter; several --param make the grid of all combinations.",
@@ -112,7 +112,7 @@ def sweep(
     /,
     image: str,
     command: tuple[str, ...],
-    params: tuple[str, ...],
+    sweep_params: tuple[str, ...],
     params_file: Path | None,
     max_parallel: int | None,
     batch_timeout: str | None,
@@ -132,9 +132,13 @@ def sweep(
       toolship sweep --param lr=0.1,0.01 --param width=100,200 IMG -- train {lr} {width}
       toolship sweep --params-file runs.csv -o 'out/*=s3://b/runs/{name}/' IMG -- tool {x}
     """
-    if bool(params) == bool(params_file):
+    if sweep_params and params_file:
         raise click.UsageError("give --param NAME=V1,V2 (a grid) or --params-file, not both")
-    rows = grid(params) if params else read_params_file(params_file or "")
+    if not sweep_params and not params_file:
+        raise click.UsageError(
+            "say what to sweep: --param NAME=V1,V2 (repeat for a grid) or --params-file FILE"
+        )
+    rows = grid(sweep_params) if sweep_params else read_params_file(params_file or "")
     doc = {"template": build_task(image, _command(command), **options), "params": rows}
     batch = {"max_parallel": max_parallel, "timeout": batch_timeout, "name": batch_name}
     _submit(ctx, doc, {**batch, "priority": options.get("priority")}, detach)

@@ -126,8 +126,8 @@ _TASK_OPTIONS = [
         "TOOLSHIP_HOSTFILE (and RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT).",
     ),
     click.option(
-        "-p",
-        "--param",
+        "-b",
+        "--backend-param",
         "params",
         multiple=True,
         metavar="KEY=VALUE",
