@@ -8,9 +8,10 @@ The Python SDK's public surface::
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-from toolship.client import Batch, Client, Task
 from toolship.errors import (
     ConfigError,
     Forbidden,
@@ -24,6 +25,22 @@ from toolship.errors import (
     Unauthorized,
 )
 from toolship.states import TaskState
+
+if TYPE_CHECKING:
+    from toolship.client import Batch, Client, Task
+
+_CLIENT = frozenset({"Batch", "Client", "Task"})
+
+
+def __getattr__(name: str) -> Any:
+    # The SDK (httpx, the models) loads on first use, so a compute-node worker or a
+    # server that never touches it does not pay its import time.
+    if name in _CLIENT:
+        from toolship import client
+
+        return getattr(client, name)
+    raise AttributeError(f"module 'toolship' has no attribute {name!r}")
+
 
 __all__ = [
     "Batch",

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -24,6 +23,7 @@ from pydantic_settings import (
 )
 
 from toolship.errors import ConfigError
+from toolship.storage.settings import S3Settings, StorageSettings
 
 __all__ = [
     "DatabaseSettings",
@@ -96,34 +96,6 @@ class LocalSettings(BaseModel):
     accounting: bool = True
 
 
-class S3Settings(BaseModel):
-    """How s3:// URLs are reached; credentials come from the usual AWS chain by default."""
-
-    endpoint_url: str = ""  # e.g. http://127.0.0.1:9000 for MinIO; empty = AWS
-    region: str = ""
-    profile: str = ""  # a named profile from ~/.aws/config of the server's user
-    anonymous: bool = False
-
-
-class StorageSettings(BaseModel):
-    # file:// URLs (inputs and outputs) must resolve inside one of these.
-    allowed_roots: list[Path] = Field(
-        default_factory=lambda: [Path.home(), Path(tempfile.gettempdir())]
-    )
-    # Files (or small-file requests) in flight at once per attempt, and tries per file on
-    # transient errors.  Small objects cost a round trip each, so many go at once.
-    max_concurrency: int = Field(default=32, ge=1, le=256)
-    attempts: int = Field(default=4, ge=1, le=20)
-    s3: S3Settings = Field(default_factory=S3Settings)
-    webdav_username: str = ""
-    webdav_password: str = ""
-
-    @field_validator("allowed_roots")
-    @classmethod
-    def _resolve(cls, v: list[Path]) -> list[Path]:
-        return [p.expanduser().resolve() for p in v]
-
-
 class SlurmPartition(BaseModel):
     """What one partition offers, per node (declared, or read from ``sinfo`` when none are)."""
 
@@ -147,8 +119,9 @@ class SlurmSettings(BaseModel):
     # How compute nodes reach this server; empty = the address `toolship serve` listens on.
     server_url: str = ""
     # The command that starts a worker on a node (toolship must be installed there).
+    # `python -m toolship.worker` is `toolship worker` without loading the CLI.
     worker_command: list[str] = Field(
-        default_factory=lambda: [sys.executable, "-m", "toolship", "worker"]
+        default_factory=lambda: [sys.executable, "-m", "toolship.worker"]
     )
     # Container runtime on the nodes (podman; apptainer can follow as another runtime).
     runtime: RuntimeName = "podman"

@@ -90,7 +90,8 @@ def check_container_path(path: str, what: str, *, allow_wildcards: bool = False)
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    # Schemas are built on first use: a worker validates a Task and nothing else.
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, defer_build=True)
 
 
 class Input(_Spec):

@@ -16,8 +16,8 @@ from toolship.config import Settings
 from toolship.engine.options import read_options
 from toolship.models import Resources, Task
 from toolship.states import TaskState
-from toolship.worker import Job
 from toolship.worker.remote import read_job
+from toolship.worker.worker import Job
 
 
 class FakeRunner(CommandRunner):

@@ -118,18 +118,12 @@ def worker(server_url: str, task_id: str, token_file: Path | None) -> None:
     executors with the node's container runtime, stages the outputs out and
     reports every step over HTTP. SIGTERM (scancel) stops the executors.
     """
-    import asyncio
-    import logging
+    from toolship.worker.remote import main as worker_main
 
-    from toolship.worker.remote import read_token, run_remote
-
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    state = asyncio.run(run_remote(server_url, task_id, read_token(token_file)))
-    click.echo(f"task {task_id}: {state.value if state else 'not run (refused by the server)'}")
-    sys.exit(0 if state is not None else 3)
+    argv = ["--server", server_url, "--task", task_id]
+    if token_file is not None:
+        argv += ["--token-file", str(token_file)]
+    sys.exit(worker_main(argv))
 
 
 @cli.group()

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from toolship.engine.options import TaskOptions
 from toolship.engine.scheduler import Capacity, Request
 from toolship.states import TaskState
-from toolship.worker import Job, Reporter
+from toolship.worker.worker import Job, Reporter
 
 __all__ = ["Attempt", "Backend", "RemoteAttempt"]
 

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import re
 import shlex
+import subprocess
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -32,6 +33,10 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# A scheduler command that does not answer in this long fails; it is not retried (an
+# sbatch may have been accepted all the same).
+COMMAND_TIMEOUT = 120.0
 
 
 class Phase(StrEnum):
@@ -106,11 +111,14 @@ class CommandRunner:
         self.sleep = sleep
 
     async def _exec(self, argv: list[str]) -> tuple[int, str, str]:
-        proc = await asyncio.create_subprocess_exec(
-            *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        # A thread running subprocess.run (vfork + exec) rather than the event loop's
+        # subprocess support: under uvloop that forks the whole server, several ms of
+        # blocked loop per sbatch with a large heap.
+        done = await asyncio.to_thread(
+            subprocess.run, argv, capture_output=True, timeout=COMMAND_TIMEOUT, check=False
         )
-        out, err = await proc.communicate()
-        return proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
+        out = done.stdout.decode(errors="replace")
+        return done.returncode, out, done.stderr.decode(errors="replace")
 
     async def run(self, argv: list[str]) -> str:
         backoff = self.first_backoff
@@ -118,6 +126,8 @@ class CommandRunner:
             async with self.slots:
                 try:
                     code, out, err = await self._exec(argv)
+                except subprocess.TimeoutExpired:
+                    code, out, err = 1, "", f"no answer within {COMMAND_TIMEOUT:.0f} s (timed out)"
                 except FileNotFoundError:
                     raise CommandFailed(
                         f"{argv[0]} is not installed on the server: install the scheduler's "

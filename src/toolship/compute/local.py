@@ -18,8 +18,8 @@ from toolship.errors import ResourcesUnavailable
 from toolship.runtime import Runtime, get_runtime
 from toolship.runtime.usage import accounting_available
 from toolship.storage import StorageRegistry
-from toolship.worker import Job, Reporter, Worker, WorkerEnv
 from toolship.worker.ranks import local_ranks
+from toolship.worker.worker import Job, Reporter, Worker, WorkerEnv
 
 __all__ = ["LocalBackend"]
 

@@ -38,8 +38,7 @@ from toolship.engine.scheduler import Capacity, Request
 from toolship.errors import ResourcesUnavailable
 from toolship.states import TaskState, is_final
 from toolship.timeutil import now_rfc3339
-from toolship.worker import Job, Reporter
-from toolship.worker.worker import read_tail
+from toolship.worker.worker import Job, Reporter, read_tail
 
 __all__ = [
     "SlurmAttempt",

@@ -33,7 +33,7 @@ from toolship.models import BatchRequest, Task
 from toolship.states import TaskState, is_final
 from toolship.storage import StorageRegistry
 from toolship.timeutil import now_rfc3339
-from toolship.worker import Job
+from toolship.worker.worker import Job
 
 __all__ = ["Engine"]
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from toolship.runtime.base import ExecSpec, Runtime
 
-__all__ = ["Launched", "find_launched", "launch", "stop"]
+__all__ = ["Launched", "find_launched", "launch", "run_quietly", "stop"]
 
 _WRAPPER = 'f=$1; shift; "$@"; rc=$?; echo "$rc" > "$f"; exit "$rc"'
 _POLL_SECONDS = 0.2
@@ -181,11 +181,14 @@ def find_launched(pid: int | None, exit_file: Path) -> Launched | None:
     return None
 
 
-async def _run_quietly(argv: list[str]) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+async def run_quietly(argv: list[str]) -> None:
+    """Run a short command (``podman rm -f …``) in a thread, output discarded.
+
+    Not the event loop's subprocess support: under uvloop that forks the whole server.
+    """
+    await asyncio.to_thread(
+        subprocess.run, argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False
     )
-    await proc.wait()
 
 
 async def _exited(launched: Launched, seconds: float) -> bool:
@@ -207,7 +210,7 @@ async def stop(runtime: Runtime, launched: Launched, name: str, grace_seconds: i
         # The container may not exist yet if `run` was just started: repeat until it is gone.
         for _ in range(5):
             for argv in commands:
-                await _run_quietly(argv)
+                await run_quietly(argv)
             if await _exited(launched, 1.0):
                 return
     else:

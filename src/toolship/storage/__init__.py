@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from toolship.config import StorageSettings
 from toolship.storage.base import StageContext, Storage, StorageRegistry, redact, scheme_of
 from toolship.storage.local import LocalStorage
 from toolship.storage.remote import HttpStorage, S3Storage, WebdavStorage, optional_storages
+from toolship.storage.settings import StorageSettings
 from toolship.storage.transfer import FileRecord
 
 __all__ = [

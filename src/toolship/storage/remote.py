@@ -21,16 +21,18 @@ import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from fsspec import AbstractFileSystem
-
-from toolship.config import StorageSettings
 from toolship.errors import InvalidRequest, StagingError
 from toolship.storage.base import StageContext, redact
 from toolship.storage.local import partial_name
+from toolship.storage.settings import StorageSettings
 from toolship.storage.transfer import CHUNK, FileRecord, StreamDigest, copy_stream, with_retries
+
+if TYPE_CHECKING:
+    # fsspec loads with the first remote URL, not with every worker.
+    from fsspec import AbstractFileSystem
 
 __all__ = ["HttpStorage", "RemoteStorage", "S3Storage", "WebdavStorage", "optional_storages"]
 

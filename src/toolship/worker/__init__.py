@@ -1,7 +1,6 @@
-"""Runs one attempt of one task anywhere: stage in, run the executors, stage out, report."""
+"""Runs one attempt of one task anywhere: stage in, run the executors, stage out, report.
 
-from __future__ import annotations
-
-from toolship.worker.worker import Job, Reporter, Worker, WorkerEnv
-
-__all__ = ["Job", "Reporter", "Worker", "WorkerEnv"]
+:mod:`toolship.worker.worker` holds the routine (``Worker``, ``Job``, ``Reporter``);
+:mod:`toolship.worker.remote` runs it on a compute node.  This package imports
+nothing itself, so ``python -m toolship.worker`` starts light.
+"""

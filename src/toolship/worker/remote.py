@@ -7,33 +7,45 @@ each step.  Reports are sent one at a time and retried while the server is
 unreachable (a server restart loses nothing); an answer saying the attempt is
 over, or that the task was cancelled, stops the executors.  SIGTERM (what
 ``scancel`` sends) stops them too: Slurm does not know the containers.
+
+Every Slurm job starts a fresh worker, so its start-up is part of every task's
+cost: this module loads only what an attempt needs.  It talks to the server
+with the standard library's ``http.client`` (one keep-alive connection, used
+from a thread) rather than httpx, whose import alone — it loads its command-line
+client, click, rich and pygments with it — costs more CPU than the rest of a
+trivial job's worker; remote storage (fsspec) loads with the first remote URL.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import http.client
+import json
 import logging
 import os
 import signal
+import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-import httpx
-
-from toolship.config import StorageSettings
 from toolship.engine.options import read_options
-from toolship.errors import ServerUnavailable
+from toolship.errors import ServerUnavailable, ToolshipError
 from toolship.models import Task
 from toolship.runtime import get_runtime
 from toolship.states import TaskState
 from toolship.storage import make_registry
+from toolship.storage.settings import StorageSettings
 from toolship.worker.ranks import local_ranks, slurm_ranks
 from toolship.worker.worker import Job, Worker, WorkerEnv
 
-__all__ = ["HttpReporter", "read_job", "read_token", "run_remote"]
+__all__ = ["HttpReporter", "ServerConnection", "main", "read_job", "read_token", "run_remote"]
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +65,88 @@ def read_token(token_file: Path | None) -> str:
     return token
 
 
+@dataclass(frozen=True)
+class Response:
+    status_code: int
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode(errors="replace")
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    def raise_for_status(self) -> None:
+        if self.status_code >= 400:
+            raise ToolshipError(
+                f"the toolship server refused a worker request (HTTP {self.status_code}): "
+                f"{self.text[:500]}"
+            )
+
+
+class ServerConnection:
+    """Requests to the toolship server over one keep-alive HTTP(S) connection.
+
+    Blocking (``http.client``); :meth:`request` runs it in a thread.  A dropped
+    connection is opened again once before the error is reported.
+    """
+
+    def __init__(self, server: str, token: str, *, timeout: float = 60.0) -> None:
+        parts = urlsplit(server)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ServerUnavailable(
+                f"{server!r} is not a server URL; give --server http(s)://HOST:PORT"
+            )
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname
+        self._port = parts.port
+        self._prefix = parts.path.rstrip("/")
+        self._timeout = timeout
+        self._headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        self._conn: http.client.HTTPConnection | None = None
+        self._lock = threading.Lock()
+
+    def _connect(self) -> http.client.HTTPConnection:
+        if self._https:
+            return http.client.HTTPSConnection(self._host, self._port, timeout=self._timeout)
+        return http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
+
+    def _request(self, method: str, path: str, body: bytes | None) -> Response:
+        headers = dict(self._headers)
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        with self._lock:
+            for again in (True, False):
+                if self._conn is None:
+                    self._conn = self._connect()
+                try:
+                    self._conn.request(method, self._prefix + path, body=body, headers=headers)
+                    answer = self._conn.getresponse()
+                    return Response(answer.status, answer.read())
+                except (OSError, http.client.HTTPException):
+                    self._conn.close()
+                    self._conn = None
+                    if not again:
+                        raise
+        raise AssertionError("unreachable")
+
+    async def request(self, method: str, path: str, payload: Any = None) -> Response:
+        body = None if payload is None else json.dumps(payload).encode()
+        return await asyncio.to_thread(self._request, method, path, body)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+
 class HttpReporter:
     """The worker's :class:`~toolship.worker.worker.Reporter` over HTTP."""
 
-    def __init__(self, client: httpx.AsyncClient, task_id: str, *, patience: float = 600.0) -> None:
-        self.client = client
+    def __init__(self, server: ServerConnection, task_id: str, *, patience: float = 600.0) -> None:
+        self.server = server
         self.task_id = task_id
         self.patience = patience
         # Called when the server says stop (the worker's cancel, once it exists).
@@ -75,8 +164,8 @@ class HttpReporter:
         body = {"state": state.value if state else None, "attempt": attempt, "runtime": runtime}
         async with self._lock:
             response = await send(
-                self.client, "POST", f"/api/v1/worker/tasks/{self.task_id}/report",
-                json=body, patience=self.patience,
+                self.server, "POST", f"/api/v1/worker/tasks/{self.task_id}/report",
+                body, patience=self.patience,
             )  # fmt: skip
         if response.status_code in (401, 404, 409):
             self.stop()
@@ -89,18 +178,18 @@ class HttpReporter:
 
 
 async def send(
-    client: httpx.AsyncClient, method: str, url: str, *, patience: float, **kwargs: Any
-) -> httpx.Response:
+    server: ServerConnection, method: str, path: str, payload: Any = None, *, patience: float
+) -> Response:
     """One request, retried with back-off while the server is down or failing (5xx)."""
     deadline = time.monotonic() + patience
     delay = 0.5
     while True:
         try:
-            response = await client.request(method, url, **kwargs)
+            response = await server.request(method, path, payload)
             if response.status_code < 500:
                 return response
             problem = f"HTTP {response.status_code}"
-        except httpx.TransportError as exc:
+        except (OSError, http.client.HTTPException) as exc:
             problem = str(exc) or type(exc).__name__
         if time.monotonic() + delay > deadline:
             raise ServerUnavailable(f"cannot reach the toolship server ({problem})")
@@ -131,9 +220,9 @@ def read_job(doc: dict[str, Any]) -> Job:
 
 async def run_remote(server: str, task_id: str, token: str) -> TaskState | None:
     """Run the task's attempt here; None when the server says it is not ours to run."""
-    headers = {"Authorization": f"Bearer {token}"}
-    async with httpx.AsyncClient(base_url=server.rstrip("/"), headers=headers, timeout=60) as hc:
-        response = await send(hc, "GET", f"/api/v1/worker/tasks/{task_id}", patience=300)
+    conn = ServerConnection(server, token)
+    try:
+        response = await send(conn, "GET", f"/api/v1/worker/tasks/{task_id}", patience=300)
         if response.status_code in (401, 404, 409):
             log.error("the server refused this worker: %s", response.text)
             return None
@@ -164,7 +253,7 @@ async def run_remote(server: str, task_id: str, token: str) -> TaskState | None:
             shared_dirs=tuple(Path(d) for d in e["shared_dirs"]),
             ranks=ranks,
         )
-        reporter = HttpReporter(hc, task_id)
+        reporter = HttpReporter(conn, task_id)
         worker = Worker(job, env, reporter)
         reporter.stop = worker.cancel
         loop = asyncio.get_running_loop()
@@ -177,6 +266,8 @@ async def run_remote(server: str, task_id: str, token: str) -> TaskState | None:
             beat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await beat
+    finally:
+        conn.close()
 
 
 async def _heartbeat(worker: Worker, reporter: HttpReporter) -> None:
@@ -185,3 +276,33 @@ async def _heartbeat(worker: Worker, reporter: HttpReporter) -> None:
         await asyncio.sleep(HEARTBEAT_SECONDS)
         with contextlib.suppress(Exception):
             await reporter.update(None, worker.attempt, worker.rt)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m toolship.worker`` (what batch scripts run) and ``toolship worker``."""
+    parser = argparse.ArgumentParser(
+        prog="toolship worker",
+        description="Run one task's attempt here and report to the server (what Slurm jobs "
+        "run). Fetches the task with its per-task token, stages the inputs in, runs the "
+        "executors with the node's container runtime, stages the outputs out and reports "
+        "every step over HTTP. SIGTERM (scancel) stops the executors.",
+    )
+    parser.add_argument("--server", required=True, metavar="URL",
+                        help="the toolship server that owns the task")  # fmt: skip
+    parser.add_argument("--task", required=True, metavar="ID", help="the task to run")
+    parser.add_argument(
+        "--token-file", type=Path, metavar="FILE",
+        help="file holding the task's worker token (default: TOOLSHIP_WORKER_TOKEN_FILE, or "
+        "the token itself in TOOLSHIP_WORKER_TOKEN); never pass a token as an argument",
+    )  # fmt: skip
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        state = asyncio.run(run_remote(args.server, args.task, read_token(args.token_file)))
+    except ToolshipError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"task {args.task}: {state.value if state else 'not run (refused by the server)'}")
+    return 0 if state is not None else 3

@@ -24,7 +24,7 @@ from toolship.engine.options import TaskOptions
 from toolship.errors import StagingError
 from toolship.models import Task
 from toolship.runtime import ExecSpec, Mount, Runtime
-from toolship.runtime.launch import Launched, find_launched, launch, stop
+from toolship.runtime.launch import Launched, find_launched, launch, run_quietly, stop
 from toolship.runtime.usage import cgroup_name, read_usage, remove_cgroup
 from toolship.states import TaskState
 from toolship.storage import StageContext, StorageRegistry
@@ -392,10 +392,7 @@ class Worker:
         """Stop the executor, every rank of it (their containers have their own names)."""
         for rank in range(1, self.env.ranks.count if self.env.ranks else 1):
             for argv in self.env.runtime.stop_commands(rank_name(name, rank), 0):
-                proc = await asyncio.create_subprocess_exec(
-                    *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
-                )
-                await proc.wait()
+                await run_quietly(argv)
         await stop(self.env.runtime, launched, name, self.env.stop_grace_seconds)
 
     def _exec_spec(self, index: int, mounts: list[Mount]) -> ExecSpec:

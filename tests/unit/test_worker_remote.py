@@ -1,0 +1,108 @@
+"""The compute-node worker: a light start-up and a connection that survives a drop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from toolship.errors import ServerUnavailable
+from toolship.worker.remote import ServerConnection, main, send
+
+
+def test_the_worker_does_not_load_the_cli_the_sdk_or_remote_storage() -> None:
+    # Every Slurm job starts a fresh worker: these would add to every task's cost.
+    heavy = ["httpx", "fsspec", "click", "rich", "typer", "pydantic_settings", "sqlalchemy"]
+    code = (
+        "import sys, toolship.worker.remote; "
+        f"print(' '.join(m for m in {heavy!r} if m in sys.modules))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert loaded == []
+
+
+class _Handler(BaseHTTPRequestHandler):
+    seen: list[tuple[str, str, str, object]] = []
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = json.loads(self.rfile.read(length)) if length else None
+        self.seen.append((self.command, self.path, self.headers["Authorization"], body))
+        data = json.dumps({"ok": True}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        # Every answer closes the connection: the next request must open a new one.
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(data)
+        self.close_connection = True
+
+    do_GET = _answer
+    do_POST = _answer
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def http_server() -> Iterator[str]:
+    _Handler.seen = []
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/prefix"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_requests_carry_the_token_and_survive_a_closed_connection(http_server: str) -> None:
+    conn = ServerConnection(http_server, "tok")
+
+    async def talk() -> list[int]:
+        codes = []
+        for i in range(3):
+            answer = await send(conn, "POST", f"/r/{i}", {"n": i}, patience=5)
+            assert answer.json() == {"ok": True}
+            codes.append(answer.status_code)
+        codes.append((await send(conn, "GET", "/job", patience=5)).status_code)
+        return codes
+
+    try:
+        assert asyncio.run(talk()) == [200, 200, 200, 200]
+    finally:
+        conn.close()
+    assert _Handler.seen == [
+        ("POST", "/prefix/r/0", "Bearer tok", {"n": 0}),
+        ("POST", "/prefix/r/1", "Bearer tok", {"n": 1}),
+        ("POST", "/prefix/r/2", "Bearer tok", {"n": 2}),
+        ("GET", "/prefix/job", "Bearer tok", None),
+    ]
+
+
+def test_an_unreachable_server_is_named_once_patience_runs_out() -> None:
+    conn = ServerConnection("http://127.0.0.1:9", "tok", timeout=1)
+    with pytest.raises(ServerUnavailable, match="cannot reach the toolship server"):
+        asyncio.run(send(conn, "GET", "/x", patience=0.2))
+
+
+def test_a_bad_server_url_says_what_to_give() -> None:
+    with pytest.raises(ServerUnavailable, match=r"give --server http\(s\)://HOST:PORT"):
+        ServerConnection("head:8000", "tok")
+
+
+def test_the_worker_without_a_token_exits_2_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("TOOLSHIP_WORKER_TOKEN", raising=False)
+    monkeypatch.delenv("TOOLSHIP_WORKER_TOKEN_FILE", raising=False)
+    assert main(["--server", "http://127.0.0.1:9", "--task", "t1"]) == 2
+    assert "TOOLSHIP_WORKER_TOKEN_FILE" in capsys.readouterr().err
