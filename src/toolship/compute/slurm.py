@@ -310,21 +310,19 @@ class SlurmBackend:
     async def submit(self, attempt: SlurmAttempt) -> str:
         job = attempt.job
         task_dir = self.work_dir / job.task_id
-        task_dir.mkdir(parents=True, exist_ok=True)
-        token = task_dir / "worker.token"
-        fd = os.open(token, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(worker_token(self.secret, job.task_id) + "\n")
-        script = task_dir / f"slurm-{job.attempt_number}.sh"
-        script.write_text(
-            batch_script(
-                job.options,
-                self.slurm,
-                task_id=job.task_id,
-                attempt=job.attempt_number,
-                task_dir=task_dir,
-                server_url=self.server_url,
-            )
+        text = batch_script(
+            job.options,
+            self.slurm,
+            task_id=job.task_id,
+            attempt=job.attempt_number,
+            task_dir=task_dir,
+            server_url=self.server_url,
+        )
+        token = worker_token(self.secret, job.task_id)
+        # The files are written off the event loop (on a shared file system a write can
+        # take a while), like the sbatch call itself.
+        script = await asyncio.to_thread(
+            _write_job_files, task_dir, job.attempt_number, token, text
         )
         out = await self.runner.run(["sbatch", "--parsable", str(script)])
         return parse_job_id(JOB_ID, out)
@@ -345,6 +343,17 @@ class SlurmBackend:
             job_id = attempt.slurm.get("job_id")
             if job_id is not None:
                 attempt.observe(statuses.get(job_id), now)
+
+
+def _write_job_files(task_dir: Path, attempt: int, token: str, script: str) -> Path:
+    """The attempt's worker token (0600) and batch script; the script's path."""
+    task_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(task_dir / "worker.token", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token + "\n")
+    path = task_dir / f"slurm-{attempt}.sh"
+    path.write_text(script)
+    return path
 
 
 class SlurmAttempt:
