@@ -19,7 +19,7 @@ FULL: dict[str, list[str]] = {
     "memory": [],
     "staging": [],
     "batch": [],
-    "slurm": ["--n", "50"],  # about 2 minutes with the raw loop; the whole suite stays < 10 min
+    "slurm": ["--n", "100", "--short", "40"],  # about 1 1/2 minutes
 }
 SMOKE: dict[str, list[str]] = {
     "overhead": ["--n", "2"],
@@ -31,7 +31,7 @@ SMOKE: dict[str, list[str]] = {
         *("--repeat", "1", "--latency-repeat", "1"),
     ],
     "batch": ["--members", "50", "--small", "100", "--big", "1000", "--ticks", "50"],
-    "slurm": ["--n", "4"],
+    "slurm": ["--n", "4", "--short", "4"],
 }
 
 

@@ -181,6 +181,9 @@ TCPTimeout=2
 SlurmctldTimeout=30
 KillWait=5
 UnkillableStepTimeout=30
+# toolship's node epilog: removes the containers of a job whose worker was killed
+# before it could (a copy of scripts/slurm-epilog.sh, refreshed on every start).
+Epilog=$DIR/slurm-epilog.sh
 InactiveLimit=0
 JobRequeue=0
 # A node that comes back (slurmd restarted) returns to service by itself.
@@ -280,6 +283,7 @@ do_start() {
     chmod 0755 "$DIR"
     mkdir -p "$MUNGE_DIR" && chmod 0755 "$MUNGE_DIR"
     [ -e "$DIR/plugstack.conf" ] || : >"$DIR/plugstack.conf"
+    install -m 0755 "$(dirname "$(readlink -f "$0")")/slurm-epilog.sh" "$DIR/slurm-epilog.sh"
 
     local new="$CONF.new.$$"
     write_conf "$new"

@@ -114,6 +114,33 @@ def test_a_killed_node_ends_its_task_naming_the_node_and_spares_the_other(
     assert leftover_containers(doomed.id) == []
 
 
+def test_a_worker_killed_outright_leaves_no_container_behind(client: Client, busybox: str) -> None:
+    # SIGKILL gives the worker no chance to stop its container (as when KillWait runs out
+    # on a busy node); the node epilog (scripts/slurm-epilog.sh) removes it.
+    task = client.submit(busybox, ["sleep", "300"])
+    deadline = time.monotonic() + 60
+    while not leftover_containers(task.id) and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert leftover_containers(task.id), "the task's container never started"
+    job_id = subprocess.run(
+        ["squeue", "--noheader", f"--name=toolship-{task.id}", "--format=%i"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    worker = subprocess.run(
+        ["pgrep", "-f", f"toolship.worker --server .* --task {task.id}"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    assert len(worker) == 1, worker
+    os.kill(int(worker[0]), signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while leftover_containers(task.id) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert leftover_containers(task.id) == []
+    assert task.wait(60) is TaskState.SYSTEM_ERROR
+    system = " ".join(task.info()["logs"][-1]["system_logs"])
+    assert f"Slurm job {job_id}" in system and "without its worker reporting" in system, system
+
+
 @pytest.mark.timeout(1800)
 def test_many_tasks_at_once_all_complete_with_one_squeue_per_tick(
     client: Client, slurm: Path
@@ -140,13 +167,14 @@ def test_many_tasks_at_once_all_complete_with_one_squeue_per_tick(
     assert calls <= ticks + 2
 
 
-def _serve(home: Path, port: int) -> subprocess.Popen[bytes]:
+def _serve(home: Path, port: int, path: str | None = None) -> subprocess.Popen[bytes]:
     """A `toolship serve --backend slurm` on a fixed port (nodes keep reaching it there)."""
     with (home / "server.log").open("ab") as log:  # the server keeps its own copy
         proc = subprocess.Popen(
             [sys.executable, "-m", "toolship", "serve", "--backend", "slurm", "--port", str(port)],
             env={**os.environ, "TOOLSHIP_HOME": str(home),
-                 "TOOLSHIP_SERVER__TOKEN_FILE": str(home / "tokens")},
+                 "TOOLSHIP_SERVER__TOKEN_FILE": str(home / "tokens"),
+                 "PATH": path or os.environ["PATH"]},
             stdout=log, stderr=log,
         )  # fmt: skip
     deadline = time.monotonic() + 60
@@ -191,6 +219,40 @@ def test_a_server_killed_mid_task_finds_its_jobs_again_and_runs_none_twice(
                 assert len(info["logs"]) == 1 and len(info["logs"][0]["logs"]) == 1
                 jobs = [s for s in info["logs"][0]["system_logs"] if "submitted to Slurm" in s]
                 assert len(jobs) == 1, info["logs"][0]["system_logs"]
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def test_a_server_killed_right_after_sbatch_finds_the_job_and_does_not_submit_again(
+    slurm: Path, home: Path, busybox: str, tmp_path: Path
+) -> None:
+    # An sbatch that kills the server as soon as Slurm has the job: the job id is never
+    # recorded. The restarted server must find the job by its comment, not submit anew.
+    crash = tmp_path / "crash"
+    crash.mkdir()
+    (crash / "sbatch").write_text(
+        f'#!/bin/sh\n{shutil.which("sbatch")} "$@"; code=$?; kill -9 $PPID; exit $code\n'
+    )
+    (crash / "sbatch").chmod(0o755)
+    (home / "tokens").write_text("secret-token\n")
+    port = free_port()
+    proc = _serve(home, port, path=f"{crash}:{os.environ['PATH']}")
+    try:
+        with Client(f"http://127.0.0.1:{port}", "secret-token") as client:
+            task = client.submit(busybox, ["sh", "-c", "sleep 3; echo once"])
+            assert proc.wait(30) == -signal.SIGKILL
+            proc = _serve(home, port)
+            assert task.wait(120) is TaskState.COMPLETE, task.info()
+            assert task.logs() == "once\n"
+            system = task.info()["logs"][0]["system_logs"]
+            assert not [s for s in system if "submitted to Slurm" in s], system
+            assert [s for s in system if "not submitting it again" in s], system
+        jobs = subprocess.run(
+            ["squeue", "--noheader", "--states=all", f"--name=toolship-{task.id}", "--format=%i"],
+            capture_output=True, text=True, check=True,
+        ).stdout.split()  # fmt: skip
+        assert len(jobs) == 1, jobs
     finally:
         proc.terminate()
         proc.wait(30)

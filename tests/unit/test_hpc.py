@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from toolship.compute.hpc import CommandFailed, CommandRunner, JobStatus, Phase, Poller
-from toolship.compute.slurm import TRANSIENT, SlurmAttempt
+from toolship.compute.slurm import SlurmAttempt
+from toolship.compute.slurm_format import TRANSIENT, parse_unfinished
 from toolship.config import Settings
 from toolship.engine.options import read_options
 from toolship.models import Resources, Task
@@ -91,6 +92,12 @@ class Backend:
 
     def __init__(self) -> None:
         self.attempts: dict[str, Any] = {}
+        self.unrecorded: dict[tuple[str, int], str] = {}
+        self.submitted = 0
+
+    async def submit(self, attempt: SlurmAttempt) -> str:
+        self.submitted += 1
+        return "99"
 
 
 def attempt(job_id: str = "7") -> tuple[SlurmAttempt, Recorder]:
@@ -178,3 +185,25 @@ def test_the_remote_workers_job_travels_as_json_and_gives_the_same_options() -> 
     again = read_job(doc)
     assert again.options == options and again.credentials == {"s3_access_key_id": "k"}
     assert doc["attempt"] is None  # the worker starts the attempt afresh
+
+
+def test_jobs_submitted_but_not_recorded_are_found_by_their_comment() -> None:
+    text = "41|toolship:1m80abc:1\n42|toolship:1m80abc:2\n43|someone else's\n44|\n45|toolship:x:y\n"
+    assert parse_unfinished(text) == {("1m80abc", 1): "41", ("1m80abc", 2): "42"}
+
+
+def test_after_a_restart_an_attempt_takes_its_unrecorded_job_instead_of_submitting() -> None:
+    async def main() -> tuple[SlurmAttempt, Recorder, Backend]:
+        a, rec = attempt()
+        del a.slurm["job_id"]
+        backend: Backend = a.backend  # type: ignore[assignment]
+        backend.unrecorded[("t1", 1)] = "41"
+        run = asyncio.create_task(a.run())
+        await asyncio.sleep(0.01)
+        await a.update(TaskState.COMPLETE, {"logs": []}, {})
+        await asyncio.wait_for(run, 1)
+        return a, rec, backend
+
+    a, rec, backend = asyncio.run(main())
+    assert backend.submitted == 0 and a.slurm["job_id"] == "41"
+    assert "found Slurm job 41" in rec.updates[0][1]["system_logs"][-1]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from toolship.compute.hpc import Phase
-from toolship.compute.slurm import batch_script, check_partitions, parse_sinfo, parse_squeue
+from toolship.compute.slurm_format import batch_script, check_partitions, parse_sinfo, parse_squeue
 from toolship.config import SlurmPartition, SlurmSettings
 from toolship.engine.options import read_options
 from toolship.errors import InvalidRequest, ResourcesUnavailable

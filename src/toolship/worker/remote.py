@@ -29,7 +29,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,7 @@ __all__ = ["HttpReporter", "ServerConnection", "main", "read_job", "read_token",
 log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 5.0
+SLURM_JOB_LABEL = "io.toolship.slurm-job"
 
 
 def read_token(token_file: Path | None) -> str:
@@ -252,6 +253,7 @@ async def run_remote(server: str, task_id: str, token: str) -> TaskState | None:
             pids_limit=int(e["pids_limit"]),
             shared_dirs=tuple(Path(d) for d in e["shared_dirs"]),
             ranks=ranks,
+            labels=job_labels(os.environ),
         )
         reporter = HttpReporter(conn, task_id)
         worker = Worker(job, env, reporter)
@@ -268,6 +270,18 @@ async def run_remote(server: str, task_id: str, token: str) -> TaskState | None:
                 await beat
     finally:
         conn.close()
+
+
+def job_labels(environ: Mapping[str, str]) -> dict[str, str]:
+    """Labels tying the attempt's containers to the batch job that runs them.
+
+    Slurm does not know podman's containers: a worker killed before it could stop its
+    own (``scancel`` under load, past ``KillWait``) would leave them running.  The node
+    epilog (``scripts/slurm-epilog.sh``) removes every container labelled with the job
+    that just ended.
+    """
+    job_id = environ.get("SLURM_JOB_ID")
+    return {SLURM_JOB_LABEL: job_id} if job_id else {}
 
 
 async def _heartbeat(worker: Worker, reporter: HttpReporter) -> None:

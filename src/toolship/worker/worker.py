@@ -84,6 +84,8 @@ class WorkerEnv:
     shared_dirs: tuple[Path, ...] = ()
     ranks: Ranks | None = None  # multi-node tasks: how each executor runs once per rank
     accounting: bool = False  # measure CPU and peak memory through a cgroup per attempt
+    # Extra container labels (on Slurm: the job id, for the node epilog's clean-up).
+    labels: dict[str, str] = field(default_factory=dict)
     user: tuple[int, int] = field(default_factory=lambda: (os.getuid(), os.getgid()))
 
 
@@ -428,6 +430,7 @@ class Worker:
                 if self.env.accounting
                 else None
             ),
+            labels=dict(self.env.labels),
         )
 
     def _stdin_host(self, container_path: str, mounts: list[Mount]) -> Path:

@@ -1,5 +1,6 @@
 #!/bin/sh
 #SBATCH --job-name=toolship-1m80abc
+#SBATCH --comment=toolship:1m80abc:1
 #SBATCH --output=/shared/toolship/tasks/1m80abc/slurm-1.out
 #SBATCH --open-mode=append
 #SBATCH --nodes=1
