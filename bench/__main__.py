@@ -19,7 +19,7 @@ FULL: dict[str, list[str]] = {
     "memory": [],
     "staging": [],
     "batch": [],
-    "slurm": ["--n", "100", "--short", "40"],  # about 1 1/2 minutes
+    "slurm": ["--n", "100", "--short", "40"],  # about 2 1/2 minutes
 }
 SMOKE: dict[str, list[str]] = {
     "overhead": ["--n", "2"],
@@ -31,7 +31,7 @@ SMOKE: dict[str, list[str]] = {
         *("--repeat", "1", "--latency-repeat", "1"),
     ],
     "batch": ["--members", "50", "--small", "100", "--big", "1000", "--ticks", "50"],
-    "slurm": ["--n", "4", "--short", "4"],
+    "slurm": ["--n", "4", "--short", "4", "--rounds", "1"],
 }
 
 

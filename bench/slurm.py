@@ -1,13 +1,14 @@
 """Slurm backend: how fast submitted tasks start, against a raw ``sbatch`` loop.
 
-    .venv/bin/python -m bench.slurm [--n 100] [--short 40]
+    .venv/bin/python -m bench.slurm [--n 100] [--short 40] [--rounds 3]
 
-Needs the local two-node cluster (``scripts/slurm-cluster.sh start``).  Both sides
-submit the same payload as one Slurm job each, one at a time: toolship through
-``toolship serve --backend slurm`` (N tasks created through the SDK; the job runs
-``python -m toolship.worker``, which starts the container), the baseline as a loop of
-``sbatch`` calls of a script that runs podman itself.  A job's start is the first line
-of its batch script (a timestamp; toolship's comes from ``slurm.prologue``).
+Needs the local two-node cluster (``scripts/slurm-cluster.sh start``).  Every task is
+one Slurm job on both sides: toolship through ``toolship serve --backend slurm`` (the
+job runs ``python -m toolship.worker``, which starts the container), the baseline as a
+loop of ``sbatch`` calls of a script that runs podman itself and keeps its output as
+sbatch does by default (``slurm-JOBID.out``; toolship keeps each job's output too).
+A job's start is the first line of its batch script (a timestamp; toolship's comes
+from ``slurm.prologue``).
 
 1. Submit-to-start rate — the goal (>= 0.8): N / (first submission → last job start),
    toolship ÷ raw, with room on the cluster for every job, as on a cluster that is not
@@ -18,7 +19,10 @@ of its batch script (a timestamp; toolship's comes from ``slurm.prologue``).
    while jobs are still being started: on a real cluster a job's payload runs on its own
    node's cores, here all "nodes" are this machine's two cores and N payloads starting
    at once would slow the launch of the others (that cost is figure 2).  Once every
-   job has started, all are cancelled.
+   job has started, all are cancelled.  toolship is measured twice: N create requests
+   one after the other (like the raw loop's N sbatch calls), and one batch request of
+   N tasks.  ``--rounds`` rounds alternate the order of the three; each figure is the
+   median round's ratio (timings here vary by tens of percent from run to run).
 2. Short jobs through the four cores of the default partition (no goal, reported):
    ``podman run … BUSYBOX true``, one core each.  There a job's length, not its start,
    sets the pace, so the ratio of completion rates shows what toolship's per-job worker
@@ -36,6 +40,7 @@ import json
 import math
 import os
 import shutil
+import statistics
 import subprocess
 import tempfile
 import time
@@ -44,7 +49,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bench.common import BUSYBOX, need, server, verdict, write_result
-from toolship import Client, TaskState
+from toolship import Client, Task, TaskState
+from toolship.spec import build_task
 
 CONF = Path(os.environ.get("TOOLSHIP_SLURM_DIR") or "/tmp/toolship-slurm") / "slurm.conf"
 PARTITION = "bench"
@@ -105,10 +111,13 @@ def raw(work: Path, n: int, partition: str | None) -> tuple[float, float]:
     """A plain sbatch loop: seconds from the first submission to the last start, and to the
     last end (NaN for held jobs, which are cancelled instead)."""
     held = partition is not None
-    starts = work / f"raw-starts-{held}"
-    done = work / f"raw-done-{held}"
-    script = work / f"raw-{held}.sh"
-    lines = ["#!/bin/sh", "#SBATCH --cpus-per-task=1", "#SBATCH --output=/dev/null"]
+    work = Path(tempfile.mkdtemp(prefix="raw-", dir=work))  # fresh files every run
+    starts = work / "starts"
+    done = work / "done"
+    script = work / "raw.sh"
+    # The job's output is kept, as sbatch does by default (slurm-JOBID.out in the
+    # directory it is called from) and as toolship keeps each job's.
+    lines = ["#!/bin/sh", "#SBATCH --cpus-per-task=1"]
     if partition:
         lines.append(f"#SBATCH --partition={partition}")
     lines.append(f"date +%s.%N >> {starts}")
@@ -119,7 +128,8 @@ def raw(work: Path, n: int, partition: str | None) -> tuple[float, float]:
     _idle()
     t0 = time.time()
     for _ in range(n):
-        _run("sbatch", "--parsable", "--quiet", str(script))
+        subprocess.run(["sbatch", "--parsable", "--quiet", str(script)], cwd=work,
+                       capture_output=True, check=True)  # fmt: skip
     last_start = _starts(starts, n, 600)[-1]
     if partition:  # held jobs: cancelled by room_for
         return last_start - t0, math.nan
@@ -128,10 +138,15 @@ def raw(work: Path, n: int, partition: str | None) -> tuple[float, float]:
     return last_start - t0, time.time() - t0
 
 
-def ours(work: Path, n: int, partition: str | None) -> tuple[float, float]:
-    """The same through toolship: seconds to the last start, and to the last task's end."""
+def ours(work: Path, n: int, partition: str | None, *, batch: bool = False) -> tuple[float, float]:
+    """The same through toolship: seconds to the last start, and to the last task's end.
+
+    The tasks are created one request each (like the raw loop's one sbatch each), or with
+    ``batch`` as one batch request (``POST /api/v1/batches``, ``Client.create_batch``).
+    """
     held = partition is not None
-    starts = work / f"toolship-starts-{held}"
+    work = Path(tempfile.mkdtemp(prefix="toolship-", dir=work))  # fresh files every run
+    starts = work / "starts"
     prologue = [f"date +%s.%N >> {starts}", *([HOLD] if held else [])]
     settings = {
         "TOOLSHIP_BACKEND": "slurm",
@@ -139,14 +154,20 @@ def ours(work: Path, n: int, partition: str | None) -> tuple[float, float]:
         "SLURM_CONF": str(CONF),
     }
     params = {"partition": partition} if partition else None
-    home = work / f"home-{held}"
+    home = work / "home"
     payload = PAYLOAD
     with server(home, **settings) as srv, Client(srv.url, srv.token) as client:
         _idle()
         t0 = time.time()
-        tasks = [
-            client.submit(payload[0], payload[1:], params=params, network=False) for _ in range(n)
-        ]
+        if batch:
+            doc = build_task(payload[0], payload[1:], params=params, network=False)
+            members = client.create_batch({"tasks": [doc] * n})
+            tasks = [Task(client, task_id) for task_id in members.task_ids]
+        else:
+            tasks = [
+                client.submit(payload[0], payload[1:], params=params, network=False)
+                for _ in range(n)
+            ]
         last_start = _starts(starts, n, 900)[-1] - t0
         if partition:
             for task in tasks:
@@ -165,6 +186,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=100, help="held jobs per side (start rate)")
     ap.add_argument("--short", type=int, default=40, help="short jobs per side (0: skip)")
+    ap.add_argument("--rounds", type=int, default=3, help="start-rate rounds (median)")
     args = ap.parse_args()
     need("podman")
     need("sbatch")
@@ -172,20 +194,38 @@ def main() -> None:
         raise SystemExit("the local Slurm cluster is not running: scripts/slurm-cluster.sh start")
     os.environ["SLURM_CONF"] = str(CONF)
     work = Path(tempfile.mkdtemp(prefix="toolship-bench-slurm-"))
-    result: dict[str, float | int] = {"n": args.n, "short_n": args.short}
+    result: dict[str, object] = {"n": args.n, "short_n": args.short}
     try:
-        with room_for(args.n):
-            raw_start, _ = raw(work, args.n, PARTITION)
-        with room_for(args.n):
-            our_start, _ = ours(work, args.n, PARTITION)
-        raw_rate, our_rate = args.n / raw_start, args.n / our_start
-        ratio = our_rate / raw_rate
-        print(
-            f"{args.n} jobs with room for all, submit to start: toolship {our_rate:.1f} /s, "
-            f"raw sbatch loop {raw_rate:.1f} /s: ratio {ratio:.2f} "
-            f"({verdict(ratio, 0.8, higher_is_better=True)})"
-        )
-        result.update(toolship_start_rate=our_rate, raw_start_rate=raw_rate, ratio=ratio)
+        # Rounds alternate the order of the sides; each figure is the median round's ratio
+        # (this machine's timings vary by tens of percent from one run to the next).
+        def one_by_one(w: Path, n: int, p: str | None) -> tuple[float, float]:
+            return ours(w, n, p)
+
+        def as_batch(w: Path, n: int, p: str | None) -> tuple[float, float]:
+            return ours(w, n, p, batch=True)
+
+        sides = [raw, one_by_one, as_batch]
+        rates: dict[str, list[float]] = {side.__name__: [] for side in sides}
+        for r in range(args.rounds):
+            for side in sides if r % 2 == 0 else sides[::-1]:
+                with room_for(args.n):
+                    took, _ = side(work, args.n, PARTITION)
+                rates[side.__name__].append(args.n / took)
+        for name, what in (("one_by_one", "one create request each"),
+                           ("as_batch", "one batch request")):  # fmt: skip
+            ratios = sorted(o / w for o, w in zip(rates[name], rates["raw"], strict=True))
+            ratio = statistics.median(ratios)
+            print(
+                f"{args.n} jobs with room for all, submit to start, toolship with {what} "
+                f"({args.rounds} rounds, median): toolship {statistics.median(rates[name]):.1f} "
+                f"/s, raw sbatch loop {statistics.median(rates['raw']):.1f} /s: ratio "
+                f"{ratio:.2f} ({verdict(ratio, 0.8, higher_is_better=True)}); "
+                f"rounds: {', '.join(f'{x:.2f}' for x in ratios)}"
+            )
+            result[f"{name}_ratio"] = ratio
+            result[f"{name}_round_ratios"] = ratios
+        result["rates"] = rates
+        result["rounds"] = args.rounds
         if args.short:
             m = args.short
             _, raw_done = raw(work, m, None)

@@ -80,7 +80,12 @@ class Recorder:
         self.updates: list[tuple[TaskState | None, dict[str, Any]]] = []
 
     async def update(
-        self, state: TaskState | None, attempt: dict[str, Any], runtime: dict[str, Any]
+        self,
+        state: TaskState | None,
+        attempt: dict[str, Any],
+        runtime: dict[str, Any],
+        *,
+        wait: bool = True,
     ) -> bool:
         self.updates.append((state, attempt))
         return True

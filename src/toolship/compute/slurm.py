@@ -371,5 +371,10 @@ class SlurmAttempt:
         return state
 
     async def _save(self) -> None:
+        """Record the job id, written behind with other reports (within tens of ms).
+
+        A crash before it is written loses nothing: the job names its attempt in its
+        comment, and the restarted server finds it (``SlurmBackend.unrecorded``).
+        """
         self.runtime = {**self.runtime, "slurm": self.slurm}
-        await self.reporter.update(None, self.attempt, self.runtime)
+        await self.reporter.update(None, self.attempt, self.runtime, wait=False)

@@ -76,10 +76,10 @@ def directives(
         ("comment", f"{COMMENT_PREFIX}{task_id}:{attempt}"),
         ("output", str(output)),
         ("open-mode", "append"),
-        ("nodes", str(options.nodes)),
-        ("ntasks-per-node", "1"),
-        ("cpus-per-task", str(options.cpus)),
     ]
+    if options.nodes > 1:  # one node and one task are Slurm's defaults
+        found += [("nodes", str(options.nodes)), ("ntasks-per-node", "1")]
+    found.append(("cpus-per-task", str(options.cpus)))
     if options.memory_limited:
         found.append(("mem", f"{max(1, math.ceil(options.memory_gb * 1024))}M"))
     if options.timeout:

@@ -98,6 +98,8 @@ class Engine:
         self._stopping = False
         self.backend: Backend = make_backend(settings, storage)
         self.queue = Queue()
+        # The task a create() call has just stored and may dispatch at once.
+        self._fresh: TaskRow | None = None
         self.throttle = Throttle()
         self.running: dict[str, _Running] = {}
         # Dependencies: child -> parents not yet COMPLETE, and parent -> waiting children.
@@ -187,7 +189,12 @@ class Engine:
         states = self.parent_states(options.after)
         self.store.insert_tasks([row])
         self.place(row.id, self.backend.request(row.id, options), options.after, states)
-        self._dispatch_now()
+        # Dispatched in this same call, it is still QUEUED as just stored: no read back.
+        self._fresh = row
+        try:
+            self._dispatch_now()
+        finally:
+            self._fresh = None
         return row.id
 
     def create_batch(self, request: BatchRequest) -> tuple[str, list[str]]:
@@ -397,11 +404,15 @@ class Engine:
             self._wake.set()
 
     def dispatch(self) -> None:
+        fresh = self._fresh
         for request in pick(self.queue, self.backend.free):
             self.queue.remove(request.task_id)
-            row = self.store.get(request.task_id)
-            if row.state is not S.QUEUED:
-                continue
+            if fresh is not None and fresh.id == request.task_id:
+                row = fresh
+            else:
+                row = self.store.get(request.task_id)
+                if row.state is not S.QUEUED:
+                    continue
             task = Task.model_validate(row.spec)
             options = self._options(task)
             job = Job(

@@ -3,8 +3,6 @@
 #SBATCH --comment=toolship:1m80abc:1
 #SBATCH --output=/shared/toolship/tasks/1m80abc/slurm-1.out
 #SBATCH --open-mode=append
-#SBATCH --nodes=1
-#SBATCH --ntasks-per-node=1
 #SBATCH --cpus-per-task=1
 # toolship task 1m80abc, attempt 1.
 # The worker stages the inputs in, runs each executor (on every node through
