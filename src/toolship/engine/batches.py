@@ -72,9 +72,11 @@ class BatchBuilder:
             index = int(first["loc"][0]) if first.get("loc") else 0
             where_ = ".".join(str(p) for p in first["loc"][1:])
             raise InvalidRequest(f"{where(index)}: {where_}: {first['msg']}") from None
+        seen: dict[str, TaskOptions] = {}
+        created = now_rfc3339()  # one transaction, one creation time
         for i, task in enumerate(tasks):
             try:
-                row, opts = self.engine.admit(task)
+                row, opts = self.engine.admit(task, seen=seen, creation_time=created)
             except InvalidRequest as exc:
                 raise InvalidRequest(f"{where(i)}: {exc}") from None
             row.batch_id = batch_id
@@ -93,7 +95,7 @@ class BatchBuilder:
             id=batch_id,
             name=req.name,
             kind=kind,
-            creation_time=now_rfc3339(),
+            creation_time=created,
             size=len(rows),
             max_parallel=req.max_parallel,
             priority=req.priority or 0,

@@ -174,7 +174,13 @@ class Engine:
 
     # --- API-facing operations -------------------------------------------
 
-    def admit(self, task: Task) -> tuple[TaskRow, TaskOptions]:
+    def admit(
+        self,
+        task: Task,
+        *,
+        seen: dict[str, TaskOptions] | None = None,
+        creation_time: str | None = None,
+    ) -> tuple[TaskRow, TaskOptions]:
         return admit(
             task,
             storage=self.storage,
@@ -182,6 +188,8 @@ class Engine:
             default_runtime=self.settings.default_runtime,
             default_cpus=self.settings.local.default_cpus,
             default_memory_gb=self.settings.local.default_memory_gb,
+            seen=seen,
+            creation_time=creation_time,
         )
 
     def create(self, task: Task) -> str:

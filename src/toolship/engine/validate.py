@@ -33,17 +33,29 @@ def admit(
     default_runtime: str,
     default_cpus: int,
     default_memory_gb: float,
+    seen: dict[str, TaskOptions] | None = None,
+    creation_time: str | None = None,
 ) -> tuple[TaskRow, TaskOptions]:
+    """Check a task and make its row.
+
+    A batch passes ``seen`` (options already read and checked, by the resources' JSON:
+    a sweep's members mostly share theirs) and one ``creation_time`` for all members.
+    """
     found = problems(task)
     if found:
         raise InvalidRequest("; ".join(found))
-    options = read_options(
-        task.resources,
-        default_runtime=default_runtime,
-        default_cpus=default_cpus,
-        default_memory_gb=default_memory_gb,
-    )
-    backend.check(options)
+    key = task.resources.model_dump_json() if seen is not None and task.resources else ""
+    options = seen.get(key) if seen is not None else None
+    if options is None:
+        options = read_options(
+            task.resources,
+            default_runtime=default_runtime,
+            default_cpus=default_cpus,
+            default_memory_gb=default_memory_gb,
+        )
+        backend.check(options)
+        if seen is not None:
+            seen[key] = options
     for i, inp in enumerate(task.inputs or []):
         if inp.content is None and inp.url:
             _with_field(
@@ -57,7 +69,7 @@ def admit(
         id=new_task_id(),
         state=TaskState.QUEUED,
         name=task.name,
-        creation_time=now_rfc3339(),
+        creation_time=creation_time or now_rfc3339(),
         priority=options.priority,
         cpus=options.cpus,
         memory_gb=options.memory_gb,
