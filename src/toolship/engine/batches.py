@@ -73,10 +73,11 @@ class BatchBuilder:
             where_ = ".".join(str(p) for p in first["loc"][1:])
             raise InvalidRequest(f"{where(index)}: {where_}: {first['msg']}") from None
         seen: dict[str, TaskOptions] = {}
-        created = now_rfc3339()  # one transaction, one creation time
         for i, task in enumerate(tasks):
             try:
-                row, opts = self.engine.admit(task, seen=seen, creation_time=created)
+                # Each member keeps its own creation time: sorted by it, members read
+                # in their order (index, then the reduce).
+                row, opts = self.engine.admit(task, seen=seen)
             except InvalidRequest as exc:
                 raise InvalidRequest(f"{where(i)}: {exc}") from None
             row.batch_id = batch_id
@@ -95,7 +96,7 @@ class BatchBuilder:
             id=batch_id,
             name=req.name,
             kind=kind,
-            creation_time=created,
+            creation_time=now_rfc3339(),
             size=len(rows),
             max_parallel=req.max_parallel,
             priority=req.priority or 0,

@@ -179,7 +179,6 @@ class Engine:
         task: Task,
         *,
         seen: dict[str, TaskOptions] | None = None,
-        creation_time: str | None = None,
     ) -> tuple[TaskRow, TaskOptions]:
         return admit(
             task,
@@ -189,7 +188,6 @@ class Engine:
             default_cpus=self.settings.local.default_cpus,
             default_memory_gb=self.settings.local.default_memory_gb,
             seen=seen,
-            creation_time=creation_time,
         )
 
     def create(self, task: Task) -> str:

@@ -34,12 +34,11 @@ def admit(
     default_cpus: int,
     default_memory_gb: float,
     seen: dict[str, TaskOptions] | None = None,
-    creation_time: str | None = None,
 ) -> tuple[TaskRow, TaskOptions]:
     """Check a task and make its row.
 
-    A batch passes ``seen`` (options already read and checked, by the resources' JSON:
-    a sweep's members mostly share theirs) and one ``creation_time`` for all members.
+    A batch passes ``seen``: options already read and checked, by the resources' JSON
+    (a sweep's members mostly share theirs).
     """
     found = problems(task)
     if found:
@@ -69,7 +68,7 @@ def admit(
         id=new_task_id(),
         state=TaskState.QUEUED,
         name=task.name,
-        creation_time=creation_time or now_rfc3339(),
+        creation_time=now_rfc3339(),
         priority=options.priority,
         cpus=options.cpus,
         memory_gb=options.memory_gb,
