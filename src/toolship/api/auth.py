@@ -11,11 +11,26 @@ from fastapi import Request
 
 from toolship.errors import Unauthorized
 
-__all__ = ["TokenAuth", "ensure_secret", "ensure_token_file", "read_tokens", "worker_token"]
+__all__ = [
+    "TokenAuth",
+    "ensure_secret",
+    "ensure_token_file",
+    "read_tokens",
+    "worker_token",
+    "write_private",
+]
 
 
 def read_tokens(path: Path) -> list[str]:
     return [t.strip() for t in path.read_text().splitlines() if t.strip()]
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to a file only its owner can read or write (mode 0600)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    path.chmod(0o600)  # O_CREAT's mode does not apply to a file that already existed
 
 
 def ensure_token_file(path: Path) -> str:
@@ -26,10 +41,7 @@ def ensure_token_file(path: Path) -> str:
             return tokens[0]
     path.parent.mkdir(parents=True, exist_ok=True)
     token = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(token + "\n")
-    path.chmod(0o600)
+    write_private(path, token + "\n")
     return token
 
 
@@ -40,11 +52,9 @@ def ensure_secret(path: Path) -> bytes:
         if data:
             return data
     path.parent.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_hex(32).encode()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(secret + b"\n")
-    return secret
+    secret = secrets.token_hex(32)
+    write_private(path, secret + "\n")
+    return secret.encode()
 
 
 def worker_token(secret: bytes, task_id: str) -> str:

@@ -13,14 +13,13 @@ import asyncio
 import contextlib
 import logging
 import math
-import os
 import shutil
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from toolship.api.auth import ensure_secret, worker_token
+from toolship.api.auth import ensure_secret, worker_token, write_private
 from toolship.compute.hpc import (
     CommandFailed,
     CommandRunner,
@@ -177,9 +176,7 @@ class SlurmBackend:
 def _write_job_files(task_dir: Path, attempt: int, token: str, script: str) -> Path:
     """The attempt's worker token (0600) and batch script; the script's path."""
     task_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(task_dir / "worker.token", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(token + "\n")
+    write_private(task_dir / "worker.token", token + "\n")
     path = task_dir / f"slurm-{attempt}.sh"
     path.write_text(script)
     return path
