@@ -98,8 +98,6 @@ class Engine:
         self._stopping = False
         self.backend: Backend = make_backend(settings, storage)
         self.queue = Queue()
-        # The task a create() call has just stored and may dispatch at once.
-        self._fresh: TaskRow | None = None
         self.throttle = Throttle()
         self.running: dict[str, _Running] = {}
         # Dependencies: child -> parents not yet COMPLETE, and parent -> waiting children.
@@ -196,11 +194,7 @@ class Engine:
         self.store.insert_tasks([row])
         self.place(row.id, self.backend.request(row.id, options), options.after, states)
         # Dispatched in this same call, it is still QUEUED as just stored: no read back.
-        self._fresh = row
-        try:
-            self._dispatch_now()
-        finally:
-            self._fresh = None
+        self._dispatch_now(fresh=row)
         return row.id
 
     def create_batch(self, request: BatchRequest) -> tuple[str, list[str]]:
@@ -401,16 +395,16 @@ class Engine:
             except Exception:
                 log.exception("dispatch failed; retrying on the next event")
 
-    def _dispatch_now(self) -> None:
+    def _dispatch_now(self, fresh: TaskRow | None = None) -> None:
         """Fill a freed slot at once: a wake-up of the loop task would cost a turn."""
         try:
-            self.dispatch()
+            self.dispatch(fresh)
         except Exception:
             log.exception("dispatch failed; retrying on the next event")
             self._wake.set()
 
-    def dispatch(self) -> None:
-        fresh = self._fresh
+    def dispatch(self, fresh: TaskRow | None = None) -> None:
+        """Start what the free capacity allows; ``fresh``: a row just stored, not re-read."""
         for request in pick(self.queue, self.backend.free):
             self.queue.remove(request.task_id)
             if fresh is not None and fresh.id == request.task_id:
