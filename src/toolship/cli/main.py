@@ -96,34 +96,24 @@ def serve(
     run_server(settings, embedded=embedded)
 
 
-@cli.command()
-@click.option(
-    "--server",
-    "server_url",
-    required=True,
-    metavar="URL",
-    help="The toolship server that owns the task.",
+@cli.command(
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+    add_help_option=False,
 )
-@click.option("--task", "task_id", required=True, metavar="ID", help="The task to run.")
-@click.option(
-    "--token-file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="File holding the task's worker token (default: TOOLSHIP_WORKER_TOKEN_FILE, "
-    "or the token itself in TOOLSHIP_WORKER_TOKEN). Never pass a token as an argument.",
-)
-def worker(server_url: str, task_id: str, token_file: Path | None) -> None:
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def worker(args: tuple[str, ...]) -> None:
     """Run one task's attempt here and report to the server (what Slurm jobs run).
 
     Fetches the task with its per-task token, stages the inputs in, runs the
     executors with the node's container runtime, stages the outputs out and
     reports every step over HTTP. SIGTERM (scancel) stops the executors.
+    Options: --server URL --task ID [--token-file FILE]; see `toolship worker --help`.
     """
+    # The options are defined once, by the worker itself (`python -m toolship.worker`,
+    # what batch scripts run without loading this CLI).
     from toolship.worker.remote import main as worker_main
 
-    argv = ["--server", server_url, "--task", task_id]
-    if token_file is not None:
-        argv += ["--token-file", str(token_file)]
-    sys.exit(worker_main(argv))
+    sys.exit(worker_main(list(args)))
 
 
 @cli.group()
