@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,21 @@ def toolship(
     if check and result.returncode != 0:
         raise AssertionError(f"toolship {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
     return result
+
+
+def read_when_written(path: Path, timeout: float = 60) -> str:
+    """The contents of a file another process writes, once it exists and is not empty.
+
+    Reading right after a request that makes the server write it would race the server.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(FileNotFoundError):
+            text = path.read_text()
+            if text:
+                return text
+        time.sleep(0.05)
+    raise AssertionError(f"{path} was not written within {timeout:.0f}s")
 
 
 def require(condition: bool, what: str, fix: str) -> None:

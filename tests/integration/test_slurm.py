@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ROOT, SLURM_DIR, leftover_containers
+from tests.conftest import ROOT, SLURM_DIR, leftover_containers, read_when_written
 from tests.integration.servers import free_port
 from toolship import Client
 from toolship.api.auth import ensure_secret, worker_token
@@ -261,7 +261,7 @@ def test_a_server_killed_right_after_sbatch_finds_the_job_and_does_not_submit_ag
 def test_a_worker_token_opens_its_own_task_only(client: Client, server: Any, busybox: str) -> None:
     task = client.submit(busybox, ["sleep", "30"])
     other = client.submit(busybox, ["sleep", "30"])
-    token = (server.home / "tasks" / task.id / "worker.token").read_text().strip()
+    token = read_when_written(server.home / "tasks" / task.id / "worker.token").strip()
     assert token == worker_token(ensure_secret(server.home / "worker.secret"), task.id)
     auth = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=server.url, timeout=30) as http:
