@@ -8,7 +8,6 @@ could never fit.
 from __future__ import annotations
 
 import shutil
-import socket
 from typing import Any
 
 from toolship.config import Settings
@@ -87,6 +86,11 @@ class LocalBackend:
                 + "; ".join(problems)
                 + ". Ask for less (--cpu/--memory/--disk), or run it on a bigger backend"
             )
+        if options.nodes > 1 and options.runtime == "docker":
+            raise ResourcesUnavailable(
+                "nodes > 1 on this server runs the ranks in a podman pod, a network of their "
+                "own; docker has no pods: leave out --runtime docker (or use podman)"
+            )
         if options.runtime != "process" and shutil.which(options.runtime) is None:
             raise ResourcesUnavailable(
                 f"runtime {options.runtime!r} is not installed on this server; install it "
@@ -107,7 +111,7 @@ class LocalBackend:
         local = self.settings
         ranks = None
         if job.options.nodes > 1:
-            ranks = local_ranks(job.options.nodes, _free_port())
+            ranks = local_ranks(job.options.nodes)
         env = WorkerEnv(
             work_dir=self.work_dir,
             storage=self.storage,
@@ -122,10 +126,3 @@ class LocalBackend:
             ranks=ranks,
         )
         return Worker(job, env, reporter)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port

@@ -42,8 +42,12 @@ class ExecSpec:
     pids_limit: int = 4096
     user: tuple[int, int] = (0, 0)
     interactive: bool = False  # the executor reads stdin
-    # Multi-node tasks: the ranks find each other over the host's network, and each rank's
-    # own values (TOOLSHIP_NODE_RANK, RANK, …) come from the launching environment.
+    # Multi-node tasks.  Ranks on one machine share the network namespace of ``pod``
+    # (private to them; it reaches outside only with ``network``).  Ranks that span hosts
+    # (Slurm) meet over the hosts' network instead (``host_network``, an operator's
+    # choice).  Each rank's own values (TOOLSHIP_NODE_RANK, RANK, …) come from the
+    # launching environment.
+    pod: str | None = None
     host_network: bool = False
     env_passthrough: tuple[str, ...] = ()
     labels: dict[str, str] = field(default_factory=dict)
@@ -69,6 +73,17 @@ class Runtime(Protocol):
 
     def stop_commands(self, name: str, grace_seconds: int) -> list[list[str]]:
         """Commands that stop and remove the executor named ``name`` (may be empty)."""
+        ...
+
+    def pod_commands(self, spec: ExecSpec) -> list[list[str]]:
+        """Commands that make ``spec.pod``, the network namespace its ranks share (may be empty).
+
+        A pod of the same name left by an earlier try is replaced.
+        """
+        ...
+
+    def remove_pod_commands(self, pod: str) -> list[list[str]]:
+        """Commands that remove the pod ``pod`` with anything still running in it."""
         ...
 
     def missing_image(self, exit_code: int, stderr_tail: str) -> bool:

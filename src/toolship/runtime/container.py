@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from toolship.errors import RuntimeUnavailable
 from toolship.runtime.base import ExecSpec
 
 __all__ = ["ContainerRuntime"]
@@ -42,8 +43,11 @@ class ContainerRuntime:
         ]
         for key, value in sorted(spec.labels.items()):
             argv += ["--label", f"{key}={value}"]
-        network = "host" if spec.host_network else "bridge" if spec.network else "none"
-        argv += ["--pull", "never", "--network", network]
+        argv += ["--pull", "never"]
+        if spec.pod is not None:
+            argv += ["--pod", spec.pod]  # the pod's namespace: its network, its user ids
+        else:
+            argv += ["--network", _network(spec)]
         if self.binary == "podman":
             # Output goes straight to our files; a second copy in podman's log is waste.
             argv += ["--log-driver", "none"]
@@ -58,7 +62,7 @@ class ContainerRuntime:
             "--pids-limit",
             str(spec.pids_limit),
         ]
-        if self.rootless and self.binary == "podman":
+        if self.rootless and self.binary == "podman" and spec.pod is None:
             argv += ["--userns", "keep-id"]
         argv += ["--user", f"{spec.user[0]}:{spec.user[1]}"]
         if spec.cpus is not None:
@@ -93,6 +97,24 @@ class ContainerRuntime:
             rm.insert(3, "--ignore")
         return [rm]
 
+    def pod_commands(self, spec: ExecSpec) -> list[list[str]]:
+        if self.binary != "podman":
+            raise RuntimeUnavailable(
+                f"{self.binary} has no pods, which give the ranks of a multi-node task a "
+                "network of their own on one machine; run it with --runtime podman"
+            )
+        argv = [self.binary, "pod", "create", "--replace", "--name", str(spec.pod)]
+        argv += ["--label", f"{LABEL_TASK}={spec.task_id}"]
+        for key, value in sorted(spec.labels.items()):
+            argv += ["--label", f"{key}={value}"]
+        argv += ["--network", _network(spec)]
+        if self.rootless:
+            argv += ["--userns", "keep-id"]
+        return [argv]
+
+    def remove_pod_commands(self, pod: str) -> list[list[str]]:
+        return [[self.binary, "pod", "rm", "--force", "--ignore", pod]]
+
     def missing_image(self, exit_code: int, stderr_tail: str) -> bool:
         if exit_code != 125:
             return False
@@ -101,6 +123,10 @@ class ContainerRuntime:
             marker in text
             for marker in ("image not known", "no such image", "unable to find image", "pull")
         )
+
+
+def _network(spec: ExecSpec) -> str:
+    return "host" if spec.host_network else "bridge" if spec.network else "none"
 
 
 def _num(value: float) -> str:

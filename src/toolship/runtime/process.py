@@ -42,5 +42,11 @@ class ProcessRuntime:
     def stop_commands(self, name: str, grace_seconds: int) -> list[list[str]]:
         return []
 
+    def pod_commands(self, spec: ExecSpec) -> list[list[str]]:
+        return []  # host processes: the ranks share the host's network, like everything else
+
+    def remove_pod_commands(self, pod: str) -> list[list[str]]:
+        return []
+
     def missing_image(self, exit_code: int, stderr_tail: str) -> bool:
         return False

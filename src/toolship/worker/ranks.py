@@ -7,11 +7,19 @@ nodes of a Slurm job; N local processes on one machine), and a tiny ``sh``
 container of rank r > 0 its own name, and sends that rank's output to its own
 files (rank 0's output is the executor's stdout/stderr).
 
+Where the ranks meet: ranks on one machine share a network namespace of their own
+(a podman pod per executor, made by :func:`open_pod` and removed by
+:func:`close_pod`), reach each other at 127.0.0.1 and see nothing of the host's
+network — its loopback services included; the pod reaches outside only when the
+task asks for a network.  Slurm ranks run on different hosts and find each other
+over the hosts' network (``host_network``): the operator allows that with a
+setting, and admission refuses it otherwise.
+
 Variables every rank sees (also documented in the README):
 
 ``TOOLSHIP_NODE_RANK`` / ``RANK`` / ``NODE_RANK``   0 … N-1
 ``TOOLSHIP_NUM_NODES`` / ``WORLD_SIZE`` / ``NNODES``   N
-``TOOLSHIP_MAIN_ADDR`` / ``MASTER_ADDR``   address of rank 0's node
+``TOOLSHIP_MAIN_ADDR`` / ``MASTER_ADDR``   address of rank 0's node (127.0.0.1 locally)
 ``TOOLSHIP_MAIN_PORT`` / ``MASTER_PORT``   a port for the rendezvous
 ``TOOLSHIP_HOSTFILE``   a file listing the nodes, one per line (MPI-style)
 ``TOOLSHIP_NODE_NAME``   the node the rank runs on (Slurm's node name)
@@ -20,12 +28,26 @@ Variables every rank sees (also documented in the README):
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["HOSTFILE", "RANK_VARIABLES", "Ranks", "local_ranks", "rank_name", "slurm_ranks"]
+from toolship.errors import RuntimeUnavailable
+from toolship.runtime import ExecSpec, Runtime
+
+__all__ = [
+    "HOSTFILE",
+    "RANK_VARIABLES",
+    "Ranks",
+    "close_pod",
+    "local_ranks",
+    "open_pod",
+    "pod_name",
+    "rank_name",
+    "slurm_ranks",
+]
 
 HOSTFILE = "/toolship/hostfile"  # where the hostfile appears inside the container
 # Set per rank by the rank wrapper (so passed through, not given a value, by the runtime).
@@ -87,6 +109,9 @@ class Ranks:
     main_addr: str
     port: int
     launcher: tuple[str, ...]  # argv prefix that runs what follows once per rank
+    # True when the ranks span hosts (Slurm) and meet over the hosts' network; False when
+    # they share a private network namespace on this machine (a pod).
+    host_network: bool = False
 
     def environment(self) -> dict[str, str]:
         """The variables that are the same for every rank."""
@@ -121,8 +146,12 @@ class Ranks:
         ]
 
 
-def local_ranks(count: int, port: int) -> Ranks:
-    """N ranks on this machine: test multi-node code on a laptop."""
+def local_ranks(count: int, port: int = 29500) -> Ranks:
+    """N ranks on this machine (test multi-node code on a laptop), in one pod per executor.
+
+    The pod's network namespace is the ranks' own, so any port is free there and
+    127.0.0.1 is rank 0 for every rank.
+    """
     return Ranks(
         count=count,
         hosts=("localhost",) * count,
@@ -130,6 +159,39 @@ def local_ranks(count: int, port: int) -> Ranks:
         port=port,
         launcher=("sh", "-c", _LOCAL_FANOUT, "toolship-ranks", str(count)),
     )
+
+
+def pod_name(name: str) -> str:
+    """The pod of one executor's ranks (never equal to a rank's container name)."""
+    return f"{name}-pod"
+
+
+async def open_pod(runtime: Runtime, spec: ExecSpec) -> None:
+    """Make the pod ``spec.pod`` (afresh: a pod left by an earlier try is replaced)."""
+    for argv in runtime.pod_commands(spec):
+        done = await asyncio.to_thread(
+            subprocess.run, argv, capture_output=True, text=True, check=False
+        )
+        if done.returncode != 0:
+            detail = (done.stderr.strip().splitlines() or ["no message"])[-1]
+            hint = (
+                "; install catatonit (podman builds its pod image with it: "
+                "apt-get install catatonit)"
+                if "catatonit" in detail
+                else ""
+            )
+            raise RuntimeUnavailable(
+                f"cannot make the private network of the task's ranks ({' '.join(argv[:3])} "
+                f"{spec.pod}: {detail}){hint}"
+            )
+
+
+async def close_pod(runtime: Runtime, pod: str) -> None:
+    """Remove the pod of an executor's ranks (and any rank container still in it)."""
+    for argv in runtime.remove_pod_commands(pod):
+        await asyncio.to_thread(
+            subprocess.run, argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False
+        )
 
 
 def _scontrol(*args: str) -> str:
@@ -151,6 +213,7 @@ def slurm_ranks(count: int) -> Ranks:
         hosts=hosts,
         main_addr=main_addr,
         port=29500 + job_id % 20000,
+        host_network=True,
         launcher=(
             "srun",
             f"--nodes={count}",

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from toolship.engine.options import TaskOptions
-from toolship.errors import StagingError
+from toolship.errors import RuntimeUnavailable, StagingError
 from toolship.models import Task
 from toolship.runtime import ExecSpec, Mount, Runtime
 from toolship.runtime.launch import Launched, find_launched, launch, run_quietly, stop
@@ -31,7 +31,15 @@ from toolship.storage import StageContext, StorageRegistry
 from toolship.timeutil import now_rfc3339
 from toolship.units import format_bytes, format_duration
 from toolship.worker.layout import AttemptLayout, plan_layout
-from toolship.worker.ranks import HOSTFILE, RANK_VARIABLES, Ranks, rank_name
+from toolship.worker.ranks import (
+    HOSTFILE,
+    RANK_VARIABLES,
+    Ranks,
+    close_pod,
+    open_pod,
+    pod_name,
+    rank_name,
+)
 from toolship.worker.staging import StagedFile, collect_outputs, prepare_inputs
 
 __all__ = ["Job", "Reporter", "Worker", "WorkerEnv"]
@@ -196,7 +204,7 @@ class Worker:
             return await self._attempt()
         except _Stopped:
             return await self._finish(S.CANCELED, self.cancel_reason)
-        except StagingError as exc:
+        except (StagingError, RuntimeUnavailable) as exc:
             return await self._finish(S.SYSTEM_ERROR, str(exc))
         except Exception as exc:
             log.exception("task %s: internal error", self.job.task_id)
@@ -223,6 +231,7 @@ class Worker:
             isolated=self.env.runtime.isolated,
             shared_dirs=self.env.shared_dirs,
             copy_local=self.job.options.writable_inputs,
+            owner=self.env.user,
         )
         mounts, staged = await asyncio.to_thread(prepare) if staging else prepare()
         self._record_hashes(staged)
@@ -288,6 +297,8 @@ class Worker:
                 self.rt.update(launching=index, exec_start=now_rfc3339())
                 await self._report()
                 ranks = self.env.ranks
+                if spec.pod is not None:
+                    await open_pod(self.env.runtime, spec)
                 launched = await launch(
                     self.env.runtime,
                     spec,
@@ -302,6 +313,8 @@ class Worker:
                 self.rt.update(pid=launched.pid, container=spec.name)
                 await self._report(wait=False)  # a restart finds it by its exit file anyway
             code, why = await self._wait(launched, spec.name)
+            if spec.pod is not None:
+                await close_pod(self.env.runtime, spec.pod)
             self.attempt["logs"].append(
                 {
                     "start_time": self.rt.get("exec_start"),
@@ -408,8 +421,9 @@ class Worker:
         ranks = self.env.ranks
         if ranks is not None:
             env.update(ranks.environment())
+        name = f"toolship-{self.job.task_id}-{self.job.attempt_number}-{index}"
         return ExecSpec(
-            name=f"toolship-{self.job.task_id}-{self.job.attempt_number}-{index}",
+            name=name,
             task_id=self.job.task_id,
             image=ex.image,
             command=tuple(ex.command),
@@ -423,7 +437,8 @@ class Worker:
             pids_limit=self.env.pids_limit,
             user=self.env.user,
             interactive=ex.stdin is not None,
-            host_network=ranks is not None,
+            pod=pod_name(name) if ranks is not None and not ranks.host_network else None,
+            host_network=ranks is not None and ranks.host_network,
             env_passthrough=RANK_VARIABLES if ranks is not None else (),
             cgroup_parent=(
                 cgroup_name(self.job.task_id, self.job.attempt_number)
