@@ -10,11 +10,12 @@ environment later.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, PrivateAttr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -94,6 +95,20 @@ class LocalSettings(BaseModel):
     stop_grace_seconds: int = Field(default=1, ge=0)
     # Measure each attempt's CPU seconds and peak memory (root podman with cgroupfs).
     accounting: bool = True
+    # Who tasks run as when the server runs as root, "UID:GID" (the container's user, and
+    # the process runtime's).  "0:0" runs them as root: the operator's explicit choice.
+    # A server that is not root runs its tasks as itself.
+    task_user: str = "65534:65534"
+    # Who the files and folders delivered to file:// outputs belong to, "UID:GID";
+    # empty: the server's own user.
+    output_owner: str = ""
+
+    @field_validator("task_user", "output_owner")
+    @classmethod
+    def _uid_gid(cls, v: str, info: ValidationInfo) -> str:
+        if (v or info.field_name == "task_user") and not re.fullmatch(r"\d+:\d+", v):
+            raise ValueError(f"give numeric UID:GID, e.g. 65534:65534 (got {v!r})")
+        return v
 
 
 class SlurmPartition(BaseModel):
@@ -162,6 +177,39 @@ class Settings(BaseSettings):
     slurm: SlurmSettings = Field(default_factory=SlurmSettings)
     prices: PriceSettings = Field(default_factory=PriceSettings)
 
+    # The config file these settings were read from (one of toolship's own files).
+    _config_file: Path | None = PrivateAttr(default=None)
+
+    @property
+    def task_user(self) -> tuple[int, int]:
+        """The uid:gid tasks run as: local.task_user on a server running as root."""
+        if os.geteuid() != 0:
+            return os.getuid(), os.getgid()
+        return _ids(self.local.task_user)
+
+    @property
+    def output_owner(self) -> tuple[int, int] | None:
+        """Who delivered outputs belong to (None: the server's own user)."""
+        return _ids(self.local.output_owner) if self.local.output_owner else None
+
+    @property
+    def own_files(self) -> dict[Path, str]:
+        """toolship's own files, out of every task's reach even inside an allowed root."""
+        own: dict[Path, str] = {
+            self.home: "toolship's own home",
+            self.work_dir: "toolship's work directory (other tasks' files)",
+        }
+        if self.database_url.startswith("sqlite:///"):
+            own[Path(self.database_url.removeprefix("sqlite:///"))] = "toolship's database"
+        for path, what in (
+            (self.server.token_file, "toolship's token file"),
+            (self.slurm.secret_file, "toolship's worker secret"),
+            (self._config_file, "toolship's config file"),
+        ):
+            if path is not None:
+                own[path] = what
+        return {p.expanduser().absolute(): what for p, what in own.items()}
+
     @property
     def database_url(self) -> str:
         return self.database.url or f"sqlite:///{self.home / 'toolship.db'}"
@@ -208,4 +256,11 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         raise ConfigError(f"invalid settings ({problems})") from exc
     except ValueError as exc:  # TOML syntax errors
         raise ConfigError(f"cannot read config file {path}: {exc}") from exc
-    return Settings.model_validate(loaded.model_dump())
+    settings = Settings.model_validate(loaded.model_dump())
+    settings._config_file = path.absolute() if path is not None else None
+    return settings
+
+
+def _ids(text: str) -> tuple[int, int]:
+    uid, gid = text.split(":")
+    return int(uid), int(gid)

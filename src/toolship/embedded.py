@@ -68,7 +68,7 @@ def _log_tail(path: Path, lines: int = 15) -> str:
 
 def ensure_server(home: Path | None = None) -> EmbeddedServer:
     home = home or default_home()
-    home.mkdir(parents=True, exist_ok=True)
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
     found = find_server(home)
     if found is not None:
         return found

@@ -14,10 +14,11 @@ from fastapi.responses import JSONResponse
 
 from toolship import __version__
 from toolship.api import batches, native, tes, worker
-from toolship.api.auth import TokenAuth
+from toolship.api.auth import TokenAuth, secure_home
 from toolship.api.state import AppState
 from toolship.config import Settings
 from toolship.db import Store
+from toolship.db.sealing import SEALER, Sealer
 from toolship.engine.engine import Engine
 from toolship.errors import ToolshipError
 from toolship.models import ErrorResponse
@@ -89,8 +90,14 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = Store.open(settings.database_url)
-        storage = make_registry(settings.storage)
+        secure_home(settings)
+        store = Store.open(settings.database_url, sealer=Sealer.from_file(settings.home / SEALER))
+        storage = make_registry(
+            settings.storage,
+            excluded=settings.own_files,
+            reader=settings.task_user,
+            owner=settings.output_owner,
+        )
         engine = Engine(settings, store, storage)
         app.state.toolship = AppState(
             settings=settings, store=store, engine=engine, storage=storage, embedded=embedded

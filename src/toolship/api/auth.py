@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
 import hmac
+import logging
 import os
 import secrets
 from pathlib import Path
 
 from fastapi import Request
 
+from toolship.config import Settings
 from toolship.errors import Unauthorized
+
+log = logging.getLogger(__name__)
+
+# toolship's files in its home: the database (and its WAL), the API token, the worker
+# secret, the key that seals per-task credentials, the log and the embedded server's state.
+PRIVATE_FILES = ("toolship.db", "toolship.db-wal", "toolship.db-shm", "token", "worker.secret",
+                 "secrets.key", "server.log", "server.json")  # fmt: skip
 
 __all__ = [
     "TokenAuth",
     "ensure_secret",
     "ensure_token_file",
     "read_tokens",
+    "secure_home",
     "worker_token",
     "write_private",
 ]
@@ -55,6 +66,25 @@ def ensure_secret(path: Path) -> bytes:
     secret = secrets.token_hex(32)
     write_private(path, secret + "\n")
     return secret.encode()
+
+
+def secure_home(settings: Settings) -> None:
+    """Only the server's user enters its home and task directories or reads its files.
+
+    Run at every start, so a home made by an older toolship (0755, files 0644) is fixed.
+    """
+    for folder in (settings.home, settings.work_dir):
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        folder.chmod(0o700)
+    private = [settings.home / name for name in PRIVATE_FILES]
+    if settings.slurm.secret_file is not None:
+        private.append(settings.slurm.secret_file)
+    for path in private:
+        with contextlib.suppress(FileNotFoundError):
+            path.chmod(0o600)
+    token_file = settings.server.token_file
+    if token_file is not None and token_file.is_file() and token_file.stat().st_mode & 0o077:
+        log.warning("server.token_file %s can be read by other users; chmod 600 it", token_file)
 
 
 def worker_token(secret: bytes, task_id: str) -> str:

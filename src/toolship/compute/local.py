@@ -7,7 +7,9 @@ could never fit.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
+from pathlib import Path
 from typing import Any
 
 from toolship.config import Settings
@@ -16,7 +18,9 @@ from toolship.engine.scheduler import Capacity, Request
 from toolship.errors import ResourcesUnavailable
 from toolship.runtime import Runtime, get_runtime
 from toolship.runtime.usage import accounting_available
+from toolship.states import TaskState, is_final
 from toolship.storage import StorageRegistry
+from toolship.storage.local import release_mounts
 from toolship.worker.ranks import local_ranks
 from toolship.worker.worker import Job, Reporter, Worker, WorkerEnv
 
@@ -124,5 +128,32 @@ class LocalBackend:
             transfer_attempts=self.all_settings.storage.attempts,
             accounting=local.accounting and accounting_available(job.options.runtime),
             ranks=ranks,
+            user=self.all_settings.task_user,
         )
-        return Worker(job, env, reporter)
+        attempt_dir = self.work_dir / job.task_id / str(job.attempt_number)
+        attempt_dir.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the task's own
+        return Worker(job, env, _Releasing(reporter, attempt_dir))
+
+
+class _Releasing:
+    """Unmounts the attempt's pinned inputs before its final state is written.
+
+    In that order, a restart in between resumes the attempt (which ends, and releases,
+    again) instead of leaving a mount behind a finished task.
+    """
+
+    def __init__(self, reporter: Reporter, attempt_dir: Path) -> None:
+        self.reporter = reporter
+        self.attempt_dir = attempt_dir
+
+    async def update(
+        self,
+        state: TaskState | None,
+        attempt: dict[str, Any],
+        runtime: dict[str, Any],
+        *,
+        wait: bool = True,
+    ) -> bool:
+        if state is not None and is_final(state):
+            await asyncio.to_thread(release_mounts, self.attempt_dir)
+        return await self.reporter.update(state, attempt, runtime, wait=wait)

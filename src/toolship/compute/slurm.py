@@ -175,7 +175,7 @@ class SlurmBackend:
 
 def _write_job_files(task_dir: Path, attempt: int, token: str, script: str) -> Path:
     """The attempt's worker token (0600) and batch script; the script's path."""
-    task_dir.mkdir(parents=True, exist_ok=True)
+    task_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     write_private(task_dir / "worker.token", token + "\n")
     path = task_dir / f"slurm-{attempt}.sh"
     path.write_text(script)
@@ -277,6 +277,10 @@ class SlurmAttempt:
                 "shared_dirs": [str(d) for d in settings.local.shared_dirs],
                 "transfers": settings.storage.max_concurrency,
                 "transfer_attempts": settings.storage.attempts,
+                # A worker running as root on the node runs tasks as local.task_user.
+                "task_user": settings.local.task_user,
+                "output_owner": settings.local.output_owner,
+                "own_files": {str(p): what for p, what in settings.own_files.items()},
             },
             "storage": settings.storage.model_dump(mode="json"),
         }

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import base64
 import builtins
+import contextlib
 import functools
 import itertools
 import json
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +25,7 @@ from alembic.config import Config
 from pydantic_core import to_json
 from sqlalchemy import (
     Column,
+    Connection,
     Engine,
     Row,
     and_,
@@ -40,6 +43,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.sql.dml import Update
 
 from toolship.db.schema import batches, task_tags, tasks
+from toolship.db.sealing import NONE, Sealer, is_plain
 from toolship.errors import InvalidRequest, NotFound
 from toolship.states import TaskState, allowed_sources, check_transition, is_final
 
@@ -73,8 +77,10 @@ class TaskRow:
     logs: list[dict[str, Any]] = field(default_factory=list)
     runtime: dict[str, Any] = field(default_factory=dict)
     cancel_requested: bool = False
+    # Credentials of a task being created; a stored task's are in ``sealed`` (see secrets_of).
     secrets: dict[str, str] = field(default_factory=dict)
     batch_id: str | None = None
+    sealed: str = ""
 
 
 @dataclass(slots=True)
@@ -137,6 +143,9 @@ def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=10000")
+    # Deleted and overwritten content is zeroed, so a wiped credential leaves no copy in
+    # freed pages (the WAL's copies go with a checkpoint after the wipe).
+    cur.execute("PRAGMA secure_delete=ON")
     cur.close()
 
 
@@ -145,10 +154,19 @@ def make_engine(url: str) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _private_database(Path(path))
         engine = create_engine(url, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def _private_database(path: Path) -> None:
+    """The database file, and so its WAL and shared memory (SQLite copies its mode), 0600."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    for part in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            part.chmod(0o600)
 
 
 def migrate(engine: Engine) -> None:
@@ -231,20 +249,59 @@ def _row(r: Row[Any] | Any, with_logs: bool) -> TaskRow:
         logs=json.loads(r.logs) if with_logs else [],
         runtime=json.loads(r.runtime) if with_logs else {},
         cancel_requested=bool(r.cancel_requested),
-        secrets=json.loads(r.secrets) if with_logs else {},
         batch_id=r.batch_id,
+        sealed=r.secrets if with_logs else "",
     )
 
 
 class Store:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, sealer: Sealer | None = None) -> None:
         self.engine = engine
+        # Without a key file (tests, tools) credentials live as long as this process.
+        self.sealer = sealer or Sealer.ephemeral()
 
     @classmethod
-    def open(cls, url: str) -> Store:
+    def open(cls, url: str, *, sealer: Sealer | None = None) -> Store:
         engine = make_engine(url)
         migrate(engine)
-        return cls(engine)
+        store = cls(engine, sealer)
+        store._seal_plain()
+        return store
+
+    def _seal_plain(self) -> None:
+        """Seal the credentials an older toolship stored in plain text."""
+        query = select(tasks.c.id, tasks.c.secrets).where(tasks.c.secrets.like("{%"))
+        with self.engine.begin() as conn:
+            plain = [(r.id, r.secrets) for r in conn.execute(query) if is_plain(r.secrets)]
+            for task_id, text in plain:
+                sealed = self.sealer.seal(json.loads(text))
+                conn.execute(update(tasks).where(tasks.c.id == task_id).values(secrets=sealed))
+        if plain:
+            self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        """Move the WAL into the database and empty it: no old page (or credential) stays."""
+        if self.engine.dialect.name == "sqlite":
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def secrets_of(self, row: TaskRow) -> dict[str, str]:
+        """The task's credentials, opened now (for the worker that stages its files)."""
+        return dict(row.secrets) if row.secrets else self.sealer.open(row.sealed)
+
+    def secrets(self, task_id: str) -> dict[str, str]:
+        with self.engine.connect() as conn:
+            sealed = conn.execute(select(tasks.c.secrets).where(tasks.c.id == task_id)).scalar()
+        return self.sealer.open(sealed or NONE)
+
+    def _holding(self, conn: Connection, task_ids: Sequence[str]) -> bool:
+        """Do any of these tasks still hold credentials (that a final state wipes)?"""
+        for start in range(0, len(task_ids), 500):
+            chunk = list(task_ids[start : start + 500])
+            query = select(tasks.c.id).where(tasks.c.id.in_(chunk), tasks.c.secrets != NONE)
+            if conn.execute(query.limit(1)).first() is not None:
+                return True
+        return False
 
     def close(self) -> None:
         self.engine.dispose()
@@ -268,7 +325,7 @@ class Store:
                 "spec": _dumps(row.spec),
                 "logs": _dumps(row.logs) if row.logs else "[]",
                 "runtime": _dumps(row.runtime) if row.runtime else "{}",
-                "secrets": _dumps(row.secrets) if row.secrets else "{}",
+                "secrets": self.sealer.seal(row.secrets),
                 "batch_id": row.batch_id,
             }
             for row in rows
@@ -332,11 +389,14 @@ class Store:
             values["runtime"] = _dumps(runtime)
         sources = [s.value for s in allowed_sources(new)]
         with self.engine.begin() as conn:
+            wipe = is_final(new) and self._holding(conn, [task_id])
             result = conn.execute(
                 update(tasks)
                 .where(and_(tasks.c.id == task_id, tasks.c.state.in_(sources)))
                 .values(**values)
             )
+        if wipe:
+            self._checkpoint()
         return result.rowcount == 1
 
     def apply(self, changes: Sequence[Change]) -> list[bool]:
@@ -350,7 +410,9 @@ class Store:
         """
         results: list[bool] = []
         plain: list[dict[str, Any]] = []
+        ending = [ch.task_id for ch in changes if ch.states and is_final(ch.states[-1])]
         with self.engine.begin() as conn:
+            wipe = bool(ending) and self._holding(conn, ending)
             for ch in changes:
                 params = {
                     "b_id": ch.task_id,
@@ -373,6 +435,8 @@ class Store:
                 results.append(False)
             if plain:
                 conn.execute(_SAVE, plain)
+        if wipe:
+            self._checkpoint()
         return results
 
     def request_cancel(self, task_id: str) -> None:

@@ -157,7 +157,7 @@ class Engine:
                 attempt=attempt,
                 runtime=row.runtime,
                 attempt_number=max(1, len(row.logs)),
-                credentials={**options.credentials, **row.secrets},
+                credentials={**options.credentials, **self.store.secrets_of(row)},
             )
             earlier = row.logs[:-1] if row.logs else []
             log.info("resuming task %s (%s)", row.id, row.state)
@@ -421,7 +421,7 @@ class Engine:
                 options=options,
                 runtime=row.runtime,
                 attempt_number=len(row.logs) + 1,
-                credentials={**options.credentials, **row.secrets},
+                credentials={**options.credentials, **self.store.secrets_of(row)},
             )
             self._start(request, job, row.logs)
 

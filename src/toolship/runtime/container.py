@@ -2,8 +2,8 @@
 
 Defaults are the safe ones: no network, read-only root file system with a
 tmpfs ``/tmp``, every capability dropped, no-new-privileges, a pids limit,
-the caller's uid, ``--pull never`` (no registry is assumed reachable), and
-labels that tie the container to its task.
+the task's uid (``local.task_user`` on a root server), ``--pull never`` (no
+registry is assumed reachable), and labels that tie the container to its task.
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 Only used when a task or the configuration asks for it; ``show`` reports it.
 There is no mount namespace, so container paths are not where the command
 looks: it runs in the host directory that stands for its workdir, and
-``TOOLSHIP_ROOT`` names the host directory that stands for ``/``.
+``TOOLSHIP_ROOT`` names the host directory that stands for ``/``.  A server
+running as root runs the command as ``local.task_user``, which cannot enter the
+server's home (0700): the command reaches its files relative to its workdir.
 """
 
 from __future__ import annotations
@@ -24,7 +26,12 @@ class ProcessRuntime:
     isolated = False
 
     def command(self, spec: ExecSpec) -> list[str]:
-        return list(spec.command)
+        uid, gid = spec.user
+        if os.geteuid() != 0 or (uid, gid) == (0, 0):
+            return list(spec.command)
+        # A root server drops to the task's user (local.task_user) for the command itself.
+        drop = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups"]
+        return [*drop, "--inh-caps=-all", "--", *spec.command]
 
     def environment(self, spec: ExecSpec) -> dict[str, str] | None:
         env = {k: os.environ[k] for k in _PASSED if k in os.environ}

@@ -41,6 +41,7 @@ from toolship.models import Task
 from toolship.runtime import get_runtime
 from toolship.states import TaskState
 from toolship.storage import make_registry
+from toolship.storage.local import release_mounts
 from toolship.storage.settings import StorageSettings
 from toolship.worker.ranks import local_ranks, slurm_ranks
 from toolship.worker.worker import Job, Worker, WorkerEnv
@@ -236,6 +237,9 @@ async def run_remote(server: str, task_id: str, token: str) -> TaskState | None:
             os.environ.get("SLURM_JOB_ID", "-"),
         )  # fmt: skip
         e = doc["env"]
+        user = (os.getuid(), os.getgid())
+        if os.geteuid() == 0 and e.get("task_user"):
+            user = _ids(e["task_user"])
         ranks = None
         if job.options.nodes > 1:
             if "SLURM_JOB_NODELIST" in os.environ:
@@ -244,7 +248,13 @@ async def run_remote(server: str, task_id: str, token: str) -> TaskState | None:
                 ranks = local_ranks(job.options.nodes, 29500)
         env = WorkerEnv(
             work_dir=Path(e["work_dir"]),
-            storage=make_registry(StorageSettings.model_validate(doc["storage"])),
+            storage=make_registry(
+                StorageSettings.model_validate(doc["storage"]),
+                excluded={Path(p): what for p, what in e.get("own_files", {}).items()},
+                reader=user,
+                owner=_ids(e["output_owner"]) if e.get("output_owner") else None,
+                mount=job.options.nodes == 1,  # other nodes would not see a mount made here
+            ),
             runtime=get_runtime(job.options.runtime),
             transfers=int(e["transfers"]),
             transfer_attempts=int(e["transfer_attempts"]),
@@ -254,6 +264,7 @@ async def run_remote(server: str, task_id: str, token: str) -> TaskState | None:
             shared_dirs=tuple(Path(d) for d in e["shared_dirs"]),
             ranks=ranks,
             labels=job_labels(os.environ),
+            user=user,
         )
         reporter = HttpReporter(conn, task_id)
         worker = Worker(job, env, reporter)
@@ -265,11 +276,17 @@ async def run_remote(server: str, task_id: str, token: str) -> TaskState | None:
         try:
             return await worker.run()
         finally:
+            release_mounts(env.work_dir / task_id / str(job.attempt_number))
             beat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await beat
     finally:
         conn.close()
+
+
+def _ids(text: str) -> tuple[int, int]:
+    uid, gid = text.split(":")
+    return int(uid), int(gid)
 
 
 def job_labels(environ: Mapping[str, str]) -> dict[str, str]:

@@ -21,6 +21,7 @@ from toolship.errors import StagingError
 from toolship.models import FileType, Input, Output, Task, has_wildcard, static_dir
 from toolship.runtime import Mount
 from toolship.storage import StageContext, StorageRegistry
+from toolship.storage.local import LocalStorage, hand_over
 from toolship.storage.transfer import sha256_file
 from toolship.worker.layout import AttemptLayout
 
@@ -47,6 +48,7 @@ def prepare_inputs(
     isolated: bool,
     shared_dirs: Sequence[Path] = (),
     copy_local: bool = False,
+    owner: tuple[int, int] | None = None,
 ) -> tuple[list[Mount], list[StagedFile]]:
     """Create the attempt's directories and put every input where the executors expect it."""
     layout.root.mkdir(parents=True, exist_ok=True)
@@ -72,6 +74,8 @@ def prepare_inputs(
             mounts.append(mount)
     if staged:
         _write_manifest(layout, staged)
+    if owner is not None:
+        hand_over(layout.root, owner)  # the task's user writes its directories and copies
     return mounts, staged
 
 
@@ -101,9 +105,10 @@ def _stage_input(
         _check_kind(inp, local)
         if zero_copy:
             _placeholder(layout, inp)
-            stat = local.stat()
-            return Mount(host=local, container=inp.path, readonly=True), [
-                StagedFile(inp.path, inp.url, stat.st_size, "", stat.st_mtime_ns)
+            assert isinstance(backend, LocalStorage)  # the only one with a local source
+            pinned = backend.pin(inp.url, inp.type.value, layout.base / "mounts" / f"input-{index}")
+            return Mount(host=pinned.host, container=inp.path, readonly=True), [
+                StagedFile(inp.path, inp.url, pinned.size, "", pinned.mtime_ns)
             ]
     records = backend.fetch(inp.url, dest, inp.type.value, ctx)
     files = [
