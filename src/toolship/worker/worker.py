@@ -231,6 +231,7 @@ class Worker:
             isolated=self.env.runtime.isolated,
             shared_dirs=self.env.shared_dirs,
             copy_local=self.job.options.writable_inputs,
+            owner=self.env.user,
         )
         mounts, staged = await asyncio.to_thread(prepare) if staging else prepare()
         self._record_hashes(staged)
