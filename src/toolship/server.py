@@ -70,6 +70,9 @@ def serve(settings: Settings, *, embedded: bool = False) -> None:
         settings = settings.model_copy(
             update={"slurm": settings.slurm.model_copy(update={"server_url": reach_url})}
         )
+    # The egress default depends on the kind of server; resolved once, it travels to workers.
+    storage = settings.storage.for_server(embedded=embedded)
+    settings = settings.model_copy(update={"storage": storage})
     app = create_app(settings, tokens=tokens, embedded=embedded)
     config = uvicorn.Config(
         app, log_level="warning", access_log=False, timeout_graceful_shutdown=3, lifespan="on"

@@ -14,6 +14,8 @@ appears at the final key.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import importlib.util
 import io
 import re
@@ -26,6 +28,7 @@ from urllib.parse import urlsplit
 
 from toolship.errors import InvalidRequest, StagingError
 from toolship.storage.base import StageContext, redact
+from toolship.storage.egress import EgressPolicy, aiohttp_session, httpx_transport, refusal_in
 from toolship.storage.local import partial_name
 from toolship.storage.settings import StorageSettings
 from toolship.storage.transfer import CHUNK, FileRecord, StreamDigest, copy_stream, with_retries
@@ -50,9 +53,13 @@ class RemoteStorage:
 
     schemes: tuple[str, ...] = ()
     writable = True
+    # The URLs name the host to connect to (not a bucket at the operator's endpoint):
+    # the egress policy applies.
+    names_hosts = False
 
     def __init__(self, settings: StorageSettings) -> None:
         self.settings = settings
+        self.egress = EgressPolicy.of(settings.egress.allow)
         self._filesystems: dict[tuple[Any, ...], AbstractFileSystem] = {}
         self._lock = threading.Lock()
 
@@ -63,6 +70,10 @@ class RemoteStorage:
 
     def fs_key(self, url: str, credentials: Mapping[str, str]) -> tuple[Any, ...]:
         return (tuple(sorted(credentials.items())),)
+
+    def scoped(self, url: str, credentials: Mapping[str, str]) -> Mapping[str, str]:
+        """The credentials to use for ``url``: the task's own, else the server's for its prefix."""
+        return credentials
 
     def path(self, url: str) -> str:
         """The filesystem path of ``url``."""
@@ -100,6 +111,15 @@ class RemoteStorage:
     def check_input(self, url: str, kind: str) -> None:
         if not self.path(url):
             raise InvalidRequest(f"{url!r} names no bucket, host or path")
+        self.check_egress(url)
+
+    def check_egress(self, url: str) -> None:
+        if not self.names_hosts:
+            return
+        try:
+            self.egress.check_url(url)
+        except OSError as exc:
+            raise InvalidRequest(f"{redact(url)}: {exc}") from None
 
     def check_output(self, url: str) -> None:
         if not self.writable:
@@ -116,7 +136,7 @@ class RemoteStorage:
         return [f"{s}://" for s in self.schemes]
 
     def glob(self, pattern: str, credentials: Mapping[str, str]) -> list[str]:
-        fs = self.filesystem(pattern, credentials)
+        fs = self.filesystem(pattern, self.scoped(pattern, credentials))
         path = self.path(pattern)
         try:
             found: dict[str, dict[str, Any]] = fs.glob(path, detail=True)
@@ -127,6 +147,7 @@ class RemoteStorage:
         )
 
     def fetch(self, url: str, dest: Path, kind: str, ctx: StageContext) -> list[FileRecord]:
+        ctx = dataclasses.replace(ctx, credentials=self.scoped(url, ctx.credentials))
         fs = self.filesystem(url, ctx.credentials)
         root = self.path(url)
         try:
@@ -164,7 +185,10 @@ class RemoteStorage:
                 )
             digest = self._download(fs, root, info, dest, ctx)
             return [FileRecord(url=url, path="", size=digest.size, sha256=digest.sha256)]
-        except FileNotFoundError:
+        except FileNotFoundError as exc:
+            refused = refusal_in(exc)
+            if refused is not None:  # fsspec's HTTP filesystem says "not found" for any failure
+                raise StagingError(f"cannot fetch {redact(url)}: {refused}") from None
             raise StagingError(f"input {redact(url)} does not exist") from None
         except StagingError:
             raise
@@ -244,6 +268,7 @@ class RemoteStorage:
         return digests
 
     def deliver(self, src: Path, url: str, ctx: StageContext) -> FileRecord:
+        ctx = dataclasses.replace(ctx, credentials=self.scoped(url, ctx.credentials))
         fs = self.filesystem(url, ctx.credentials)
         path = self.path(url)
 
@@ -346,6 +371,9 @@ def _consume(block: bytes, sha: Any, md: Any, out: Any) -> None:
 
 def _message(exc: BaseException) -> str:
     """The store's own error message, without anything that could be a secret."""
+    refused = refusal_in(exc)
+    if refused is not None:
+        return str(refused)
     text = str(exc) or type(exc).__name__
     return re.sub(r"(?i)(signature|credential|token|secret|password)=[^&\s]+", r"\1=***", text)
 
@@ -361,6 +389,20 @@ class S3Storage(RemoteStorage):
 
     def fs_key(self, url: str, credentials: Mapping[str, str]) -> tuple[Any, ...]:
         return tuple(sorted((k, v) for k, v in credentials.items() if k.startswith("s3_")))
+
+    def scoped(self, url: str, credentials: Mapping[str, str]) -> Mapping[str, str]:
+        if any(k.startswith("s3_") for k in credentials):
+            return credentials
+        server = self.settings.credential_for(url)
+        if server is None:
+            return credentials
+        if server.access_key_id:
+            return {
+                "s3_access_key_id": server.access_key_id,
+                "s3_secret_access_key": server.secret_access_key,
+                "s3_session_token": server.session_token,
+            }
+        return {"s3_profile": server.profile}
 
     def make_filesystem(self, url: str, credentials: Mapping[str, str]) -> AbstractFileSystem:
         import s3fs
@@ -447,6 +489,7 @@ class HttpStorage(RemoteStorage):
 
     schemes: tuple[str, ...] = ("http", "https")
     writable = False
+    names_hosts = True
 
     def path(self, url: str) -> str:
         return url.rstrip("/")
@@ -463,7 +506,9 @@ class HttpStorage(RemoteStorage):
     def make_filesystem(self, url: str, credentials: Mapping[str, str]) -> AbstractFileSystem:
         from fsspec.implementations.http import HTTPFileSystem
 
-        fs: AbstractFileSystem = HTTPFileSystem(skip_instance_cache=True)
+        fs: AbstractFileSystem = HTTPFileSystem(
+            skip_instance_cache=True, get_client=functools.partial(aiohttp_session, self.egress)
+        )
         return fs
 
 
@@ -471,6 +516,15 @@ class WebdavStorage(RemoteStorage):
     """webdav:// (over http) and webdavs:// (over https): Nextcloud, B2DROP, ownCloud …"""
 
     schemes: tuple[str, ...] = ("webdav", "webdavs")
+    names_hosts = True
+
+    def scoped(self, url: str, credentials: Mapping[str, str]) -> Mapping[str, str]:
+        if credentials.get("webdav_username"):
+            return credentials  # the task's own: it sends them where it likes
+        server = self.settings.credential_for(url)
+        if server is None:
+            return {}
+        return {"webdav_username": server.username, "webdav_password": server.password}
 
     def fs_key(self, url: str, credentials: Mapping[str, str]) -> tuple[Any, ...]:
         parts = urlsplit(url)
@@ -489,15 +543,17 @@ class WebdavStorage(RemoteStorage):
 
         parts = urlsplit(url)
         base = f"{'https' if parts.scheme == 'webdavs' else 'http'}://{parts.netloc}"
-        user = credentials.get("webdav_username") or self.settings.webdav_username
-        password = credentials.get("webdav_password") or self.settings.webdav_password
-        auth = (user, password or "") if user else None
-        fs: AbstractFileSystem = WebdavFileSystem(base, auth=auth)
+        user = credentials.get("webdav_username")
+        auth = (user, credentials.get("webdav_password") or "") if user else None
+        fs: AbstractFileSystem = WebdavFileSystem(
+            base, auth=auth, transport=httpx_transport(self.egress)
+        )
         return fs
 
     def check_input(self, url: str, kind: str) -> None:
         if not urlsplit(url).netloc:
             raise InvalidRequest(f"{url!r}: write webdav://HOST[:PORT]/path")
+        self.check_egress(url)
 
     def prepare_parent(self, fs: AbstractFileSystem, path: str) -> None:
         parent = path.rsplit("/", 1)[0]

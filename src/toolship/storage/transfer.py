@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
+from toolship.storage.egress import refusal_in
+
 __all__ = [
     "CHUNK",
     "FileRecord",
@@ -76,6 +78,8 @@ def sha256_file(path: Path, chunk: int = CHUNK) -> str:
 
 def _transient(exc: BaseException) -> bool:
     """Worth another try: network trouble, not a missing file or a refusal."""
+    if refusal_in(exc) is not None:
+        return False
     if isinstance(
         exc, FileNotFoundError | PermissionError | IsADirectoryError | NotADirectoryError
     ):
