@@ -16,9 +16,10 @@ from toolship.api.state import AppState, app_state
 from toolship.api.views import render
 from toolship.db import TaskRow
 from toolship.errors import InvalidRequest
-from toolship.models import Task, View
+from toolship.models import View
 from toolship.states import is_final
-from toolship.worker.layout import plan_layout
+from toolship.worker import taskfs
+from toolship.worker.layout import AttemptLayout
 
 __all__ = ["embedded_only", "public", "router"]
 
@@ -65,13 +66,6 @@ async def task_details(request: Request, id: str) -> JSONResponse:
         "slurm": rt.get("slurm"),  # job id, state and nodes when the Slurm backend ran it
     }
     return JSONResponse(body)
-
-
-def _attempt_layout(st: AppState, row: TaskRow) -> Any:
-    base = row.runtime.get("attempt_dir")
-    if not base:
-        return None
-    return plan_layout(Task.model_validate(row.spec), Path(base))
 
 
 @router.get(
@@ -139,40 +133,47 @@ async def _log_chunks(
 async def _attempt_chunks(
     st: AppState, task_id: str, base: str, indexes: list[int], stream: str, follow: bool
 ) -> AsyncIterator[bytes]:
+    """One attempt's captures, executor after executor (only the server's own files in logs/).
+
+    Following, the task row is read once per poll and only while waiting for the
+    executor being shown: a task with thousands of executors costs one row read, not
+    one per executor and poll.
+    """
+    row = st.store.get(task_id)
+    executors = row.spec["executors"]
+    layout = AttemptLayout(base=Path(base))
+    final, done = _progress(row, base)
     for index in indexes:
+        ex = executors[index]
+        out, err = layout.captures(index, ex.get("stdout"), ex.get("stderr"))
+        path = out if stream == "stdout" else err
         offset = 0
         while True:
-            row = st.store.get(task_id)
-            layout = plan_layout(Task.model_validate(row.spec), Path(base))
-            finished = (
-                is_final(row.state)
-                or row.runtime.get("attempt_dir") != base
-                or _executor_done(row, index)
-            )
-            ex = row.spec["executors"][index]
-            path = layout.stream_path(ex.get(stream), index, stream)
-            data = await asyncio.to_thread(_read_from, path, offset)
-            while data:
-                offset += len(data)
-                yield data
+            finished = not follow or final or index < done
+            while True:
                 data = await asyncio.to_thread(_read_from, path, offset)
-            if finished or not follow:
+                if data:
+                    offset += len(data)
+                    yield data
+                if len(data) < _CHUNK:
+                    break
+            if finished:
                 break
             await asyncio.sleep(_FOLLOW_POLL)
+            final, done = _progress(st.store.get(task_id), base)
 
 
-def _executor_done(row: TaskRow, index: int) -> bool:
-    if not row.logs:
-        return False
-    return len(row.logs[-1].get("logs", [])) > index
+def _progress(row: TaskRow, base: str) -> tuple[bool, int]:
+    """(is the attempt over, how many of its executors have ended)."""
+    final = is_final(row.state) or row.runtime.get("attempt_dir") != base
+    done = len(row.logs[-1].get("logs", [])) if row.logs else 0
+    return final, done
 
 
 def _read_from(path: Path, offset: int) -> bytes:
     try:
-        with path.open("rb") as fh:
-            fh.seek(offset)
-            return fh.read(_CHUNK)
-    except FileNotFoundError:
+        return taskfs.read_at(path, offset, _CHUNK)
+    except taskfs.TaskPathError:  # only a process-runtime task could put one there
         return b""
 
 

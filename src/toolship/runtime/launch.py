@@ -130,34 +130,42 @@ async def launch(
     runtime: Runtime,
     spec: ExecSpec,
     *,
-    stdin: Path | None,
+    stdin: int | None,
     stdout: Path,
     stderr: Path,
     exit_file: Path,
     wrap: Callable[[list[str]], list[str]] | None = None,
 ) -> Launched:
-    """Start the executor; ``wrap`` may put a launcher around it (multi-node ranks)."""
+    """Start the executor; ``wrap`` may put a launcher around it (multi-node ranks).
+
+    ``stdin`` is an open file (the caller opened it without following links);
+    ``stdout`` and ``stderr`` are the server's own capture files, created afresh.
+    """
     argv = runtime.command(spec)
     if wrap is not None:
         argv = wrap(argv)
     exit_file.unlink(missing_ok=True)
-    stdout.parent.mkdir(parents=True, exist_ok=True)
-    stderr.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.ExitStack() as files:
-        fin = files.enter_context(stdin.open("rb")) if stdin else subprocess.DEVNULL
-        fout = files.enter_context(stdout.open("ab"))
-        ferr = fout if stderr == stdout else files.enter_context(stderr.open("ab"))
-        # Popen (vfork + exec, a fraction of a millisecond) rather than asyncio's
-        # subprocess transport: no pipes are needed, and the exit is watched by _reap.
-        proc = subprocess.Popen(
-            ["sh", "-c", _WRAPPER, "toolship-exec", str(exit_file), *argv],
-            stdin=fin,
-            stdout=fout,
-            stderr=ferr,
-            cwd=runtime.cwd(spec),
-            env=runtime.environment(spec),
-            start_new_session=True,
-        )
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
+    fout = os.open(stdout, flags, 0o644)
+    try:
+        ferr = fout if stderr == stdout else os.open(stderr, flags, 0o644)
+        try:
+            # Popen (vfork + exec, a fraction of a millisecond) rather than asyncio's
+            # subprocess transport: no pipes are needed, and the exit is watched by _reap.
+            proc = subprocess.Popen(
+                ["sh", "-c", _WRAPPER, "toolship-exec", str(exit_file), *argv],
+                stdin=subprocess.DEVNULL if stdin is None else stdin,
+                stdout=fout,
+                stderr=ferr,
+                cwd=runtime.cwd(spec),
+                env=runtime.environment(spec),
+                start_new_session=True,
+            )
+        finally:
+            if ferr != fout:
+                os.close(ferr)
+    finally:
+        os.close(fout)
     return Launched(pid=proc.pid, exit_file=exit_file, process=proc)
 
 

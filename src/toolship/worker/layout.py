@@ -1,7 +1,10 @@
 """Where every container path of a task lives on the host — a pure plan, no I/O.
 
 An attempt directory holds ``root/`` (the host stand-in for the container's
-``/``), ``logs/`` and ``inputs/`` (content inputs).  Writable container
+``/``), ``logs/`` and ``inputs/`` (content inputs).  Executors' stdout and
+stderr are always captured in ``logs/``, outside every mount, where no task
+can plant a link; a declared stdout/stderr file is a copy made after the
+executor ends.  Writable container
 directories (volumes, workdirs, output directories) are mounted from
 ``root/``; inputs are mounted read-only on top, straight from their source
 when it is local (zero-copy).  Inputs' mount points are remembered so that
@@ -89,9 +92,15 @@ class AttemptLayout:
     def log_file(self, executor: int, stream: str) -> Path:
         return self.logs / f"exec-{executor}.{stream}"
 
-    def stream_path(self, container_path: str | None, executor: int, stream: str) -> Path:
-        """Where an executor's stdout/stderr goes: its declared file, else our log file."""
-        return self.host(container_path) if container_path else self.log_file(executor, stream)
+    def captures(self, executor: int, stdout: str | None, stderr: str | None) -> tuple[Path, Path]:
+        """The files that capture an executor's stdout and stderr (both in ``logs/``).
+
+        Both streams declared to one file share one capture, interleaved as a
+        terminal shows them.
+        """
+        out = self.log_file(executor, "stdout")
+        same = stderr is not None and stderr == stdout
+        return out, out if same else self.log_file(executor, "stderr")
 
     def exit_file(self, executor: int) -> Path:
         return self.logs / f"exec-{executor}.exit"

@@ -5,7 +5,9 @@ wrapped twice: a *launcher* starts one copy per rank (``srun`` across the
 nodes of a Slurm job; N local processes on one machine), and a tiny ``sh``
 *rank wrapper* in every copy exports the rank's own variables, gives the
 container of rank r > 0 its own name, and sends that rank's output to its own
-files (rank 0's output is the executor's stdout/stderr).
+capture files, ``<capture>.rank<r>`` in the attempt's ``logs/`` (rank 0's output
+is the executor's own capture); the worker copies them beside a declared
+stdout/stderr file as ``<file>.rank<r>``.
 
 Where the ranks meet: ranks on one machine share a network namespace of their own
 (a podman pod per executor, made by :func:`open_pod` and removed by
@@ -61,7 +63,8 @@ RANK_VARIABLES = (
     "TOOLSHIP_NODE_NAME",
 )
 
-# $1 container name, $2 stdout file, $3 stderr file, then the command.  The rank comes from
+# $1 container name, $2 stdout capture, $3 stderr capture (the server's files in logs/, never
+# a path the task can write), then the command.  The rank comes from
 # Slurm (SLURM_NODEID) or from the local launcher (TOOLSHIP_NODE_RANK).
 _RANK_SH = """\
 rank=${SLURM_NODEID:-${TOOLSHIP_NODE_RANK:-0}}
@@ -74,6 +77,7 @@ for a in "$@"; do
   shift
   if [ "$a" = "$name" ]; then set -- "$@" "$name-r$rank"; else set -- "$@" "$a"; fi
 done
+[ "$out" = "$err" ] && exec "$@" >"$out.rank$rank" 2>&1
 exec "$@" >"$out.rank$rank" 2>"$err.rank$rank"
 """
 

@@ -13,6 +13,7 @@ import fnmatch
 import json
 import os
 import posixpath
+import stat
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,9 +22,18 @@ from toolship.errors import StagingError
 from toolship.models import FileType, Input, Output, Task, has_wildcard, static_dir
 from toolship.runtime import Mount
 from toolship.storage import StageContext, StorageRegistry
-from toolship.storage.local import LocalStorage, hand_over
-from toolship.storage.transfer import sha256_file
+from toolship.storage.local import LocalStorage, hand_over, release_mounts
+from toolship.storage.transfer import FileRecord, sha256_file
 from toolship.worker.layout import AttemptLayout
+from toolship.worker.taskfs import (
+    TaskPathError,
+    describe,
+    fresh_directory,
+    lstat_beneath,
+    open_file,
+    regular_files,
+    remove,
+)
 
 __all__ = ["StagedFile", "collect_outputs", "prepare_inputs"]
 
@@ -50,9 +60,17 @@ def prepare_inputs(
     copy_local: bool = False,
     owner: tuple[int, int] | None = None,
 ) -> tuple[list[Mount], list[StagedFile]]:
-    """Create the attempt's directories and put every input where the executors expect it."""
-    layout.root.mkdir(parents=True, exist_ok=True)
-    layout.logs.mkdir(parents=True, exist_ok=True)
+    """Create the attempt's directories afresh and put every input where the executors expect it.
+
+    Staging writes only into directories it has just made: what an earlier, interrupted
+    staging of this attempt left (a restart before any executor ran) is removed first,
+    never written into.
+    """
+    if _leftover(layout):
+        release_mounts(layout.base)
+        remove(layout.content_dir)
+    fresh_directory(layout.root)
+    layout.logs.mkdir(exist_ok=True)
     mounts: list[Mount] = [
         Mount(host=d, container=str(d), readonly=False)
         for d in shared_dirs
@@ -77,6 +95,10 @@ def prepare_inputs(
     if owner is not None:
         hand_over(layout.root, owner)  # the task's user writes its directories and copies
     return mounts, staged
+
+
+def _leftover(layout: AttemptLayout) -> bool:
+    return os.path.lexists(layout.root) or os.path.lexists(layout.content_dir)
 
 
 def _stage_input(
@@ -120,8 +142,8 @@ def _stage_input(
 
 
 def _record(cpath: str, url: str, host: Path, sha256: str = "") -> StagedFile:
-    stat = host.stat()
-    return StagedFile(cpath, url, stat.st_size, sha256 or sha256_file(host), stat.st_mtime_ns)
+    found = host.stat()
+    return StagedFile(cpath, url, found.st_size, sha256 or sha256_file(host), found.st_mtime_ns)
 
 
 def _mount_unless(in_place: bool, host: Path, container: str) -> Mount | None:
@@ -164,25 +186,24 @@ def read_manifest(layout: AttemptLayout) -> list[StagedFile]:
         return []
 
 
-def _safe_file(layout: AttemptLayout, host: Path) -> bool:
-    """A regular file whose real location is inside the attempt's root (no symlink escapes)."""
-    try:
-        real = host.resolve(strict=True)
-    except (FileNotFoundError, RuntimeError):
-        return False
-    return real.is_relative_to(layout.root.resolve()) and real.is_file()
+def _walk(
+    layout: AttemptLayout, container_dir: str, warnings: list[str], pattern: str | None = None
+) -> list[str]:
+    """Container paths of the regular files under ``container_dir`` (matching ``pattern``).
 
-
-def _walk(layout: AttemptLayout, container_dir: str) -> list[str]:
-    """Container paths of the regular files under ``container_dir``."""
-    base = layout.host(container_dir)
+    Walked by directory descriptors; anything else found (a link, a FIFO, a device)
+    is left out with a warning.
+    """
     found: list[str] = []
-    for dirpath, _dirs, files in os.walk(base, followlinks=False):
-        rel_dir = Path(dirpath).relative_to(base).as_posix()
-        for name in files:
-            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
-            found.append(posixpath.join(container_dir, rel))
-    return sorted(found)
+    for rel, kind in regular_files(layout.root, container_dir, "output", container_dir):
+        cpath = posixpath.join(container_dir, rel)
+        if pattern is not None and not glob_match(cpath, pattern):
+            continue
+        if kind:
+            warnings.append(f"output {cpath} was not uploaded: it is {kind}, not a regular file")
+        else:
+            found.append(cpath)
+    return found
 
 
 def glob_match(path: str, pattern: str) -> bool:
@@ -193,11 +214,11 @@ def glob_match(path: str, pattern: str) -> bool:
     )
 
 
-def _matches(layout: AttemptLayout, pattern: str) -> list[str]:
+def _matches(layout: AttemptLayout, pattern: str, warnings: list[str]) -> list[str]:
     start = static_dir(pattern)
-    if not layout.host(start).is_dir():
+    if _kind(layout, start, FileType.DIRECTORY) is None:
         return []
-    return [p for p in _walk(layout, start) if glob_match(p, pattern)]
+    return _walk(layout, start, warnings, pattern)
 
 
 def collect_outputs(
@@ -210,10 +231,12 @@ def collect_outputs(
 ) -> tuple[list[StagedFile], list[str]]:
     """Deliver every output; return what was written and warnings for what was not.
 
-    Read-only input mount points are never uploaded (on the host they are empty
-    placeholders); a fetched input left unchanged is not uploaded back to the
-    URL it came from.  With ``strict`` a declared output the executors did not
-    create is an error; without (the executors failed) it is only a warning.
+    Every file is opened beneath the attempt's root without following a link and
+    delivered from that open file.  Read-only input mount points are never uploaded
+    (on the host they are empty placeholders); a fetched input left unchanged is not
+    uploaded back to the URL it came from.  With ``strict`` a declared output the
+    executors did not create, or that is not a regular file, is an error; without
+    (the executors failed) it is only a warning.
     """
     staged = {s.path: s for s in read_manifest(layout)}
     mounted = {s.path for s in staged.values() if not s.sha256}  # zero-copy mount points
@@ -222,57 +245,89 @@ def collect_outputs(
     warnings: list[str] = []
     for out in task.outputs or []:
         try:
-            files = _expand(out, layout)
+            files = _expand(out, layout, warnings)
         except StagingError as exc:
             if strict:
                 raise
             warnings.append(str(exc))
             continue
         for cpath, url in files:
-            if cpath in mounted or _unchanged(staged.get(cpath), layout.host(cpath), url):
-                continue
-            if not _safe_file(layout, layout.host(cpath)):
-                warnings.append(
-                    f"output {cpath} was not uploaded: it is a symlink out of the task's "
-                    "directory or not a regular file"
-                )
-                continue
-            if url not in targets:  # two declarations may deliver the same file
+            if cpath not in mounted and url not in targets:  # two may deliver one file
                 targets.add(url)
                 jobs.append((cpath, url))
     futures = [
-        ctx.pool.submit(storage.for_url(url).deliver, layout.host(cpath), url, ctx)
+        ctx.pool.submit(_deliver, layout, storage, staged.get(cpath), cpath, url, ctx)
         for cpath, url in jobs
     ]
     delivered = []
     for (cpath, url), future in zip(jobs, futures, strict=True):
-        record = future.result()
-        delivered.append(StagedFile(cpath, url, record.size, record.sha256))
+        try:
+            record = future.result()
+        except TaskPathError as exc:  # changed since it was listed (a process left running)
+            if strict:
+                raise
+            warnings.append(str(exc))
+            continue
+        if record is not None:
+            delivered.append(StagedFile(cpath, url, record.size, record.sha256))
     return delivered, warnings
 
 
-def _unchanged(record: StagedFile | None, host: Path, url: str) -> bool:
+def _deliver(
+    layout: AttemptLayout,
+    storage: StorageRegistry,
+    record: StagedFile | None,
+    cpath: str,
+    url: str,
+    ctx: StageContext,
+) -> FileRecord | None:
+    """Deliver one output from the file opened beneath the root (None: unchanged input)."""
+    try:
+        fd = open_file(layout.root, cpath, "output", cpath)
+    except FileNotFoundError:
+        raise StagingError(f"output file {cpath} disappeared before it was delivered") from None
+    try:
+        if _unchanged(record, os.fstat(fd), url):
+            return None
+        # The backend reopens the very inode this descriptor holds, whatever the name is now.
+        return storage.for_url(url).deliver(Path(f"/proc/self/fd/{fd}"), url, ctx)
+    finally:
+        os.close(fd)
+
+
+def _unchanged(record: StagedFile | None, found: os.stat_result, url: str) -> bool:
     if record is None or not record.sha256 or record.url != url:
         return False
-    try:
-        stat = host.stat()
-    except FileNotFoundError:
-        return False
-    return stat.st_size == record.size and stat.st_mtime_ns == record.mtime_ns
+    return found.st_size == record.size and found.st_mtime_ns == record.mtime_ns
 
 
-def _expand(out: Output, layout: AttemptLayout) -> list[tuple[str, str]]:
+def _kind(layout: AttemptLayout, cpath: str, expected: FileType) -> os.stat_result | None:
+    """What is at an output path: None when nothing; refused when not of the expected type."""
+    found = lstat_beneath(layout.root, cpath, "output", cpath)
+    if found is None:
+        return None
+    wanted = stat.S_ISDIR if expected is FileType.DIRECTORY else stat.S_ISREG
+    if not wanted(found.st_mode):
+        raise TaskPathError(
+            f"output {cpath} is {describe(found.st_mode)}, not "
+            f"{'a directory' if expected is FileType.DIRECTORY else 'a regular file'}; "
+            "toolship never follows links and never reads FIFOs or devices that a task creates"
+        )
+    return found
+
+
+def _expand(out: Output, layout: AttemptLayout, warnings: list[str]) -> list[tuple[str, str]]:
     """(container path, destination URL) for each file an output declaration covers."""
     if has_wildcard(out.path):
         prefix = (out.path_prefix or static_dir(out.path)).rstrip("/")
-        matches = _matches(layout, out.path)
+        matches = _matches(layout, out.path, warnings)
         return [(p, _join(out.url, p[len(prefix) :].lstrip("/"))) for p in matches]
     if out.type is FileType.DIRECTORY:
-        if not layout.host(out.path).is_dir():
+        if _kind(layout, out.path, FileType.DIRECTORY) is None:
             raise StagingError(f"output directory {out.path} was not created by the executors")
-        files = _walk(layout, out.path)
+        files = _walk(layout, out.path, warnings)
         return [(p, _join(out.url, p[len(out.path) :].lstrip("/"))) for p in files]
-    if not layout.host(out.path).exists():
+    if _kind(layout, out.path, FileType.FILE) is None:
         raise StagingError(f"output file {out.path} was not created by the executors")
     return [(out.path, out.url)]
 

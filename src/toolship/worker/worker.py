@@ -30,6 +30,7 @@ from toolship.states import TaskState
 from toolship.storage import StageContext, StorageRegistry
 from toolship.timeutil import now_rfc3339
 from toolship.units import format_bytes, format_duration
+from toolship.worker import taskfs
 from toolship.worker.layout import AttemptLayout, plan_layout
 from toolship.worker.ranks import (
     HOSTFILE,
@@ -41,6 +42,7 @@ from toolship.worker.ranks import (
     rank_name,
 )
 from toolship.worker.staging import StagedFile, collect_outputs, prepare_inputs
+from toolship.worker.streams import finish_streams, open_stdin
 
 __all__ = ["Job", "Reporter", "Worker", "WorkerEnv"]
 
@@ -102,15 +104,8 @@ class _Stopped(Exception):
 
 
 def read_tail(path: Path, limit: int) -> str:
-    try:
-        with path.open("rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - limit))
-            data = fh.read()
-    except FileNotFoundError:
-        return ""
-    return data.decode("utf-8", errors="replace")
+    """The end of one of the server's own files (a capture, a batch job's output), as text."""
+    return taskfs.read_tail(path, limit).decode("utf-8", errors="replace")
 
 
 class Worker:
@@ -204,6 +199,8 @@ class Worker:
             return await self._attempt()
         except _Stopped:
             return await self._finish(S.CANCELED, self.cancel_reason)
+        except taskfs.TaskPathError as exc:  # the task's own doing: a link, FIFO… at a path
+            return await self._finish(S.EXECUTOR_ERROR, str(exc))
         except (StagingError, RuntimeUnavailable) as exc:
             return await self._finish(S.SYSTEM_ERROR, str(exc))
         except Exception as exc:
@@ -213,41 +210,11 @@ class Worker:
             )
 
     async def _attempt(self) -> TaskState:
-        phase = self.rt.get("phase", "init")
-        fresh = self.job.attempt is None
         task = self.job.task
-        # Without inputs, preparing is a few mkdirs: done here, not in a thread, and the
-        # INITIALIZING report shares its write with RUNNING and the launch record.
-        staging = bool(task.inputs)
-        if fresh:
-            self.attempt["start_time"] = now_rfc3339()
-            await self._report(S.INITIALIZING, wait=staging)
-        prepare = functools.partial(
-            prepare_inputs,
-            task,
-            self.layout,
-            self.env.storage,
-            self.stage_context,
-            isolated=self.env.runtime.isolated,
-            shared_dirs=self.env.shared_dirs,
-            copy_local=self.job.options.writable_inputs,
-            owner=self.env.user,
-        )
-        mounts, staged = await asyncio.to_thread(prepare) if staging else prepare()
-        self._record_hashes(staged)
-        if self.env.ranks is not None:
-            hostfile = self.layout.base / "hostfile"
-            hostfile.write_text(self.env.ranks.hostfile_text())
-            mounts.append(Mount(host=hostfile, container=HOSTFILE, readonly=True))
-        if not self.env.runtime.isolated:
-            self._system_log(
-                "ran with the process runtime: no container, no isolation from the host"
-            )
-        if phase == "init":
-            self.rt.update(phase="run", executor=0)
-            if self.job.options.timeout:
-                self.rt["deadline"] = time.time() + self.job.options.timeout
-            await self._report(S.RUNNING, wait=False)  # made durable by the launch record
+        if self.rt.get("phase", "init") in ("init", "staging"):
+            mounts = await self._stage()
+        else:  # staged before the restart, and executors may have changed the files since
+            mounts = _recorded_mounts(self.rt)
         failed = False
         if self.rt["phase"] == "run":
             failed_state = await self._executors(mounts)
@@ -276,6 +243,50 @@ class Worker:
             self._system_log(w)
         return await self._finish(S.EXECUTOR_ERROR if failed else S.COMPLETE)
 
+    async def _stage(self) -> list[Mount]:
+        """Stage the inputs into fresh directories; record the mounts and move to "run".
+
+        The "staging" phase is recorded first: a restart in it (no executor has run yet)
+        stages again from scratch; a restart after it never stages again.
+        """
+        task = self.job.task
+        # Without inputs, preparing is a few mkdirs: done here, not in a thread, and the
+        # INITIALIZING report shares its write with RUNNING and the launch record.
+        staging = bool(task.inputs)
+        self.rt["phase"] = "staging"
+        if self.job.attempt is None:
+            self.attempt["start_time"] = now_rfc3339()
+            await self._report(S.INITIALIZING, wait=staging)
+        prepare = functools.partial(
+            prepare_inputs,
+            task,
+            self.layout,
+            self.env.storage,
+            self.stage_context,
+            isolated=self.env.runtime.isolated,
+            shared_dirs=self.env.shared_dirs,
+            copy_local=self.job.options.writable_inputs,
+            owner=self.env.user,
+        )
+        mounts, staged = await asyncio.to_thread(prepare) if staging else prepare()
+        self._record_hashes(staged)
+        if self.env.ranks is not None:
+            hostfile = self.layout.base / "hostfile"
+            hostfile.write_text(self.env.ranks.hostfile_text())
+            mounts.append(Mount(host=hostfile, container=HOSTFILE, readonly=True))
+        unisolated = "ran with the process runtime: no container, no isolation from the host"
+        if not self.env.runtime.isolated and unisolated not in self.attempt.get("system_logs", []):
+            self._system_log(unisolated)
+        self.rt.update(
+            phase="run",
+            executor=0,
+            mounts=[[str(m.host), m.container, m.readonly] for m in mounts],
+        )
+        if self.job.options.timeout:
+            self.rt["deadline"] = time.time() + self.job.options.timeout
+        await self._report(S.RUNNING, wait=False)  # made durable by the launch record
+        return mounts
+
     async def _executors(self, mounts: list[Mount]) -> TaskState | None:
         """Run executors from the recorded index on; a state if the attempt must end."""
         executors = self.job.task.executors
@@ -283,8 +294,7 @@ class Worker:
             index = self.rt["executor"]
             ex = executors[index]
             spec = self._exec_spec(index, mounts)
-            stdout = self.layout.stream_path(ex.stdout, index, "stdout")
-            stderr = self.layout.stream_path(ex.stderr, index, "stderr")
+            stdout, stderr = self.layout.captures(index, ex.stdout, ex.stderr)
             exit_file = self.layout.exit_file(index)
             launched = (
                 find_launched(self.rt.get("pid"), exit_file)
@@ -292,36 +302,32 @@ class Worker:
                 else None
             )
             if launched is None:
-                stdin = self._stdin_host(ex.stdin, mounts) if ex.stdin else None
-                # Record the intent first: a restart in between must find, not re-run, it.
-                self.rt.update(launching=index, exec_start=now_rfc3339())
-                await self._report()
-                ranks = self.env.ranks
-                if spec.pod is not None:
-                    await open_pod(self.env.runtime, spec)
-                launched = await launch(
-                    self.env.runtime,
-                    spec,
-                    stdin=stdin,
-                    stdout=stdout,
-                    stderr=stderr,
-                    exit_file=exit_file,
-                    wrap=functools.partial(ranks.wrap, name=spec.name, stdout=stdout, stderr=stderr)
-                    if ranks is not None
-                    else None,
-                )
+                stdin = open_stdin(self.layout, ex.stdin, mounts) if ex.stdin else None
+                try:
+                    launched = await self._launch(spec, index, stdin, stdout, stderr, exit_file)
+                finally:
+                    if stdin is not None:
+                        os.close(stdin)
                 self.rt.update(pid=launched.pid, container=spec.name)
                 await self._report(wait=False)  # a restart finds it by its exit file anyway
             code, why = await self._wait(launched, spec.name)
             if spec.pod is not None:
                 await close_pod(self.env.runtime, spec.pod)
+            out_tail, err_tail, problem = await asyncio.to_thread(
+                finish_streams,
+                self.layout,
+                index,
+                ex,
+                self.env.ranks.count if self.env.ranks else 1,
+                self.env.log_tail_bytes,
+            )
             self.attempt["logs"].append(
                 {
                     "start_time": self.rt.get("exec_start"),
                     "end_time": now_rfc3339(),
                     "exit_code": -1 if code is None else code,
-                    "stdout": read_tail(stdout, self.env.log_tail_bytes),
-                    "stderr": read_tail(stderr, self.env.log_tail_bytes),
+                    "stdout": out_tail,
+                    "stderr": err_tail,
                 }
             )
             self.rt.update(executor=index + 1, pid=None, container=None, launching=None)
@@ -338,9 +344,12 @@ class Worker:
                     f"executor {index} was running when the server stopped, and its process "
                     "is gone without an exit code; its result is unknown",
                 )
-            tail = self.attempt["logs"][-1]["stderr"]
-            if self.env.runtime.missing_image(code, tail):
-                return await self._finish(S.SYSTEM_ERROR, _missing_image_message(ex.image, tail))
+            if self.env.runtime.missing_image(code, err_tail):
+                return await self._finish(
+                    S.SYSTEM_ERROR, _missing_image_message(ex.image, err_tail)
+                )
+            if problem is not None:
+                return await self._finish(S.EXECUTOR_ERROR, problem)
             if code != 0:
                 if code == 137 and self.job.options.memory_limited:
                     limit = format_bytes(int(self.job.options.memory_gb * 1024**3))
@@ -353,6 +362,33 @@ class Worker:
                     return S.EXECUTOR_ERROR
             await self._report(wait=False)
         return None
+
+    async def _launch(
+        self,
+        spec: ExecSpec,
+        index: int,
+        stdin: int | None,
+        stdout: Path,
+        stderr: Path,
+        exit_file: Path,
+    ) -> Launched:
+        # Record the intent first: a restart in between must find, not re-run, it.
+        self.rt.update(launching=index, exec_start=now_rfc3339())
+        await self._report()
+        ranks = self.env.ranks
+        if spec.pod is not None:
+            await open_pod(self.env.runtime, spec)
+        return await launch(
+            self.env.runtime,
+            spec,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
+            exit_file=exit_file,
+            wrap=functools.partial(ranks.wrap, name=spec.name, stdout=stdout, stderr=stderr)
+            if ranks is not None
+            else None,
+        )
 
     async def _wait(self, launched: Launched, name: str) -> tuple[int | None, str | None]:
         """Wait for the executor; stop it on cancel or deadline.  (exit code, why stopped).
@@ -448,22 +484,17 @@ class Worker:
             labels=dict(self.env.labels),
         )
 
-    def _stdin_host(self, container_path: str, mounts: list[Mount]) -> Path:
-        """The host file behind a container path, through the innermost mount covering it."""
-        host = self.layout.host(container_path)
-        for m in sorted(mounts, key=lambda m: len(m.container), reverse=True):
-            if m.container == container_path:
-                host = m.host
-                break
-            if container_path.startswith(m.container.rstrip("/") + "/"):
-                host = m.host / container_path[len(m.container) :].lstrip("/")
-                break
-        if not host.is_file():
-            raise StagingError(
-                f"stdin file {container_path} does not exist when the executor starts; "
-                "declare it as an input or create it in an earlier executor"
-            )
-        return host
+
+def _recorded_mounts(runtime: dict[str, Any]) -> list[Mount]:
+    """The mounts staging recorded: a resumed attempt uses them and never stages again."""
+    recorded = runtime.get("mounts")
+    if recorded is None:
+        raise StagingError(
+            "this attempt was staged by an older toolship, which did not record its mounts; "
+            "it cannot continue after the restart without staging again over the executors' "
+            "files: submit the task again"
+        )
+    return [Mount(host=Path(host), container=c, readonly=bool(ro)) for host, c, ro in recorded]
 
 
 def _settle(future: asyncio.Future[Any] | None, value: Any) -> None:
