@@ -193,6 +193,9 @@ def test_the_defaults_of_each_kind_of_server() -> None:
     assert StorageSettings().for_server(embedded=True).egress.allow == ["loopback", "private"]
     chosen = StorageSettings.model_validate({"egress": {"allow": ["10.0.0.0/8"]}})
     assert chosen.for_server(embedded=True).egress.allow == ["10.0.0.0/8"]
+    # What a Slurm worker gets (the job document): the server's resolved policy.
+    shipped = StorageSettings().for_server(embedded=False).model_dump(mode="json")
+    assert StorageSettings.model_validate(shipped).egress.allow == []
 
 
 @pytest.fixture
