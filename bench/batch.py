@@ -53,7 +53,9 @@ def main() -> None:
     }
     with (
         tempfile.TemporaryDirectory() as tmp,
-        server(Path(tmp) / "home", TOOLSHIP_LOCAL__CPUS="1") as srv,
+        server(
+            Path(tmp) / "home", TOOLSHIP_LOCAL__CPUS="1", TOOLSHIP_POLICY__RUNTIMES='["process"]'
+        ) as srv,
         srv.client(timeout=600) as http,
     ):
         blocker = {

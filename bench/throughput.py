@@ -76,7 +76,12 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="toolship-bench-throughput-"))
     results: dict[str, Any] = {"width": width}
     try:
-        with server(work / "home") as srv, Client(srv.url, srv.token, timeout=600) as client:
+        # The process runtime is the operator's choice on a shared server.
+        allow = {"TOOLSHIP_POLICY__RUNTIMES": '["podman", "process"]'}
+        with (
+            server(work / "home", **allow) as srv,
+            Client(srv.url, srv.token, timeout=600) as client,
+        ):
             if args.process:
                 base = raw_rate(["true"], args.process, width)
                 ours = toolship_rate(client, args.process, "process")

@@ -28,7 +28,9 @@ from toolship.storage.settings import S3Settings, StorageSettings
 
 __all__ = [
     "DatabaseSettings",
+    "LimitSettings",
     "LocalSettings",
+    "PolicySettings",
     "PriceSettings",
     "S3Settings",
     "ServerSettings",
@@ -63,6 +65,9 @@ class ServerSettings(BaseModel):
     port: int = Field(default=8000, ge=0, le=65535)
     # Bearer tokens accepted by the API.  None and an empty list both mean "no auth".
     token_file: Path | None = None
+    # Serve without tokens on an address other hosts can reach: anyone who can connect may
+    # then run tasks.  Off: `toolship serve` refuses to start that way.
+    allow_unauthenticated: bool = False
     service_name: str = "toolship"
     organization: str = "toolship"
     organization_url: str = "https://github.com/toolship"
@@ -81,9 +86,11 @@ class LocalSettings(BaseModel):
     cpus: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     memory_gb: float = Field(default_factory=_total_memory_gb, gt=0)
     gpus: int = Field(default=0, ge=0)
-    # Cores and memory accounted for a task that does not say.
+    # Cores accounted for a task that does not say.
     default_cpus: int = Field(default=1, ge=1)
-    default_memory_gb: float = Field(default=0.0, ge=0)
+    # Memory reserved for, and enforced on, a task that does not say (resources.ram_gb):
+    # the server pins it into the task.  0: such tasks are neither accounted nor limited.
+    default_memory_gb: float = Field(default=2.0, ge=0)
     pids_limit: int = Field(default=4096, ge=16)
     # Host directories mounted read-write at the same path in every container, like the
     # shared file system of a cluster (workflow engines such as Snakemake expect one).
@@ -163,6 +170,49 @@ class PriceSettings(BaseModel):
     currency: str = "EUR"
 
 
+class PolicySettings(BaseModel):
+    """What clients may ask for.  None: the default of the kind of server (see policy.py).
+
+    A shared server (`toolship serve`) serves clients other than its operator; the
+    embedded server (started by the CLI for its user) serves its operator only.
+    """
+
+    # Runtimes a task may name in backend_parameters.runtime (the server's own default
+    # runtime is always allowed).  Shared: podman, docker.  Embedded: podman, docker, process.
+    runtimes: list[RuntimeName] | None = None
+    # Multi-node tasks on the Slurm backend run with the host's network (their ranks talk
+    # across nodes).  Shared: refused.  Embedded: allowed.
+    host_network: bool | None = None
+    # Tasks with backend_parameters.nodes above 1.  Allowed on both by default.
+    multi_node: bool | None = None
+    # Image transports allowed before a reference (oci-archive, docker-archive, oci, dir,
+    # containers-storage, docker-daemon, docker, ...): none on either kind of server, so
+    # only plain [registry/]name[:tag][@digest] references reach the runtime.
+    image_transports: list[str] = Field(default_factory=list)
+    # AWS profiles (of the server's user) a task may name with backend_parameters.s3_profile;
+    # "*" allows any.  Shared: none.  Embedded: any.
+    s3_profiles: list[str] | None = None
+
+
+class LimitSettings(BaseModel):
+    """What one request may cost: each limit refused with a 400 that names it."""
+
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    max_executors: int = Field(default=100, ge=1)
+    max_inputs: int = Field(default=10_000, ge=0)
+    max_outputs: int = Field(default=10_000, ge=0)
+    max_volumes: int = Field(default=256, ge=0)
+    max_tags: int = Field(default=256, ge=0)
+    max_env: int = Field(default=1024, ge=0)  # entries per executor
+    max_command_words: int = Field(default=10_000, ge=1)  # per executor
+    max_name_length: int = Field(default=1024, ge=1)  # task, input, output and batch names
+    max_tag_key_length: int = Field(default=1024, ge=1)
+    max_tag_value_length: int = Field(default=4096, ge=1)
+    max_description_length: int = Field(default=64 * 1024, ge=1)
+    # tag_key parameters of one ListTasks call (each is one more condition in its query).
+    max_tag_filters: int = Field(default=64, ge=1, le=500)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="TOOLSHIP_", env_nested_delimiter="__", extra="forbid"
@@ -176,6 +226,8 @@ class Settings(BaseSettings):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     slurm: SlurmSettings = Field(default_factory=SlurmSettings)
     prices: PriceSettings = Field(default_factory=PriceSettings)
+    policy: PolicySettings = Field(default_factory=PolicySettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
 
     # The config file these settings were read from (one of toolship's own files).
     _config_file: Path | None = PrivateAttr(default=None)

@@ -94,5 +94,6 @@ BY_STATUS: dict[int, type[ToolshipError]] = {
     403: Forbidden,
     404: NotFound,
     409: Conflict,
+    413: InvalidRequest,  # a body over the server's limit
     503: ServerUnavailable,
 }

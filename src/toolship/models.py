@@ -90,8 +90,11 @@ def check_container_path(path: str, what: str, *, allow_wildcards: bool = False)
 
 
 class _Spec(BaseModel):
-    # Schemas are built on first use: a worker validates a Task and nothing else.
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, defer_build=True)
+    # Schemas are built on first use: a worker validates a Task and nothing else.  NaN and
+    # Infinity (which Python's JSON reader accepts) are no sizes and cannot be echoed.
+    model_config = ConfigDict(
+        extra="forbid", populate_by_name=True, defer_build=True, allow_inf_nan=False
+    )
 
 
 class Input(_Spec):

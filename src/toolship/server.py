@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import os
@@ -47,6 +48,15 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
 def serve(settings: Settings, *, embedded: bool = False) -> None:
     """Serve until SIGINT/SIGTERM.  Running executors survive and are resumed next start."""
     settings.home.mkdir(parents=True, exist_ok=True)
@@ -57,11 +67,21 @@ def serve(settings: Settings, *, embedded: bool = False) -> None:
         if not settings.server.token_file.is_file():
             raise ConfigError(f"server.token_file {settings.server.token_file} does not exist")
         tokens = read_tokens(settings.server.token_file)
+    if not tokens and not _loopback(settings.server.host):
+        if not settings.server.allow_unauthenticated:
+            raise ConfigError(
+                f"refusing to serve on {settings.server.host} without authentication: anyone "
+                "who can reach that address could run tasks. Set server.token_file (a file "
+                "of bearer tokens, one a line), listen on 127.0.0.1, or set "
+                "server.allow_unauthenticated = true if a proxy in front authenticates"
+            )
+        log.warning(
+            "serving on %s without authentication (server.allow_unauthenticated)",
+            settings.server.host,
+        )
     sock = _bind(settings.server.host, settings.server.port)
     host, port = sock.getsockname()[:2]
     url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
-    if not tokens and settings.server.host not in ("127.0.0.1", "localhost", "::1"):
-        log.warning("serving on %s without authentication: set server.token_file", url)
     if settings.backend == "slurm" and not settings.slurm.server_url:
         # Compute nodes report here; a wildcard address is no place to connect to.
         wildcard = host in ("0.0.0.0", "::")  # noqa: S104

@@ -6,6 +6,7 @@ import re
 
 __all__ = ["format_bytes", "format_duration", "parse_duration", "parse_size_gb"]
 
+MAX_DURATION = 10 * 365 * 86400.0  # seconds; also keeps out inf from 400-digit numbers
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
@@ -27,6 +28,8 @@ def parse_duration(text: str) -> float:
         raise ValueError(f"{text!r} is not a duration; write e.g. 90s, 30m, 1h30m")
     if total <= 0:
         raise ValueError(f"duration {text!r} must be positive")
+    if total > MAX_DURATION:
+        raise ValueError(f"duration {text!r} is longer than 10 years; give a shorter one")
     return total
 
 

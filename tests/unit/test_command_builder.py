@@ -30,7 +30,7 @@ SPEC = ExecSpec(
 SECURITY = [
     "--read-only",
     "--tmpfs",
-    "/tmp:rw,exec,mode=1777",
+    "/tmp:rw,exec,mode=1777,size=536870912",
     "--cap-drop",
     "all",
     "--security-opt",

@@ -15,11 +15,13 @@ from fastapi.responses import JSONResponse
 from toolship import __version__
 from toolship.api import batches, native, tes, worker
 from toolship.api.auth import TokenAuth, secure_home
+from toolship.api.limits import BodyLimit
 from toolship.api.state import AppState
 from toolship.config import Settings
 from toolship.db import Store
 from toolship.db.sealing import SEALER, Sealer
 from toolship.engine.engine import Engine
+from toolship.engine.policy import resolve_policy
 from toolship.errors import ToolshipError
 from toolship.models import ErrorResponse
 from toolship.storage import make_registry
@@ -75,6 +77,8 @@ def _openapi(app: FastAPI, auth: bool) -> dict[str, Any]:
             responses.pop("422", None)
             if op.get("parameters") or op.get("requestBody"):
                 responses["400"] = _error_response("The request is invalid; detail says why")
+            if op.get("requestBody"):
+                responses["413"] = _error_response("The body is over limits.max_body_bytes")
             if auth and path != "/api/v1/health":
                 responses["401"] = _error_response("Missing or wrong bearer token")
             if "{id}" in path:
@@ -98,7 +102,8 @@ def create_app(
             reader=settings.task_user,
             owner=settings.output_owner,
         )
-        engine = Engine(settings, store, storage)
+        policy = resolve_policy(settings.policy, embedded=embedded)
+        engine = Engine(settings, store, storage, policy)
         app.state.toolship = AppState(
             settings=settings, store=store, engine=engine, storage=storage, embedded=embedded
         )
@@ -137,6 +142,7 @@ def create_app(
     app.include_router(worker.router)
 
     app.openapi = lambda: _openapi(app, auth.enabled)  # type: ignore[method-assign]
+    app.add_middleware(BodyLimit, max_bytes=settings.limits.max_body_bytes)
 
     @app.exception_handler(ToolshipError)
     async def _toolship_error(_request: Request, exc: ToolshipError) -> JSONResponse:

@@ -53,7 +53,7 @@ def _summary(store: Store, batch: BatchRow) -> dict[str, Any]:
 @router.post("/batches", operation_id="CreateBatch", response_model=CreateBatchResponse)
 async def create_batch(request: Request, batch: Annotated[BatchRequest, Body()]) -> JSONResponse:
     """Create every member of a sweep, map or task list in one transaction."""
-    batch_id, task_ids = app_state(request).engine.create_batch(batch)
+    batch_id, task_ids = await app_state(request).engine.create_batch(batch)
     return JSONResponse({"id": batch_id, "task_ids": task_ids})
 
 
@@ -71,7 +71,7 @@ async def cancel_batch(request: Request, id: str) -> JSONResponse:
     """Cancel every member that has not finished."""
     st = app_state(request)
     st.store.get_batch(id)
-    count = st.engine.cancel_batch(id)
+    count = await st.engine.cancel_batch(id)
     return JSONResponse({"id": id, "canceled": count})
 
 

@@ -87,6 +87,12 @@ async def list_tasks(
 ) -> JSONResponse:
     st = app_state(request)
     keys, values = tag_key or [], tag_value or []
+    limit = st.settings.limits.max_tag_filters
+    if len(keys) > limit:
+        raise InvalidRequest(
+            f"{len(keys)} tag_key parameters: at most {limit} are accepted in one call "
+            "(limits.max_tag_filters); filter by fewer tags"
+        )
     if len(values) > len(keys):
         raise InvalidRequest("more tag_value than tag_key parameters; they are paired in order")
     tags = tuple((k, values[i] if i < len(values) else "") for i, k in enumerate(keys))

@@ -127,9 +127,12 @@ def encode_token(seq: int) -> str:
 def decode_token(token: str) -> int:
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        if not raw.startswith("s"):
+        if not raw.startswith("s") or not raw[1:].isdigit() or len(raw) > 20:
             raise ValueError(raw)
-        return int(raw[1:])
+        seq = int(raw[1:])
+        if seq >= 2**63:  # past any sequence number (and SQL's 64-bit integers)
+            raise ValueError(raw)
+        return seq
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidRequest(
             f"page_token {token!r} is not a token this server issued; "
@@ -213,6 +216,13 @@ _SAVE = (
     update(tasks)
     .where(tasks.c.id == bindparam("b_id"))
     .values(logs=bindparam("b_logs"), runtime=bindparam("b_runtime"))
+)
+
+
+_CANCEL_QUEUED = (
+    update(tasks)
+    .where(and_(tasks.c.id == bindparam("b_id"), tasks.c.state == TaskState.QUEUED.value))
+    .values(state=TaskState.CANCELED.value, logs=bindparam("b_logs"), secrets="{}")
 )
 
 
@@ -557,6 +567,51 @@ class Store:
         )
         with self.engine.connect() as conn:
             return {TaskState(state): int(n) for state, n in conn.execute(query)}
+
+    def batch_active(self, batch_id: str) -> builtins.list[tuple[str, TaskState]]:
+        """The unfinished members' ids and states, in creation order."""
+        query = (
+            select(tasks.c.id, tasks.c.state)
+            .where(tasks.c.batch_id == batch_id)
+            .where(tasks.c.state.in_([s.value for s in ACTIVE_STATES]))
+            .order_by(tasks.c.seq)
+        )
+        with self.engine.connect() as conn:
+            return [(r.id, TaskState(r.state)) for r in conn.execute(query)]
+
+    def cancel_queued(
+        self, queued: Sequence[str], others: Sequence[str], reason: str | None
+    ) -> set[str]:
+        """Cancel a few hundred tasks in one transaction: those of ``queued`` still QUEUED
+        end CANCELED (with ``reason`` in a system log), the ``others`` are asked to stop.
+        The ids that ended CANCELED."""
+        with self.engine.begin() as conn:
+            if others:
+                conn.execute(
+                    update(tasks).where(tasks.c.id.in_(others)).values(cancel_requested=True)
+                )
+            if not queued:
+                return set()
+            if not reason:
+                moved = conn.execute(
+                    update(tasks)
+                    .where(tasks.c.id.in_(queued), tasks.c.state == TaskState.QUEUED.value)
+                    .values(state=TaskState.CANCELED.value, secrets="{}")
+                    .returning(tasks.c.id)
+                )
+                return set(moved.scalars())
+            entry = {"logs": [], "outputs": [], "system_logs": [reason]}
+            rows = conn.execute(
+                select(tasks.c.id, tasks.c.logs).where(
+                    tasks.c.id.in_(queued), tasks.c.state == TaskState.QUEUED.value
+                )
+            ).all()
+            if rows:
+                params = [
+                    {"b_id": r.id, "b_logs": _dumps([*json.loads(r.logs), entry])} for r in rows
+                ]
+                conn.execute(_CANCEL_QUEUED, params)
+            return {r.id for r in rows}
 
     def batch_members(self, batch_id: str, *, active_only: bool = False) -> builtins.list[TaskRow]:
         """Every member in creation order, with logs (for reports and cancel-all)."""

@@ -15,7 +15,9 @@ from pydantic import TypeAdapter, ValidationError
 from toolship.db import BatchRow, TaskRow
 from toolship.engine.expand import check_graph, expand_map, expand_sweep, reduce_member
 from toolship.engine.ids import new_batch_id
+from toolship.engine.limits import check_text
 from toolship.engine.options import TaskOptions, read_options
+from toolship.engine.policy import check_policy
 from toolship.errors import InvalidRequest
 from toolship.models import BatchRequest, Task
 from toolship.timeutil import now_rfc3339
@@ -49,6 +51,13 @@ class BatchBuilder:
 
     def build(self, req: BatchRequest) -> tuple[BatchRow, list[TaskRow], list[tuple[str, ...]]]:
         batch_id = new_batch_id()
+        limits = self.engine.settings.limits
+        check_text(req.model_dump(mode="json", include={"name", "tags", "params"}))
+        if req.name is not None and len(req.name) > limits.max_name_length:
+            raise InvalidRequest(
+                f"name is {len(req.name)} characters long, at most {limits.max_name_length} "
+                "are accepted here (limits.max_name_length); shorten it"
+            )
         members, where, spec, kind = self._members(req)
         if not members:
             raise InvalidRequest("tasks: a batch needs at least one task")
@@ -163,13 +172,23 @@ class BatchBuilder:
         return members, where, spec, kind
 
     def _credentials(self, template: Task) -> dict[str, str]:
-        settings = self.engine.settings.local
+        """The template's credentials for listing the objects, if the policy allows them."""
+        settings = self.engine.settings
         options = read_options(
             template.resources,
-            default_runtime=settings.runtime,
-            default_cpus=settings.default_cpus,
-            default_memory_gb=settings.default_memory_gb,
+            default_runtime=settings.default_runtime,
+            default_cpus=settings.local.default_cpus,
+            default_memory_gb=settings.local.default_memory_gb,
         )
+        try:
+            check_policy(
+                options,
+                self.engine.policy,
+                default_runtime=settings.default_runtime,
+                backend=settings.backend,
+            )
+        except InvalidRequest as exc:
+            raise InvalidRequest(f"template: {exc}") from None
         return options.credentials
 
     def _resolve_after(

@@ -24,6 +24,7 @@ from toolship.config import Settings
 from toolship.db import BatchRow, Store, TaskRow
 from toolship.engine.batches import BatchBuilder
 from toolship.engine.options import TaskOptions, read_options
+from toolship.engine.policy import Policy, resolve_policy
 from toolship.engine.retry import retry_reason
 from toolship.engine.scheduler import Queue, Request, Throttle, pick
 from toolship.engine.validate import admit
@@ -89,11 +90,22 @@ class _Reporter:
         return await writer.write(self.task_id, state, logs, runtime, wait=wait)
 
 
+# Members handled between two turns of the event loop when a batch is queued or cancelled.
+_CHUNK = 200
+
+
 class Engine:
-    def __init__(self, settings: Settings, store: Store, storage: StorageRegistry) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        storage: StorageRegistry,
+        policy: Policy | None = None,
+    ) -> None:
         self.settings = settings
         self.store = store
         self.storage = storage
+        self.policy = policy or resolve_policy(settings.policy, embedded=False)
         self.writer = ReportWriter(store)
         self._stopping = False
         self.backend: Backend = make_backend(settings, storage)
@@ -106,6 +118,7 @@ class Engine:
         self._group_of: dict[str, str] = {}  # members of throttled batches
         self._held: dict[str, Request] = {}  # waiting for parents
         self._deadlines: dict[str, asyncio.TimerHandle] = {}
+        self._expiring: set[asyncio.Task[None]] = set()
         self.batches = BatchBuilder(self)
         self._wake = asyncio.Event()
         self._waiters: dict[str, asyncio.Event] = {}
@@ -182,9 +195,8 @@ class Engine:
             task,
             storage=self.storage,
             backend=self.backend,
-            default_runtime=self.settings.default_runtime,
-            default_cpus=self.settings.local.default_cpus,
-            default_memory_gb=self.settings.local.default_memory_gb,
+            settings=self.settings,
+            policy=self.policy,
             seen=seen,
         )
 
@@ -197,37 +209,50 @@ class Engine:
         self._dispatch_now(fresh=row)
         return row.id
 
-    def create_batch(self, request: BatchRequest) -> tuple[str, list[str]]:
-        """Store a sweep, map or list of tasks in one transaction and queue its members."""
+    async def create_batch(self, request: BatchRequest) -> tuple[str, list[str]]:
+        """Store a sweep, map or list of tasks in one transaction and queue its members.
+
+        Checking and storing tens of thousands of members takes seconds: that runs in a
+        thread, and the members are queued here a chunk at a time, so the server keeps
+        answering meanwhile.
+        """
+        batch, rows, afters, states = await asyncio.to_thread(self._store_batch, request)
+        self.throttle.limit(batch.id, batch.max_parallel)
+        self.arm_deadline(batch)
+        for start in range(0, len(rows), _CHUNK):
+            for row, after in zip(
+                rows[start : start + _CHUNK], afters[start : start + _CHUNK], strict=True
+            ):
+                member = Request(
+                    task_id=row.id,
+                    cpus=row.cpus,
+                    memory_gb=row.memory_gb,
+                    gpus=row.gpus,
+                    priority=row.priority,
+                    group=batch.id if batch.max_parallel else None,
+                )
+                self.place(row.id, member, after, states)
+            await asyncio.sleep(0)
+        self._dispatch_now()
+        return batch.id, [r.id for r in rows]
+
+    def _store_batch(
+        self, request: BatchRequest
+    ) -> tuple[BatchRow, list[TaskRow], list[tuple[str, ...]], dict[str, TaskState]]:
+        """Build, check and store a batch (off the event loop: it touches no engine state)."""
         # Tens of thousands of small new objects would run the cyclic GC over and over
         # (its cost grows with the heap): pause it for the build, none of them form cycles.
         paused = gc.isenabled()
         gc.disable()
         try:
-            return self._create_batch(request)
+            batch, rows, afters = self.batches.build(request)
+            parents = {p for after in afters for p in after} - {r.id for r in rows}
+            states = self.parent_states(tuple(sorted(parents)))
+            self.store.insert_tasks(rows, batch)
         finally:
             if paused:
                 gc.enable()
-
-    def _create_batch(self, request: BatchRequest) -> tuple[str, list[str]]:
-        batch, rows, afters = self.batches.build(request)
-        parents = {p for after in afters for p in after} - {r.id for r in rows}
-        states = self.parent_states(tuple(sorted(parents)))
-        self.store.insert_tasks(rows, batch)
-        self.throttle.limit(batch.id, batch.max_parallel)
-        self.arm_deadline(batch)
-        for row, after in zip(rows, afters, strict=True):
-            member = Request(
-                task_id=row.id,
-                cpus=row.cpus,
-                memory_gb=row.memory_gb,
-                gpus=row.gpus,
-                priority=row.priority,
-                group=batch.id if batch.max_parallel else None,
-            )
-            self.place(row.id, member, after, states)
-        self._dispatch_now()
-        return batch.id, [r.id for r in rows]
+        return batch, rows, afters, states
 
     def parent_states(self, after: tuple[str, ...]) -> dict[str, TaskState]:
         """The parents' states; a 400 when one does not exist."""
@@ -312,11 +337,37 @@ class Engine:
             if children is not None:
                 children.discard(task_id)
 
-    def cancel_batch(self, batch_id: str, reason: str | None = None) -> int:
-        """Cancel every unfinished member; how many there were."""
-        members = self.store.batch_members(batch_id, active_only=True)
-        for row in members:
-            self.cancel(row.id, reason)
+    async def cancel_batch(self, batch_id: str, reason: str | None = None) -> int:
+        """Cancel every unfinished member; how many there were.
+
+        A chunk of members at a time, with a turn of the event loop between chunks: a
+        batch of tens of thousands never holds up the server.  Queued members leave the
+        queue (and the batch's throttle) before they are marked CANCELED, so none starts
+        meanwhile; the transactions stay short, so the server's own writes never wait long.
+        """
+        members = await asyncio.to_thread(self.store.batch_active, batch_id)
+        for start in range(0, len(members), _CHUNK):
+            queued: list[str] = []
+            others: list[str] = []
+            for task_id, state in members[start : start + _CHUNK]:
+                run = self.running.get(task_id)
+                if run is not None:
+                    run.worker.cancel(reason)
+                    others.append(task_id)
+                elif state is S.QUEUED:
+                    self._unqueue(task_id)
+                    group = self._group_of.get(task_id)
+                    if group is not None and self.throttle.holds(task_id, group):
+                        self.throttle.release(group, task_id)
+                        del self._group_of[task_id]
+                    queued.append(task_id)
+                else:
+                    others.append(task_id)
+            canceled = self.store.cancel_queued(queued, others, reason)
+            for task_id in queued:
+                self.changed(task_id, S.CANCELED if task_id in canceled else None)
+            await asyncio.sleep(0)
+        self._wake.set()
         return len(members)
 
     def arm_deadline(self, batch: BatchRow) -> None:
@@ -328,8 +379,18 @@ class Engine:
 
     def _batch_expired(self, batch: BatchRow) -> None:
         self._deadlines.pop(batch.id, None)
+        task = asyncio.create_task(self._expire(batch), name=f"expire-{batch.id}")
+        self._expiring.add(task)
+        task.add_done_callback(self._expiring.discard)
+
+    async def _expire(self, batch: BatchRow) -> None:
         limit = batch.spec.get("timeout", "its timeout")
-        n = self.cancel_batch(batch.id, f"canceled: batch {batch.id} ran out of time ({limit})")
+        reason = f"canceled: batch {batch.id} ran out of time ({limit})"
+        try:
+            n = await self.cancel_batch(batch.id, reason)
+        except Exception:
+            log.exception("cancelling the members of batch %s failed", batch.id)
+            return
         if n:
             log.info("batch %s timed out; cancelled %d unfinished members", batch.id, n)
 
@@ -356,8 +417,10 @@ class Engine:
         run = self.running.get(task_id)
         return None if run is None else run.worker
 
-    def changed(self, task_id: str) -> None:
-        state = self.store.get_state(task_id)
+    def changed(self, task_id: str, state: TaskState | None = None) -> None:
+        """React to a task's new state (read from the store unless the caller knows it)."""
+        if state is None:
+            state = self.store.get_state(task_id)
         if not is_final(state):
             return
         event = self._waiters.pop(task_id, None)

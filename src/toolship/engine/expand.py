@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import graphlib
 import json
+import math
 import posixpath
 import re
 from collections.abc import Mapping, Sequence
@@ -95,10 +96,12 @@ def _set_resources(member: dict[str, Any], row: Mapping[str, str], index: int) -
         try:
             value = float(row[param])
         except ValueError:
+            value = math.nan
+        if not math.isfinite(value):
             raise InvalidRequest(
-                f"params[{index}].{param}={row[param]!r} must be a number (it sets "
+                f"params[{index}].{param}={row[param]!r} must be a number (finite: it sets "
                 f"resources.{field})"
-            ) from None
+            )
         resources[field] = int(value) if field == "cpu_cores" else value
 
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Protocol
 
+from toolship.config import Settings
 from toolship.db import TaskRow
 from toolship.engine.ids import new_task_id
+from toolship.engine.limits import check_limits, check_text
 from toolship.engine.options import TaskOptions, read_options
+from toolship.engine.policy import Policy, check_image, check_policy
 from toolship.errors import InvalidRequest
 from toolship.models import Task
 from toolship.states import TaskState
@@ -14,7 +18,10 @@ from toolship.storage import StorageRegistry
 from toolship.timeutil import now_rfc3339
 from toolship.worker.layout import problems
 
-__all__ = ["Admission", "admit"]
+__all__ = ["MIN_MEMORY_GB", "Admission", "admit"]
+
+# The smallest memory limit podman accepts (6 MiB), in GiB.
+MIN_MEMORY_GB = 6 / 1024
 
 
 class Admission(Protocol):
@@ -30,9 +37,8 @@ def admit(
     *,
     storage: StorageRegistry,
     backend: Admission,
-    default_runtime: str,
-    default_cpus: int,
-    default_memory_gb: float,
+    settings: Settings,
+    policy: Policy,
     seen: dict[str, TaskOptions] | None = None,
 ) -> tuple[TaskRow, TaskOptions]:
     """Check a task and make its row.
@@ -40,18 +46,16 @@ def admit(
     A batch passes ``seen``: options already read and checked, by the resources' JSON
     (a sweep's members mostly share theirs).
     """
+    check_limits(task, settings.limits)
     found = problems(task)
     if found:
         raise InvalidRequest("; ".join(found))
+    for i, ex in enumerate(task.executors):
+        check_image(ex.image, policy, f"executors[{i}].image")
     key = task.resources.model_dump_json() if seen is not None and task.resources else ""
     options = seen.get(key) if seen is not None else None
     if options is None:
-        options = read_options(
-            task.resources,
-            default_runtime=default_runtime,
-            default_cpus=default_cpus,
-            default_memory_gb=default_memory_gb,
-        )
+        options = _options(task, settings, policy)
         backend.check(options)
         if seen is not None:
             seen[key] = options
@@ -63,6 +67,7 @@ def admit(
     for i, out in enumerate(task.outputs or []):
         _with_field(f"outputs[{i}].url", storage.for_url(out.url).check_output, out.url)
     spec = spec_of(task, options)
+    check_text(spec)
     row = TaskRow(
         seq=0,
         id=new_task_id(),
@@ -80,6 +85,32 @@ def admit(
     return row, options
 
 
+def _options(task: Task, settings: Settings, policy: Policy) -> TaskOptions:
+    resources = task.resources
+    ram_gb = resources.ram_gb if resources is not None else None
+    if ram_gb is not None and ram_gb < MIN_MEMORY_GB:
+        raise InvalidRequest(
+            f"resources.ram_gb={ram_gb:g} is below the smallest memory limit a container "
+            f"can have (6 MiB = {MIN_MEMORY_GB:.4f} GiB); ask for more, or leave ram_gb out "
+            "for the server's default"
+        )
+    options = read_options(
+        resources,
+        default_runtime=settings.default_runtime,
+        default_cpus=settings.local.default_cpus,
+        default_memory_gb=settings.local.default_memory_gb,
+    )
+    check_policy(
+        options, policy, default_runtime=settings.default_runtime, backend=settings.backend
+    )
+    default = min(settings.local.default_memory_gb, settings.local.memory_gb)
+    if ram_gb is None and settings.backend == "local" and default > 0:
+        # A task that does not say gets the default as its limit, reserved as much as
+        # it is enforced (pinned into the stored task, so it holds after a restart).
+        options = dataclasses.replace(options, memory_gb=default, memory_limited=True)
+    return options
+
+
 def _with_field(field: str, check: Any, *args: Any) -> None:
     try:
         check(*args)
@@ -95,5 +126,7 @@ def spec_of(task: Task, options: TaskOptions) -> dict[str, Any]:
     # Pin what the server decided, so a restart or a later default change cannot alter it.
     resources = spec.setdefault("resources", {})
     resources.setdefault("cpu_cores", options.cpus)
+    if options.memory_limited:
+        resources.setdefault("ram_gb", options.memory_gb)
     resources["backend_parameters"] = {**options.parameters, "runtime": options.runtime}
     return spec

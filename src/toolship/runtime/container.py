@@ -53,7 +53,7 @@ class ContainerRuntime:
             argv += ["--log-driver", "none"]
         argv.append("--read-only")
         if not any(m.container == "/tmp" for m in spec.mounts):
-            argv += ["--tmpfs", "/tmp:rw,exec,mode=1777"]
+            argv += ["--tmpfs", f"/tmp:rw,exec,mode=1777,size={spec.memory_bytes or 1024**3}"]
         argv += [
             "--cap-drop",
             "all",

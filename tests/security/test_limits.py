@@ -1,0 +1,187 @@
+"""What one request may cost: bounded bodies, counts and lengths (each a 400 naming the
+limit), a default memory limit and a bounded /tmp, and a server that keeps answering
+while a huge batch is cancelled.  Issue 12, item 12."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.security.shared import shared_server
+
+TASKS = "/ga4gh/tes/v1/tasks"
+
+
+def task(**extra: Any) -> dict[str, Any]:
+    return {"executors": [{"image": "localhost/toolship-busybox", "command": ["true"]}], **extra}
+
+
+def test_a_body_over_the_default_limit_is_refused_before_it_is_parsed(tmp_path: Path) -> None:
+    with shared_server(tmp_path) as srv, srv.client() as http:
+        r = http.post(TASKS, json=task(name="n" * (17 * 1024 * 1024)))  # over 16 MiB
+        assert r.status_code == 413, r.text[:300]
+        assert "limits.max_body_bytes" in r.json()["detail"], r.text
+
+
+def test_a_body_over_the_limit_is_refused_even_when_it_is_streamed(tmp_path: Path) -> None:
+    with shared_server(tmp_path, "[limits]\nmax_body_bytes = 65536\n") as srv:
+        big = task(name="n" * 100_000)
+        with srv.client() as http:
+            r = http.post(TASKS, json=big)
+            assert r.status_code == 413, r.text[:300]
+            assert "limits.max_body_bytes" in r.json()["detail"], r.text
+
+            def chunks() -> Iterator[bytes]:  # no Content-Length: chunked transfer
+                yield b'{"name": "'
+                for _ in range(100):
+                    yield b"n" * 1000
+                yield b'", "executors": [{"image": "x", "command": ["true"]}]}'
+
+            r = http.post(TASKS, content=chunks(), headers={"Content-Type": "application/json"})
+            assert r.status_code == 413, r.text
+            assert "limits.max_body_bytes" in r.json()["detail"], r.text
+            assert http.get("/api/v1/health").status_code == 200
+            small = http.post(TASKS, json=task(name="small"))
+            assert small.status_code == 200, small.text
+            http.post(f"{TASKS}/{small.json()['id']}:cancel")
+
+
+def _many(what: str) -> tuple[dict[str, Any], str]:
+    doc = task()
+    ex = doc["executors"][0]
+    if what == "executors":
+        doc["executors"] = [ex] * 101
+    elif what == "inputs":
+        doc["inputs"] = [{"path": f"/in/{i}", "content": "x"} for i in range(10_001)]
+    elif what == "outputs":
+        doc["outputs"] = [{"path": f"/o/{i}", "url": f"/tmp/o/{i}"} for i in range(10_001)]
+    elif what == "volumes":
+        doc["volumes"] = [f"/v/{i}" for i in range(257)]
+    elif what == "tags":
+        doc["tags"] = {f"k{i}": "v" for i in range(257)}
+    elif what == "env":
+        ex["env"] = {f"V{i}": "v" for i in range(1025)}
+    elif what == "command":
+        ex["command"] = ["true"] + ["x"] * 10_000
+    elif what == "name":
+        doc["name"] = "n" * 1025
+    elif what == "tag_key":
+        doc["tags"] = {"k" * 1025: "v"}
+    elif what == "tag_value":
+        doc["tags"] = {"k": "v" * 4097}
+    elif what == "description":
+        doc["description"] = "d" * (64 * 1024 + 1)
+    setting = {
+        "command": "max_command_words",
+        "name": "max_name_length",
+        "tag_key": "max_tag_key_length",
+        "tag_value": "max_tag_value_length",
+        "description": "max_description_length",
+    }.get(what, f"max_{what}")
+    return doc, setting
+
+
+@pytest.mark.parametrize(
+    "what",
+    ["executors", "inputs", "outputs", "volumes", "tags", "env", "command", "name", "tag_key",
+     "tag_value", "description"],
+)  # fmt: skip
+def test_counts_and_lengths_over_the_limit_are_refused_naming_it(
+    api: httpx.Client, what: str
+) -> None:
+    doc, setting = _many(what)
+    r = api.post(TASKS, json=doc)
+    assert r.status_code == 400, r.text[:500]
+    assert f"limits.{setting}" in r.json()["detail"], r.text[:500]
+
+
+def _run(api: httpx.Client, doc: dict[str, Any]) -> dict[str, Any]:
+    task_id = api.post(TASKS, json=doc).json()["id"]
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        info: dict[str, Any] = api.get(f"{TASKS}/{task_id}", params={"view": "FULL"}).json()
+        if info["state"] not in ("QUEUED", "INITIALIZING", "RUNNING"):
+            return info
+        time.sleep(0.2)
+    raise AssertionError(f"task {task_id} did not finish")
+
+
+def test_a_container_that_asks_for_no_memory_gets_the_default_limit_and_a_bounded_tmp(
+    api: httpx.Client,
+) -> None:
+    script = (
+        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || "
+        "cat /sys/fs/cgroup/memory.max; df -k /tmp | tail -n 1"
+    )
+    doc = task()
+    doc["executors"][0]["command"] = ["sh", "-c", script]
+    info = _run(api, doc)
+    assert info["state"] == "COMPLETE", info["logs"]
+    limit, tmp = info["logs"][-1]["logs"][0]["stdout"].splitlines()
+    assert int(limit) == 2 * 1024**3, limit  # local.default_memory_gb
+    assert int(tmp.split()[1]) <= 2 * 1024**2, tmp  # /tmp: KiB, at most the memory limit
+    assert info["resources"]["ram_gb"] == 2.0  # pinned into the task, as cpu_cores is
+
+
+def _poll_health(url: str, stop: threading.Event, latencies: list[float]) -> None:
+    with httpx.Client(base_url=url, timeout=30) as http:
+        while not stop.is_set():
+            t0 = time.perf_counter()
+            assert http.get("/api/v1/health").status_code == 200
+            latencies.append(time.perf_counter() - t0)
+            time.sleep(0.005)
+
+
+def _while_polling(url: str, action: Any) -> tuple[Any, float, int]:
+    stop, latencies = threading.Event(), []  # type: ignore[var-annotated]
+    poller = threading.Thread(target=_poll_health, args=(url, stop, latencies))
+    poller.start()
+    try:
+        result = action()
+    finally:
+        stop.set()
+        poller.join(60)
+    return result, max(latencies), len(latencies)
+
+
+@pytest.mark.timeout(600)
+def test_health_stays_under_100ms_while_a_30000_member_batch_is_cancelled(
+    api: httpx.Client, server: Any
+) -> None:
+    size = 30_000
+    sweep = {
+        "template": {
+            "name": "member-{i}",
+            "executors": [{"image": "unused", "command": ["sleep", "600"]}],
+            "resources": {"backend_parameters": {"runtime": "process"}},
+        },
+        "params": [{"i": i} for i in range(size)],
+        "max_parallel": 1,
+    }
+    created, worst_create, n = _while_polling(
+        server.url, lambda: api.post("/api/v1/batches", json=sweep, timeout=600)
+    )
+    assert created.status_code == 200, created.text[:500]
+    batch = created.json()["id"]
+    print(
+        f"creating {size} members: health answered {n} times, slowest {worst_create * 1000:.0f} ms"
+    )
+    canceled, worst, n = _while_polling(
+        server.url, lambda: api.post(f"/api/v1/batches/{batch}:cancel", timeout=600)
+    )
+    assert canceled.status_code == 200 and canceled.json()["canceled"] == size, canceled.text
+    print(f"cancelling {size} members: health answered {n} times, slowest {worst * 1000:.0f} ms")
+    assert worst < 0.1, f"health took {worst * 1000:.0f} ms while the batch was cancelled"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        counts = api.get(f"/api/v1/batches/{batch}").json()["counts"]
+        if counts.get("CANCELED") == size:
+            break
+        time.sleep(0.5)
+    assert counts == {"CANCELED": size}, counts
