@@ -185,3 +185,24 @@ def test_a_fifo_at_stdout_after_a_kill_dash_nine_and_restart(
         task = wait_final(server, task_id)
         time.sleep(0.1)
     assert_refused(server, task, watch.worst, victim, path)
+
+
+@pytest.fixture
+def many_server(tmp_path: Path, busybox: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
+    monkeypatch.setenv("TOOLSHIP_LIMITS__MAX_EXECUTORS", "5000")
+    yield from serve(tmp_path / "home", busybox)
+
+
+def test_the_logs_of_a_task_with_5000_executors_come_at_once_and_never_stall_the_server(
+    many_server: Server, busybox: str
+) -> None:
+    """The first executor fails, so one runs; the log request covers all 5 000."""
+    executors = [sh(busybox, "echo first; exit 3")]
+    executors += [{"image": busybox, "command": ["true"]}] * 4999
+    task = wait_final(many_server, submit(many_server, {"executors": executors}))
+    assert task["state"] == "EXECUTOR_ERROR", system_logs(task)
+    with many_server.client(timeout=60) as c, HealthWatch(many_server.url) as watch:
+        for follow in ("false", "true"):
+            r = c.get(f"/api/v1/tasks/{task['id']}/logs", params={"follow": follow})
+            assert r.text == "first\n"
+    assert watch.worst < HEALTH_LIMIT, f"/api/v1/health took {watch.worst * 1000:.0f} ms"

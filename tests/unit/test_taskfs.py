@@ -86,3 +86,15 @@ def test_a_fresh_directory_removes_what_was_left_without_following_links(root: P
     taskfs.fresh_directory(root)
     assert list(root.iterdir()) == []
     assert (root.parent / "host.txt").read_text() == "host\n"
+
+
+def test_what_a_root_server_writes_for_the_task_belongs_to_the_task_user(root: Path) -> None:
+    source = root.parent / "capture"
+    source.write_text("captured\n")
+    taskfs.replace_file(
+        root, "work/deep/out", source, "stdout file", "/work/deep/out", (65534, 65534)
+    )
+    given = (65534, 65534) if os.geteuid() == 0 else (os.getuid(), os.getgid())
+    for made in (root / "work" / "deep", root / "work" / "deep" / "out"):
+        assert (made.stat().st_uid, made.stat().st_gid) == given
+    assert (root / "work").stat().st_uid == os.getuid()  # what existed keeps its owner

@@ -48,12 +48,18 @@ def open_stdin(layout: AttemptLayout, container_path: str, mounts: list[Mount]) 
 
 
 def finish_streams(
-    layout: AttemptLayout, index: int, ex: Executor, ranks: int, tail_bytes: int
+    layout: AttemptLayout,
+    index: int,
+    ex: Executor,
+    ranks: int,
+    tail_bytes: int,
+    owner: tuple[int, int] | None = None,
 ) -> tuple[str, str, str | None]:
     """After executor ``index``: (stdout tail, stderr tail, why a declared copy failed).
 
     The tails (for the task record) come from the captures; the copies go to the
-    declared paths, one per distinct path, with each rank's beside it.
+    declared paths, one per distinct path, with each rank's beside it, owned by
+    ``owner`` (the task's user) when the server runs as root.
     """
     stdout, stderr = layout.captures(index, ex.stdout, ex.stderr)
     tails = (_tail(stdout, tail_bytes), _tail(stderr, tail_bytes))
@@ -63,18 +69,25 @@ def finish_streams(
     try:
         for path, capture in declared.items():
             role = "stdout" if path == ex.stdout else "stderr"
-            _copy(layout, capture, path, role)
+            _copy(layout, capture, path, role, owner)
             for rank in range(1, ranks):
                 rank_capture = capture.with_name(f"{capture.name}.rank{rank}")
                 if rank_capture.exists():  # a rank that never started wrote none
-                    _copy(layout, rank_capture, f"{path}.rank{rank}", f"rank {rank}'s {role}")
+                    rank_path, rank_role = f"{path}.rank{rank}", f"rank {rank}'s {role}"
+                    _copy(layout, rank_capture, rank_path, rank_role, owner)
     except taskfs.TaskPathError as exc:
         return (*tails, str(exc))
     return (*tails, None)
 
 
-def _copy(layout: AttemptLayout, capture: Path, container_path: str, role: str) -> None:
-    taskfs.replace_file(layout.root, container_path, capture, f"{role} file", container_path)
+def _copy(
+    layout: AttemptLayout,
+    capture: Path,
+    container_path: str,
+    role: str,
+    owner: tuple[int, int] | None,
+) -> None:
+    taskfs.replace_file(layout.root, container_path, capture, f"{role} file", container_path, owner)
 
 
 def _tail(capture: Path, limit: int) -> str:

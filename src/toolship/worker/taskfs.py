@@ -85,7 +85,14 @@ def _component(shown: str, parts: list[str], index: int, below: int) -> str:
 
 
 def _walk(
-    base: Path, parts: list[str], role: str, shown: str, *, below: int = 1, create: bool = False
+    base: Path,
+    parts: list[str],
+    role: str,
+    shown: str,
+    *,
+    below: int = 1,
+    create: bool = False,
+    owner: tuple[int, int] | None = None,
 ) -> int:
     """An fd of the directory ``base/parts`` reached without following any link.
 
@@ -106,6 +113,7 @@ def _walk(
                 with contextlib.suppress(FileExistsError):
                     os.mkdir(name, dir_fd=fd)
                 child = _open_dir_at(fd, name, role, shown, where)
+                _give(child, owner)
             os.close(fd)
             fd = child
     except BaseException:
@@ -194,17 +202,25 @@ def read_at(path: Path, offset: int, size: int, role: str = "log file") -> bytes
         os.close(fd)
 
 
-def replace_file(base: Path, rel: str, source: Path, role: str, shown: str) -> None:
+def replace_file(
+    base: Path,
+    rel: str,
+    source: Path,
+    role: str,
+    shown: str,
+    owner: tuple[int, int] | None = None,
+) -> None:
     """Make ``base/rel`` a copy of ``source`` (a file the server wrote), by rename.
 
     Missing directories on the way are created; what the task left at ``rel`` must
     be a regular file (or nothing): anything else is refused with its name, though
-    the rename would only have replaced it.
+    the rename would only have replaced it.  A server running as root gives what it
+    creates to ``owner`` (the task's user, so that later executors may change it).
     """
     parts = _parts(rel)
     if not parts:
         raise _refuse(role, shown, "a directory")
-    parent = _walk(base, parts[:-1], role, shown, create=True)
+    parent = _walk(base, parts[:-1], role, shown, create=True, owner=owner)
     try:
         name = parts[-1]
         with contextlib.suppress(FileNotFoundError):
@@ -214,6 +230,7 @@ def replace_file(base: Path, rel: str, source: Path, role: str, shown: str) -> N
         temp, out = _exclusive(parent, name)
         try:
             with os.fdopen(out, "wb") as fout:
+                _give(out, owner)
                 src = _open_path(source, "captured log")
                 try:
                     _copy(src, fout.fileno())
@@ -226,6 +243,11 @@ def replace_file(base: Path, rel: str, source: Path, role: str, shown: str) -> N
             raise
     finally:
         os.close(parent)
+
+
+def _give(fd: int, owner: tuple[int, int] | None) -> None:
+    if owner is not None and os.geteuid() == 0 and owner != (0, 0):
+        os.fchown(fd, *owner)
 
 
 def _exclusive(parent: int, name: str) -> tuple[str, int]:

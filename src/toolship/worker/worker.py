@@ -320,6 +320,7 @@ class Worker:
                 ex,
                 self.env.ranks.count if self.env.ranks else 1,
                 self.env.log_tail_bytes,
+                self.env.user,
             )
             self.attempt["logs"].append(
                 {
