@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from pathlib import Path
 
 from toolship.runtime import ExecSpec, Mount
@@ -113,7 +115,14 @@ def test_missing_image_is_recognised() -> None:
 
 def test_process_runtime_runs_in_the_host_workdir() -> None:
     rt = ProcessRuntime()
-    assert rt.command(SPEC) == ["sh", "-c", "echo hi > out.txt"]
+    command = ["sh", "-c", "echo hi > out.txt"]
+    if os.geteuid() == 0:  # a root server drops to the task's user for the command
+        drop = ["setpriv", "--reuid=1000", "--regid=1000", "--clear-groups", "--inh-caps=-all"]
+        assert rt.command(SPEC) == [*drop, "--", *command]
+        root_spec = dataclasses.replace(SPEC, user=(0, 0))
+        assert rt.command(root_spec) == command  # local.task_user = "0:0": the operator's choice
+    else:
+        assert rt.command(SPEC) == command
     assert rt.cwd(SPEC) == Path("/h/a/root/work")
     env = rt.environment(SPEC)
     assert env is not None
