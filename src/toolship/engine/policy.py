@@ -59,15 +59,6 @@ class Policy:
     image_transports: frozenset[str]
     s3_profiles: frozenset[str] | None  # None: any profile
 
-    def to_json(self) -> dict[str, object]:
-        return {
-            "runtimes": sorted(self.runtimes),
-            "host_network": self.host_network,
-            "multi_node": self.multi_node,
-            "image_transports": sorted(self.image_transports),
-            "s3_profiles": None if self.s3_profiles is None else sorted(self.s3_profiles),
-        }
-
 
 def resolve_policy(settings: PolicySettings, *, embedded: bool) -> Policy:
     """The policy in force: each unset setting takes the default of this kind of server."""
