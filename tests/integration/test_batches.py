@@ -93,6 +93,13 @@ def test_params_file_sweep_of_100_rows_and_ps_by_batch(cli_env: Path, tmp_path: 
 
 
 @pytest.fixture
+def host_tasks_as_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Process tasks here write to the test's own (root-only) folder on the host: the
+    operator's explicit choice local.task_user = "0:0".  List it before ``server``."""
+    monkeypatch.setenv("TOOLSHIP_LOCAL__TASK_USER", "0:0")
+
+
+@pytest.fixture
 def cli_env(home: Path, busybox: str) -> Iterator[Path]:
     from toolship.embedded import stop_server
 
@@ -139,7 +146,7 @@ def test_map_over_an_s3_prefix_in_chunks_then_reduce(
 
 
 def test_retry_on_exit_75_until_success_and_exit_1_is_not_retried(
-    server: Any, client: Client, tmp_path: Path
+    host_tasks_as_root: None, server: Any, client: Client, tmp_path: Path
 ) -> None:
     counter = tmp_path / "count"
     script = (
@@ -277,7 +284,7 @@ def test_report_of_a_cpu_sweep_shows_speedup_and_writes_a_png(
 
 
 def test_kill_dash_nine_keeps_throttles_dependencies_and_retries(
-    cli_env: Path, tmp_path: Path
+    host_tasks_as_root: None, cli_env: Path, tmp_path: Path
 ) -> None:
     """A server killed mid-batch comes back with its throttle, held children and retries."""
     import json
