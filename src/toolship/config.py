@@ -95,6 +95,7 @@ class LocalSettings(BaseModel):
     # Host directories mounted read-write at the same path in every container, like the
     # shared file system of a cluster (workflow engines such as Snakemake expect one).
     # Empty by default: a task then sees only its own inputs, outputs and volumes.
+    # Tasks use them as local.task_user: give them to that user, or run tasks as theirs.
     shared_dirs: list[Path] = Field(default_factory=list)
     # How much of each stream is kept in the task record (full logs stay on disk).
     log_tail_bytes: int = Field(default=64 * 1024, ge=0)

@@ -59,6 +59,9 @@ def storage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     prefix = tmp_path / "storage"
     prefix.mkdir()
     monkeypatch.setenv("TOOLSHIP_LOCAL__SHARED_DIRS", json.dumps([str(prefix)]))
+    # The containers read and write Snakemake's own files there, so they run as the user
+    # Snakemake runs as (on a root server the default local.task_user, nobody, could not).
+    monkeypatch.setenv("TOOLSHIP_LOCAL__TASK_USER", f"{os.getuid()}:{os.getgid()}")
     return prefix
 
 
