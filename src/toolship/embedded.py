@@ -72,7 +72,8 @@ def ensure_server(home: Path | None = None) -> EmbeddedServer:
     found = find_server(home)
     if found is not None:
         return found
-    with (home / "server.lock").open("w") as lock:
+    # Owner-only like every file of the home (an empty file, but a tidy home says so).
+    with os.fdopen(os.open(home / "server.lock", os.O_WRONLY | os.O_CREAT, 0o600), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         found = find_server(home)  # another CLI may have started it while we waited
         if found is not None:

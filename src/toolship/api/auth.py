@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 # toolship's files in its home: the database (and its WAL), the API token, the worker
 # secret, the key that seals per-task credentials, the log and the embedded server's state.
 PRIVATE_FILES = ("toolship.db", "toolship.db-wal", "toolship.db-shm", "token", "worker.secret",
-                 "secrets.key", "server.log", "server.json")  # fmt: skip
+                 "secrets.key", "server.log", "server.json", "server.lock")  # fmt: skip
 
 __all__ = [
     "TokenAuth",
