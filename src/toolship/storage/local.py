@@ -254,14 +254,8 @@ class LocalStorage:
                 dest.open("wb") as fout,
             ):
                 copy_stream(fin, fout)
-        self._give(dest)
-
-    def _give(self, top: Path) -> None:
-        """Copies made for the task belong to its user."""
-        if self.reader is None or os.geteuid() != 0:
-            return
-        for path in [top, *top.rglob("*")] if top.is_dir() else [top]:
-            os.chown(path, *self.reader, follow_symlinks=False)
+        if self.reader is not None:
+            hand_over(dest, self.reader)  # copies made for the task belong to its user
 
     def _copy_tree(
         self, top: int, dest: Path, ctx: StageContext | None
@@ -478,7 +472,7 @@ def release_mounts(attempt_dir: Path) -> None:
 
 
 def hand_over(folder: Path, owner: tuple[int, int]) -> None:
-    """Give ``folder`` and everything in it to ``owner`` (a server running as root only).
+    """Give ``folder`` (or a file) and everything in it to ``owner`` (a root server only).
 
     Walked through directory descriptors and never following a symlink, so a tree that
     a task can change cannot send the ownership of a host file anywhere.
