@@ -12,13 +12,8 @@ link-local ones.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import socket
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,6 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.security.shared import shared_server
 from toolship.errors import StagingError
 from toolship.storage import StageContext
 from toolship.storage.remote import HttpStorage, WebdavStorage
@@ -79,40 +75,6 @@ def recorder() -> Iterator[Recorder]:
         r.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def shared_server(home: Path, **env: str) -> Iterator[str]:
-    """A real ``toolship serve`` (not the embedded server) on loopback, with its defaults."""
-    home.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
-    log = home / "server.log"
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("TOOLSHIP_")}
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "toolship", "serve", "--port", str(port)],
-            env={**clean, "TOOLSHIP_HOME": str(home), **env}, stdout=out, stderr=out,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/api/v1/health").status_code == 200:
-                    break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"toolship serve did not start:\n{log.read_text()}")
-            time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(30)
-
-
 def _task(
     inputs: list[dict[str, str]], outputs: list[dict[str, str]] | None = None
 ) -> dict[str, Any]:
@@ -142,7 +104,7 @@ def test_a_shared_server_refuses_urls_that_reach_loopback_link_local_or_private(
         "http://192.168.1.1/x": "private",
         f"http://0.0.0.0:{loop}/x": "unspecified",
     }
-    with shared_server(tmp_path / "home") as url, httpx.Client(base_url=url) as api:
+    with shared_server(tmp_path) as srv, srv.client() as api:
         for target, kind in refused.items():
             response = api.post("/ga4gh/tes/v1/tasks", json=_task([_input(target)]))
             assert response.status_code == 400, (target, response.text)
@@ -163,7 +125,7 @@ def test_the_operator_may_allow_an_address_and_the_embedded_server_allows_loopba
     target = f"http://127.0.0.1:{recorder.port}/x"
     metadata = "http://169.254.169.254/latest/meta-data/"
     allowed = {"TOOLSHIP_STORAGE__EGRESS__ALLOW": '["127.0.0.1"]'}
-    with shared_server(tmp_path / "home", **allowed) as url, httpx.Client(base_url=url) as api:
+    with shared_server(tmp_path, env=allowed) as srv, srv.client() as api:
         assert api.post("/ga4gh/tes/v1/tasks", json=_task([_input(target)])).status_code == 200
         assert api.post("/ga4gh/tes/v1/tasks", json=_task([_input(metadata)])).status_code == 400
 
