@@ -19,19 +19,11 @@ from typing import Any
 import httpx
 import pytest
 
-from toolship.embedded import EmbeddedServer, ensure_server, stop_server
+from toolship.embedded import EmbeddedServer, _running, ensure_server, stop_server
+from toolship.states import FINAL_STATES
 
 TES = "/ga4gh/tes/v1"
-FINAL = {"COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED", "PREEMPTED"}
-
-
-def running(pid: int) -> bool:
-    """Alive and not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
+FINAL = {state.value for state in FINAL_STATES}
 
 
 @dataclass
@@ -65,7 +57,7 @@ class Server:
         assert self.current is not None
         os.kill(self.current.pid, signal.SIGKILL)
         deadline = time.monotonic() + 30
-        while running(self.current.pid) and time.monotonic() < deadline:
+        while _running(self.current.pid) and time.monotonic() < deadline:
             time.sleep(0.02)
         self.current = None
 
@@ -80,7 +72,7 @@ class Server:
     def stop(self) -> None:
         stop_server(self.home)
         for pid in self.pids:  # a server stuck on a FIFO answers nothing: kill it
-            if running(pid):
+            if _running(pid):
                 os.kill(pid, signal.SIGKILL)
 
 
