@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from toolship.states import TaskState
+from toolship.wildcards import has_wildcard
 
 __all__ = [
     "CreateTaskResponse",
@@ -35,12 +36,10 @@ __all__ = [
     "TaskLog",
     "TaskView",
     "View",
-    "has_wildcard",
     "static_dir",
 ]
 
 MAX_CONTENT_BYTES = 1024 * 1024
-WILDCARD_CHARS = frozenset("*?[")
 # Container paths that must never be replaced by a mount.
 FORBIDDEN_ROOTS = ("/proc", "/sys", "/dev")
 
@@ -54,10 +53,6 @@ class View(StrEnum):
 class FileType(StrEnum):
     FILE = "FILE"
     DIRECTORY = "DIRECTORY"
-
-
-def has_wildcard(path: str) -> bool:
-    return any(c in WILDCARD_CHARS for c in path)
 
 
 def static_dir(path: str) -> str:

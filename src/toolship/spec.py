@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from toolship.errors import InvalidRequest
-from toolship.models import has_wildcard, static_dir
+from toolship.models import static_dir
 from toolship.units import parse_duration, parse_size_gb
+from toolship.wildcards import has_wildcard
 
 __all__ = ["DEFAULT_WORKDIR", "build_task", "grid", "read_params_file", "split_pair"]
 

@@ -12,6 +12,7 @@ from enum import StrEnum
 from toolship.errors import InvalidRequest
 
 __all__ = [
+    "ACTIVE_STATES",
     "FINAL_STATES",
     "IllegalTransition",
     "TaskState",
@@ -40,6 +41,9 @@ S = TaskState
 FINAL_STATES: frozenset[TaskState] = frozenset(
     {S.COMPLETE, S.EXECUTOR_ERROR, S.SYSTEM_ERROR, S.CANCELED, S.PREEMPTED}
 )
+
+# Not final and not paused: queued, staging or running (what "still going" means).
+ACTIVE_STATES: frozenset[TaskState] = frozenset({S.QUEUED, S.INITIALIZING, S.RUNNING})
 
 _ENDINGS = {S.COMPLETE, S.EXECUTOR_ERROR, S.SYSTEM_ERROR}
 

@@ -45,15 +45,15 @@ from sqlalchemy.sql.dml import Update
 from toolship.db.schema import batches, task_tags, tasks
 from toolship.db.sealing import NONE, Sealer, is_plain
 from toolship.errors import InvalidRequest, NotFound
-from toolship.states import TaskState, allowed_sources, check_transition, is_final
+from toolship.states import (
+    ACTIVE_STATES,
+    TaskState,
+    allowed_sources,
+    check_transition,
+    is_final,
+)
 
 __all__ = ["BatchRow", "Change", "ListFilter", "Page", "Store", "TaskRow", "TaskSummary"]
-
-ACTIVE_STATES = (
-    TaskState.QUEUED,
-    TaskState.INITIALIZING,
-    TaskState.RUNNING,
-)
 
 
 @dataclass(frozen=True, slots=True)

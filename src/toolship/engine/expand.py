@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from toolship.errors import InvalidRequest
+from toolship.wildcards import first_wildcard
 
 __all__ = [
     "RESOURCE_PARAMETERS",
@@ -125,7 +126,7 @@ def expand_sweep(
 def _relative_names(urls: Sequence[str], over: str) -> list[str]:
     """Each URL's path below the pattern's fixed leading folder (``a/x.segy`` for ``raw/**``)."""
     head = over.split("://", 1)[-1]
-    cut = min((head.find(c) for c in "*?[" if c in head), default=len(head))
+    cut = first_wildcard(head)
     fixed = head[:cut].rsplit("/", 1)[0] + "/"
     names = []
     for url in urls:

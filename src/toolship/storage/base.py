@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from toolship.errors import InvalidRequest
 from toolship.storage.transfer import FileRecord
+from toolship.wildcards import has_wildcard
 
 __all__ = [
     "Progress",
@@ -35,7 +36,7 @@ def split_pattern(pattern: str) -> tuple[str, str]:
     """
     parts = pattern.split("/")
     for i, part in enumerate(parts):
-        if any(c in part for c in "*?["):
+        if has_wildcard(part):
             return "/".join(parts[:i]), "/".join(parts[i:])
     return "/".join(parts[:-1]), parts[-1]
 

@@ -17,7 +17,8 @@ import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from toolship.models import FileType, Task, has_wildcard, static_dir
+from toolship.models import FileType, Task, static_dir
+from toolship.wildcards import has_wildcard
 
 __all__ = ["AttemptLayout", "plan_layout"]
 

@@ -19,11 +19,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from toolship.errors import StagingError
-from toolship.models import FileType, Input, Output, Task, has_wildcard, static_dir
+from toolship.models import FileType, Input, Output, Task, static_dir
 from toolship.runtime import Mount
 from toolship.storage import StageContext, StorageRegistry
 from toolship.storage.local import LocalStorage, hand_over, release_mounts
 from toolship.storage.transfer import FileRecord, sha256_file
+from toolship.wildcards import has_wildcard
 from toolship.worker.layout import AttemptLayout
 from toolship.worker.taskfs import (
     TaskPathError,
