@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 
 from bench.common import median, server, verdict, write_result
-from toolship.engine.scheduler import Capacity, Queue, Request, pick
+from toolship.compute.base import Capacity, Request
+from toolship.engine.scheduler import Queue, pick
 
 TES = "/ga4gh/tes/v1"
 

@@ -23,6 +23,8 @@ fi
 echo "== ruff"
 .venv/bin/ruff check --no-cache src tests bench
 .venv/bin/ruff format --no-cache --check src tests bench
+echo "== import layers (docs/architecture.md)"
+.venv/bin/lint-imports
 echo "== mypy --strict"
 .venv/bin/mypy
 echo "== pytest"

@@ -40,6 +40,8 @@ __all__ = [
     "StorageSettings",
     "default_home",
     "load_settings",
+    "state_file",
+    "token_file",
 ]
 
 RuntimeName = Literal["podman", "docker", "process"]
@@ -52,6 +54,16 @@ def default_home() -> Path:
         return Path(explicit).expanduser().absolute()
     data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(data) / "toolship"
+
+
+def state_file(home: Path) -> Path:
+    """Where the embedded server of ``home`` says where it listens (url, pid, token file)."""
+    return home / "server.json"
+
+
+def token_file(home: Path) -> Path:
+    """The embedded server's bearer token (mode 0600)."""
+    return home / "token"
 
 
 def _total_memory_gb() -> float:

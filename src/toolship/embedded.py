@@ -20,9 +20,8 @@ from typing import Any
 
 import httpx
 
-from toolship.config import default_home
+from toolship.config import default_home, state_file
 from toolship.errors import ServerUnavailable
-from toolship.server import state_file
 
 __all__ = ["EmbeddedServer", "ensure_server", "find_server", "stop_server"]
 

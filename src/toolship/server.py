@@ -7,26 +7,17 @@ import json
 import logging
 import os
 import socket
-from pathlib import Path
 
 import uvicorn
 
 from toolship.api import create_app
-from toolship.api.auth import ensure_token_file, read_tokens
-from toolship.config import Settings
+from toolship.config import Settings, state_file, token_file
 from toolship.errors import ConfigError
+from toolship.secrets import ensure_token_file, read_tokens
 
-__all__ = ["serve", "state_file", "token_file"]
+__all__ = ["serve"]
 
 log = logging.getLogger(__name__)
-
-
-def state_file(home: Path) -> Path:
-    return home / "server.json"
-
-
-def token_file(home: Path) -> Path:
-    return home / "token"
 
 
 def _bind(host: str, port: int) -> socket.socket:

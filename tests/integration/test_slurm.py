@@ -22,8 +22,8 @@ import pytest
 from tests.conftest import ROOT, SLURM_DIR, leftover_containers, read_when_written
 from tests.integration.servers import free_port
 from toolship import Client
-from toolship.api.auth import ensure_secret, worker_token
 from toolship.errors import InvalidRequest
+from toolship.secrets import ensure_secret, worker_token
 from toolship.states import TaskState
 
 

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from toolship.compute.base import Capacity, Request
 from toolship.config import PriceSettings
 from toolship.engine.accounting import member_usage, scaling, scaling_key
 from toolship.engine.expand import check_graph, expand_map, expand_sweep, substitute
-from toolship.engine.retry import parse_retry, retry_reason
-from toolship.engine.scheduler import Capacity, Queue, Request, Throttle, pick
+from toolship.engine.scheduler import Queue, Throttle, pick
 from toolship.errors import InvalidRequest
+from toolship.options import parse_retry, retry_reason
 from toolship.spec import grid, read_params_file
 from toolship.states import TaskState
 

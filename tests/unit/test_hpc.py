@@ -14,11 +14,11 @@ from toolship.compute.hpc import CommandFailed, CommandRunner, JobStatus, Phase,
 from toolship.compute.slurm import SlurmAttempt
 from toolship.compute.slurm_format import TRANSIENT, parse_unfinished
 from toolship.config import Settings
-from toolship.engine.options import read_options
 from toolship.models import Resources, Task
+from toolship.options import OptionDefaults, read_options
+from toolship.records import Job
 from toolship.states import TaskState
 from toolship.worker.remote import read_job
-from toolship.worker.worker import Job
 
 
 class FakeRunner(CommandRunner):
@@ -109,7 +109,7 @@ def attempt(job_id: str = "7") -> tuple[SlurmAttempt, Recorder]:
     job = Job(
         task_id="t1",
         task=Task.model_validate({"executors": [{"image": "x", "command": ["true"]}]}),
-        options=read_options(None, default_runtime="podman", default_cpus=1, default_memory_gb=0),
+        options=read_options(None, OptionDefaults(runtime="podman", cpus=1, memory_gb=0)),
         runtime={"slurm": {"job_id": job_id}},
     )
     rec = Recorder()
@@ -181,9 +181,8 @@ def test_the_remote_workers_job_travels_as_json_and_gives_the_same_options() -> 
         {"executors": [{"image": "x", "command": ["true"]}], "resources": res}
     )
     options = read_options(
-        Resources.model_validate(res), default_runtime="podman", default_cpus=1,
-        default_memory_gb=0.0,
-    )  # fmt: skip
+        Resources.model_validate(res), OptionDefaults(runtime="podman", cpus=1, memory_gb=0.0)
+    )
     job = Job(task_id="t1", task=task, options=options, credentials={"s3_access_key_id": "k"})
     attempt = SlurmAttempt(Backend(), job, Recorder())  # type: ignore[arg-type]
     doc = json.loads(json.dumps(attempt.worker_job()))

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from toolship.engine.validate import layout_problems as problems
 from toolship.models import Task, static_dir
-from toolship.worker.layout import plan_layout, problems, writable_dirs
+from toolship.worker.layout import plan_layout, writable_dirs
 
 
 def t(**doc: object) -> Task:

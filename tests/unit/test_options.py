@@ -2,20 +2,19 @@ from __future__ import annotations
 
 import pytest
 
-from toolship.engine.options import read_options
 from toolship.errors import InvalidRequest
 from toolship.models import Resources
+from toolship.options import OptionDefaults, read_options
 
 
 def opts(**res: object) -> object:
     return read_options(
-        Resources.model_validate(res), default_runtime="podman", default_cpus=1,
-        default_memory_gb=0.0,
-    )  # fmt: skip
+        Resources.model_validate(res), OptionDefaults(runtime="podman", cpus=1, memory_gb=0.0)
+    )
 
 
 def test_defaults() -> None:
-    o = read_options(None, default_runtime="podman", default_cpus=1, default_memory_gb=0.0)
+    o = read_options(None, OptionDefaults(runtime="podman", cpus=1, memory_gb=0.0))
     assert (o.cpus, o.network, o.timeout, o.runtime, o.memory_limited) == (
         1, False, None, "podman", False
     )  # fmt: skip

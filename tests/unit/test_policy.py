@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from toolship.config import PolicySettings
-from toolship.engine.options import read_options
 from toolship.engine.policy import check_image, check_policy, resolve_policy
 from toolship.errors import InvalidRequest
 from toolship.models import Resources
+from toolship.options import OptionDefaults, read_options
 
 
 def test_a_shared_server_defaults_to_containers_only_and_no_host_features() -> None:
@@ -39,9 +39,8 @@ def test_explicit_settings_win_on_both_kinds() -> None:
 
 def _check(backend: str = "local", embedded: bool = False, **params: str) -> None:
     options = read_options(
-        Resources(backend_parameters=params), default_runtime="podman", default_cpus=1,
-        default_memory_gb=0,
-    )  # fmt: skip
+        Resources(backend_parameters=params), OptionDefaults(runtime="podman", cpus=1, memory_gb=0)
+    )
     policy = resolve_policy(PolicySettings(), embedded=embedded)
     check_policy(options, policy, default_runtime="podman", backend=backend)
 

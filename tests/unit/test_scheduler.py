@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from toolship.engine.scheduler import Capacity, Queue, Request, pick
+from toolship.compute.base import Capacity, Request
+from toolship.engine.scheduler import Queue, pick
 
 
 def q(*requests: Request) -> Queue:

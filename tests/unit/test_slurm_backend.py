@@ -10,9 +10,9 @@ import pytest
 from toolship.compute.hpc import Phase
 from toolship.compute.slurm_format import batch_script, check_partitions, parse_sinfo, parse_squeue
 from toolship.config import SlurmPartition, SlurmSettings
-from toolship.engine.options import read_options
 from toolship.errors import InvalidRequest, ResourcesUnavailable
 from toolship.models import Resources
+from toolship.options import OptionDefaults, read_options
 
 GOLDEN = Path(__file__).parent / "golden"
 SLURM = SlurmSettings(
@@ -23,9 +23,8 @@ DEBUG = [SlurmPartition(name="debug", nodes=2, cpus_per_node=2, memory_gb_per_no
 
 def options(**res: object) -> object:
     return read_options(
-        Resources.model_validate(res), default_runtime="podman", default_cpus=1,
-        default_memory_gb=0.0,
-    )  # fmt: skip
+        Resources.model_validate(res), OptionDefaults(runtime="podman", cpus=1, memory_gb=0.0)
+    )
 
 
 def golden(name: str, text: str) -> None:

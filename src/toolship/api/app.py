@@ -14,9 +14,10 @@ from fastapi.responses import JSONResponse
 
 from toolship import __version__
 from toolship.api import batches, native, tes, worker
-from toolship.api.auth import TokenAuth, secure_home
+from toolship.api.auth import TokenAuth
 from toolship.api.limits import BodyLimit
 from toolship.api.state import AppState
+from toolship.compute import BackendFactory, make_backend
 from toolship.config import Settings
 from toolship.db import Store
 from toolship.db.sealing import SEALER, Sealer
@@ -24,6 +25,7 @@ from toolship.engine.engine import Engine
 from toolship.engine.policy import resolve_policy
 from toolship.errors import ToolshipError
 from toolship.models import ErrorResponse
+from toolship.secrets import secure_home
 from toolship.storage import make_registry
 
 __all__ = ["create_app"]
@@ -88,8 +90,13 @@ def _openapi(app: FastAPI, auth: bool) -> dict[str, Any]:
 
 
 def create_app(
-    settings: Settings, *, tokens: list[str] | None = None, embedded: bool = False
+    settings: Settings,
+    *,
+    tokens: list[str] | None = None,
+    embedded: bool = False,
+    backend: BackendFactory = make_backend,
 ) -> FastAPI:
+    """The app; ``backend`` builds the compute backend the engine is handed (tests: a fake)."""
     auth = TokenAuth(tokens or [])
 
     @asynccontextmanager
@@ -103,7 +110,7 @@ def create_app(
             owner=settings.output_owner,
         )
         policy = resolve_policy(settings.policy, embedded=embedded)
-        engine = Engine(settings, store, storage, policy)
+        engine = Engine(settings, store, storage, backend(settings, storage), policy)
         app.state.toolship = AppState(
             settings=settings, store=store, engine=engine, storage=storage, embedded=embedded
         )

@@ -11,7 +11,6 @@ from toolship import __version__
 from toolship.api.state import AppState, app_state
 from toolship.api.views import render
 from toolship.db.store import ListFilter
-from toolship.engine.options import BACKEND_PARAMETERS
 from toolship.errors import InvalidRequest
 from toolship.models import (
     CreateTaskResponse,
@@ -23,6 +22,7 @@ from toolship.models import (
     TaskView,
     View,
 )
+from toolship.options import BACKEND_PARAMETERS
 from toolship.states import TaskState
 
 __all__ = ["router"]

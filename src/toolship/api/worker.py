@@ -1,7 +1,7 @@
 """Routes for remote workers (``toolship worker`` on a compute node), one task each.
 
 A worker proves which task it runs with that task's own token (an HMAC of the
-task id under the server secret, see :func:`toolship.api.auth.worker_token`):
+task id under the server secret, see :func:`toolship.secrets.worker_token`):
 it can read its job and report its progress, nothing else.  These routes are
 not part of the public API.
 """
@@ -15,10 +15,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from toolship.api.auth import worker_token
 from toolship.api.state import app_state
 from toolship.compute import RemoteAttempt
 from toolship.errors import Conflict, Unauthorized
+from toolship.secrets import worker_token
 from toolship.states import TaskState
 
 __all__ = ["router"]

@@ -10,14 +10,45 @@ a backend needs to run in the background (a reconcile loop) lives between
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-from toolship.engine.options import TaskOptions
-from toolship.engine.scheduler import Capacity, Request
+from toolship.options import TaskOptions
+from toolship.records import Job, Reporter
 from toolship.states import TaskState
-from toolship.worker.worker import Job, Reporter
 
-__all__ = ["Attempt", "Backend", "RemoteAttempt"]
+__all__ = ["Attempt", "Backend", "Capacity", "RemoteAttempt", "Request"]
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    task_id: str
+    cpus: int
+    memory_gb: float
+    gpus: int = 0
+    priority: int = 0
+    # The batch this request belongs to, for its max-parallel throttle (None: no batch).
+    group: str | None = None
+
+
+@dataclass(slots=True)
+class Capacity:
+    cpus: float
+    memory_gb: float
+    gpus: int = 0
+
+    def fits(self, r: Request) -> bool:
+        return r.cpus <= self.cpus and r.memory_gb <= self.memory_gb + 1e-9 and r.gpus <= self.gpus
+
+    def take(self, r: Request) -> None:
+        self.cpus -= r.cpus
+        self.memory_gb -= r.memory_gb
+        self.gpus -= r.gpus
+
+    def give(self, r: Request) -> None:
+        self.cpus += r.cpus
+        self.memory_gb += r.memory_gb
+        self.gpus += r.gpus
 
 
 class Attempt(Protocol):

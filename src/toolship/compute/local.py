@@ -12,17 +12,18 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from toolship.compute.base import Capacity, Request
 from toolship.config import Settings
-from toolship.engine.options import SLURM_PARAMETERS, TaskOptions
-from toolship.engine.scheduler import Capacity, Request
 from toolship.errors import ResourcesUnavailable
+from toolship.options import SLURM_PARAMETERS, TaskOptions
+from toolship.records import Job, Reporter
 from toolship.runtime import Runtime, get_runtime
 from toolship.runtime.usage import accounting_available
 from toolship.states import TaskState, is_final
 from toolship.storage import StorageRegistry
 from toolship.storage.local import release_mounts
 from toolship.worker.ranks import local_ranks
-from toolship.worker.worker import Job, Reporter, Worker, WorkerEnv
+from toolship.worker.worker import Worker, WorkerEnv
 
 __all__ = ["LocalBackend"]
 

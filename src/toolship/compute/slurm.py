@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import math
 import shutil
@@ -19,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from toolship.api.auth import ensure_secret, worker_token, write_private
+from toolship.compute.base import Capacity, Request
 from toolship.compute.hpc import (
     CommandFailed,
     CommandRunner,
@@ -41,12 +42,13 @@ from toolship.compute.slurm_format import (
     parse_unfinished,
 )
 from toolship.config import Settings
-from toolship.engine.options import TaskOptions
-from toolship.engine.scheduler import Capacity, Request
 from toolship.errors import ResourcesUnavailable
+from toolship.options import OptionDefaults, TaskOptions
+from toolship.records import Job, Reporter
+from toolship.secrets import ensure_secret, worker_token, write_private
 from toolship.states import TaskState, is_final
 from toolship.timeutil import now_rfc3339
-from toolship.worker.worker import Job, Reporter, read_tail
+from toolship.worker.worker import read_tail
 
 __all__ = ["SlurmAttempt", "SlurmBackend"]
 
@@ -260,11 +262,7 @@ class SlurmAttempt:
             "task": job.task.model_dump(mode="json", exclude_none=True),
             # The worker reads its options from the task as the server did (the spec pins
             # what the server decided); these are the defaults for what it leaves out.
-            "defaults": {
-                "runtime": settings.default_runtime,
-                "cpus": settings.local.default_cpus,
-                "memory_gb": settings.local.default_memory_gb,
-            },
+            "defaults": dataclasses.asdict(OptionDefaults.of(settings)),
             "attempt": self.attempt if started else None,
             "runtime": runtime,
             "attempt_number": job.attempt_number,

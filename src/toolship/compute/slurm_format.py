@@ -12,8 +12,8 @@ from pathlib import Path
 
 from toolship.compute.hpc import JobStatus, Phase, quote, render_script
 from toolship.config import SlurmPartition, SlurmSettings
-from toolship.engine.options import TaskOptions
 from toolship.errors import ResourcesUnavailable
+from toolship.options import TaskOptions
 
 __all__ = [
     "COMMENT_PREFIX",

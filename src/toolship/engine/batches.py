@@ -16,10 +16,10 @@ from toolship.db import BatchRow, TaskRow
 from toolship.engine.expand import check_graph, expand_map, expand_sweep, reduce_member
 from toolship.engine.ids import new_batch_id
 from toolship.engine.limits import check_text
-from toolship.engine.options import TaskOptions, read_options
 from toolship.engine.policy import check_policy
 from toolship.errors import InvalidRequest
 from toolship.models import BatchRequest, Task
+from toolship.options import OptionDefaults, TaskOptions, read_options
 from toolship.timeutil import now_rfc3339
 from toolship.units import format_duration, parse_duration
 
@@ -174,12 +174,7 @@ class BatchBuilder:
     def _credentials(self, template: Task) -> dict[str, str]:
         """The template's credentials for listing the objects, if the policy allows them."""
         settings = self.engine.settings
-        options = read_options(
-            template.resources,
-            default_runtime=settings.default_runtime,
-            default_cpus=settings.local.default_cpus,
-            default_memory_gb=settings.local.default_memory_gb,
-        )
+        options = read_options(template.resources, OptionDefaults.of(settings))
         try:
             check_policy(
                 options,

@@ -18,23 +18,21 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from toolship.compute import make_backend
-from toolship.compute.base import Attempt, Backend
+from toolship.compute.base import Attempt, Backend, Request
 from toolship.config import Settings
 from toolship.db import BatchRow, Store, TaskRow
 from toolship.engine.batches import BatchBuilder
-from toolship.engine.options import TaskOptions, read_options
 from toolship.engine.policy import Policy, resolve_policy
-from toolship.engine.retry import retry_reason
-from toolship.engine.scheduler import Queue, Request, Throttle, pick
+from toolship.engine.scheduler import Queue, Throttle, pick
 from toolship.engine.validate import admit
 from toolship.engine.writer import ReportWriter
 from toolship.errors import InvalidRequest
 from toolship.models import BatchRequest, Task
+from toolship.options import OptionDefaults, TaskOptions, read_options, retry_reason
+from toolship.records import Job
 from toolship.states import TaskState, is_final
 from toolship.storage import StorageRegistry
 from toolship.timeutil import now_rfc3339
-from toolship.worker.worker import Job
 
 __all__ = ["Engine"]
 
@@ -100,6 +98,7 @@ class Engine:
         settings: Settings,
         store: Store,
         storage: StorageRegistry,
+        backend: Backend,
         policy: Policy | None = None,
     ) -> None:
         self.settings = settings
@@ -108,7 +107,7 @@ class Engine:
         self.policy = policy or resolve_policy(settings.policy, embedded=False)
         self.writer = ReportWriter(store)
         self._stopping = False
-        self.backend: Backend = make_backend(settings, storage)
+        self.backend = backend
         self.queue = Queue()
         self.throttle = Throttle()
         self.running: dict[str, _Running] = {}
@@ -519,9 +518,4 @@ class Engine:
         return request
 
     def _options(self, task: Task) -> TaskOptions:
-        return read_options(
-            task.resources,
-            default_runtime=self.settings.default_runtime,
-            default_cpus=self.settings.local.default_cpus,
-            default_memory_gb=self.settings.local.default_memory_gb,
-        )
+        return read_options(task.resources, OptionDefaults.of(self.settings))

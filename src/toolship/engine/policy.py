@@ -15,8 +15,8 @@ import re
 from dataclasses import dataclass
 
 from toolship.config import PolicySettings
-from toolship.engine.options import TaskOptions
 from toolship.errors import InvalidRequest
+from toolship.options import TaskOptions
 from toolship.runtime import known_runtimes
 
 __all__ = ["IMAGE_TRANSPORTS", "Policy", "check_image", "check_policy", "resolve_policy"]

@@ -9,40 +9,10 @@ possible task could fit, so a long queue on a full machine costs nothing.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 
-__all__ = ["Capacity", "Queue", "Request", "Throttle", "pick"]
+from toolship.compute.base import Capacity, Request
 
-
-@dataclass(frozen=True, slots=True)
-class Request:
-    task_id: str
-    cpus: int
-    memory_gb: float
-    gpus: int = 0
-    priority: int = 0
-    # The batch this request belongs to, for its max-parallel throttle (None: no batch).
-    group: str | None = None
-
-
-@dataclass(slots=True)
-class Capacity:
-    cpus: float
-    memory_gb: float
-    gpus: int = 0
-
-    def fits(self, r: Request) -> bool:
-        return r.cpus <= self.cpus and r.memory_gb <= self.memory_gb + 1e-9 and r.gpus <= self.gpus
-
-    def take(self, r: Request) -> None:
-        self.cpus -= r.cpus
-        self.memory_gb -= r.memory_gb
-        self.gpus -= r.gpus
-
-    def give(self, r: Request) -> None:
-        self.cpus += r.cpus
-        self.memory_gb += r.memory_gb
-        self.gpus += r.gpus
+__all__ = ["Queue", "Throttle", "pick"]
 
 
 class Queue:

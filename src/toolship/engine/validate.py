@@ -9,14 +9,14 @@ from toolship.config import Settings
 from toolship.db import TaskRow
 from toolship.engine.ids import new_task_id
 from toolship.engine.limits import check_limits, check_text
-from toolship.engine.options import TaskOptions, read_options
 from toolship.engine.policy import Policy, check_image, check_policy
 from toolship.errors import InvalidRequest
 from toolship.models import Task
+from toolship.options import OptionDefaults, TaskOptions, read_options
 from toolship.states import TaskState
 from toolship.storage import StorageRegistry
 from toolship.timeutil import now_rfc3339
-from toolship.worker.layout import problems
+from toolship.worker.layout import inside, writable_dirs
 
 __all__ = ["MIN_MEMORY_GB", "Admission", "admit"]
 
@@ -47,7 +47,7 @@ def admit(
     (a sweep's members mostly share theirs).
     """
     check_limits(task, settings.limits)
-    found = problems(task)
+    found = layout_problems(task)
     if found:
         raise InvalidRequest("; ".join(found))
     for i, ex in enumerate(task.executors):
@@ -94,12 +94,7 @@ def _options(task: Task, settings: Settings, policy: Policy) -> TaskOptions:
             f"can have (6 MiB = {MIN_MEMORY_GB:.4f} GiB); ask for more, or leave ram_gb out "
             "for the server's default"
         )
-    options = read_options(
-        resources,
-        default_runtime=settings.default_runtime,
-        default_cpus=settings.local.default_cpus,
-        default_memory_gb=settings.local.default_memory_gb,
-    )
+    options = read_options(resources, OptionDefaults.of(settings))
     check_policy(
         options, policy, default_runtime=settings.default_runtime, backend=settings.backend
     )
@@ -130,3 +125,22 @@ def spec_of(task: Task, options: TaskOptions) -> dict[str, Any]:
         resources.setdefault("ram_gb", options.memory_gb)
     resources["backend_parameters"] = {**options.parameters, "runtime": options.runtime}
     return spec
+
+
+def layout_problems(task: Task) -> list[str]:
+    """Layout rules a task breaks (empty when it can be laid out)."""
+    found: list[str] = []
+    for d in writable_dirs(task):
+        if d == "/":
+            found.append(
+                "a writable path is directly under '/' (an output, stdout or stderr file); "
+                "put it in a directory such as /out"
+            )
+    input_paths = [i.path for i in task.inputs or []]
+    for i, a in enumerate(input_paths):
+        for b in input_paths[i + 1 :]:
+            if a == b:
+                found.append(f"two inputs use the same path {a}")
+            elif inside(a, b) or inside(b, a):
+                found.append(f"input paths {a} and {b} are nested; give each its own path")
+    return found

@@ -20,10 +20,10 @@ from pathlib import Path
 from toolship.models import FileType, Task, static_dir
 from toolship.wildcards import has_wildcard
 
-__all__ = ["AttemptLayout", "plan_layout"]
+__all__ = ["AttemptLayout", "inside", "plan_layout", "writable_dirs"]
 
 
-def _inside(path: str, directory: str) -> bool:
+def inside(path: str, directory: str) -> bool:
     return directory == "/" or path == directory or path.startswith(directory.rstrip("/") + "/")
 
 
@@ -45,28 +45,9 @@ def writable_dirs(task: Task) -> list[str]:
             wanted.add(posixpath.dirname(out.path))
     chosen: list[str] = []
     for d in sorted(wanted, key=lambda p: (p.count("/"), p)):
-        if not any(_inside(d, c) for c in chosen):
+        if not any(inside(d, c) for c in chosen):
             chosen.append(d)
     return sorted(chosen)
-
-
-def problems(task: Task) -> list[str]:
-    """Layout rules a task breaks (empty when it can be laid out)."""
-    found: list[str] = []
-    for d in writable_dirs(task):
-        if d == "/":
-            found.append(
-                "a writable path is directly under '/' (an output, stdout or stderr file); "
-                "put it in a directory such as /out"
-            )
-    input_paths = [i.path for i in task.inputs or []]
-    for i, a in enumerate(input_paths):
-        for b in input_paths[i + 1 :]:
-            if a == b:
-                found.append(f"two inputs use the same path {a}")
-            elif _inside(a, b) or _inside(b, a):
-                found.append(f"input paths {a} and {b} are nested; give each its own path")
-    return found
 
 
 @dataclass
@@ -108,7 +89,7 @@ class AttemptLayout:
 
     def covered(self, container_path: str) -> bool:
         """Is this container path inside one of the writable directories?"""
-        return any(_inside(container_path, d) for d in self.writable)
+        return any(inside(container_path, d) for d in self.writable)
 
 
 def plan_layout(task: Task, base: Path) -> AttemptLayout:

@@ -35,16 +35,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from toolship.engine.options import read_options
 from toolship.errors import ServerUnavailable, ToolshipError
 from toolship.models import Task
+from toolship.options import OptionDefaults, read_options
+from toolship.records import Job
 from toolship.runtime import get_runtime
 from toolship.states import TaskState
 from toolship.storage import make_registry
 from toolship.storage.local import release_mounts
 from toolship.storage.settings import StorageSettings
 from toolship.worker.ranks import local_ranks, slurm_ranks
-from toolship.worker.worker import Job, Worker, WorkerEnv
+from toolship.worker.worker import Worker, WorkerEnv
 
 __all__ = ["HttpReporter", "ServerConnection", "main", "read_job", "read_token", "run_remote"]
 
@@ -203,12 +204,7 @@ async def send(
 def read_job(doc: dict[str, Any]) -> Job:
     task = Task.model_validate(doc["task"])
     defaults = doc["defaults"]
-    options = read_options(
-        task.resources,
-        default_runtime=defaults["runtime"],
-        default_cpus=int(defaults["cpus"]),
-        default_memory_gb=float(defaults["memory_gb"]),
-    )
+    options = read_options(task.resources, OptionDefaults(**defaults))
     return Job(
         task_id=doc["task_id"],
         task=task,

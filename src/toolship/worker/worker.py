@@ -18,11 +18,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from toolship.engine.options import TaskOptions
 from toolship.errors import RuntimeUnavailable, StagingError
-from toolship.models import Task
+from toolship.records import Job, Reporter
 from toolship.runtime import ExecSpec, Mount, Runtime
 from toolship.runtime.launch import Launched, find_launched, launch, run_quietly, stop
 from toolship.runtime.usage import cgroup_name, read_usage, remove_cgroup
@@ -44,41 +43,10 @@ from toolship.worker.ranks import (
 from toolship.worker.staging import StagedFile, collect_outputs, prepare_inputs
 from toolship.worker.streams import finish_streams, open_stdin
 
-__all__ = ["Job", "Reporter", "Worker", "WorkerEnv"]
+__all__ = ["Worker", "WorkerEnv", "read_tail"]
 
 log = logging.getLogger(__name__)
 S = TaskState
-
-
-class Reporter(Protocol):
-    async def update(
-        self,
-        state: TaskState | None,
-        attempt: dict[str, Any],
-        runtime: dict[str, Any],
-        *,
-        wait: bool = True,
-    ) -> bool:
-        """Persist the attempt's log and runtime record, moving to ``state`` if given.
-
-        Returns False when the state change is refused (the task was
-        cancelled meanwhile); the worker then stops.  With ``wait=False`` the
-        reporter may return before the report is durable (and True): a refusal
-        then shows in the next waited report, which also makes this one durable.
-        """
-        ...
-
-
-@dataclass
-class Job:
-    task_id: str
-    task: Task
-    options: TaskOptions
-    attempt: dict[str, Any] | None = None  # the TES TaskLog of this attempt, when resuming
-    runtime: dict[str, Any] = field(default_factory=dict)
-    attempt_number: int = 1
-    # Per-task credentials for staging; never stored in the task record or logged.
-    credentials: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

@@ -9,17 +9,22 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from toolship.engine.retry import RetryPolicy, parse_retry
 from toolship.errors import InvalidRequest
 from toolship.models import Resources
+from toolship.options.retry import RetryPolicy, parse_retry
 from toolship.runtime import known_runtimes
 from toolship.units import parse_duration
+
+if TYPE_CHECKING:  # the compute-node worker reads options without loading the settings
+    from toolship.config import Settings
 
 __all__ = [
     "BACKEND_PARAMETERS",
     "SECRET_PARAMETERS",
     "SLURM_PARAMETERS",
+    "OptionDefaults",
     "TaskOptions",
     "read_options",
 ]
@@ -80,6 +85,23 @@ class TaskOptions:
     after: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class OptionDefaults:
+    """What a task that does not say gets: the one place settings become task defaults."""
+
+    runtime: str
+    cpus: int
+    memory_gb: float
+
+    @classmethod
+    def of(cls, settings: Settings) -> OptionDefaults:
+        return cls(
+            runtime=settings.default_runtime,
+            cpus=settings.local.default_cpus,
+            memory_gb=settings.local.default_memory_gb,
+        )
+
+
 def _int(key: str, value: str) -> int:
     try:
         return int(value)
@@ -89,13 +111,7 @@ def _int(key: str, value: str) -> int:
         ) from None
 
 
-def read_options(
-    resources: Resources | None,
-    *,
-    default_runtime: str,
-    default_cpus: int,
-    default_memory_gb: float,
-) -> TaskOptions:
+def read_options(resources: Resources | None, defaults: OptionDefaults) -> TaskOptions:
     res = resources or Resources()
     params: dict[str, str] = {}
     warnings: list[str] = []
@@ -122,7 +138,7 @@ def read_options(
             timeout = parse_duration(params["timeout"])
         except ValueError as exc:
             raise InvalidRequest(f"resources.backend_parameters.timeout: {exc}") from None
-    runtime = params.get("runtime", default_runtime).lower()
+    runtime = params.get("runtime", defaults.runtime).lower()
     if runtime not in known_runtimes():
         raise InvalidRequest(
             f"resources.backend_parameters.runtime={runtime!r} is unknown; "
@@ -148,8 +164,8 @@ def read_options(
     retry = parse_retry(params.get("retries"), params.get("retry_on"))
     after = tuple(dict.fromkeys(p.strip() for p in params.get("after", "").split(",") if p.strip()))
     return TaskOptions(
-        cpus=res.cpu_cores or default_cpus,
-        memory_gb=res.ram_gb if res.ram_gb is not None else default_memory_gb,
+        cpus=res.cpu_cores or defaults.cpus,
+        memory_gb=res.ram_gb if res.ram_gb is not None else defaults.memory_gb,
         memory_limited=res.ram_gb is not None,
         disk_gb=res.disk_gb,
         gpus=gpus,
