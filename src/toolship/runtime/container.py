@@ -32,17 +32,8 @@ class ContainerRuntime:
         self.rootless = _rootless() if rootless is None else rootless
 
     def command(self, spec: ExecSpec) -> list[str]:
-        argv = [
-            self.binary,
-            "run",
-            "--rm",
-            "--name",
-            spec.name,
-            "--label",
-            f"{LABEL_TASK}={spec.task_id}",
-        ]
-        for key, value in sorted(spec.labels.items()):
-            argv += ["--label", f"{key}={value}"]
+        argv = [self.binary, "run", "--rm", "--name", spec.name]
+        argv += _labels(spec)
         argv += ["--pull", "never"]
         if spec.pod is not None:
             argv += ["--pod", spec.pod]  # the pod's namespace: its network, its user ids
@@ -51,38 +42,29 @@ class ContainerRuntime:
         if self.binary == "podman":
             # Output goes straight to our files; a second copy in podman's log is waste.
             argv += ["--log-driver", "none"]
-        argv.append("--read-only")
-        if not any(m.container == "/tmp" for m in spec.mounts):
-            argv += ["--tmpfs", f"/tmp:rw,exec,mode=1777,size={spec.memory_bytes or 1024**3}"]
-        argv += [
-            "--cap-drop",
-            "all",
-            "--security-opt",
-            "no-new-privileges",
-            "--pids-limit",
-            str(spec.pids_limit),
-        ]
-        if self.rootless and self.binary == "podman" and spec.pod is None:
-            argv += ["--userns", "keep-id"]
-        argv += ["--user", f"{spec.user[0]}:{spec.user[1]}"]
-        if spec.cpus is not None:
-            argv += ["--cpus", _num(spec.cpus)]
-        if spec.memory_bytes is not None:
-            argv += ["--memory", f"{spec.memory_bytes}b", "--memory-swap", f"{spec.memory_bytes}b"]
-        if spec.cgroup_parent:
-            argv += ["--cgroup-parent", spec.cgroup_parent]
+        argv += self._confinement(spec)
+        argv += _resources(spec)
         if spec.interactive:
             argv.append("--interactive")
         if spec.workdir:
             argv += ["--workdir", spec.workdir]
-        for key, value in sorted(spec.env.items()):
-            argv += ["--env", f"{key}={value}"]
-        for key in spec.env_passthrough:
-            argv += ["--env", key]  # the value comes from the launching environment
+        argv += _environment(spec)
         for m in spec.mounts:
             argv += ["--volume", f"{m.host}:{m.container}:{'ro' if m.readonly else 'rw'}"]
         # TES: `command` is the whole argv, so its first word replaces the image's entrypoint.
         argv += ["--entrypoint", spec.command[0], spec.image, *spec.command[1:]]
+        return argv
+
+    def _confinement(self, spec: ExecSpec) -> list[str]:
+        """Read-only root, a bounded /tmp, no capabilities, no new privileges, the task's uid."""
+        argv = ["--read-only"]
+        if not any(m.container == "/tmp" for m in spec.mounts):
+            argv += ["--tmpfs", f"/tmp:rw,exec,mode=1777,size={spec.memory_bytes or 1024**3}"]
+        argv += ["--cap-drop", "all", "--security-opt", "no-new-privileges"]
+        argv += ["--pids-limit", str(spec.pids_limit)]
+        if self.rootless and self.binary == "podman" and spec.pod is None:
+            argv += ["--userns", "keep-id"]
+        argv += ["--user", f"{spec.user[0]}:{spec.user[1]}"]
         return argv
 
     def environment(self, spec: ExecSpec) -> dict[str, str] | None:
@@ -104,9 +86,7 @@ class ContainerRuntime:
                 "network of their own on one machine; run it with --runtime podman"
             )
         argv = [self.binary, "pod", "create", "--replace", "--name", str(spec.pod)]
-        argv += ["--label", f"{LABEL_TASK}={spec.task_id}"]
-        for key, value in sorted(spec.labels.items()):
-            argv += ["--label", f"{key}={value}"]
+        argv += _labels(spec)
         argv += ["--network", _network(spec)]
         if self.rootless:
             argv += ["--userns", "keep-id"]
@@ -123,6 +103,33 @@ class ContainerRuntime:
             marker in text
             for marker in ("image not known", "no such image", "unable to find image", "pull")
         )
+
+
+def _labels(spec: ExecSpec) -> list[str]:
+    argv = ["--label", f"{LABEL_TASK}={spec.task_id}"]
+    for key, value in sorted(spec.labels.items()):
+        argv += ["--label", f"{key}={value}"]
+    return argv
+
+
+def _resources(spec: ExecSpec) -> list[str]:
+    argv: list[str] = []
+    if spec.cpus is not None:
+        argv += ["--cpus", _num(spec.cpus)]
+    if spec.memory_bytes is not None:
+        argv += ["--memory", f"{spec.memory_bytes}b", "--memory-swap", f"{spec.memory_bytes}b"]
+    if spec.cgroup_parent:
+        argv += ["--cgroup-parent", spec.cgroup_parent]
+    return argv
+
+
+def _environment(spec: ExecSpec) -> list[str]:
+    argv: list[str] = []
+    for key, value in sorted(spec.env.items()):
+        argv += ["--env", f"{key}={value}"]
+    for key in spec.env_passthrough:
+        argv += ["--env", key]  # the value comes from the launching environment
+    return argv
 
 
 def _network(spec: ExecSpec) -> str:
