@@ -13,7 +13,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
@@ -34,6 +34,7 @@ __all__ = [
     "PriceSettings",
     "S3Settings",
     "ServerSettings",
+    "ServerState",
     "Settings",
     "SlurmPartition",
     "SlurmSettings",
@@ -56,8 +57,16 @@ def default_home() -> Path:
     return Path(data) / "toolship"
 
 
+class ServerState(TypedDict):
+    """What ``server.json`` says about the running embedded server."""
+
+    url: str
+    pid: int
+    token_file: str
+
+
 def state_file(home: Path) -> Path:
-    """Where the embedded server of ``home`` says where it listens (url, pid, token file)."""
+    """Where the embedded server of ``home`` says where it listens (a :class:`ServerState`)."""
     return home / "server.json"
 
 

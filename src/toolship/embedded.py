@@ -16,11 +16,10 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 
-from toolship.config import default_home, state_file
+from toolship.config import ServerState, default_home, state_file
 from toolship.errors import ServerUnavailable
 
 __all__ = ["EmbeddedServer", "ensure_server", "find_server", "stop_server"]
@@ -50,7 +49,7 @@ def find_server(home: Path | None = None) -> EmbeddedServer | None:
     """The running embedded server of ``home``, or None."""
     home = home or default_home()
     try:
-        info: dict[str, Any] = json.loads(state_file(home).read_text())
+        info: ServerState = json.loads(state_file(home).read_text())
         token = Path(info["token_file"]).read_text().split()[0]
     except (OSError, ValueError, KeyError, IndexError):
         return None

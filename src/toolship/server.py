@@ -11,7 +11,7 @@ import socket
 import uvicorn
 
 from toolship.api import create_app
-from toolship.config import Settings, state_file, token_file
+from toolship.config import ServerState, Settings, state_file, token_file
 from toolship.errors import ConfigError
 from toolship.secrets import ensure_token_file, read_tokens
 
@@ -92,11 +92,8 @@ def serve(settings: Settings, *, embedded: bool = False) -> None:
     state = state_file(settings.home)
     if embedded:
         tmp = state.with_suffix(".tmp")
-        tmp.write_text(
-            json.dumps(
-                {"url": url, "pid": os.getpid(), "token_file": str(token_file(settings.home))}
-            )
-        )
+        info = ServerState(url=url, pid=os.getpid(), token_file=str(token_file(settings.home)))
+        tmp.write_text(json.dumps(info))
         tmp.replace(state)
     print(f"toolship serving on {url} (home {settings.home})", flush=True)
     try:
