@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypedDict
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -57,36 +57,49 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(problems) or "invalid request"
 
 
-def _error_response(description: str) -> dict[str, Any]:
+class _Content(TypedDict):
+    schema: dict[str, str]
+
+
+class _ErrorDoc(TypedDict):
+    description: str
+    content: dict[str, _Content]
+
+
+def _error_response(description: str) -> _ErrorDoc:
     ref = {"$ref": "#/components/schemas/ErrorResponse"}
     return {"description": description, "content": {"application/json": {"schema": ref}}}
 
 
-def _openapi(app: FastAPI, auth: bool) -> dict[str, Any]:
-    """FastAPI's schema, with toolship's real error responses instead of its 422."""
-    if app.openapi_schema:
-        return app.openapi_schema
-    schema = get_openapi(
-        title=app.title, version=app.version, description=app.description, routes=app.routes
-    )
-    components = schema.setdefault("components", {}).setdefault("schemas", {})
-    for unused in ("HTTPValidationError", "ValidationError"):
-        components.pop(unused, None)
-    components["ErrorResponse"] = ErrorResponse.model_json_schema()
-    for path, operations in schema.get("paths", {}).items():
-        for op in operations.values():
-            responses = op.setdefault("responses", {})
-            responses.pop("422", None)
-            if op.get("parameters") or op.get("requestBody"):
-                responses["400"] = _error_response("The request is invalid; detail says why")
-            if op.get("requestBody"):
-                responses["413"] = _error_response("The body is over limits.max_body_bytes")
-            if auth and path != "/api/v1/health":
-                responses["401"] = _error_response("Missing or wrong bearer token")
-            if "{id}" in path:
-                responses["404"] = _error_response("No task with this id")
-    app.openapi_schema = schema
-    return schema
+class _App(FastAPI):
+    """The app; its OpenAPI schema lists toolship's real error responses, not FastAPI's 422."""
+
+    auth = False  # are tokens asked for (a 401 on every protected route)
+
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema:
+            return self.openapi_schema
+        schema = get_openapi(
+            title=self.title, version=self.version, description=self.description, routes=self.routes
+        )
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for unused in ("HTTPValidationError", "ValidationError"):
+            components.pop(unused, None)
+        components["ErrorResponse"] = ErrorResponse.model_json_schema()
+        for path, operations in schema.get("paths", {}).items():
+            for op in operations.values():
+                responses = op.setdefault("responses", {})
+                responses.pop("422", None)
+                if op.get("parameters") or op.get("requestBody"):
+                    responses["400"] = _error_response("The request is invalid; detail says why")
+                if op.get("requestBody"):
+                    responses["413"] = _error_response("The body is over limits.max_body_bytes")
+                if self.auth and path != "/api/v1/health":
+                    responses["401"] = _error_response("Missing or wrong bearer token")
+                if "{id}" in path:
+                    responses["404"] = _error_response("No task with this id")
+        self.openapi_schema = schema
+        return schema
 
 
 def create_app(
@@ -121,7 +134,7 @@ def create_app(
             await engine.stop()
             store.close()
 
-    app = FastAPI(
+    app = _App(
         title="toolship",
         version=__version__,
         description="GA4GH TES v1.1 at /ga4gh/tes/v1 (and /v1); toolship's own API at /api/v1.",
@@ -148,7 +161,7 @@ def create_app(
     # Remote workers authenticate with their task's own token, not the users' tokens.
     app.include_router(worker.router)
 
-    app.openapi = lambda: _openapi(app, auth.enabled)  # type: ignore[method-assign]
+    app.auth = auth.enabled
     app.add_middleware(BodyLimit, max_bytes=settings.limits.max_body_bytes)
 
     @app.exception_handler(ToolshipError)

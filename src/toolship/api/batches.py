@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated, Any
+from typing import Annotated, TypedDict
 
 from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse
@@ -32,7 +32,23 @@ def batch_state(counts: dict[TaskState, int], size: int) -> TaskState:
     return S.COMPLETE if counts.get(S.COMPLETE) == size else S.UNKNOWN
 
 
-def _summary(store: Store, batch: BatchRow) -> dict[str, Any]:
+class BatchSummary(TypedDict):
+    """A batch as /api/v1/batches answers it (the SDK reads it as models.BatchInfo)."""
+
+    id: str
+    name: str | None
+    kind: str
+    creation_time: str
+    size: int
+    state: str
+    counts: dict[str, int]
+    max_parallel: int | None
+    priority: int
+    timeout: str | None
+    map: dict[str, str | int] | None
+
+
+def _summary(store: Store, batch: BatchRow) -> BatchSummary:
     counts = store.batch_counts(batch.id)
     return {
         "id": batch.id,

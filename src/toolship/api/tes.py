@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 
 from toolship import __version__
 from toolship.api.state import AppState, app_state
@@ -37,9 +38,15 @@ def _json(data: Any) -> JSONResponse:
     return JSONResponse(data)
 
 
-def service_info(state: AppState) -> dict[str, Any]:
+class CancelTaskResponse(BaseModel):
+    """TES's answer to a cancel: an empty object."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def service_info(state: AppState) -> ServiceInfo:
     s = state.settings.server
-    info = ServiceInfo(
+    return ServiceInfo(
         id=f"org.toolship.{s.service_name}",
         name=s.service_name,
         type=ServiceType(group="org.ga4gh", artifact="tes", version="1.1.0"),
@@ -51,7 +58,6 @@ def service_info(state: AppState) -> dict[str, Any]:
         storage=state.storage.prefixes(),
         tesResources_backend_parameters=sorted(BACKEND_PARAMETERS),
     )
-    return info.model_dump(exclude_none=True)
 
 
 @router.get(
@@ -62,7 +68,7 @@ def service_info(state: AppState) -> dict[str, Any]:
     response_model_exclude_none=True,
 )
 async def get_service_info(request: Request) -> JSONResponse:
-    return _json(service_info(app_state(request)))
+    return _json(service_info(app_state(request)).model_dump(exclude_none=True))
 
 
 ViewParam = Annotated[View, Query(description="MINIMAL (default), BASIC or FULL")]
@@ -103,10 +109,10 @@ async def list_tasks(
         full_rows=view is not View.MINIMAL,
         with_logs=view is not View.MINIMAL,
     )
-    body: dict[str, Any] = {"tasks": [render(r, view) for r in page.items]}
+    tasks = [render(r, view) for r in page.items]
     if page.next_token:
-        body["next_page_token"] = page.next_token
-    return _json(body)
+        return _json({"tasks": tasks, "next_page_token": page.next_token})
+    return _json({"tasks": tasks})
 
 
 @router.post(
@@ -125,7 +131,7 @@ async def create_task(request: Request, task: Annotated[Task, Body()]) -> JSONRe
     "/tasks/{id}:cancel",
     operation_id="CancelTask",
     summary="CancelTask",
-    response_model=dict[str, Any],
+    response_model=CancelTaskResponse,
 )
 async def cancel_task(request: Request, id: str) -> JSONResponse:
     app_state(request).engine.cancel(id)
