@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -54,25 +54,108 @@ def test_a_real_error_fails_at_once_with_slurms_words() -> None:
     assert runner.calls == 1
 
 
-def test_the_poller_asks_once_per_tick_whatever_the_job_count() -> None:
-    jobs = {str(i): JobStatus(str(i), "RUNNING", Phase.RUNNING) for i in range(5000)}
-    seen: list[int] = []
+class FakeClock:
+    """The poller's clock and sleep: time moves only when the poller sleeps.
 
-    async def query() -> Mapping[str, JobStatus]:
-        return jobs
+    Once it reaches ``until`` the next sleep never ends, and ``stopped`` is set so
+    the test can stop the poller: nothing depends on how fast this machine is.
+    """
 
+    def __init__(self, until: float) -> None:
+        self.now = 0.0
+        self.until = until
+        self.slept: list[float] = []
+        self.stopped = asyncio.Event()
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+        if self.now >= self.until:
+            self.stopped.set()
+            await asyncio.Event().wait()
+        await asyncio.sleep(0)
+
+
+def run_poller(
+    clock: FakeClock,
+    query: Callable[[], Awaitable[Mapping[str, JobStatus]]],
+    *,
+    deliver: Callable[[Mapping[str, JobStatus]], None] = lambda s: None,
+    active: Callable[[], bool] = lambda: True,
+    started: Callable[[Poller], None] = lambda p: None,
+) -> Poller:
     async def main() -> Poller:
         poller = Poller(
-            interval=0.05, query=query, deliver=lambda s: seen.append(len(s)), active=lambda: True
-        )
+            interval=1.0, query=query, deliver=deliver, active=active, clock=clock,
+            sleep=clock.sleep,
+        )  # fmt: skip
+        started(poller)
         poller.start()
-        await asyncio.sleep(0.53)
+        await asyncio.wait_for(clock.stopped.wait(), 10)
         await poller.stop()
         return poller
 
-    poller = asyncio.run(main())
-    assert 5 <= poller.calls <= 11
-    assert seen and all(n == 5000 for n in seen)
+    return asyncio.run(main())
+
+
+def test_the_poller_asks_once_per_tick_whatever_the_job_count() -> None:
+    jobs = {str(i): JobStatus(str(i), "RUNNING", Phase.RUNNING) for i in range(5000)}
+    clock = FakeClock(until=10.5)
+    asked: list[float] = []
+    seen: list[int] = []
+
+    async def query() -> Mapping[str, JobStatus]:
+        asked.append(clock.now)
+        return jobs
+
+    poller = run_poller(clock, query, deliver=lambda s: seen.append(len(s)))
+    assert asked == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0]
+    assert poller.calls == 10 and seen == [5000] * 10
+
+
+def test_no_jobs_followed_no_call() -> None:
+    async def query() -> Mapping[str, JobStatus]:
+        raise AssertionError("asked with no job to follow")
+
+    clock = FakeClock(until=5.5)
+    poller = run_poller(clock, query, active=lambda: False)
+    assert poller.calls == 0 and clock.slept == [1.0] * 6
+
+
+def test_a_failing_query_backs_off_doubling_up_to_a_minute_and_a_success_resets_it() -> None:
+    clock = FakeClock(until=250.5)
+    asked: list[float] = []
+
+    async def query() -> Mapping[str, JobStatus]:
+        asked.append(clock.now)
+        if len(asked) <= 8:
+            raise CommandFailed("squeue: error: Socket timed out")
+        return {}
+
+    run_poller(clock, query)
+    # waits 2, 4, 8, 16, 32, 60, 60, 60 after the failures, then one interval again
+    assert asked == [1.0, 3.0, 7.0, 15.0, 31.0, 63.0, 123.0, 183.0, 243.0, 244.0, 245.0,
+                     246.0, 247.0, 248.0, 249.0, 250.0]  # fmt: skip
+
+
+def test_a_poke_polls_one_interval_after_the_last_call_not_after_the_back_off() -> None:
+    clock = FakeClock(until=17.5)
+    asked: list[float] = []
+    pokes: list[Poller] = []
+
+    async def query() -> Mapping[str, JobStatus]:
+        asked.append(clock.now)
+        if len(asked) == 4:
+            pokes[0].poke()  # as a cancel does, while the back-off would wait 16 s
+        if len(asked) <= 4:
+            raise CommandFailed("squeue: error: Socket timed out")
+        return {}
+
+    run_poller(clock, query, started=pokes.append)
+    assert asked == [1.0, 3.0, 7.0, 15.0, 16.0, 17.0]
 
 
 class Recorder:

@@ -149,7 +149,10 @@ class Poller:
     """One bulk status call per tick for every job we follow, with back-off on failure.
 
     ``query`` returns the status of all jobs it knows (one scheduler call);
-    ``deliver`` gets that map each tick.  No jobs followed, no call.
+    ``deliver`` gets that map each tick.  No jobs followed, no call.  A failed
+    call doubles the wait (at most a minute); a :meth:`poke` cuts it short, but
+    calls stay at least ``interval`` apart.  ``clock`` and ``sleep`` are the
+    only sense of time it has, so a test can hand it a fake one.
     """
 
     def __init__(
@@ -159,11 +162,15 @@ class Poller:
         query: Callable[[], Awaitable[Mapping[str, JobStatus]]],
         deliver: Callable[[Mapping[str, JobStatus]], None],
         active: Callable[[], bool],
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.interval = interval
         self.query = query
         self.deliver = deliver
         self.active = active
+        self.clock = clock
+        self.sleep = sleep
         self.calls = 0
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -181,20 +188,32 @@ class Poller:
         """Poll soon (e.g. after a cancel), still at most once per interval."""
         self._wake.set()
 
+    async def _pause(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less when poked."""
+        if self._wake.is_set():  # poked while the last call ran
+            self._wake.clear()
+            return
+        woken = asyncio.ensure_future(self._wake.wait())
+        slept = asyncio.ensure_future(self.sleep(seconds))
+        try:
+            await asyncio.wait((woken, slept), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            woken.cancel()
+            slept.cancel()
+        self._wake.clear()
+
     async def _loop(self) -> None:
         delay = self.interval
-        last = 0.0
+        last = self.clock() - self.interval
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
-            self._wake.clear()
-            wait = last + self.interval - time.monotonic()
+            await self._pause(delay)
+            wait = last + self.interval - self.clock()
             if wait > 0:
-                await asyncio.sleep(wait)
+                await self.sleep(wait)
             if not self.active():
                 delay = self.interval
                 continue
-            last = time.monotonic()
+            last = self.clock()
             self.calls += 1
             try:
                 statuses = await self.query()
