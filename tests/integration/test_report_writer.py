@@ -9,10 +9,17 @@ import pytest
 
 from toolship.db import Store, TaskRow
 from toolship.engine.writer import ReportWriter
+from toolship.models import TaskLog
+from toolship.records import RuntimeRecord
 from toolship.states import IllegalTransition, TaskState
 from toolship.timeutil import now_rfc3339
 
 S = TaskState
+R = RuntimeRecord
+
+
+def log(text: str) -> TaskLog:
+    return TaskLog(system_logs=[text])
 
 
 def _store(tmp_path: Path, *states: TaskState) -> tuple[Store, list[str]]:
@@ -34,15 +41,15 @@ def test_unwaited_reports_are_written_with_the_next_waited_one(tmp_path: Path) -
 
     async def attempt() -> bool:
         writer = ReportWriter(store, linger=60)
-        assert await writer.write(tid, S.INITIALIZING, [{"n": 1}], {}, wait=False)
-        assert await writer.write(tid, S.RUNNING, [{"n": 2}], {"phase": "run"}, wait=False)
+        assert await writer.write(tid, S.INITIALIZING, [log("1")], R(), wait=False)
+        assert await writer.write(tid, S.RUNNING, [log("2")], R(phase="run"), wait=False)
         assert store.get_state(tid) is S.QUEUED  # nothing written yet
-        return await writer.write(tid, None, [{"n": 3}], {"launching": 0}, wait=True)
+        return await writer.write(tid, None, [log("3")], R(launching=0), wait=True)
 
     assert asyncio.run(attempt()) is True
     row = store.get(tid)
     assert row.state is S.RUNNING
-    assert row.logs == [{"n": 3}] and row.runtime == {"launching": 0}
+    assert row.logs == [log("3")] and row.runtime == R(launching=0)
 
 
 def test_a_refused_change_is_told_to_the_next_waited_report(tmp_path: Path) -> None:
@@ -50,16 +57,16 @@ def test_a_refused_change_is_told_to_the_next_waited_report(tmp_path: Path) -> N
 
     async def attempt() -> tuple[bool, bool]:
         writer = ReportWriter(store, linger=0)
-        await writer.write(tid, S.INITIALIZING, [], {}, wait=False)
+        await writer.write(tid, S.INITIALIZING, [], R(), wait=False)
         await asyncio.sleep(0.05)  # written alone, after the linger: refused
-        refused = await writer.write(tid, None, [{"kept": True}], {}, wait=True)
-        later = await writer.write(tid, None, [{"kept": True}], {}, wait=True)
+        refused = await writer.write(tid, None, [log("kept")], R(), wait=True)
+        later = await writer.write(tid, None, [log("kept")], R(), wait=True)
         return refused, later
 
     assert asyncio.run(attempt()) == (False, True)
     row = store.get(tid)
     assert row.state is S.CANCELED
-    assert row.logs == [{"kept": True}]  # the log of what happened is kept anyway
+    assert row.logs == [log("kept")]  # the log of what happened is kept anyway
 
 
 def test_a_refused_chain_still_lands_its_allowed_final_state(tmp_path: Path) -> None:
@@ -67,8 +74,8 @@ def test_a_refused_chain_still_lands_its_allowed_final_state(tmp_path: Path) -> 
 
     async def attempt() -> bool:
         writer = ReportWriter(store)
-        await writer.write(tid, S.RUNNING, [], {}, wait=False)
-        return await writer.write(tid, S.CANCELED, [], {"phase": "done"}, wait=True)
+        await writer.write(tid, S.RUNNING, [], R(), wait=False)
+        return await writer.write(tid, S.CANCELED, [], R(phase="done"), wait=True)
 
     assert asyncio.run(attempt()) is False  # RUNNING was refused
     row = store.get(tid)
@@ -81,9 +88,9 @@ def test_a_chain_the_state_table_lacks_is_an_error(tmp_path: Path) -> None:
 
     async def attempt() -> None:
         writer = ReportWriter(store)
-        await writer.write(tid, S.INITIALIZING, [], {}, wait=False)
-        await writer.write(tid, S.QUEUED, [], {}, wait=False)
-        await writer.write(tid, S.COMPLETE, [], {}, wait=True)
+        await writer.write(tid, S.INITIALIZING, [], R(), wait=False)
+        await writer.write(tid, S.QUEUED, [], R(), wait=False)
+        await writer.write(tid, S.COMPLETE, [], R(), wait=True)
 
     with pytest.raises(IllegalTransition):
         asyncio.run(attempt())

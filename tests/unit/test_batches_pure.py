@@ -12,6 +12,7 @@ from toolship.engine.accounting import member_usage, scaling, scaling_key
 from toolship.engine.expand import check_graph, expand_map, expand_sweep, substitute
 from toolship.engine.scheduler import Queue, Throttle, pick
 from toolship.errors import InvalidRequest
+from toolship.models import TaskLog
 from toolship.options import parse_retry, retry_reason
 from toolship.spec import grid, read_params_file
 from toolship.states import TaskState
@@ -113,19 +114,23 @@ def test_dependency_graphs() -> None:
 
 def test_retry_policy() -> None:
     policy = parse_retry("3", "exit:75,76,oom")
-    attempt = {"logs": [{"exit_code": 75}]}
+
+    def exited(code: int) -> TaskLog:
+        return TaskLog.model_validate({"logs": [{"exit_code": code}]})
+
+    attempt = exited(75)
     assert retry_reason(policy, 1, S.EXECUTOR_ERROR, attempt) == "exit code 75"
     assert retry_reason(policy, 3, S.EXECUTOR_ERROR, attempt) == "exit code 75"
     assert retry_reason(policy, 4, S.EXECUTOR_ERROR, attempt) is None  # 1 + 3 attempts in all
-    assert retry_reason(policy, 1, S.EXECUTOR_ERROR, {"logs": [{"exit_code": 76}]})
-    assert retry_reason(policy, 1, S.EXECUTOR_ERROR, {"logs": [{"exit_code": 1}]}) is None
-    assert retry_reason(policy, 1, S.EXECUTOR_ERROR, {"logs": [{"exit_code": 137}]})
+    assert retry_reason(policy, 1, S.EXECUTOR_ERROR, exited(76))
+    assert retry_reason(policy, 1, S.EXECUTOR_ERROR, exited(1)) is None
+    assert retry_reason(policy, 1, S.EXECUTOR_ERROR, exited(137))
     assert retry_reason(policy, 1, S.SYSTEM_ERROR, attempt) is None  # not asked for
     assert retry_reason(policy, 1, S.CANCELED, attempt) is None
     default = parse_retry("1", None)
-    assert retry_reason(default, 1, S.SYSTEM_ERROR, {}) == "a system error"
+    assert retry_reason(default, 1, S.SYSTEM_ERROR, TaskLog()) == "a system error"
     assert retry_reason(default, 1, S.EXECUTOR_ERROR, attempt) is None
-    assert retry_reason(parse_retry(None, None), 1, S.SYSTEM_ERROR, {}) is None
+    assert retry_reason(parse_retry(None, None), 1, S.SYSTEM_ERROR, TaskLog()) is None
     for bad in ("exit:x", "sometimes"):
         with pytest.raises(InvalidRequest):
             parse_retry("1", bad)
@@ -159,13 +164,13 @@ def test_a_long_throttled_batch_costs_the_scheduler_nothing() -> None:
 
 
 def _member(cpu: str, run: float, state: str = "COMPLETE") -> object:
-    log = {
+    log = TaskLog.model_validate({
         "start_time": "2026-01-01T00:00:00Z",
         "end_time": f"2026-01-01T00:00:{int(run) + 1:02d}Z",
         "logs": [{"start_time": "2026-01-01T00:00:00Z",
-                  "end_time": f"2026-01-01T00:00:{int(run):02d}Z"}],
+                  "end_time": f"2026-01-01T00:00:{int(run):02d}Z", "exit_code": 0}],
         "metadata": {"toolship.cpu_seconds": "1.5", "toolship.peak_memory_bytes": "1024"},
-    }  # fmt: skip
+    })  # fmt: skip
     prices = PriceSettings(core_hour=3.6, gb_hour=0, gpu_hour=0)
     return member_usage("id", None, state, [log], cpus=int(cpu), memory_gb=1, gpus=0,
                         params={"cpu": cpu}, prices=prices)  # fmt: skip

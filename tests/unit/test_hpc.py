@@ -14,11 +14,10 @@ from toolship.compute.hpc import CommandFailed, CommandRunner, JobStatus, Phase,
 from toolship.compute.slurm import SlurmAttempt
 from toolship.compute.slurm_format import TRANSIENT, parse_unfinished
 from toolship.config import Settings
-from toolship.models import Resources, Task
+from toolship.models import Resources, Task, TaskLog
 from toolship.options import OptionDefaults, read_options
-from toolship.records import Job
+from toolship.records import Job, RuntimeRecord, SlurmRecord, WorkerJob
 from toolship.states import TaskState
-from toolship.worker.remote import read_job
 
 
 class FakeRunner(CommandRunner):
@@ -160,17 +159,17 @@ def test_a_poke_polls_one_interval_after_the_last_call_not_after_the_back_off() 
 
 class Recorder:
     def __init__(self) -> None:
-        self.updates: list[tuple[TaskState | None, dict[str, Any]]] = []
+        self.updates: list[tuple[TaskState | None, list[str]]] = []  # the system logs
 
     async def update(
         self,
         state: TaskState | None,
-        attempt: dict[str, Any],
-        runtime: dict[str, Any],
+        attempt: TaskLog,
+        runtime: RuntimeRecord,
         *,
         wait: bool = True,
     ) -> bool:
-        self.updates.append((state, attempt))
+        self.updates.append((state, list(attempt.system_logs or [])))
         return True
 
 
@@ -193,7 +192,7 @@ def attempt(job_id: str = "7") -> tuple[SlurmAttempt, Recorder]:
         task_id="t1",
         task=Task.model_validate({"executors": [{"image": "x", "command": ["true"]}]}),
         options=read_options(None, OptionDefaults(runtime="podman", cpus=1, memory_gb=0)),
-        runtime={"slurm": {"job_id": job_id}},
+        runtime=RuntimeRecord(slurm=SlurmRecord(job_id=job_id)),
     )
     rec = Recorder()
     return SlurmAttempt(Backend(), job, rec), rec  # type: ignore[arg-type]
@@ -210,7 +209,7 @@ def test_a_failed_node_ends_the_attempt_at_once_naming_the_node() -> None:
     a, rec = asyncio.run(main())
     state, log = rec.updates[-1]
     assert state is TaskState.SYSTEM_ERROR and a.final is TaskState.SYSTEM_ERROR
-    assert "node(s) node2 (NODE_FAIL, reason NodeDown)" in log["system_logs"][-1]
+    assert "node(s) node2 (NODE_FAIL, reason NodeDown)" in log[-1]
 
 
 def test_an_ended_job_gets_a_grace_for_the_workers_last_report() -> None:
@@ -225,7 +224,7 @@ def test_an_ended_job_gets_a_grace_for_the_workers_last_report() -> None:
 
     _, rec = asyncio.run(main())
     assert rec.updates[-1][0] is TaskState.SYSTEM_ERROR
-    assert "without its worker reporting" in rec.updates[-1][1]["system_logs"][-1]
+    assert "without its worker reporting" in rec.updates[-1][1][-1]
 
 
 def test_a_job_that_vanishes_twice_ends_the_attempt() -> None:
@@ -239,16 +238,16 @@ def test_a_job_that_vanishes_twice_ends_the_attempt() -> None:
         return rec
 
     rec = asyncio.run(main())
-    assert "vanished" in rec.updates[-1][1]["system_logs"][-1]
+    assert "vanished" in rec.updates[-1][1][-1]
 
 
 def test_after_a_cancel_a_failing_end_reads_canceled_and_late_reports_are_refused() -> None:
     async def main() -> tuple[SlurmAttempt, Recorder, bool]:
         a, rec = attempt(job_id="")
-        del a.slurm["job_id"]
+        a.slurm.job_id = None
         a.cancelled.set()  # as if cancelled before the job ran
-        await a.update(TaskState.EXECUTOR_ERROR, {"logs": []}, {})
-        late = await a.update(TaskState.RUNNING, {"logs": []}, {})
+        await a.update(TaskState.EXECUTOR_ERROR, TaskLog(), RuntimeRecord())
+        late = await a.update(TaskState.RUNNING, TaskLog(), RuntimeRecord())
         return a, rec, late
 
     a, rec, late = asyncio.run(main())
@@ -268,10 +267,11 @@ def test_the_remote_workers_job_travels_as_json_and_gives_the_same_options() -> 
     )
     job = Job(task_id="t1", task=task, options=options, credentials={"s3_access_key_id": "k"})
     attempt = SlurmAttempt(Backend(), job, Recorder())  # type: ignore[arg-type]
-    doc = json.loads(json.dumps(attempt.worker_job()))
-    again = read_job(doc)
+    wire = json.dumps(attempt.worker_job().model_dump(mode="json", exclude_none=True))
+    doc = WorkerJob.model_validate_json(wire)
+    again = doc.job()
     assert again.options == options and again.credentials == {"s3_access_key_id": "k"}
-    assert doc["attempt"] is None  # the worker starts the attempt afresh
+    assert doc.attempt is None  # the worker starts the attempt afresh
 
 
 def test_jobs_submitted_but_not_recorded_are_found_by_their_comment() -> None:
@@ -282,15 +282,15 @@ def test_jobs_submitted_but_not_recorded_are_found_by_their_comment() -> None:
 def test_after_a_restart_an_attempt_takes_its_unrecorded_job_instead_of_submitting() -> None:
     async def main() -> tuple[SlurmAttempt, Recorder, Backend]:
         a, rec = attempt()
-        del a.slurm["job_id"]
+        a.slurm.job_id = None
         backend: Backend = a.backend  # type: ignore[assignment]
         backend.unrecorded[("t1", 1)] = "41"
         run = asyncio.create_task(a.run())
         await asyncio.sleep(0.01)
-        await a.update(TaskState.COMPLETE, {"logs": []}, {})
+        await a.update(TaskState.COMPLETE, TaskLog(), RuntimeRecord())
         await asyncio.wait_for(run, 1)
         return a, rec, backend
 
     a, rec, backend = asyncio.run(main())
-    assert backend.submitted == 0 and a.slurm["job_id"] == "41"
-    assert "found Slurm job 41" in rec.updates[0][1]["system_logs"][-1]
+    assert backend.submitted == 0 and a.slurm.job_id == "41"
+    assert "found Slurm job 41" in rec.updates[0][1][-1]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from toolship.api.views import render
 from toolship.db import TaskRow, TaskSummary
-from toolship.models import Task, View
+from toolship.models import Task, TaskLog, View
 from toolship.states import TaskState
 
 ROW = TaskRow(
@@ -21,11 +21,13 @@ ROW = TaskRow(
         "inputs": [{"path": "/in", "content": "secret-ish", "type": "FILE"}],
     },
     logs=[
-        {
-            "logs": [{"exit_code": 0, "stdout": "out", "stderr": "err"}],
-            "outputs": [],
-            "system_logs": ["x"],
-        }
+        TaskLog.model_validate(
+            {
+                "logs": [{"exit_code": 0, "stdout": "out", "stderr": "err"}],
+                "outputs": [],
+                "system_logs": ["x"],
+            }
+        )
     ],
 )
 
@@ -41,7 +43,7 @@ def test_basic_drops_logs_content_and_system_logs() -> None:
     assert "stdout" not in basic["logs"][0]["logs"][0]
     assert "system_logs" not in basic["logs"][0]
     # the stored row is untouched
-    assert ROW.logs[0]["logs"][0]["stdout"] == "out"
+    assert ROW.logs[0].logs[0].stdout == "out"
 
 
 def test_full_is_complete_and_spec_shaped() -> None:

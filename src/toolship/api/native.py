@@ -58,12 +58,13 @@ async def task_details(request: Request, id: str) -> JSONResponse:
         "task": render(row, View.FULL),
         "runtime": runtime_name,
         "isolated": runtime_name != "process",
-        "attempt_dir": rt.get("attempt_dir"),
-        "executor": rt.get("executor"),
-        "phase": rt.get("phase"),
-        "running_executor_start": rt.get("exec_start") if rt.get("pid") else None,
+        "attempt_dir": rt.attempt_dir,
+        "executor": rt.executor,
+        "phase": rt.phase,
+        "running_executor_start": rt.exec_start if rt.pid else None,
         "staged": st.engine.staging_progress(id),
-        "slurm": rt.get("slurm"),  # job id, state and nodes when the Slurm backend ran it
+        # job id, state and nodes when the Slurm backend ran it
+        "slurm": None if rt.slurm is None else rt.slurm.model_dump(exclude_none=True),
     }
     return JSONResponse(body)
 
@@ -105,7 +106,7 @@ async def _log_chunks(
     """The latest attempt's stream; following, also every attempt a retry starts later."""
     while True:
         row = st.store.get(task_id)
-        base = row.runtime.get("attempt_dir")
+        base = row.runtime.attempt_dir
         if base is not None:
             break
         if not follow or is_final(row.state):
@@ -165,8 +166,8 @@ async def _attempt_chunks(
 
 def _progress(row: TaskRow, base: str) -> tuple[bool, int]:
     """(is the attempt over, how many of its executors have ended)."""
-    final = is_final(row.state) or row.runtime.get("attempt_dir") != base
-    done = len(row.logs[-1].get("logs", [])) if row.logs else 0
+    final = is_final(row.state) or row.runtime.attempt_dir != base
+    done = len(row.logs[-1].logs) if row.logs else 0
     return final, done
 
 

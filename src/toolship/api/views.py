@@ -17,7 +17,7 @@ def render(row: TaskRow | TaskSummary, view: View) -> dict[str, Any]:
     task: dict[str, Any] = {"id": row.id, "state": row.state.value}
     task.update(copy.deepcopy(row.spec) if view is View.BASIC else row.spec)
     task["creation_time"] = row.creation_time
-    task["logs"] = copy.deepcopy(row.logs) if view is View.BASIC else row.logs
+    task["logs"] = [attempt.model_dump(mode="json", exclude_none=True) for attempt in row.logs]
     if view is View.BASIC:
         for inp in task.get("inputs", []):
             inp.pop("content", None)

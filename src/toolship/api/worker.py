@@ -9,7 +9,6 @@ not part of the public API.
 from __future__ import annotations
 
 import hmac
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -18,6 +17,8 @@ from pydantic import BaseModel
 from toolship.api.state import app_state
 from toolship.compute import RemoteAttempt
 from toolship.errors import Conflict, Unauthorized
+from toolship.models import TaskLog
+from toolship.records import RuntimeRecord
 from toolship.secrets import worker_token
 from toolship.states import TaskState
 
@@ -28,13 +29,13 @@ router = APIRouter(prefix="/api/v1/worker", include_in_schema=False)
 
 class Report(BaseModel):
     state: TaskState | None = None
-    attempt: dict[str, Any]
-    runtime: dict[str, Any]
+    attempt: TaskLog
+    runtime: RuntimeRecord
 
 
 def _attempt(request: Request, task_id: str) -> RemoteAttempt:
-    st = app_state(request)
-    secret: bytes = getattr(st.engine.backend, "secret", b"")
+    backend = app_state(request).engine.backend
+    secret = backend.worker_secret
     header = request.headers.get("authorization", "")
     scheme, _, given = header.partition(" ")
     if (
@@ -43,17 +44,17 @@ def _attempt(request: Request, task_id: str) -> RemoteAttempt:
         or not hmac.compare_digest(given.strip().encode(), worker_token(secret, task_id).encode())
     ):
         raise Unauthorized("not a worker token for this task")
-    attempt = st.engine.attempt(task_id)
-    if attempt is None or not hasattr(attempt, "worker_job"):
+    attempt = backend.remote_attempt(task_id)
+    if attempt is None:
         raise Conflict(f"task {task_id} has no attempt in flight on this server; stop")
-    remote: RemoteAttempt = attempt  # type: ignore[assignment]
-    return remote
+    return attempt
 
 
 @router.get("/tasks/{task_id}")
 async def get_job(request: Request, task_id: str) -> JSONResponse:
     """Everything the worker needs to run the attempt."""
-    return JSONResponse(_attempt(request, task_id).worker_job())
+    job = _attempt(request, task_id).worker_job()
+    return JSONResponse(job.model_dump(mode="json", exclude_none=True))
 
 
 @router.post("/tasks/{task_id}/report")

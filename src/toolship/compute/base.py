@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
+from toolship.models import TaskLog
 from toolship.options import TaskOptions
-from toolship.records import Job, Reporter
+from toolship.records import Job, Reporter, RuntimeRecord, WorkerJob
 from toolship.states import TaskState
+from toolship.storage.base import Progress
 
 __all__ = ["Attempt", "Backend", "Capacity", "RemoteAttempt", "Request"]
 
@@ -64,16 +66,20 @@ class Attempt(Protocol):
         """Ask the attempt to stop; ``run`` then ends CANCELED (with ``reason`` logged)."""
         ...
 
+    def staged(self) -> Progress | None:
+        """Files and bytes staged so far, while this process stages them (else None)."""
+        ...
+
 
 class RemoteAttempt(Attempt, Protocol):
     """An attempt whose worker runs elsewhere and reports over HTTP."""
 
-    def worker_job(self) -> dict[str, Any]:
+    def worker_job(self) -> WorkerJob:
         """What the remote worker needs to run the attempt (see worker/remote.py)."""
         ...
 
     async def update(
-        self, state: TaskState | None, attempt: dict[str, Any], runtime: dict[str, Any]
+        self, state: TaskState | None, attempt: TaskLog, runtime: RuntimeRecord
     ) -> bool:
         """A report from the remote worker; False tells it to stop."""
         ...
@@ -82,6 +88,9 @@ class RemoteAttempt(Attempt, Protocol):
 class Backend(Protocol):
     name: str
     free: Capacity  # what the scheduler may still hand out
+    # Signs the per-task tokens of remote workers (toolship.secrets.worker_token); empty
+    # for a backend whose workers run in this process (no worker may call in).
+    worker_secret: bytes
 
     def check(self, options: TaskOptions) -> None:
         """Raise ResourcesUnavailable if this backend can never run such a task."""
@@ -93,8 +102,12 @@ class Backend(Protocol):
         """Start (or, for a job with a runtime record, resume) an attempt."""
         ...
 
-    def in_flight(self, runtime: dict[str, Any]) -> bool:
+    def in_flight(self, runtime: RuntimeRecord) -> bool:
         """Was an attempt with this runtime record handed to the backend already?"""
+        ...
+
+    def remote_attempt(self, task_id: str) -> RemoteAttempt | None:
+        """The task's attempt in flight whose worker reports over HTTP, if any."""
         ...
 
     async def open(self) -> None: ...

@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import shutil
 from pathlib import Path
-from typing import Any
 
-from toolship.compute.base import Capacity, Request
+from toolship.compute.base import Capacity, RemoteAttempt, Request
 from toolship.config import Settings
 from toolship.errors import ResourcesUnavailable
+from toolship.models import TaskLog
 from toolship.options import SLURM_PARAMETERS, TaskOptions
-from toolship.records import Job, Reporter
+from toolship.records import Job, Reporter, RuntimeRecord
 from toolship.runtime import Runtime, get_runtime
 from toolship.runtime.usage import accounting_available
 from toolship.states import TaskState, is_final
@@ -30,6 +30,7 @@ __all__ = ["LocalBackend"]
 
 class LocalBackend:
     name = "local"
+    worker_secret = b""  # its workers run in this process
 
     def __init__(self, settings: Settings, storage: StorageRegistry) -> None:
         self.all_settings = settings
@@ -46,8 +47,11 @@ class LocalBackend:
     async def close(self) -> None:
         return None
 
-    def in_flight(self, runtime: dict[str, Any]) -> bool:
+    def in_flight(self, runtime: RuntimeRecord) -> bool:
         return False  # a local attempt leaves QUEUED before anything runs
+
+    def remote_attempt(self, task_id: str) -> RemoteAttempt | None:
+        return None
 
     def runtime(self, name: str) -> Runtime:
         rt = self._runtimes.get(name)
@@ -150,8 +154,8 @@ class _Releasing:
     async def update(
         self,
         state: TaskState | None,
-        attempt: dict[str, Any],
-        runtime: dict[str, Any],
+        attempt: TaskLog,
+        runtime: RuntimeRecord,
         *,
         wait: bool = True,
     ) -> bool:

@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import math
 import shutil
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
-from toolship.compute.base import Capacity, Request
+from toolship.compute.base import Capacity, RemoteAttempt, Request
 from toolship.compute.hpc import (
     CommandFailed,
     CommandRunner,
@@ -43,10 +41,12 @@ from toolship.compute.slurm_format import (
 )
 from toolship.config import Settings
 from toolship.errors import ResourcesUnavailable
+from toolship.models import TaskLog
 from toolship.options import OptionDefaults, TaskOptions
-from toolship.records import Job, Reporter
+from toolship.records import Job, Reporter, RuntimeRecord, SlurmRecord, WorkerJob, WorkerSettings
 from toolship.secrets import ensure_secret, worker_token, write_private
 from toolship.states import TaskState, is_final
+from toolship.storage.base import Progress
 from toolship.timeutil import now_rfc3339
 from toolship.worker.worker import read_tail
 
@@ -82,9 +82,9 @@ class SlurmBackend:
             interval=self.slurm.poll_seconds,
             query=self._squeue,
             deliver=self._reconcile,
-            active=lambda: any("job_id" in a.slurm for a in self.attempts.values()),
+            active=lambda: any(a.slurm.job_id is not None for a in self.attempts.values()),
         )
-        self.secret = b""
+        self.worker_secret = b""
         # Jobs found at start-up for attempts whose job id was never recorded.
         self.unrecorded: dict[tuple[str, int], str] = {}
 
@@ -92,7 +92,7 @@ class SlurmBackend:
 
     async def open(self) -> None:
         secret_file = self.slurm.secret_file or self.settings.home / "worker.secret"
-        self.secret = ensure_secret(secret_file)
+        self.worker_secret = ensure_secret(secret_file)
         self.work_dir.mkdir(parents=True, exist_ok=True)
         if not self.partitions:
             self.partitions = parse_sinfo(await self.runner.run(SINFO))
@@ -129,8 +129,11 @@ class SlurmBackend:
     def request(self, task_id: str, options: TaskOptions) -> Request:
         return Request(task_id=task_id, cpus=0, memory_gb=0.0, priority=options.priority)
 
-    def in_flight(self, runtime: dict[str, Any]) -> bool:
-        return "job_id" in (runtime.get("slurm") or {})
+    def in_flight(self, runtime: RuntimeRecord) -> bool:
+        return runtime.slurm is not None and runtime.slurm.job_id is not None
+
+    def remote_attempt(self, task_id: str) -> RemoteAttempt | None:
+        return self.attempts.get(task_id)
 
     def start(self, job: Job, reporter: Reporter) -> SlurmAttempt:
         return SlurmAttempt(self, job, reporter)
@@ -148,7 +151,7 @@ class SlurmBackend:
             task_dir=task_dir,
             server_url=self.server_url,
         )
-        token = worker_token(self.secret, job.task_id)
+        token = worker_token(self.worker_secret, job.task_id)
         # The files are written off the event loop (on a shared file system a write can
         # take a while), like the sbatch call itself.
         script = await asyncio.to_thread(
@@ -170,7 +173,7 @@ class SlurmBackend:
     def _reconcile(self, statuses: Mapping[str, JobStatus]) -> None:
         now = time.monotonic()
         for attempt in list(self.attempts.values()):
-            job_id = attempt.slurm.get("job_id")
+            job_id = attempt.slurm.job_id
             if job_id is not None:
                 attempt.observe(statuses.get(job_id), now)
 
@@ -191,13 +194,9 @@ class SlurmAttempt:
         self.backend = backend
         self.job = job
         self.reporter = reporter
-        self.runtime: dict[str, Any] = dict(job.runtime)
-        self.slurm: dict[str, Any] = dict(self.runtime.get("slurm") or {})
-        self.attempt: dict[str, Any] = job.attempt or {
-            "logs": [],
-            "outputs": [],
-            "system_logs": list(job.runtime.get("warnings", [])),
-        }
+        self.runtime: RuntimeRecord = job.runtime.model_copy()
+        self.slurm: SlurmRecord = (job.runtime.slurm or SlurmRecord()).model_copy()
+        self.attempt: TaskLog = job.attempt or TaskLog(system_logs=list(job.runtime.warnings))
         self.done = asyncio.Event()
         self.final: TaskState | None = None
         self.cancelled = asyncio.Event()
@@ -212,7 +211,7 @@ class SlurmAttempt:
         task_id = self.job.task_id
         self.backend.attempts[task_id] = self
         try:
-            if "job_id" not in self.slurm:
+            if self.slurm.job_id is None:
                 if self.cancelled.is_set():
                     return await self._end(S.CANCELED, self.cancel_reason)
                 found = self.backend.unrecorded.pop((task_id, self.job.attempt_number), None)
@@ -228,8 +227,8 @@ class SlurmAttempt:
                     except (CommandFailed, OSError) as exc:
                         return await self._end(S.SYSTEM_ERROR, f"could not submit to Slurm: {exc}")
                     message = f"submitted to Slurm as job {job_id}"
-                self.slurm["job_id"] = job_id
-                self.attempt.setdefault("system_logs", []).append(message)
+                self.slurm.job_id = job_id
+                self._system_log(message)
                 await self._save()
                 if self.cancelled.is_set():
                     await self.backend.scancel(job_id)
@@ -244,47 +243,52 @@ class SlurmAttempt:
             return
         self.cancel_reason = reason or "canceled by request"
         self.cancelled.set()
-        job_id = self.slurm.get("job_id")
+        job_id = self.slurm.job_id
         if job_id is not None and not self.done.is_set():
             asyncio.get_running_loop().create_task(self.backend.scancel(job_id))
 
+    def staged(self) -> Progress | None:
+        return None  # the worker on the node stages
+
+    def _system_log(self, message: str) -> None:
+        if self.attempt.system_logs is None:
+            self.attempt.system_logs = []
+        self.attempt.system_logs.append(message)
+
     # --- reports from the worker ------------------------------------------------
 
-    def worker_job(self) -> dict[str, Any]:
+    def worker_job(self) -> WorkerJob:
         job = self.job
         settings = self.backend.settings
-        started = "start_time" in self.attempt
-        runtime = {**self.runtime, "slurm": self.slurm}
+        started = self.attempt.start_time is not None
+        runtime = self.runtime.model_copy(update={"slurm": self.slurm})
         if not started:
-            runtime["warnings"] = list(self.attempt.get("system_logs", []))
-        return {
-            "task_id": job.task_id,
-            "task": job.task.model_dump(mode="json", exclude_none=True),
-            # The worker reads its options from the task as the server did (the spec pins
-            # what the server decided); these are the defaults for what it leaves out.
-            "defaults": dataclasses.asdict(OptionDefaults.of(settings)),
-            "attempt": self.attempt if started else None,
-            "runtime": runtime,
-            "attempt_number": job.attempt_number,
-            "credentials": job.credentials,
-            "env": {
-                "work_dir": str(self.backend.work_dir),
-                "log_tail_bytes": settings.local.log_tail_bytes,
-                "stop_grace_seconds": settings.local.stop_grace_seconds,
-                "pids_limit": settings.local.pids_limit,
-                "shared_dirs": [str(d) for d in settings.local.shared_dirs],
-                "transfers": settings.storage.max_concurrency,
-                "transfer_attempts": settings.storage.attempts,
-                # A worker running as root on the node runs tasks as local.task_user.
-                "task_user": settings.local.task_user,
-                "output_owner": settings.local.output_owner,
-                "own_files": {str(p): what for p, what in settings.own_files.items()},
-            },
-            "storage": settings.storage.model_dump(mode="json"),
-        }
+            runtime.warnings = list(self.attempt.system_logs or [])
+        return WorkerJob(
+            task_id=job.task_id,
+            task=job.task,
+            defaults=OptionDefaults.of(settings),
+            attempt=self.attempt if started else None,
+            runtime=runtime,
+            attempt_number=job.attempt_number,
+            credentials=job.credentials,
+            env=WorkerSettings(
+                work_dir=self.backend.work_dir,
+                log_tail_bytes=settings.local.log_tail_bytes,
+                stop_grace_seconds=settings.local.stop_grace_seconds,
+                pids_limit=settings.local.pids_limit,
+                shared_dirs=list(settings.local.shared_dirs),
+                transfers=settings.storage.max_concurrency,
+                transfer_attempts=settings.storage.attempts,
+                task_user=settings.task_user,
+                output_owner=settings.output_owner,
+                own_files=settings.own_files,
+            ),
+            storage=settings.storage,
+        )
 
     async def update(
-        self, state: TaskState | None, attempt: dict[str, Any], runtime: dict[str, Any]
+        self, state: TaskState | None, attempt: TaskLog, runtime: RuntimeRecord
     ) -> bool:
         if self.done.is_set() or self._ending:
             return False
@@ -292,7 +296,7 @@ class SlurmAttempt:
         if state is not None and is_final(state) and cancelled and state is not S.COMPLETE:
             state = S.CANCELED  # the executor died of our own cancel signal
         self.attempt = attempt
-        self.runtime = {**runtime, "slurm": self.slurm}
+        self.runtime = runtime.model_copy(update={"slurm": self.slurm})
         ok = await self.reporter.update(state, attempt, self.runtime)
         if state is not None and is_final(state):
             self.final = state
@@ -305,7 +309,7 @@ class SlurmAttempt:
         """What one squeue tick says about this attempt's job."""
         if self.done.is_set() or self._ending:
             return
-        job_id = self.slurm["job_id"]
+        job_id = self.slurm.job_id
         if status is None:
             self._missing += 1
             if self._missing >= 2:
@@ -317,9 +321,9 @@ class SlurmAttempt:
             return
         self._missing = 0
         if status.nodes and status.phase is not Phase.WAITING:
-            self.slurm["nodes"] = status.nodes
-        self.slurm["state"] = status.state
-        nodes = status.nodes or self.slurm.get("nodes") or "?"
+            self.slurm.nodes = status.nodes
+        self.slurm.state = status.state
+        nodes = status.nodes or self.slurm.nodes or "?"
         reason = f", reason {status.reason}" if status.reason else ""
         if status.phase is Phase.LOST:
             self._spawn_end(
@@ -359,10 +363,10 @@ class SlurmAttempt:
     async def _end(self, state: TaskState, message: str) -> TaskState:
         self._ending = True
         log.info("task %s: %s", self.job.task_id, message)
-        self.attempt.setdefault("system_logs", []).append(message)
-        if "start_time" in self.attempt:
-            self.attempt["end_time"] = now_rfc3339()
-        self.runtime = {**self.runtime, "slurm": self.slurm, "phase": "done"}
+        self._system_log(message)
+        if self.attempt.start_time is not None:
+            self.attempt.end_time = now_rfc3339()
+        self.runtime = self.runtime.model_copy(update={"slurm": self.slurm, "phase": "done"})
         with contextlib.suppress(Exception):
             await self.reporter.update(state, self.attempt, self.runtime)
         self.final = state
@@ -375,5 +379,5 @@ class SlurmAttempt:
         A crash before it is written loses nothing: the job names its attempt in its
         comment, and the restarted server finds it (``SlurmBackend.unrecorded``).
         """
-        self.runtime = {**self.runtime, "slurm": self.slurm}
+        self.runtime = self.runtime.model_copy(update={"slurm": self.slurm})
         await self.reporter.update(None, self.attempt, self.runtime, wait=False)

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from toolship.config import PriceSettings
+from toolship.models import TaskLog
 from toolship.timeutil import parse_rfc3339
 
 __all__ = ["MemberUsage", "ScalingPoint", "member_usage", "scaling", "summarize"]
@@ -68,7 +69,7 @@ def member_usage(
     row_id: str,
     name: str | None,
     state: str,
-    logs: Sequence[Mapping[str, Any]],
+    logs: Sequence[TaskLog],
     *,
     cpus: int,
     memory_gb: float,
@@ -83,14 +84,14 @@ def member_usage(
     starts: list[str] = []
     ends: list[str] = []
     for attempt in logs:
-        if attempt.get("start_time"):
+        if attempt.start_time:
             attempts += 1
-            starts.append(attempt["start_time"])
-        if attempt.get("end_time"):
-            ends.append(attempt["end_time"])
-        wall += _span(attempt.get("start_time"), attempt.get("end_time"))
-        run += sum(_span(e.get("start_time"), e.get("end_time")) for e in attempt.get("logs") or [])
-        meta = attempt.get("metadata") or {}
+            starts.append(attempt.start_time)
+        if attempt.end_time:
+            ends.append(attempt.end_time)
+        wall += _span(attempt.start_time, attempt.end_time)
+        run += sum(_span(e.start_time, e.end_time) for e in attempt.logs)
+        meta = attempt.metadata or {}
         if "toolship.cpu_seconds" in meta:
             cpu = (cpu or 0.0) + float(meta["toolship.cpu_seconds"])
         if "toolship.peak_memory_bytes" in meta:

@@ -16,7 +16,6 @@ import gc
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from toolship.compute.base import Attempt, Backend, Request
 from toolship.config import Settings
@@ -27,9 +26,9 @@ from toolship.engine.scheduler import Queue, Throttle, pick
 from toolship.engine.validate import admit
 from toolship.engine.writer import ReportWriter
 from toolship.errors import InvalidRequest
-from toolship.models import BatchRequest, Task
+from toolship.models import BatchRequest, Task, TaskLog
 from toolship.options import OptionDefaults, TaskOptions, read_options, retry_reason
-from toolship.records import Job
+from toolship.records import Job, RuntimeRecord
 from toolship.states import TaskState, is_final
 from toolship.storage import StorageRegistry
 from toolship.timeutil import now_rfc3339
@@ -54,7 +53,7 @@ class _Reporter:
     back to QUEUED with the attempt kept in ``logs[]``, and starts again.
     """
 
-    def __init__(self, engine: Engine, job: Job, earlier: list[dict[str, Any]]) -> None:
+    def __init__(self, engine: Engine, job: Job, earlier: list[TaskLog]) -> None:
         self.engine = engine
         self.job = job
         self.task_id = job.task_id
@@ -63,8 +62,8 @@ class _Reporter:
     async def update(
         self,
         state: TaskState | None,
-        attempt: dict[str, Any],
-        runtime: dict[str, Any],
+        attempt: TaskLog,
+        runtime: RuntimeRecord,
         *,
         wait: bool = True,
     ) -> bool:
@@ -79,11 +78,12 @@ class _Reporter:
             else None
         )
         if why is not None and not self.engine.cancel_wanted(self.task_id):
-            attempt.setdefault("system_logs", []).append(
+            attempt.system_logs = [
+                *(attempt.system_logs or []),
                 f"attempt {self.job.attempt_number} ended {state.value} with {why}; retrying "
-                f"(attempt {self.job.attempt_number + 1} of at most {policy.retries + 1})"
-            )
-            if await writer.write(self.task_id, S.QUEUED, logs, {}, wait=True):
+                f"(attempt {self.job.attempt_number + 1} of at most {policy.retries + 1})",
+            ]
+            if await writer.write(self.task_id, S.QUEUED, logs, RuntimeRecord(), wait=True):
                 return True
         return await writer.write(self.task_id, state, logs, runtime, wait=wait)
 
@@ -300,7 +300,7 @@ class Engine:
             else f"not run: task {parent}, which this task runs after, was cancelled"
         )
         now = now_rfc3339()
-        entry = {"logs": [], "outputs": [], "system_logs": [message], "end_time": now}
+        entry = TaskLog(system_logs=[message], end_time=now)
         if self.store.transition(task_id, S.SYSTEM_ERROR, logs=[entry]):
             self.changed(task_id)
 
@@ -316,7 +316,7 @@ class Engine:
         if task_id not in self.running and state is S.QUEUED:
             logs = None
             if reason:
-                entry = {"logs": [], "outputs": [], "system_logs": [reason]}
+                entry = TaskLog(system_logs=[reason])
                 logs = [*self.store.get(task_id).logs, entry]
             if self.store.transition(task_id, S.CANCELED, logs=logs):
                 self._unqueue(task_id)
@@ -406,10 +406,8 @@ class Engine:
     def staging_progress(self, task_id: str) -> dict[str, int] | None:
         """Files and bytes this attempt has staged so far (None when not staging here)."""
         run = self.running.get(task_id)
-        if run is None or "stage_context" not in getattr(run.worker, "__dict__", {}):
-            return None
-        progress = run.worker.stage_context.progress  # type: ignore[attr-defined]
-        return {"files": progress.files, "bytes": progress.bytes}
+        progress = None if run is None else run.worker.staged()
+        return None if progress is None else {"files": progress.files, "bytes": progress.bytes}
 
     def attempt(self, task_id: str) -> Attempt | None:
         """The attempt in flight for this task, if any (remote workers report to it)."""
@@ -487,7 +485,7 @@ class Engine:
             )
             self._start(request, job, row.logs)
 
-    def _start(self, request: Request, job: Job, earlier: list[dict[str, Any]]) -> None:
+    def _start(self, request: Request, job: Job, earlier: list[TaskLog]) -> None:
         self.backend.free.take(request)
         worker = self.backend.start(job, _Reporter(self, job, earlier))
         run = _Running(request=request, worker=worker)

@@ -13,6 +13,7 @@ from toolship.engine.policy import Policy, check_image, check_policy
 from toolship.errors import InvalidRequest
 from toolship.models import Task
 from toolship.options import OptionDefaults, TaskOptions, read_options
+from toolship.records import RuntimeRecord
 from toolship.states import TaskState
 from toolship.storage import StorageRegistry
 from toolship.timeutil import now_rfc3339
@@ -79,7 +80,7 @@ def admit(
         memory_gb=options.memory_gb,
         gpus=options.gpus,
         spec=spec,
-        runtime={"warnings": list(options.warnings)} if options.warnings else {},
+        runtime=RuntimeRecord(warnings=list(options.warnings)),
         secrets=dict(options.credentials),
     )
     return row, options

@@ -24,10 +24,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import Any
 
 from toolship.db import Store
 from toolship.db.store import Change
+from toolship.models import TaskLog
+from toolship.records import RuntimeRecord
 from toolship.states import TaskState, is_final
 
 __all__ = ["ReportWriter"]
@@ -37,8 +38,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class _Pending:
-    logs: list[dict[str, Any]]
-    runtime: dict[str, Any]
+    logs: list[TaskLog]
+    runtime: RuntimeRecord
     states: list[TaskState] = field(default_factory=list)
     waiters: list[asyncio.Future[bool]] = field(default_factory=list)
 
@@ -55,8 +56,8 @@ class ReportWriter:
         self,
         task_id: str,
         state: TaskState | None,
-        logs: list[dict[str, Any]],
-        runtime: dict[str, Any],
+        logs: list[TaskLog],
+        runtime: RuntimeRecord,
         *,
         wait: bool,
     ) -> bool:

@@ -10,11 +10,10 @@ retried.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from toolship.errors import InvalidRequest
+from toolship.models import TaskLog
 from toolship.states import TaskState
 
 __all__ = ["RetryPolicy", "parse_retry", "retry_reason"]
@@ -76,7 +75,7 @@ def parse_retry(retries: str | None, retry_on: str | None) -> RetryPolicy:
 
 
 def retry_reason(
-    policy: RetryPolicy, attempt_number: int, state: TaskState, attempt: Mapping[str, Any]
+    policy: RetryPolicy, attempt_number: int, state: TaskState, attempt: TaskLog
 ) -> str | None:
     """Why this failed attempt is retried, or None when it is final."""
     if attempt_number > policy.retries:
@@ -85,10 +84,9 @@ def retry_reason(
         return "a system error" if policy.system_error else None
     if state is not S.EXECUTOR_ERROR:
         return None
-    logs = attempt.get("logs") or []
-    code = logs[-1].get("exit_code") if logs else None
-    if not isinstance(code, int):
+    if not attempt.logs:
         return None
+    code = attempt.logs[-1].exit_code
     if code in policy.exit_codes:
         return f"exit code {code}"
     if policy.oom and code == OOM_EXIT:

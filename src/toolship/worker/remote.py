@@ -36,18 +36,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from toolship.errors import ServerUnavailable, ToolshipError
-from toolship.models import Task
-from toolship.options import OptionDefaults, read_options
-from toolship.records import Job
+from toolship.models import TaskLog
+from toolship.records import RuntimeRecord, WorkerJob
 from toolship.runtime import get_runtime
 from toolship.states import TaskState
 from toolship.storage import make_registry
 from toolship.storage.local import release_mounts
-from toolship.storage.settings import StorageSettings
 from toolship.worker.ranks import local_ranks, slurm_ranks
 from toolship.worker.worker import Worker, WorkerEnv
 
-__all__ = ["HttpReporter", "ServerConnection", "main", "read_job", "read_token", "run_remote"]
+__all__ = ["HttpReporter", "ServerConnection", "main", "read_token", "run_remote"]
 
 log = logging.getLogger(__name__)
 
@@ -159,12 +157,16 @@ class HttpReporter:
     async def update(
         self,
         state: TaskState | None,
-        attempt: dict[str, Any],
-        runtime: dict[str, Any],
+        attempt: TaskLog,
+        runtime: RuntimeRecord,
         *,
         wait: bool = True,  # every report is sent at once: the server is the record
     ) -> bool:
-        body = {"state": state.value if state else None, "attempt": attempt, "runtime": runtime}
+        body = {
+            "state": state.value if state else None,
+            "attempt": attempt.model_dump(mode="json", exclude_none=True),
+            "runtime": runtime.model_dump(mode="json", exclude_none=True),
+        }
         async with self._lock:
             response = await send(
                 self.server, "POST", f"/api/v1/worker/tasks/{self.task_id}/report",
@@ -201,21 +203,6 @@ async def send(
         delay = min(delay * 2, 15.0)
 
 
-def read_job(doc: dict[str, Any]) -> Job:
-    task = Task.model_validate(doc["task"])
-    defaults = doc["defaults"]
-    options = read_options(task.resources, OptionDefaults(**defaults))
-    return Job(
-        task_id=doc["task_id"],
-        task=task,
-        options=options,
-        attempt=doc.get("attempt"),
-        runtime=dict(doc.get("runtime") or {}),
-        attempt_number=int(doc["attempt_number"]),
-        credentials=dict(doc.get("credentials") or {}),
-    )
-
-
 async def run_remote(server: str, task_id: str, token: str) -> TaskState | None:
     """Run the task's attempt here; None when the server says it is not ours to run."""
     conn = ServerConnection(server, token)
@@ -225,17 +212,15 @@ async def run_remote(server: str, task_id: str, token: str) -> TaskState | None:
             log.error("the server refused this worker: %s", response.text)
             return None
         response.raise_for_status()
-        doc = response.json()
-        job = read_job(doc)
+        doc = WorkerJob.model_validate_json(response.body)
+        job = doc.job()
         log.info(
             "task %s attempt %d on %s (Slurm job %s)", task_id, job.attempt_number,
             os.environ.get("SLURMD_NODENAME", os.uname().nodename),
             os.environ.get("SLURM_JOB_ID", "-"),
         )  # fmt: skip
-        e = doc["env"]
-        user = (os.getuid(), os.getgid())
-        if os.geteuid() == 0 and e.get("task_user"):
-            user = _ids(e["task_user"])
+        e = doc.env
+        user = e.task_user if os.geteuid() == 0 else (os.getuid(), os.getgid())
         ranks = None
         if job.options.nodes > 1:
             if "SLURM_JOB_NODELIST" in os.environ:
@@ -243,21 +228,21 @@ async def run_remote(server: str, task_id: str, token: str) -> TaskState | None:
             else:
                 ranks = local_ranks(job.options.nodes, 29500)
         env = WorkerEnv(
-            work_dir=Path(e["work_dir"]),
+            work_dir=e.work_dir,
             storage=make_registry(
-                StorageSettings.model_validate(doc["storage"]),
-                excluded={Path(p): what for p, what in e.get("own_files", {}).items()},
+                doc.storage,
+                excluded=e.own_files,
                 reader=user,
-                owner=_ids(e["output_owner"]) if e.get("output_owner") else None,
+                owner=e.output_owner,
                 mount=job.options.nodes == 1,  # other nodes would not see a mount made here
             ),
             runtime=get_runtime(job.options.runtime),
-            transfers=int(e["transfers"]),
-            transfer_attempts=int(e["transfer_attempts"]),
-            log_tail_bytes=int(e["log_tail_bytes"]),
-            stop_grace_seconds=int(e["stop_grace_seconds"]),
-            pids_limit=int(e["pids_limit"]),
-            shared_dirs=tuple(Path(d) for d in e["shared_dirs"]),
+            transfers=e.transfers,
+            transfer_attempts=e.transfer_attempts,
+            log_tail_bytes=e.log_tail_bytes,
+            stop_grace_seconds=e.stop_grace_seconds,
+            pids_limit=e.pids_limit,
+            shared_dirs=tuple(e.shared_dirs),
             ranks=ranks,
             labels=job_labels(os.environ),
             user=user,
@@ -278,11 +263,6 @@ async def run_remote(server: str, task_id: str, token: str) -> TaskState | None:
                 await beat
     finally:
         conn.close()
-
-
-def _ids(text: str) -> tuple[int, int]:
-    uid, gid = text.split(":")
-    return int(uid), int(gid)
 
 
 def job_labels(environ: Mapping[str, str]) -> dict[str, str]:

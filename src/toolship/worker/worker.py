@@ -21,12 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from toolship.errors import RuntimeUnavailable, StagingError
-from toolship.records import Job, Reporter
+from toolship.models import ExecutorLog, OutputFileLog, TaskLog
+from toolship.records import Job, Reporter, RuntimeRecord
 from toolship.runtime import ExecSpec, Mount, Runtime
 from toolship.runtime.launch import Launched, find_launched, launch, run_quietly, stop
 from toolship.runtime.usage import cgroup_name, read_usage, remove_cgroup
 from toolship.states import TaskState
 from toolship.storage import StageContext, StorageRegistry
+from toolship.storage.base import Progress
 from toolship.timeutil import now_rfc3339
 from toolship.units import format_bytes, format_duration
 from toolship.worker import taskfs
@@ -77,6 +79,16 @@ def read_tail(path: Path, limit: int) -> str:
 
 
 class Worker:
+    """One attempt, driven from its runtime record: the same code here and on a compute node.
+
+    The local backend runs it in the server's process; on Slurm, ``toolship worker``
+    runs it on the node.  Only the :class:`Reporter` differs (the engine's writer, or
+    HTTP to the server), so resuming, cancelling and reporting behave the same
+    everywhere.  Its state is two records, the attempt's TES log and the runtime
+    record, which it reports before every step it cannot take twice: a restart
+    hands them back and the worker continues from there.
+    """
+
     def __init__(self, job: Job, env: WorkerEnv, reporter: Reporter) -> None:
         self.job = job
         self.env = env
@@ -84,41 +96,50 @@ class Worker:
         self.cancelled = asyncio.Event()
         self.cancel_reason = "canceled by request"
         self._waking: asyncio.Future[str] | None = None  # what _wait sleeps on
+        self._context: StageContext | None = None  # made by the first transfer
         self.layout: AttemptLayout = plan_layout(
             job.task, env.work_dir / job.task_id / str(job.attempt_number)
         )
-        self.attempt: dict[str, Any] = job.attempt or {
-            "logs": [],
-            "outputs": [],
-            "system_logs": list(job.runtime.get("warnings", [])),
-        }
-        self.rt: dict[str, Any] = dict(job.runtime)
-        self.rt.setdefault("attempt_dir", str(self.layout.base))
-        self.rt.setdefault("runtime", env.runtime.name)
+        self.attempt: TaskLog = job.attempt or TaskLog(system_logs=list(job.runtime.warnings))
+        self.rt: RuntimeRecord = job.runtime.model_copy()
+        if self.rt.attempt_dir is None:
+            self.rt.attempt_dir = str(self.layout.base)
+        if self.rt.runtime is None:
+            self.rt.runtime = env.runtime.name
 
     def cancel(self, reason: str | None = None) -> None:
         self.cancel_reason = reason or "canceled by request"
         self.cancelled.set()
         _settle(self._waking, "canceled")
 
-    @functools.cached_property
+    def staged(self) -> Progress | None:
+        return None if self._context is None else self._context.progress
+
+    @property
     def stage_context(self) -> StageContext:
-        pool = ThreadPoolExecutor(
-            self.env.transfers, thread_name_prefix=f"stage-{self.job.task_id}"
-        )
-        return StageContext(
-            pool=pool,
-            credentials=self.job.credentials,
-            attempts=self.env.transfer_attempts,
-            concurrency=self.env.transfers,
-        )
+        if self._context is None:
+            pool = ThreadPoolExecutor(
+                self.env.transfers, thread_name_prefix=f"stage-{self.job.task_id}"
+            )
+            self._context = StageContext(
+                pool=pool,
+                credentials=self.job.credentials,
+                attempts=self.env.transfer_attempts,
+                concurrency=self.env.transfers,
+            )
+        return self._context
 
     def _record_hashes(self, files: list[StagedFile]) -> None:
         """sha256 of every staged byte, in the attempt's TES metadata (for provenance)."""
-        meta = self.attempt.setdefault("metadata", {})
+        meta = self._metadata()
         for f in files:
             if f.sha256:
                 meta[f"sha256:{f.path}"] = f.sha256
+
+    def _metadata(self) -> dict[str, str]:
+        if self.attempt.metadata is None:
+            self.attempt.metadata = {}
+        return self.attempt.metadata
 
     # --- reporting ----------------------------------------------------------
 
@@ -130,13 +151,15 @@ class Worker:
             raise _Stopped
 
     def _system_log(self, message: str) -> None:
-        self.attempt.setdefault("system_logs", []).append(message)
+        if self.attempt.system_logs is None:
+            self.attempt.system_logs = []
+        self.attempt.system_logs.append(message)
 
     async def _finish(self, state: TaskState, message: str | None = None) -> TaskState:
         if message:
             self._system_log(message)
-        self.attempt["end_time"] = now_rfc3339()
-        self.rt["phase"] = "done"
+        self.attempt.end_time = now_rfc3339()
+        self.rt.phase = "done"
         self._account()
         await self.reporter.update(state, self.attempt, self.rt)
         return state
@@ -148,7 +171,7 @@ class Worker:
         name = cgroup_name(self.job.task_id, self.job.attempt_number)
         usage = read_usage(name)
         if usage is not None:
-            meta = self.attempt.setdefault("metadata", {})
+            meta = self._metadata()
             meta["toolship.cpu_seconds"] = f"{usage.cpu_seconds:.3f}"
             meta["toolship.peak_memory_bytes"] = str(usage.peak_memory_bytes)
             remove_cgroup(name)
@@ -159,8 +182,8 @@ class Worker:
         try:
             return await self._guarded()
         finally:
-            if "stage_context" in self.__dict__:
-                self.stage_context.pool.shutdown(wait=False)
+            if self._context is not None:
+                self._context.pool.shutdown(wait=False)
 
     async def _guarded(self) -> TaskState:
         try:
@@ -179,19 +202,18 @@ class Worker:
 
     async def _attempt(self) -> TaskState:
         task = self.job.task
-        if self.rt.get("phase", "init") in ("init", "staging"):
+        if self.rt.phase in (None, "staging"):
             mounts = await self._stage()
         else:  # staged before the restart, and executors may have changed the files since
             mounts = _recorded_mounts(self.rt)
-        failed = False
-        if self.rt["phase"] == "run":
+        if self.rt.phase == "run":
             failed_state = await self._executors(mounts)
             if failed_state is not None and failed_state is not S.EXECUTOR_ERROR:
                 return failed_state
-            failed = failed_state is S.EXECUTOR_ERROR
-            self.rt.update(phase="outputs", failed=failed)
+            self.rt.phase = "outputs"
+            self.rt.failed = failed_state is S.EXECUTOR_ERROR
             await self._report(wait=False)
-        failed = bool(self.rt.get("failed"))
+        failed = self.rt.failed
         outputs: list[StagedFile] = []
         warnings: list[str] = []
         if task.outputs:
@@ -203,8 +225,8 @@ class Worker:
                 self.stage_context,
                 strict=not failed,
             )
-        self.attempt["outputs"] = [
-            {"url": o.url, "path": o.path, "size_bytes": str(o.size)} for o in outputs
+        self.attempt.outputs = [
+            OutputFileLog(url=o.url, path=o.path, size_bytes=str(o.size)) for o in outputs
         ]
         self._record_hashes(outputs)
         for w in warnings:
@@ -221,9 +243,9 @@ class Worker:
         # Without inputs, preparing is a few mkdirs: done here, not in a thread, and the
         # INITIALIZING report shares its write with RUNNING and the launch record.
         staging = bool(task.inputs)
-        self.rt["phase"] = "staging"
+        self.rt.phase = "staging"
         if self.job.attempt is None:
-            self.attempt["start_time"] = now_rfc3339()
+            self.attempt.start_time = now_rfc3339()
             await self._report(S.INITIALIZING, wait=staging)
         prepare = functools.partial(
             prepare_inputs,
@@ -243,32 +265,25 @@ class Worker:
             hostfile.write_text(self.env.ranks.hostfile_text())
             mounts.append(Mount(host=hostfile, container=HOSTFILE, readonly=True))
         unisolated = "ran with the process runtime: no container, no isolation from the host"
-        if not self.env.runtime.isolated and unisolated not in self.attempt.get("system_logs", []):
+        if not self.env.runtime.isolated and unisolated not in (self.attempt.system_logs or []):
             self._system_log(unisolated)
-        self.rt.update(
-            phase="run",
-            executor=0,
-            mounts=[[str(m.host), m.container, m.readonly] for m in mounts],
-        )
+        self.rt.phase = "run"
+        self.rt.executor = 0
+        self.rt.mounts = [(str(m.host), m.container, m.readonly) for m in mounts]
         if self.job.options.timeout:
-            self.rt["deadline"] = time.time() + self.job.options.timeout
+            self.rt.deadline = time.time() + self.job.options.timeout
         await self._report(S.RUNNING, wait=False)  # made durable by the launch record
         return mounts
 
     async def _executors(self, mounts: list[Mount]) -> TaskState | None:
         """Run executors from the recorded index on; a state if the attempt must end."""
         executors = self.job.task.executors
-        while self.rt["executor"] < len(executors):
-            index = self.rt["executor"]
+        while (index := self.rt.executor or 0) < len(executors):
             ex = executors[index]
             spec = self._exec_spec(index, mounts)
             stdout, stderr = self.layout.captures(index, ex.stdout, ex.stderr)
             exit_file = self.layout.exit_file(index)
-            launched = (
-                find_launched(self.rt.get("pid"), exit_file)
-                if self.rt.get("launching") == index
-                else None
-            )
+            launched = find_launched(self.rt.pid, exit_file) if self.rt.launching == index else None
             if launched is None:
                 stdin = open_stdin(self.layout, ex.stdin, mounts) if ex.stdin else None
                 try:
@@ -276,7 +291,7 @@ class Worker:
                 finally:
                     if stdin is not None:
                         os.close(stdin)
-                self.rt.update(pid=launched.pid, container=spec.name)
+                self.rt.pid, self.rt.container = launched.pid, spec.name
                 await self._report(wait=False)  # a restart finds it by its exit file anyway
             code, why = await self._wait(launched, spec.name)
             if spec.pod is not None:
@@ -290,16 +305,17 @@ class Worker:
                 self.env.log_tail_bytes,
                 self.env.user,
             )
-            self.attempt["logs"].append(
-                {
-                    "start_time": self.rt.get("exec_start"),
-                    "end_time": now_rfc3339(),
-                    "exit_code": -1 if code is None else code,
-                    "stdout": out_tail,
-                    "stderr": err_tail,
-                }
+            self.attempt.logs.append(
+                ExecutorLog(
+                    start_time=self.rt.exec_start,
+                    end_time=now_rfc3339(),
+                    exit_code=-1 if code is None else code,
+                    stdout=out_tail,
+                    stderr=err_tail,
+                )
             )
-            self.rt.update(executor=index + 1, pid=None, container=None, launching=None)
+            self.rt.executor = index + 1
+            self.rt.pid = self.rt.container = self.rt.launching = None
             if why == "canceled":
                 raise _Stopped
             if why == "timeout":
@@ -342,7 +358,7 @@ class Worker:
         exit_file: Path,
     ) -> Launched:
         # Record the intent first: a restart in between must find, not re-run, it.
-        self.rt.update(launching=index, exec_start=now_rfc3339())
+        self.rt.launching, self.rt.exec_start = index, now_rfc3339()
         await self._report()
         ranks = self.env.ranks
         if spec.pod is not None:
@@ -378,7 +394,7 @@ class Worker:
         self._waking = waking
         if self.cancelled.is_set():
             _settle(waking, "canceled")
-        deadline = self.rt.get("deadline")
+        deadline = self.rt.deadline
         timer = (
             None
             if deadline is None
@@ -454,16 +470,16 @@ class Worker:
         )
 
 
-def _recorded_mounts(runtime: dict[str, Any]) -> list[Mount]:
+def _recorded_mounts(runtime: RuntimeRecord) -> list[Mount]:
     """The mounts staging recorded: a resumed attempt uses them and never stages again."""
-    recorded = runtime.get("mounts")
+    recorded = runtime.mounts
     if recorded is None:
         raise StagingError(
             "this attempt was staged by an older toolship, which did not record its mounts; "
             "it cannot continue after the restart without staging again over the executors' "
             "files: submit the task again"
         )
-    return [Mount(host=Path(host), container=c, readonly=bool(ro)) for host, c, ro in recorded]
+    return [Mount(host=Path(host), container=c, readonly=ro) for host, c, ro in recorded]
 
 
 def _settle(future: asyncio.Future[Any] | None, value: Any) -> None:
