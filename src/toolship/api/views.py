@@ -14,11 +14,15 @@ __all__ = ["render"]
 def render(row: TaskRow | TaskSummary, view: View) -> dict[str, Any]:
     if view is View.MINIMAL or isinstance(row, TaskSummary):
         return {"id": row.id, "state": row.state.value}
-    task: dict[str, Any] = {"id": row.id, "state": row.state.value}
-    task.update(copy.deepcopy(row.spec) if view is View.BASIC else row.spec)
-    task["creation_time"] = row.creation_time
-    task["logs"] = [attempt.model_dump(mode="json", exclude_none=True) for attempt in row.logs]
-    if view is View.BASIC:
+    basic = view is View.BASIC
+    task = {
+        "id": row.id,
+        "state": row.state.value,
+        **(copy.deepcopy(row.spec) if basic else row.spec),
+        "creation_time": row.creation_time,
+        "logs": [a.model_dump(mode="json", exclude_none=True) for a in row.logs],
+    }
+    if basic:  # without what may be large: inputs' content, executors' output, system logs
         for inp in task.get("inputs", []):
             inp.pop("content", None)
         for attempt in task["logs"]:

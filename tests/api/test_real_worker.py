@@ -1,0 +1,89 @@
+"""The real local backend and worker, in process, with the fake runtime instead of podman.
+
+Staging, the executors' exit files and captures, output delivery and the log routes
+are the real code; only the container is not (toolship.runtime.fake maps the
+executors' container paths to the host paths mounted there).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from tests.api.conftest import Server, create, get, wait
+from toolship.compute.local import LocalBackend
+from toolship.config import Settings
+from toolship.runtime import Runtime
+from toolship.runtime.fake import FakeRuntime
+from toolship.storage import StorageRegistry
+
+
+class FakeRuntimeBackend(LocalBackend):
+    """The local backend, its executors run by the fake runtime."""
+
+    def runtime(self, name: str) -> Runtime:
+        return FakeRuntime()
+
+
+def local(settings: Settings, storage: StorageRegistry) -> LocalBackend:
+    return FakeRuntimeBackend(settings, storage)
+
+
+@pytest.fixture
+def real(server: Server) -> Server:
+    # The process runtime by default: admission then asks for no container engine.
+    server.config = {"local": {"runtime": "process", "accounting": False, "cpus": 2,
+                               "memory_gb": 8}}  # fmt: skip
+    return server
+
+
+def test_inputs_are_staged_executors_run_and_outputs_delivered(
+    real: Server, tmp_path: Path
+) -> None:
+    data = tmp_path / "data.txt"
+    data.write_text("from a file\n")
+    delivered = tmp_path / "delivered" / "copy.txt"
+    with real.run(local) as api:
+        tid = create(
+            api, "cp", "/in/data.txt", "/out/copy.txt",
+            inputs=[{"path": "/in/greeting", "content": "hello\n"},
+                    {"path": "/in/data.txt", "url": f"file://{data}"}],
+            outputs=[{"path": "/out/copy.txt", "url": f"file://{delivered}"}],
+        )  # fmt: skip
+        assert wait(api, tid) == "COMPLETE", get(api, tid)["logs"]
+        doc = get(api, tid)
+        assert delivered.read_text() == "from a file\n"
+        (attempt,) = doc["logs"]
+        assert attempt["logs"][0]["exit_code"] == 0
+        assert attempt["outputs"] == [
+            {"url": f"file://{delivered}", "path": "/out/copy.txt", "size_bytes": "12"}
+        ]
+        digest = hashlib.sha256(b"from a file\n").hexdigest()
+        assert attempt["metadata"]["sha256:/out/copy.txt"] == digest
+
+
+def test_stdout_is_captured_and_served_by_the_log_route(real: Server) -> None:
+    with real.run(local) as api:
+        tid = create(api, "cat", "/in/greeting",
+                     inputs=[{"path": "/in/greeting", "content": "hello\n"}])  # fmt: skip
+        assert wait(api, tid) == "COMPLETE", get(api, tid)["logs"]
+        assert get(api, tid)["logs"][0]["logs"][0]["stdout"] == "hello\n"
+        logs = api.get(f"/api/v1/tasks/{tid}/logs")
+        assert logs.status_code == 200 and logs.text == "hello\n"
+        details = api.get(f"/api/v1/tasks/{tid}").json()
+        assert details["phase"] == "done" and Path(details["attempt_dir"]).is_dir()
+
+
+def test_a_failing_executor_and_a_missing_image(real: Server) -> None:
+    with real.run(local) as api:
+        failing = create(api, "sh", "-c", "echo oops >&2; exit 3")
+        assert wait(api, failing) == "EXECUTOR_ERROR"
+        executor = get(api, failing)["logs"][0]["logs"][0]
+        assert executor["exit_code"] == 3 and executor["stderr"] == "oops\n"
+        doc = {"executors": [{"image": "missing/tool", "command": ["true"]}]}
+        missing = api.post("/ga4gh/tes/v1/tasks", json=doc).json()["id"]
+        assert wait(api, missing) == "SYSTEM_ERROR"
+        system = " ".join(get(api, missing)["logs"][0]["system_logs"])
+        assert "'missing/tool' is not available locally" in system
