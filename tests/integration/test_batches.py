@@ -1,5 +1,8 @@
-"""Batch semantics against a real server: sweeps, map/reduce over S3, dependencies, retries,
-max-parallel, batch timeouts, cancel-all and the accounting report."""
+"""Batch semantics against a real server: sweeps in containers, map/reduce over S3, retries
+of real processes, the accounting report, and a server killed mid-batch.
+
+Dependencies, max-parallel, batch timeouts, cancel-all and bad retry options are API
+contract tests, in process with the fake backend: tests/api/test_batches.py."""
 
 from __future__ import annotations
 
@@ -9,12 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.conftest import toolship as run_cli
 from tests.integration.conftest import S3
-from toolship import Client, InvalidRequest, TaskState
+from toolship import Client, TaskState
 from toolship.timeutil import parse_rfc3339
 
 
@@ -173,87 +175,6 @@ def test_retry_on_exit_75_until_success_and_exit_1_is_not_retried(
                       retry_on="exit:75")  # fmt: skip
     assert once.state is TaskState.EXECUTOR_ERROR
     assert len(once.info()["logs"]) == 1
-
-
-def test_bad_retry_options_are_refused(server: Any, client: Client) -> None:
-    with pytest.raises(InvalidRequest, match="exit:75"):
-        client.submit("x", ["true"], runtime="process", retries=2, retry_on="exit:seventy")
-    with pytest.raises(InvalidRequest, match="needs retries"):
-        client.submit("x", ["true"], runtime="process", retry_on="oom")
-
-
-def test_a_failed_parent_fails_its_child_and_cycles_are_refused(
-    server: Any, client: Client, api: httpx.Client
-) -> None:
-    parent = client.submit("unused", ["sh", "-c", "exit 4"], runtime="process")
-    child = client.submit("unused", ["echo", "never"], runtime="process", after=[parent.id])
-    grandchild = client.submit("unused", ["echo", "never"], runtime="process", after=[child.id])
-    assert child.wait(60) is TaskState.SYSTEM_ERROR
-    assert grandchild.wait(60) is TaskState.SYSTEM_ERROR
-    system = child.info()["logs"][-1]["system_logs"]
-    assert system == [
-        f"not run: task {parent.id}, which this task runs after, ended EXECUTOR_ERROR"
-    ]
-    assert child.info()["logs"][-1]["logs"] == []  # it never ran
-
-    ok = client.submit("unused", ["echo", "first"], runtime="process")
-    after_ok = client.submit("unused", ["echo", "second"], runtime="process", after=[ok.id])
-    assert after_ok.wait(60) is TaskState.COMPLETE
-
-    with pytest.raises(InvalidRequest, match="no task with id 'nosuch'"):
-        client.submit("unused", ["true"], runtime="process", after=["nosuch"])
-
-    def task(after: str) -> dict[str, Any]:
-        params = {"runtime": "process", "after": after}
-        return {"executors": [{"image": "x", "command": ["true"]}],
-                "resources": {"backend_parameters": params}}  # fmt: skip
-
-    r = api.post("/api/v1/batches", json={"tasks": [task("@1"), task("@2"), task("@0")]})
-    assert r.status_code == 400
-    assert "cycle (@0 → @1 → @2 → @0, where → reads 'runs after')" in r.json()["detail"]
-    r = api.post("/api/v1/batches", json={"tasks": [task("@0")]})
-    assert r.status_code == 400 and "after itself" in r.json()["detail"]
-    r = api.post("/api/v1/batches", json={"tasks": [task("@5")]})
-    assert r.status_code == 400 and "@5" in r.json()["detail"]
-    # A chain inside one batch runs in order.
-    r = api.post("/api/v1/batches", json={"tasks": [task("@1"), task("")]})
-    assert r.status_code == 200, r.text
-    first, second = r.json()["task_ids"]
-    assert client.wait(first, 60) is TaskState.COMPLETE
-    a = client.get(first, view="FULL")["logs"][-1]
-    b = client.get(second, view="FULL")["logs"][-1]
-    assert parse_rfc3339(a["start_time"]) >= parse_rfc3339(b["end_time"])
-
-
-def test_max_parallel_is_never_exceeded(server: Any, client: Client) -> None:
-    batch = client.sweep(
-        "unused", ["sleep", "0.{n}"], [{"n": str(5 + i % 3)} for i in range(8)],
-        runtime="process", max_parallel=2,
-    )  # fmt: skip
-    assert batch.wait(120)["counts"] == {"COMPLETE": 8}
-    spans = [
-        (parse_rfc3339(e["start_time"]), parse_rfc3339(e["end_time"]))
-        for t in members(client, batch.id)
-        for e in t["logs"][-1]["logs"]
-    ]
-    assert len(spans) == 8
-    assert peak_running(spans) == 2  # two at once (the throttle), never three
-
-
-def test_batch_timeout_and_cancel_all(server: Any, client: Client) -> None:
-    timed = client.sweep(
-        "unused", ["sleep", "{s}"], [{"s": "0"}, {"s": "60"}, {"s": "60"}],
-        runtime="process", max_parallel=2, batch_timeout="3s",
-    )  # fmt: skip
-    info = timed.wait(60)
-    assert info["counts"] == {"COMPLETE": 1, "CANCELED": 2}, info
-    reasons = [t["logs"][-1]["system_logs"] for t in members(client, timed.id)[1:]]
-    assert all(any("ran out of time (3s)" in line for line in r) for r in reasons), reasons
-
-    many = client.sweep("unused", ["sleep", "60"], [{"i": str(i)} for i in range(5)],
-                        runtime="process", max_parallel=1)  # fmt: skip
-    assert many.cancel() == 5
-    assert many.wait(60)["counts"] == {"CANCELED": 5}
 
 
 def test_report_of_a_cpu_sweep_shows_speedup_and_writes_a_png(
