@@ -28,10 +28,12 @@ from toolship.storage.settings import StorageSettings
 __all__ = [
     "Job",
     "Phase",
+    "ReportAnswer",
     "Reporter",
     "RuntimeRecord",
     "SlurmRecord",
     "WorkerJob",
+    "WorkerReport",
     "WorkerSettings",
 ]
 
@@ -148,6 +150,7 @@ class WorkerJob(_Record):
     storage: StorageSettings
 
     def job(self) -> Job:
+        """The attempt to run, its options read from the task as the server read them."""
         return Job(
             task_id=self.task_id,
             task=self.task,
@@ -157,3 +160,18 @@ class WorkerJob(_Record):
             attempt_number=self.attempt_number,
             credentials=dict(self.credentials),
         )
+
+
+class WorkerReport(_Record):
+    """A remote worker's report (``POST /api/v1/worker/tasks/{id}/report``)."""
+
+    state: TaskState | None = None
+    attempt: TaskLog
+    runtime: RuntimeRecord
+
+
+class ReportAnswer(_Record):
+    """The server's answer to a report: ``ok: false`` or ``cancel: true`` stop the worker."""
+
+    ok: bool
+    cancel: bool = False

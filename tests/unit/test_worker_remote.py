@@ -13,6 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from toolship.errors import ServerUnavailable
+from toolship.models import TaskLog
+from toolship.records import ReportAnswer, RuntimeRecord, WorkerReport
 from toolship.worker.remote import ServerConnection, main, send
 
 
@@ -70,8 +72,9 @@ def test_requests_carry_the_token_and_survive_a_closed_connection(http_server: s
     async def talk() -> list[int]:
         codes = []
         for i in range(3):
-            answer = await send(conn, "POST", f"/r/{i}", {"n": i}, patience=5)
-            assert answer.json() == {"ok": True}
+            report = WorkerReport(attempt=TaskLog(system_logs=[f"n{i}"]), runtime=RuntimeRecord())
+            answer = await send(conn, "POST", f"/r/{i}", report, patience=5)
+            assert ReportAnswer.model_validate_json(answer.body) == ReportAnswer(ok=True)
             codes.append(answer.status_code)
         codes.append((await send(conn, "GET", "/job", patience=5)).status_code)
         return codes
@@ -80,10 +83,15 @@ def test_requests_carry_the_token_and_survive_a_closed_connection(http_server: s
         assert asyncio.run(talk()) == [200, 200, 200, 200]
     finally:
         conn.close()
+
+    def sent(i: int) -> dict[str, object]:
+        attempt = {"logs": [], "outputs": [], "system_logs": [f"n{i}"]}
+        return {"attempt": attempt, "runtime": {"warnings": [], "failed": False}}
+
     assert _Handler.seen == [
-        ("POST", "/prefix/r/0", "Bearer tok", {"n": 0}),
-        ("POST", "/prefix/r/1", "Bearer tok", {"n": 1}),
-        ("POST", "/prefix/r/2", "Bearer tok", {"n": 2}),
+        ("POST", "/prefix/r/0", "Bearer tok", sent(0)),
+        ("POST", "/prefix/r/1", "Bearer tok", sent(1)),
+        ("POST", "/prefix/r/2", "Bearer tok", sent(2)),
         ("GET", "/prefix/job", "Bearer tok", None),
     ]
 

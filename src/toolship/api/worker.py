@@ -12,25 +12,16 @@ import hmac
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 
 from toolship.api.state import app_state
 from toolship.compute import RemoteAttempt
 from toolship.errors import Conflict, Unauthorized
-from toolship.models import TaskLog
-from toolship.records import RuntimeRecord
+from toolship.records import ReportAnswer, WorkerReport
 from toolship.secrets import worker_token
-from toolship.states import TaskState
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1/worker", include_in_schema=False)
-
-
-class Report(BaseModel):
-    state: TaskState | None = None
-    attempt: TaskLog
-    runtime: RuntimeRecord
 
 
 def _attempt(request: Request, task_id: str) -> RemoteAttempt:
@@ -58,8 +49,9 @@ async def get_job(request: Request, task_id: str) -> JSONResponse:
 
 
 @router.post("/tasks/{task_id}/report")
-async def report(request: Request, task_id: str, body: Report) -> JSONResponse:
+async def report(request: Request, task_id: str, body: WorkerReport) -> JSONResponse:
     """Progress or an end; ``ok: false`` or ``cancel: true`` tell the worker to stop."""
     attempt = _attempt(request, task_id)
     ok = await attempt.update(body.state, body.attempt, body.runtime)
-    return JSONResponse({"ok": ok, "cancel": attempt.cancelled.is_set()})
+    answer = ReportAnswer(ok=ok, cancel=attempt.cancelled.is_set())
+    return JSONResponse(answer.model_dump(mode="json"))

@@ -276,6 +276,20 @@ def _row(r: Row[Any] | Any, with_logs: bool) -> TaskRow:
 
 
 class Store:
+    """Tasks and batches in SQL: the one object that reads and writes them.
+
+    Every query lives here, so the engine, the API and the reports see the same
+    rows, and a change of schema touches one module.  Rows come back as plain
+    dataclasses holding typed records (the attempts' TES logs, the latest
+    attempt's :class:`~toolship.records.RuntimeRecord`); the task document
+    itself stays the JSON it was stored as, because the API renders it as it is
+    and the engine validates it once, when it starts an attempt.  Methods are
+    synchronous and short (one transaction each, batched where a caller has many
+    rows), and every state change is a conditional update checked against the
+    transition table, so two code paths that race cannot break it.  Credentials
+    are sealed at rest and wiped (with the WAL checkpointed) when a task ends.
+    """
+
     def __init__(self, engine: Engine, sealer: Sealer | None = None) -> None:
         self.engine = engine
         # Without a key file (tests, tools) credentials live as long as this process.

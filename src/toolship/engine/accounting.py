@@ -17,13 +17,13 @@ from __future__ import annotations
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from toolship.config import PriceSettings
 from toolship.models import TaskLog
 from toolship.timeutil import parse_rfc3339
 
-__all__ = ["MemberUsage", "ScalingPoint", "member_usage", "scaling", "summarize"]
+__all__ = ["MemberUsage", "ScalingPoint", "Totals", "member_usage", "scaling", "summarize"]
 
 SCALING_KEYS = ("cpu", "cpus", "nodes")
 
@@ -48,6 +48,20 @@ class MemberUsage:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class Totals(TypedDict):
+    """A batch's members together (the report's ``totals``, as JSON)."""
+
+    members: int
+    counts: dict[str, int]  # by state
+    attempts: int
+    wall_seconds: float
+    run_seconds: float
+    cpu_seconds: float | None
+    peak_memory_bytes: int | None
+    cost: float
+    turnaround_seconds: float | None  # the first start to the last end
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +130,7 @@ def member_usage(
     )
 
 
-def summarize(members: Sequence[MemberUsage]) -> dict[str, Any]:
+def summarize(members: Sequence[MemberUsage]) -> Totals:
     starts = [m.start for m in members if m.start]
     ends = [m.end for m in members if m.end]
     cpu = [m.cpu_seconds for m in members if m.cpu_seconds is not None]

@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import contextlib
 import http.client
-import json
 import logging
 import os
 import signal
@@ -32,12 +31,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
+
+from pydantic import BaseModel
 
 from toolship.errors import ServerUnavailable, ToolshipError
 from toolship.models import TaskLog
-from toolship.records import RuntimeRecord, WorkerJob
+from toolship.records import ReportAnswer, RuntimeRecord, WorkerJob, WorkerReport
 from toolship.runtime import get_runtime
 from toolship.states import TaskState
 from toolship.storage import make_registry
@@ -74,9 +74,6 @@ class Response:
     @property
     def text(self) -> str:
         return self.body.decode(errors="replace")
-
-    def json(self) -> Any:
-        return json.loads(self.body)
 
     def raise_for_status(self) -> None:
         if self.status_code >= 400:
@@ -132,8 +129,8 @@ class ServerConnection:
                         raise
         raise AssertionError("unreachable")
 
-    async def request(self, method: str, path: str, payload: Any = None) -> Response:
-        body = None if payload is None else json.dumps(payload).encode()
+    async def request(self, method: str, path: str, payload: BaseModel | None = None) -> Response:
+        body = None if payload is None else payload.model_dump_json(exclude_none=True).encode()
         return await asyncio.to_thread(self._request, method, path, body)
 
     def close(self) -> None:
@@ -162,11 +159,7 @@ class HttpReporter:
         *,
         wait: bool = True,  # every report is sent at once: the server is the record
     ) -> bool:
-        body = {
-            "state": state.value if state else None,
-            "attempt": attempt.model_dump(mode="json", exclude_none=True),
-            "runtime": runtime.model_dump(mode="json", exclude_none=True),
-        }
+        body = WorkerReport(state=state, attempt=attempt, runtime=runtime)
         async with self._lock:
             response = await send(
                 self.server, "POST", f"/api/v1/worker/tasks/{self.task_id}/report",
@@ -176,14 +169,19 @@ class HttpReporter:
             self.stop()
             return False
         response.raise_for_status()
-        answer = response.json()
-        if answer.get("cancel") or not answer.get("ok"):
+        answer = ReportAnswer.model_validate_json(response.body)
+        if answer.cancel or not answer.ok:
             self.stop()
-        return bool(answer.get("ok"))
+        return answer.ok
 
 
 async def send(
-    server: ServerConnection, method: str, path: str, payload: Any = None, *, patience: float
+    server: ServerConnection,
+    method: str,
+    path: str,
+    payload: BaseModel | None = None,
+    *,
+    patience: float,
 ) -> Response:
     """One request, retried with back-off while the server is down or failing (5xx)."""
     deadline = time.monotonic() + patience
