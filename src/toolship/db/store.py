@@ -444,7 +444,7 @@ class Store:
         runtime record are kept either way.
         """
         results: list[bool] = []
-        plain: list[dict[str, Any]] = []
+        plain: list[dict[str, str]] = []
         ending = [ch.task_id for ch in changes if ch.states and is_final(ch.states[-1])]
         with self.engine.begin() as conn:
             wipe = bool(ending) and self._holding(conn, ending)
