@@ -265,3 +265,22 @@ def test_a_batch_timeout_cancels_its_unfinished_members(
     assert info["timeout"] == "1s"
     reasons = [t["logs"][-1]["system_logs"] for t in members(api, batch_id)[1:]]
     assert all(any("ran out of time (1s)" in line for line in r) for r in reasons), reasons
+
+
+def test_the_report_of_a_sweep_has_each_members_times_on_the_clock(
+    api: httpx.Client, fake: FakeBackend
+) -> None:
+    rows = [{"cpu": 1, "s": "40"}, {"cpu": 2, "s": "20"}]
+    template = task("sleep", "{s}", resources={"cpu_cores": 1})
+    batch_id, ids = batch(api, {"template": template, "params": rows, "max_parallel": 1})
+    running(api, fake, ids[0])
+    fake.clock.advance(40)
+    running(api, fake, ids[1])
+    fake.clock.advance(20)
+    assert wait(api, ids[1]) == "COMPLETE"
+    report = api.get(f"{BATCHES}/{batch_id}/report").json()
+    assert report["batch"]["id"] == batch_id and report["batch"]["counts"] == {"COMPLETE": 2}
+    assert [m["wall_seconds"] for m in report["members"]] == [40.0, 20.0]
+    assert [m["run_seconds"] for m in report["members"]] == [40.0, 20.0]
+    assert report["totals"]["wall_seconds"] == 60.0
+    assert report["scaling"]["parameter"] == "cpu"
