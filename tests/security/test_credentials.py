@@ -159,7 +159,7 @@ def test_a_prefix_holds_only_its_own_urls(url: str, held: bool) -> None:
 
 
 def test_s3_credentials_are_scoped_to_their_bucket() -> None:
-    from toolship.storage.remote import S3Storage
+    from toolship.storage.s3 import S3Storage
 
     settings = StorageSettings.model_validate(
         {"credentials": [

@@ -26,8 +26,9 @@ import pytest
 from tests.security.shared import shared_server
 from toolship.errors import StagingError
 from toolship.storage import StageContext
-from toolship.storage.remote import HttpStorage, WebdavStorage
+from toolship.storage.http import HttpStorage
 from toolship.storage.settings import StorageSettings
+from toolship.storage.webdav import WebdavStorage
 
 
 class Recorder(ThreadingHTTPServer):

@@ -22,7 +22,6 @@ import ctypes
 import errno
 import os
 import stat
-import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,19 +29,14 @@ from urllib.parse import unquote, urlsplit
 
 from toolship.errors import InvalidRequest, StagingError
 from toolship.storage.base import StageContext, split_pattern
-from toolship.storage.transfer import FileRecord, copy_stream, with_retries
+from toolship.storage.transfer import FileRecord, copy_stream, partial_name, with_retries
 
-__all__ = ["LocalStorage", "Pinned", "hand_over", "partial_name", "release_mounts"]
+__all__ = ["LocalStorage", "Pinned", "hand_over", "release_mounts"]
 
 CHUNK = 1024 * 1024
 MS_RDONLY, MS_REMOUNT, MS_BIND = 1, 32, 4096
 MNT_DETACH = 2
 _libc = ctypes.CDLL(None, use_errno=True)
-
-
-def partial_name(dest: Path) -> Path:
-    """A temporary name beside ``dest``, unique to this writer (process and thread)."""
-    return dest.parent / f".{dest.name}.toolship-partial-{os.getpid()}-{threading.get_ident()}"
 
 
 @dataclass(frozen=True, slots=True)

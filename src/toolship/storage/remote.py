@@ -1,4 +1,8 @@
-"""Object stores and web servers through fsspec: one implementation, a small class per scheme.
+"""The transfer engine every non-local scheme plugs into: :class:`RemoteStorage` over fsspec.
+
+A scheme (``s3.py``, ``http.py``, ``webdav.py``, ``cloud.py``) says how to build its
+filesystem, which credentials a URL gets and how URLs map to paths; this module
+moves the bytes.
 
 Downloads stream into a temporary file beside the destination while hashing, are
 checked against the store's size (and plain-MD5 ETag where it has one) and only
@@ -15,37 +19,59 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
-import importlib.util
 import io
 import re
 import threading
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Hashable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol, TypedDict
 from urllib.parse import urlsplit
 
 from toolship.errors import InvalidRequest, StagingError
 from toolship.storage.base import StageContext, redact
-from toolship.storage.egress import EgressPolicy, aiohttp_session, httpx_transport, refusal_in
-from toolship.storage.local import partial_name
+from toolship.storage.egress import EgressPolicy, refusal_in
 from toolship.storage.settings import StorageSettings
-from toolship.storage.transfer import CHUNK, FileRecord, StreamDigest, copy_stream, with_retries
+from toolship.storage.transfer import (
+    CHUNK,
+    FileRecord,
+    StreamDigest,
+    copy_stream,
+    partial_name,
+    ranged_copy,
+    with_retries,
+)
 
 if TYPE_CHECKING:
     # fsspec loads with the first remote URL, not with every worker.
     from fsspec import AbstractFileSystem
 
-__all__ = ["HttpStorage", "RemoteStorage", "S3Storage", "WebdavStorage", "optional_storages"]
+__all__ = ["ObjectInfo", "RemoteStorage", "Upload"]
 
 RANGED_MIN = CHUNK + 1  # objects bigger than one GET's worth are fetched as parallel ranges
-RANGE_SIZE = 16 * 1024 * 1024  # at most; smaller objects are split into RANGE_WORKERS parts
-RANGE_MIN_PART = 2 * 1024 * 1024
-RANGE_WORKERS = 8
 SMALL = 1024 * 1024  # files up to this size are fetched in bulk
 BULK_FILES = 256  # per bulk round (bounds the bytes held in memory: BULK_FILES * SMALL)
+UPLOAD_BLOCK = max(CHUNK, 5 * 1024 * 1024)  # S3's smallest multipart part is 5 MiB
 _PLAIN_ETAG = re.compile(r'^"?([0-9a-f]{32})"?$')
+
+
+class ObjectInfo(TypedDict, total=False):
+    """The fields of an fsspec ``info()`` / ``find(detail=True)`` entry that staging reads."""
+
+    name: str
+    type: str  # "file" or "directory"
+    size: int | None  # None where a web server does not say
+    ETag: str  # S3
+    etag: str  # others
+
+
+class Upload(Protocol):
+    """A store's writer: bytes in, then ``close`` (the object appears) or ``discard`` (never)."""
+
+    def write(self, data: bytes, /) -> int: ...
+
+    def close(self) -> None: ...
+
+    def discard(self) -> None: ...
 
 
 class RemoteStorage:
@@ -56,20 +82,23 @@ class RemoteStorage:
     # The URLs name the host to connect to (not a bucket at the operator's endpoint):
     # the egress policy applies.
     names_hosts = False
+    # An optional extra: (the module it needs, the extra that installs it).
+    extra: tuple[str, str] | None = None
 
     def __init__(self, settings: StorageSettings) -> None:
         self.settings = settings
         self.egress = EgressPolicy.of(settings.egress.allow)
-        self._filesystems: dict[tuple[Any, ...], AbstractFileSystem] = {}
+        self._filesystems: dict[Hashable, AbstractFileSystem] = {}
         self._lock = threading.Lock()
 
-    # --- what a subclass says ------------------------------------------------
+    # --- what a scheme says ------------------------------------------------------
 
     def make_filesystem(self, url: str, credentials: Mapping[str, str]) -> AbstractFileSystem:
         raise NotImplementedError
 
-    def fs_key(self, url: str, credentials: Mapping[str, str]) -> tuple[Any, ...]:
-        return (tuple(sorted(credentials.items())),)
+    def fs_key(self, url: str, credentials: Mapping[str, str]) -> Hashable:
+        """What tells filesystems apart: the URLs of one key share one filesystem."""
+        return tuple(sorted(credentials.items()))
 
     def scoped(self, url: str, credentials: Mapping[str, str]) -> Mapping[str, str]:
         """The credentials to use for ``url``: the task's own, else the server's for its prefix."""
@@ -98,7 +127,17 @@ class RemoteStorage:
 
         return read
 
-    # --- Storage ----------------------------------------------------------------
+    def writer_class(self) -> type[Upload]:
+        """The class of the filesystem's writers: one that can be discarded, not completed.
+
+        fsspec's buffered writer (S3, GCS, Azure) unless the scheme says otherwise.
+        """
+        from fsspec.spec import AbstractBufferedFile
+
+        buffered: type[Upload] = AbstractBufferedFile
+        return buffered
+
+    # --- Storage -------------------------------------------------------------------
 
     def filesystem(self, url: str, credentials: Mapping[str, str]) -> AbstractFileSystem:
         key = self.fs_key(url, credentials)
@@ -139,7 +178,7 @@ class RemoteStorage:
         fs = self.filesystem(pattern, self.scoped(pattern, credentials))
         path = self.path(pattern)
         try:
-            found: dict[str, dict[str, Any]] = fs.glob(path, detail=True)
+            found: dict[str, ObjectInfo] = fs.glob(path, detail=True)
         except Exception as exc:
             raise InvalidRequest(f"cannot list {redact(pattern)}: {_message(exc)}") from exc
         return sorted(
@@ -152,33 +191,10 @@ class RemoteStorage:
         root = self.path(url)
         try:
             if kind == "DIRECTORY":
-                listing: dict[str, dict[str, Any]] = with_retries(
-                    lambda: fs.find(root, detail=True), f"list {redact(url)}", ctx.attempts
-                )
-                if not listing and not fs.isdir(root):
-                    raise FileNotFoundError(root)
-                dest.mkdir(parents=True, exist_ok=True)
-                names = sorted(listing)
-                bulk = [n for n in names if _bulk(fs, listing[n])]
-                single = [n for n in names if not _bulk(fs, listing[n])]
-                jobs = [
-                    ctx.pool.submit(
-                        self._download, fs, name, listing[name], dest / _relative(root, name), ctx
-                    )
-                    for name in single
-                ]
-                digests = self._download_bulk(fs, root, bulk, listing, dest, ctx)
-                digests.update(zip(single, (job.result() for job in jobs), strict=True))
-                return [
-                    FileRecord(
-                        url=self.url_of(url, name),
-                        path=_relative(root, name),
-                        size=digests[name].size,
-                        sha256=digests[name].sha256,
-                    )
-                    for name in names
-                ]
-            info = with_retries(lambda: fs.info(root), f"stat {redact(url)}", ctx.attempts)
+                return self._fetch_tree(fs, url, root, dest, ctx)
+            info: ObjectInfo = with_retries(
+                lambda: fs.info(root), f"stat {redact(url)}", ctx.attempts
+            )
             if info.get("type") == "directory":
                 raise StagingError(
                     f"input {redact(url)} is a directory, but the task declares a FILE"
@@ -195,11 +211,46 @@ class RemoteStorage:
         except Exception as exc:
             raise StagingError(f"cannot fetch {redact(url)}: {_message(exc)}") from exc
 
+    def _fetch_tree(
+        self, fs: AbstractFileSystem, url: str, root: str, dest: Path, ctx: StageContext
+    ) -> list[FileRecord]:
+        """Every file under ``root``: the small ones in bulk, the others one job each."""
+        from fsspec.asyn import AsyncFileSystem
+
+        listing: dict[str, ObjectInfo] = with_retries(
+            lambda: fs.find(root, detail=True), f"list {redact(url)}", ctx.attempts
+        )
+        if not listing and not fs.isdir(root):
+            raise FileNotFoundError(root)
+        dest.mkdir(parents=True, exist_ok=True)
+        names = sorted(listing)
+        # Only an asynchronous filesystem fetches many files at once (``cat(batch_size=)``).
+        in_bulk = isinstance(fs, AsyncFileSystem)
+        bulk = [n for n in names if in_bulk and _small(listing[n])]
+        single = [n for n in names if not (in_bulk and _small(listing[n]))]
+        jobs = [
+            ctx.pool.submit(
+                self._download, fs, name, listing[name], dest / _relative(root, name), ctx
+            )
+            for name in single
+        ]
+        digests = self._download_bulk(fs, root, bulk, listing, dest, ctx)
+        digests.update(zip(single, (job.result() for job in jobs), strict=True))
+        return [
+            FileRecord(
+                url=self.url_of(url, name),
+                path=_relative(root, name),
+                size=digests[name].size,
+                sha256=digests[name].sha256,
+            )
+            for name in names
+        ]
+
     def _download(
         self,
         fs: AbstractFileSystem,
         path: str,
-        info: Mapping[str, Any],
+        info: ObjectInfo,
         dest: Path,
         ctx: StageContext,
     ) -> StreamDigest:
@@ -211,7 +262,8 @@ class RemoteStorage:
         def attempt() -> StreamDigest:
             with tmp.open("wb") as out:
                 if isinstance(size, int) and size >= RANGED_MIN:
-                    return _ranged(self.range_reader(fs, ctx.credentials), path, size, out, md5=md5)
+                    read = self.range_reader(fs, ctx.credentials)
+                    return ranged_copy(read, path, size, out, md5=md5)
                 if isinstance(size, int) and size <= CHUNK:
                     return copy_stream(io.BytesIO(fs.cat_file(path)), out, md5=md5)  # one GET
                 with fs.open(path, "rb", block_size=CHUNK, cache_type="none") as src:
@@ -232,7 +284,7 @@ class RemoteStorage:
         fs: AbstractFileSystem,
         root: str,
         names: list[str],
-        listing: Mapping[str, Mapping[str, Any]],
+        listing: Mapping[str, ObjectInfo],
         dest: Path,
         ctx: StageContext,
     ) -> dict[str, StreamDigest]:
@@ -244,7 +296,10 @@ class RemoteStorage:
         digests: dict[str, StreamDigest] = {}
         for start in range(0, len(names), BULK_FILES):
             group = names[start : start + BULK_FILES]
-            blobs: dict[str, Any] = fs.cat(group, on_error="return", batch_size=ctx.concurrency)
+            # on_error="return": a file that failed maps to its exception
+            blobs: dict[str, bytes | BaseException] = fs.cat(
+                group, on_error="return", batch_size=ctx.concurrency
+            )
             for name in group:
                 target = dest / _relative(root, name)
                 blob = blobs.get(name)
@@ -274,13 +329,13 @@ class RemoteStorage:
 
         def attempt() -> StreamDigest:
             self.prepare_parent(fs, path)
-            writer = fs.open(path, "wb", block_size=max(CHUNK, 5 * 1024 * 1024))
+            writer = self._open_upload(fs, path)
             try:
                 with src.open("rb") as fin:
                     digest = copy_stream(fin, writer)
                 writer.close()
             except BaseException:
-                _discard(writer)
+                _abandon(writer)
                 raise
             return digest
 
@@ -297,6 +352,28 @@ class RemoteStorage:
         ctx.progress.add(digest.size)
         return FileRecord(url=url, path="", size=digest.size, sha256=digest.sha256)
 
+    def _open_upload(self, fs: AbstractFileSystem, path: str) -> Upload:
+        writer = fs.open(path, "wb", block_size=UPLOAD_BLOCK)
+        expected = self.writer_class()
+        if not isinstance(writer, expected):
+            raise TypeError(
+                f"{type(self).__name__}: the filesystem's writer is a {type(writer).__name__}, "
+                f"not a {expected.__name__}; writer_class() must name a class with discard()"
+            )
+        return writer
+
+
+def _abandon(writer: Upload) -> None:
+    """Throw an upload away (S3: abort the multipart upload), so that it never completes."""
+    from fsspec.spec import AbstractBufferedFile
+
+    with contextlib.suppress(Exception):
+        writer.discard()
+    if isinstance(writer, AbstractBufferedFile):
+        # Closed, or its __del__ would try to finish the upload (and after a failed
+        # abort, could): the one way fsspec's buffered writers are closed unfinished.
+        writer.closed = True
+
 
 def _relative(root: str, name: str) -> str:
     rel = name[len(root) :].lstrip("/") if name.startswith(root) else name.rsplit("/", 1)[-1]
@@ -305,17 +382,7 @@ def _relative(root: str, name: str) -> str:
     return rel
 
 
-def _discard(writer: Any) -> None:
-    """Abandon an upload without completing it (S3: abort the multipart upload)."""
-    discard = getattr(writer, "discard", None)
-    with contextlib.suppress(Exception):
-        if callable(discard):
-            discard()
-        else:
-            writer.closed = True
-
-
-def _verify(path: str, info: Mapping[str, Any], digest: StreamDigest) -> None:
+def _verify(path: str, info: ObjectInfo, digest: StreamDigest) -> None:
     size = info.get("size")
     if isinstance(size, int) and size != digest.size:
         raise StagingError(f"{path}: got {digest.size} bytes, the store says {size}")
@@ -324,49 +391,15 @@ def _verify(path: str, info: Mapping[str, Any], digest: StreamDigest) -> None:
         raise StagingError(f"{path}: content does not match the store's ETag {plain}")
 
 
-def _plain_etag(info: Mapping[str, Any]) -> str | None:
+def _plain_etag(info: ObjectInfo) -> str | None:
     """The object's MD5 when its ETag is one (not for multipart uploads: no MD5 to check)."""
     plain = _PLAIN_ETAG.match(str(info.get("ETag") or info.get("etag") or ""))
     return plain.group(1) if plain else None
 
 
-def _bulk(fs: AbstractFileSystem, info: Mapping[str, Any]) -> bool:
+def _small(info: ObjectInfo) -> bool:
     size = info.get("size")
-    return bool(getattr(fs, "async_impl", False)) and isinstance(size, int) and size <= SMALL
-
-
-def _part_size(size: int) -> int:
-    """Ranges of RANGE_SIZE, or fewer bytes so that even a mid-sized object gets every worker."""
-    per_worker = -(-size // RANGE_WORKERS)
-    return max(RANGE_MIN_PART, min(RANGE_SIZE, per_worker))
-
-
-def _ranged(
-    read: Callable[[str, int, int], bytes], path: str, size: int, out: Any, *, md5: bool
-) -> StreamDigest:
-    """Fetch ``size`` bytes as concurrent ranges, hashing and writing them in order."""
-    import hashlib
-
-    sha = hashlib.sha256()
-    md = hashlib.md5(usedforsecurity=False) if md5 else None
-    part = _part_size(size)
-    starts = list(range(0, size, part))
-    with ThreadPoolExecutor(RANGE_WORKERS) as pool:
-        window: list[Any] = []
-        for start in starts:
-            window.append(pool.submit(read, path, start, min(start + part, size)))
-            if len(window) > RANGE_WORKERS:
-                _consume(window.pop(0).result(), sha, md, out)
-        for job in window:
-            _consume(job.result(), sha, md, out)
-    return StreamDigest(size=size, sha256=sha.hexdigest(), md5=md.hexdigest() if md else "")
-
-
-def _consume(block: bytes, sha: Any, md: Any, out: Any) -> None:
-    sha.update(block)
-    if md is not None:
-        md.update(block)
-    out.write(block)
+    return isinstance(size, int) and size <= SMALL
 
 
 def _message(exc: BaseException) -> str:
@@ -376,222 +409,3 @@ def _message(exc: BaseException) -> str:
         return str(refused)
     text = str(exc) or type(exc).__name__
     return re.sub(r"(?i)(signature|credential|token|secret|password)=[^&\s]+", r"\1=***", text)
-
-
-class S3Storage(RemoteStorage):
-    """s3:// — AWS S3 or any S3-compatible store (MinIO, Ceph, moto) through s3fs."""
-
-    schemes: tuple[str, ...] = ("s3",)
-
-    def __init__(self, settings: StorageSettings) -> None:
-        super().__init__(settings)
-        self._range_clients: dict[tuple[Any, ...], Any] = {}
-
-    def fs_key(self, url: str, credentials: Mapping[str, str]) -> tuple[Any, ...]:
-        return tuple(sorted((k, v) for k, v in credentials.items() if k.startswith("s3_")))
-
-    def scoped(self, url: str, credentials: Mapping[str, str]) -> Mapping[str, str]:
-        if any(k.startswith("s3_") for k in credentials):
-            return credentials
-        server = self.settings.credential_for(url)
-        if server is None:
-            return credentials
-        if server.access_key_id:
-            return {
-                "s3_access_key_id": server.access_key_id,
-                "s3_secret_access_key": server.secret_access_key,
-                "s3_session_token": server.session_token,
-            }
-        return {"s3_profile": server.profile}
-
-    def make_filesystem(self, url: str, credentials: Mapping[str, str]) -> AbstractFileSystem:
-        import s3fs
-
-        s3 = self.settings.s3
-        kwargs: dict[str, Any] = {
-            "anon": s3.anonymous,
-            "default_block_size": CHUNK,
-            "skip_instance_cache": True,
-            "config_kwargs": {
-                "retries": {"max_attempts": 3, "mode": "standard"},
-                # botocore keeps 10 connections by default: fewer than the transfers in flight.
-                "max_pool_connections": max(10, self.settings.max_concurrency),
-            },
-        }
-        if s3.endpoint_url:
-            kwargs["endpoint_url"] = s3.endpoint_url
-        if s3.region:
-            kwargs["client_kwargs"] = {"region_name": s3.region}
-        profile = credentials.get("s3_profile") or s3.profile
-        if credentials.get("s3_access_key_id"):
-            kwargs.update(
-                key=credentials["s3_access_key_id"],
-                secret=credentials.get("s3_secret_access_key"),
-                token=credentials.get("s3_session_token"),
-            )
-        elif profile:
-            kwargs["profile"] = profile
-        fs: AbstractFileSystem = s3fs.S3FileSystem(**kwargs)
-        return fs
-
-    def range_reader(
-        self, fs: AbstractFileSystem, credentials: Mapping[str, str]
-    ) -> Callable[[str, int, int], bytes]:
-        """Ranges through botocore's own synchronous client, shared by the range workers.
-
-        s3fs reads every range on its one event-loop thread and spent about twice
-        botocore's CPU per byte; botocore reads its sockets without holding the GIL.
-        The client is made from the same settings and credentials as the filesystem.
-        """
-        key = self.fs_key("s3://", credentials)
-        with self._lock:
-            client = self._range_clients.get(key)
-            if client is None:
-                client = self._range_clients[key] = self._botocore_client(credentials)
-
-        def read(path: str, start: int, end: int) -> bytes:
-            bucket, _, name = path.partition("/")
-            response = client.get_object(Bucket=bucket, Key=name, Range=f"bytes={start}-{end - 1}")
-            data: bytes = response["Body"].read()
-            return data
-
-        return read
-
-    def _botocore_client(self, credentials: Mapping[str, str]) -> Any:
-        import botocore.config
-        import botocore.session
-        from botocore import UNSIGNED
-
-        s3 = self.settings.s3
-        profile = credentials.get("s3_profile") or s3.profile
-        session = botocore.session.Session(profile=profile or None)
-        config = botocore.config.Config(
-            retries={"max_attempts": 3, "mode": "standard"},
-            max_pool_connections=RANGE_WORKERS,
-            signature_version=UNSIGNED if s3.anonymous else None,
-        )
-        kwargs: dict[str, Any] = {"config": config}
-        if s3.endpoint_url:
-            kwargs["endpoint_url"] = s3.endpoint_url
-        if s3.region:
-            kwargs["region_name"] = s3.region
-        if credentials.get("s3_access_key_id"):
-            kwargs.update(
-                aws_access_key_id=credentials["s3_access_key_id"],
-                aws_secret_access_key=credentials.get("s3_secret_access_key"),
-                aws_session_token=credentials.get("s3_session_token"),
-            )
-        return session.create_client("s3", **kwargs)
-
-
-class HttpStorage(RemoteStorage):
-    """http:// and https:// — read-only inputs from web servers."""
-
-    schemes: tuple[str, ...] = ("http", "https")
-    writable = False
-    names_hosts = True
-
-    def path(self, url: str) -> str:
-        return url.rstrip("/")
-
-    def url_of(self, url: str, path: str) -> str:
-        return path
-
-    def glob(self, pattern: str, credentials: Mapping[str, str]) -> list[str]:
-        raise InvalidRequest(
-            f"{pattern!r}: web servers cannot be listed, so http(s):// patterns cannot be "
-            "mapped over; list the URLs yourself and run a sweep with --params-file"
-        )
-
-    def make_filesystem(self, url: str, credentials: Mapping[str, str]) -> AbstractFileSystem:
-        from fsspec.implementations.http import HTTPFileSystem
-
-        fs: AbstractFileSystem = HTTPFileSystem(
-            skip_instance_cache=True, get_client=functools.partial(aiohttp_session, self.egress)
-        )
-        return fs
-
-
-class WebdavStorage(RemoteStorage):
-    """webdav:// (over http) and webdavs:// (over https): Nextcloud, B2DROP, ownCloud …"""
-
-    schemes: tuple[str, ...] = ("webdav", "webdavs")
-    names_hosts = True
-
-    def scoped(self, url: str, credentials: Mapping[str, str]) -> Mapping[str, str]:
-        if credentials.get("webdav_username"):
-            return credentials  # the task's own: it sends them where it likes
-        server = self.settings.credential_for(url)
-        if server is None:
-            return {}
-        return {"webdav_username": server.username, "webdav_password": server.password}
-
-    def fs_key(self, url: str, credentials: Mapping[str, str]) -> tuple[Any, ...]:
-        parts = urlsplit(url)
-        user = (credentials.get("webdav_username"), credentials.get("webdav_password"))
-        return (parts.scheme, parts.netloc, user)
-
-    def path(self, url: str) -> str:
-        return urlsplit(url).path.rstrip("/") or "/"
-
-    def url_of(self, url: str, path: str) -> str:
-        parts = urlsplit(url)
-        return f"{parts.scheme}://{parts.netloc}/{path.lstrip('/')}"
-
-    def make_filesystem(self, url: str, credentials: Mapping[str, str]) -> AbstractFileSystem:
-        from webdav4.fsspec import WebdavFileSystem
-
-        parts = urlsplit(url)
-        base = f"{'https' if parts.scheme == 'webdavs' else 'http'}://{parts.netloc}"
-        user = credentials.get("webdav_username")
-        auth = (user, credentials.get("webdav_password") or "") if user else None
-        fs: AbstractFileSystem = WebdavFileSystem(
-            base, auth=auth, transport=httpx_transport(self.egress)
-        )
-        return fs
-
-    def check_input(self, url: str, kind: str) -> None:
-        if not urlsplit(url).netloc:
-            raise InvalidRequest(f"{url!r}: write webdav://HOST[:PORT]/path")
-        self.check_egress(url)
-
-    def prepare_parent(self, fs: AbstractFileSystem, path: str) -> None:
-        parent = path.rsplit("/", 1)[0]
-        if parent and parent != "/":
-            fs.makedirs(parent, exist_ok=True)
-
-
-class _Generic(RemoteStorage):
-    """gs:// and az:// through their fsspec packages, with default credentials."""
-
-    def make_filesystem(self, url: str, credentials: Mapping[str, str]) -> AbstractFileSystem:
-        import fsspec
-
-        fs: AbstractFileSystem = fsspec.filesystem(self.schemes[0], skip_instance_cache=True)
-        return fs
-
-
-class GcsStorage(_Generic):
-    schemes: tuple[str, ...] = ("gs",)
-
-
-class AzureStorage(_Generic):
-    schemes: tuple[str, ...] = ("az", "abfs")
-
-
-def optional_storages(
-    settings: StorageSettings,
-) -> tuple[list[RemoteStorage], dict[str, str]]:
-    """gs:// and az:// when their extras are installed, else how to install them."""
-    found: list[RemoteStorage] = []
-    missing: dict[str, str] = {}
-    for cls, module, extra in ((GcsStorage, "gcsfs", "gcs"), (AzureStorage, "adlfs", "azure")):
-        if importlib.util.find_spec(module) is not None:
-            found.append(cls(settings))
-        else:
-            for scheme in cls.schemes:
-                missing[scheme] = (
-                    f"{scheme}:// needs the optional extra: pip install 'toolship[{extra}]' "
-                    "on the server"
-                )
-    return found, missing

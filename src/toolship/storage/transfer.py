@@ -1,32 +1,46 @@
 """Byte moving shared by every scheme: one pass that copies, hashes and counts; retries.
 
 Every staged byte is hashed once, while it streams (sha256 for provenance, md5 only to
-compare with an object store's plain ETag) — never in a second pass over the file.
+compare with an object store's plain ETag) — never in a second pass over the file.  A
+large object is read as concurrent byte ranges (:func:`ranged_copy`), still hashed in
+order in that one pass.  What is written goes to a temporary name beside its target
+(:func:`partial_name`) and is renamed into place only when whole.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import BinaryIO, Protocol, TypeVar
 
 from toolship.storage.egress import refusal_in
 
 __all__ = [
     "CHUNK",
+    "RANGE_WORKERS",
     "FileRecord",
+    "Hasher",
+    "Sink",
     "StreamDigest",
     "copy_stream",
+    "partial_name",
+    "ranged_copy",
     "sha256_file",
     "with_retries",
 ]
 
 log = logging.getLogger(__name__)
 CHUNK = 8 * 1024 * 1024
+RANGE_SIZE = 16 * 1024 * 1024  # at most; smaller objects are split into RANGE_WORKERS parts
+RANGE_MIN_PART = 2 * 1024 * 1024
+RANGE_WORKERS = 8
 T = TypeVar("T")
 
 
@@ -47,22 +61,69 @@ class StreamDigest:
     md5: str
 
 
-def copy_stream(
-    src: BinaryIO, dst: BinaryIO, *, md5: bool = False, chunk: int = CHUNK
-) -> StreamDigest:
-    sha = hashlib.sha256()
-    md = hashlib.md5(usedforsecurity=False) if md5 else None
-    size = 0
-    while True:
-        block = src.read(chunk)
-        if not block:
-            break
-        sha.update(block)
-        if md is not None:
-            md.update(block)
+class Sink(Protocol):
+    """Where copied bytes go: a local file, or a store's upload."""
+
+    def write(self, data: bytes, /) -> object: ...
+
+
+class Hasher:
+    """sha256 (and md5 when asked) and the size of the bytes it is given, in order."""
+
+    def __init__(self, *, md5: bool = False) -> None:
+        self._sha = hashlib.sha256()
+        self._md5 = hashlib.md5(usedforsecurity=False) if md5 else None
+        self.size = 0
+
+    def update(self, block: bytes) -> None:
+        self._sha.update(block)
+        if self._md5 is not None:
+            self._md5.update(block)
+        self.size += len(block)
+
+    def digest(self) -> StreamDigest:
+        md5 = self._md5.hexdigest() if self._md5 is not None else ""
+        return StreamDigest(size=self.size, sha256=self._sha.hexdigest(), md5=md5)
+
+
+def copy_stream(src: BinaryIO, dst: Sink, *, md5: bool = False, chunk: int = CHUNK) -> StreamDigest:
+    hasher = Hasher(md5=md5)
+    while block := src.read(chunk):
+        hasher.update(block)
         dst.write(block)
-        size += len(block)
-    return StreamDigest(size=size, sha256=sha.hexdigest(), md5=md.hexdigest() if md else "")
+    return hasher.digest()
+
+
+def _part_size(size: int) -> int:
+    """Ranges of RANGE_SIZE, or fewer bytes so that even a mid-sized object gets every worker."""
+    per_worker = -(-size // RANGE_WORKERS)
+    return max(RANGE_MIN_PART, min(RANGE_SIZE, per_worker))
+
+
+def ranged_copy(
+    read: Callable[[str, int, int], bytes], path: str, size: int, dst: Sink, *, md5: bool
+) -> StreamDigest:
+    """Fetch ``size`` bytes as concurrent ranges (``read(path, start, end)``).
+
+    They are hashed and written in order; at most RANGE_WORKERS + 1 ranges are held
+    in memory at once.  The digest counts the bytes that came, so a short range
+    shows as a size that differs from the store's.
+    """
+    hasher = Hasher(md5=md5)
+    part = _part_size(size)
+    with ThreadPoolExecutor(RANGE_WORKERS) as pool:
+        window: list[Future[bytes]] = []
+        for start in range(0, size, part):
+            window.append(pool.submit(read, path, start, min(start + part, size)))
+            if len(window) > RANGE_WORKERS:
+                block = window.pop(0).result()
+                hasher.update(block)
+                dst.write(block)
+        for job in window:
+            block = job.result()
+            hasher.update(block)
+            dst.write(block)
+    return hasher.digest()
 
 
 def sha256_file(path: Path, chunk: int = CHUNK) -> str:
@@ -74,6 +135,11 @@ def sha256_file(path: Path, chunk: int = CHUNK) -> str:
         while n := fh.readinto(buf):
             sha.update(view[:n])
     return sha.hexdigest()
+
+
+def partial_name(dest: Path) -> Path:
+    """A temporary name beside ``dest``, unique to this writer (process and thread)."""
+    return dest.parent / f".{dest.name}.toolship-partial-{os.getpid()}-{threading.get_ident()}"
 
 
 def _transient(exc: BaseException) -> bool:
