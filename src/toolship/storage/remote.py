@@ -24,7 +24,7 @@ import re
 import threading
 from collections.abc import Callable, Hashable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, TypedDict
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
 from toolship.errors import InvalidRequest, StagingError
@@ -34,10 +34,13 @@ from toolship.storage.settings import StorageSettings
 from toolship.storage.transfer import (
     CHUNK,
     FileRecord,
+    ObjectInfo,
     StreamDigest,
     copy_stream,
     partial_name,
+    plain_etag,
     ranged_copy,
+    verify,
     with_retries,
 )
 
@@ -45,23 +48,12 @@ if TYPE_CHECKING:
     # fsspec loads with the first remote URL, not with every worker.
     from fsspec import AbstractFileSystem
 
-__all__ = ["ObjectInfo", "RemoteStorage", "Upload"]
+__all__ = ["RemoteStorage", "Upload"]
 
 RANGED_MIN = CHUNK + 1  # objects bigger than one GET's worth are fetched as parallel ranges
 SMALL = 1024 * 1024  # files up to this size are fetched in bulk
 BULK_FILES = 256  # per bulk round (bounds the bytes held in memory: BULK_FILES * SMALL)
 UPLOAD_BLOCK = max(CHUNK, 5 * 1024 * 1024)  # S3's smallest multipart part is 5 MiB
-_PLAIN_ETAG = re.compile(r'^"?([0-9a-f]{32})"?$')
-
-
-class ObjectInfo(TypedDict, total=False):
-    """The fields of an fsspec ``info()`` / ``find(detail=True)`` entry that staging reads."""
-
-    name: str
-    type: str  # "file" or "directory"
-    size: int | None  # None where a web server does not say
-    ETag: str  # S3
-    etag: str  # others
 
 
 class Upload(Protocol):
@@ -257,7 +249,7 @@ class RemoteStorage:
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = partial_name(dest)
         size = info.get("size")
-        md5 = _plain_etag(info) is not None
+        md5 = plain_etag(info) is not None
 
         def attempt() -> StreamDigest:
             with tmp.open("wb") as out:
@@ -271,7 +263,7 @@ class RemoteStorage:
 
         try:
             digest = with_retries(attempt, f"download {path}", ctx.attempts)
-            _verify(path, info, digest)
+            verify(path, info, digest)
             tmp.replace(dest)
             ctx.progress.add(digest.size)
         finally:
@@ -311,9 +303,9 @@ class RemoteStorage:
                 try:
                     with tmp.open("wb") as out:
                         digest = copy_stream(
-                            io.BytesIO(blob), out, md5=_plain_etag(listing[name]) is not None
+                            io.BytesIO(blob), out, md5=plain_etag(listing[name]) is not None
                         )
-                    _verify(name, listing[name], digest)
+                    verify(name, listing[name], digest)
                     tmp.replace(target)
                 finally:
                     with contextlib.suppress(FileNotFoundError):
@@ -380,21 +372,6 @@ def _relative(root: str, name: str) -> str:
     if not rel or rel.startswith("/") or ".." in rel.split("/"):
         raise StagingError(f"refusing object name {name!r}: it would escape the input directory")
     return rel
-
-
-def _verify(path: str, info: ObjectInfo, digest: StreamDigest) -> None:
-    size = info.get("size")
-    if isinstance(size, int) and size != digest.size:
-        raise StagingError(f"{path}: got {digest.size} bytes, the store says {size}")
-    plain = _plain_etag(info)
-    if plain and digest.md5 and plain != digest.md5:
-        raise StagingError(f"{path}: content does not match the store's ETag {plain}")
-
-
-def _plain_etag(info: ObjectInfo) -> str | None:
-    """The object's MD5 when its ETag is one (not for multipart uploads: no MD5 to check)."""
-    plain = _PLAIN_ETAG.match(str(info.get("ETag") or info.get("etag") or ""))
-    return plain.group(1) if plain else None
 
 
 def _small(info: ObjectInfo) -> bool:

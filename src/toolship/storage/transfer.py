@@ -4,7 +4,8 @@ Every staged byte is hashed once, while it streams (sha256 for provenance, md5 o
 compare with an object store's plain ETag) — never in a second pass over the file.  A
 large object is read as concurrent byte ranges (:func:`ranged_copy`), still hashed in
 order in that one pass.  What is written goes to a temporary name beside its target
-(:func:`partial_name`) and is renamed into place only when whole.
+(:func:`partial_name`), is checked against the size and ETag the store gave
+(:func:`verify`) and only then renamed into place.
 """
 
 from __future__ import annotations
@@ -12,14 +13,16 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol, TypeVar
+from typing import BinaryIO, Protocol, TypedDict, TypeVar
 
+from toolship.errors import StagingError
 from toolship.storage.egress import refusal_in
 
 __all__ = [
@@ -27,16 +30,20 @@ __all__ = [
     "RANGE_WORKERS",
     "FileRecord",
     "Hasher",
+    "ObjectInfo",
     "Sink",
     "StreamDigest",
     "copy_stream",
     "partial_name",
+    "plain_etag",
     "ranged_copy",
     "sha256_file",
+    "verify",
     "with_retries",
 ]
 
 log = logging.getLogger(__name__)
+_PLAIN_ETAG = re.compile(r'^"?([0-9a-f]{32})"?$')
 CHUNK = 8 * 1024 * 1024
 RANGE_SIZE = 16 * 1024 * 1024  # at most; smaller objects are split into RANGE_WORKERS parts
 RANGE_MIN_PART = 2 * 1024 * 1024
@@ -59,6 +66,16 @@ class StreamDigest:
     size: int
     sha256: str
     md5: str
+
+
+class ObjectInfo(TypedDict, total=False):
+    """The fields of an fsspec ``info()`` / ``find(detail=True)`` entry that staging reads."""
+
+    name: str
+    type: str  # "file" or "directory"
+    size: int | None  # None where a web server does not say
+    ETag: str  # S3
+    etag: str  # others
 
 
 class Sink(Protocol):
@@ -140,6 +157,22 @@ def sha256_file(path: Path, chunk: int = CHUNK) -> str:
 def partial_name(dest: Path) -> Path:
     """A temporary name beside ``dest``, unique to this writer (process and thread)."""
     return dest.parent / f".{dest.name}.toolship-partial-{os.getpid()}-{threading.get_ident()}"
+
+
+def verify(path: str, info: ObjectInfo, digest: StreamDigest) -> None:
+    """Raise StagingError unless what came matches what the store says it holds."""
+    size = info.get("size")
+    if isinstance(size, int) and size != digest.size:
+        raise StagingError(f"{path}: got {digest.size} bytes, the store says {size}")
+    plain = plain_etag(info)
+    if plain and digest.md5 and plain != digest.md5:
+        raise StagingError(f"{path}: content does not match the store's ETag {plain}")
+
+
+def plain_etag(info: ObjectInfo) -> str | None:
+    """The object's MD5 when its ETag is one (not for multipart uploads: no MD5 to check)."""
+    plain = _PLAIN_ETAG.match(str(info.get("ETag") or info.get("etag") or ""))
+    return plain.group(1) if plain else None
 
 
 def _transient(exc: BaseException) -> bool:
