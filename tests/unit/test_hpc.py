@@ -255,7 +255,10 @@ def test_after_a_cancel_a_failing_end_reads_canceled_and_late_reports_are_refuse
     assert late is False
 
 
-def test_the_remote_workers_job_travels_as_json_and_gives_the_same_options() -> None:
+def test_the_remote_workers_job_travels_as_json_and_gives_the_same_options(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("os.geteuid", lambda: 1000)  # a server that does not run as root
     res = {"cpu_cores": 2, "ram_gb": 1.5,
            "backend_parameters": {"retries": "2", "retry_on": "oom", "nodes": "2",
                                   "timeout": "90s", "runtime": "podman"}}  # fmt: skip
@@ -272,6 +275,8 @@ def test_the_remote_workers_job_travels_as_json_and_gives_the_same_options() -> 
     again = doc.job()
     assert again.options == options and again.credentials == {"s3_access_key_id": "k"}
     assert doc.attempt is None  # the worker starts the attempt afresh
+    # A worker that runs as root on the node runs the task as local.task_user even so.
+    assert doc.env.task_user == (65534, 65534) and doc.env.output_owner is None
 
 
 def test_jobs_submitted_but_not_recorded_are_found_by_their_comment() -> None:

@@ -264,6 +264,9 @@ class SlurmAttempt:
         runtime = self.runtime.model_copy(update={"slurm": self.slurm})
         if not started:
             runtime.warnings = list(self.attempt.system_logs or [])
+        # A worker running as root on the node runs tasks as local.task_user, whatever
+        # user the server itself runs as (so not settings.task_user).
+        uid, gid = settings.local.task_user.split(":")
         return WorkerJob(
             task_id=job.task_id,
             task=job.task,
@@ -280,7 +283,7 @@ class SlurmAttempt:
                 shared_dirs=list(settings.local.shared_dirs),
                 transfers=settings.storage.max_concurrency,
                 transfer_attempts=settings.storage.attempts,
-                task_user=settings.task_user,
+                task_user=(int(uid), int(gid)),
                 output_owner=settings.output_owner,
                 own_files=settings.own_files,
             ),
