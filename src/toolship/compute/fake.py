@@ -114,12 +114,6 @@ class FakeClock:
             with self._lock, contextlib.suppress(ValueError):
                 self._sleepers.remove(entry)
 
-    @property
-    def sleepers(self) -> int:
-        """How many attempts wait for the clock (a test waits for them before advancing)."""
-        with self._lock:
-            return len(self._sleepers)
-
 
 def _settle(future: asyncio.Future[None]) -> None:
     if not future.done():
