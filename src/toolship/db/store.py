@@ -609,34 +609,40 @@ class Store:
     ) -> set[str]:
         """Cancel a few hundred tasks in one transaction: those of ``queued`` still QUEUED
         end CANCELED (with ``reason`` in a system log), the ``others`` are asked to stop.
-        The ids that ended CANCELED."""
+        The ids that ended CANCELED; their credentials are wiped for real, as by
+        :meth:`transition`."""
         with self.engine.begin() as conn:
-            if others:
-                conn.execute(
-                    update(tasks).where(tasks.c.id.in_(others)).values(cancel_requested=True)
-                )
-            if not queued:
-                return set()
-            if not reason:
-                moved = conn.execute(
-                    update(tasks)
-                    .where(tasks.c.id.in_(queued), tasks.c.state == TaskState.QUEUED.value)
-                    .values(state=TaskState.CANCELED.value, secrets="{}")
-                    .returning(tasks.c.id)
-                )
-                return set(moved.scalars())
-            entry = TaskLog(system_logs=[reason])
-            rows = conn.execute(
-                select(tasks.c.id, tasks.c.logs).where(
-                    tasks.c.id.in_(queued), tasks.c.state == TaskState.QUEUED.value
-                )
-            ).all()
-            if rows:
-                params = [
-                    {"b_id": r.id, "b_logs": _dumps([*json.loads(r.logs), entry])} for r in rows
-                ]
-                conn.execute(_CANCEL_QUEUED, params)
-            return {r.id for r in rows}
+            wipe = bool(queued) and self._holding(conn, queued)
+            canceled = self._cancel_queued(conn, queued, others, reason)
+        if wipe and canceled:
+            self._checkpoint()
+        return canceled
+
+    def _cancel_queued(
+        self, conn: Connection, queued: Sequence[str], others: Sequence[str], reason: str | None
+    ) -> set[str]:
+        if others:
+            conn.execute(update(tasks).where(tasks.c.id.in_(others)).values(cancel_requested=True))
+        if not queued:
+            return set()
+        if not reason:
+            moved = conn.execute(
+                update(tasks)
+                .where(tasks.c.id.in_(queued), tasks.c.state == TaskState.QUEUED.value)
+                .values(state=TaskState.CANCELED.value, secrets="{}")
+                .returning(tasks.c.id)
+            )
+            return set(moved.scalars())
+        entry = TaskLog(system_logs=[reason])
+        rows = conn.execute(
+            select(tasks.c.id, tasks.c.logs).where(
+                tasks.c.id.in_(queued), tasks.c.state == TaskState.QUEUED.value
+            )
+        ).all()
+        if rows:
+            params = [{"b_id": r.id, "b_logs": _dumps([*json.loads(r.logs), entry])} for r in rows]
+            conn.execute(_CANCEL_QUEUED, params)
+        return {r.id for r in rows}
 
     def batch_members(self, batch_id: str, *, active_only: bool = False) -> builtins.list[TaskRow]:
         """Every member in creation order, with logs (for reports and cancel-all)."""

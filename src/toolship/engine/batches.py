@@ -7,6 +7,7 @@ member as an ordinary task, and resolving ``@N`` member references.
 
 from __future__ import annotations
 
+import gc
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ from toolship.engine.policy import check_policy
 from toolship.errors import InvalidRequest
 from toolship.models import BatchRequest, Task
 from toolship.options import OptionDefaults, TaskOptions, read_options
+from toolship.states import TaskState
 from toolship.timeutil import now_rfc3339
 from toolship.units import format_duration, parse_duration
 
@@ -39,15 +41,30 @@ def _text(value: str | int | float) -> str:
     return str(value)
 
 
-def _validation_message(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first.get("loc", ()))
-    return f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg"))
-
-
 class BatchBuilder:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+
+    def store(
+        self, request: BatchRequest
+    ) -> tuple[BatchRow, list[TaskRow], list[tuple[str, ...]], dict[str, TaskState]]:
+        """Build, check and store a batch; its members' ``after``, the outside parents' states.
+
+        Run off the event loop: it touches no engine state.
+        """
+        # Tens of thousands of small new objects would run the cyclic GC over and over
+        # (its cost grows with the heap): pause it for the build, none of them form cycles.
+        paused = gc.isenabled()
+        gc.disable()
+        try:
+            batch, rows, afters = self.build(request)
+            parents = {p for after in afters for p in after} - {r.id for r in rows}
+            states = self.engine.parent_states(tuple(sorted(parents)))
+            self.engine.store.insert_tasks(rows, batch)
+        finally:
+            if paused:
+                gc.enable()
+        return batch, rows, afters, states
 
     def build(self, req: BatchRequest) -> tuple[BatchRow, list[TaskRow], list[tuple[str, ...]]]:
         batch_id = new_batch_id()

@@ -1,9 +1,8 @@
-"""The engine: persists tasks, keeps the queue, starts and cancels attempts.
+"""The engine: persists tasks and starts, resumes and cancels their attempts.
 
-Event-driven: a submission or a finished attempt wakes the dispatch loop,
-which asks the pure scheduler what fits and starts it; nothing sleeps in a
-polling loop.  On start-up the engine rebuilds its queue from the database
-and resumes every attempt that was in flight, so a restart loses nothing.
+Event-driven: a submission or a finished attempt wakes the dispatch loop; nothing
+sleeps in a polling loop.  On start-up the engine rebuilds its queue from the
+database and resumes every attempt that was in flight, so a restart loses nothing.
 """
 
 from __future__ import annotations
@@ -12,23 +11,41 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
-import gc
 import logging
-import time
+from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass
 
 from toolship.compute.base import Attempt, Backend, Request
 from toolship.config import Settings
 from toolship.db import BatchRow, Store, TaskRow
+from toolship.engine.alarm import AlarmClock
 from toolship.engine.batches import BatchBuilder
+from toolship.engine.core import EngineCore
+from toolship.engine.events import (
+    Alarm,
+    AttemptExited,
+    AttemptResumed,
+    BatchAdded,
+    Cancel,
+    CancelRequested,
+    Dispatch,
+    ExpireBatch,
+    Fail,
+    Instruction,
+    Start,
+    StartFailed,
+    Stop,
+    TaskCreated,
+    Tick,
+)
 from toolship.engine.policy import Policy, resolve_policy
-from toolship.engine.scheduler import Queue, Throttle, pick
+from toolship.engine.reporter import AttemptReporter
 from toolship.engine.validate import admit
 from toolship.engine.writer import ReportWriter
 from toolship.errors import InvalidRequest
 from toolship.models import BatchRequest, Task, TaskLog
-from toolship.options import OptionDefaults, TaskOptions, read_options, retry_reason
-from toolship.records import Job, RuntimeRecord
+from toolship.options import OptionDefaults, TaskOptions, read_options
+from toolship.records import Job
 from toolship.states import TaskState, is_final
 from toolship.storage import StorageRegistry
 from toolship.timeutil import now_rfc3339
@@ -38,61 +55,30 @@ __all__ = ["Engine"]
 log = logging.getLogger(__name__)
 S = TaskState
 
-
-@dataclass
-class _Running:
-    request: Request
-    worker: Attempt
-    task: asyncio.Task[TaskState] | None = None
-
-
-class _Reporter:
-    """Persists a worker's progress for one task (the local, in-process reporter).
-
-    A failed attempt that its retry policy covers is not final: the task goes
-    back to QUEUED with the attempt kept in ``logs[]``, and starts again.
-    """
-
-    def __init__(self, engine: Engine, job: Job, earlier: list[TaskLog]) -> None:
-        self.engine = engine
-        self.job = job
-        self.task_id = job.task_id
-        self.earlier = earlier
-
-    async def update(
-        self,
-        state: TaskState | None,
-        attempt: TaskLog,
-        runtime: RuntimeRecord,
-        *,
-        wait: bool = True,
-    ) -> bool:
-        logs = [*self.earlier, attempt]
-        writer = self.engine.writer
-        if state is None or not is_final(state):
-            return await writer.write(self.task_id, state, logs, runtime, wait=wait)
-        policy = self.job.options.retry
-        why = (
-            retry_reason(policy, self.job.attempt_number, state, attempt)
-            if policy.retries
-            else None
-        )
-        if why is not None and not self.engine.cancel_wanted(self.task_id):
-            attempt.system_logs = [
-                *(attempt.system_logs or []),
-                f"attempt {self.job.attempt_number} ended {state.value} with {why}; retrying "
-                f"(attempt {self.job.attempt_number + 1} of at most {policy.retries + 1})",
-            ]
-            if await writer.write(self.task_id, S.QUEUED, logs, RuntimeRecord(), wait=True):
-                return True
-        return await writer.write(self.task_id, state, logs, runtime, wait=wait)
-
-
 # Members handled between two turns of the event loop when a batch is queued or cancelled.
 _CHUNK = 200
 
 
+@dataclass(frozen=True, slots=True)
+class _Running:
+    worker: Attempt
+    task: asyncio.Task[TaskState]
+
+
 class Engine:
+    """The shell around :class:`~toolship.engine.core.EngineCore`: all of the engine's I/O.
+
+    Every decision (what waits for what, what starts now, what a failed parent
+    or a cancel does to the rest, when a batch runs out of time, whether an
+    attempt is retried) is the pure core's; this class turns what happens into
+    the core's events and carries out the instructions it gets back: store
+    writes, ``backend.start``, waking those who wait for a task, one timer for
+    the next batch deadline.  So the rules are unit-tested without a database,
+    a container or a clock, and this class holds only I/O handles: the attempts
+    in flight and the waiters.  Everything runs on one event loop thread, so
+    the core needs no lock.
+    """
+
     def __init__(
         self,
         settings: Settings,
@@ -106,21 +92,15 @@ class Engine:
         self.storage = storage
         self.policy = policy or resolve_policy(settings.policy, embedded=False)
         self.writer = ReportWriter(store)
-        self._stopping = False
         self.backend = backend
-        self.queue = Queue()
-        self.throttle = Throttle()
-        self.running: dict[str, _Running] = {}
-        # Dependencies: child -> parents not yet COMPLETE, and parent -> waiting children.
-        self.waiting: dict[str, set[str]] = {}
-        self.dependents: dict[str, set[str]] = {}
-        self._group_of: dict[str, str] = {}  # members of throttled batches
-        self._held: dict[str, Request] = {}  # waiting for parents
-        self._deadlines: dict[str, asyncio.TimerHandle] = {}
-        self._expiring: set[asyncio.Task[None]] = set()
+        self.core = EngineCore(backend.free)  # takes from and gives back to the backend's free
         self.batches = BatchBuilder(self)
-        self._wake = asyncio.Event()
+        self._stopping = False
+        self._attempts: dict[str, _Running] = {}
         self._waiters: dict[str, asyncio.Event] = {}
+        self._alarm = AlarmClock(lambda now: self._apply(self.core.handle(Tick(now))))
+        self._expiring: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
 
     # --- lifecycle --------------------------------------------------------
@@ -133,53 +113,41 @@ class Engine:
     async def stop(self) -> None:
         """Stop dispatching; running executors keep running and are found again on restart."""
         self._stopping = True
+        self._alarm.cancel()
         if self._loop_task is not None:
             self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
-        for run in list(self.running.values()):
-            if run.task is not None:
-                run.task.cancel()
-        await asyncio.gather(
-            *(r.task for r in self.running.values() if r.task is not None), return_exceptions=True
-        )
+        tasks = [r.task for r in self._attempts.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         self.writer.flush()
         await self.backend.close()
 
     def recover(self) -> None:
+        """Rebuild the core from the store: attempts in flight first (they hold their slots)."""
         for batch in self.store.active_batches():
-            self.throttle.limit(batch.id, batch.max_parallel)
-            self.arm_deadline(batch)
-        queued: list[tuple[TaskRow, TaskOptions]] = []
+            self._add_batch(batch)
+        queued: list[tuple[TaskRow, Request, tuple[str, ...]]] = []
         for row in self.store.active():
             task = Task.model_validate(row.spec)
             options = self._options(task)
             request = self._request(row, options)
             if row.state is S.QUEUED and not self.backend.in_flight(row.runtime):
-                queued.append((row, options))
+                queued.append((row, request, options.after))
                 continue
-            if request.group is not None:
-                self.throttle.occupy(request)  # running members hold their slots first
-                self._group_of[row.id] = request.group
-            attempt = row.logs[-1] if row.logs else None
-            job = Job(
-                task_id=row.id,
-                task=task,
-                options=options,
-                attempt=attempt,
-                runtime=row.runtime,
-                attempt_number=max(1, len(row.logs)),
-                credentials={**options.credentials, **self.store.secrets_of(row)},
-            )
-            earlier = row.logs[:-1] if row.logs else []
             log.info("resuming task %s (%s)", row.id, row.state)
-            self._start(request, job, earlier)
-            if row.cancel_requested:
-                self.running[row.id].worker.cancel()
-        parents = {p for row, options in queued for p in options.after}
+            self._launch(row, task, options, resume=True)
+            self._apply(self.core.handle(AttemptResumed(request, row.cancel_requested)))
+        parents = {p for _, _, after in queued for p in after}
         states = self.store.states(sorted(parents)) if parents else {}
-        for row, options in queued:
-            self.place(row.id, self._request(row, options), options.after, states)
+        later = {row.id for row, _, _ in queued}
+        for row, request, after in queued:
+            later.discard(row.id)
+            self._place(request, after, states, later)
+            if row.cancel_requested:  # asked while its retry was being written
+                self._cancel([(row.id, S.QUEUED)], None)
         self._wake.set()
 
     # --- API-facing operations -------------------------------------------
@@ -203,7 +171,7 @@ class Engine:
         row, options = self.admit(task)
         states = self.parent_states(options.after)
         self.store.insert_tasks([row])
-        self.place(row.id, self.backend.request(row.id, options), options.after, states)
+        self._place(self.backend.request(row.id, options), options.after, states)
         # Dispatched in this same call, it is still QUEUED as just stored: no read back.
         self._dispatch_now(fresh=row)
         return row.id
@@ -215,43 +183,20 @@ class Engine:
         thread, and the members are queued here a chunk at a time, so the server keeps
         answering meanwhile.
         """
-        batch, rows, afters, states = await asyncio.to_thread(self._store_batch, request)
-        self.throttle.limit(batch.id, batch.max_parallel)
-        self.arm_deadline(batch)
+        batch, rows, afters, states = await asyncio.to_thread(self.batches.store, request)
+        self._add_batch(batch)
+        group = batch.id if batch.max_parallel else None
+        later = {r.id for r in rows}
         for start in range(0, len(rows), _CHUNK):
             for row, after in zip(
                 rows[start : start + _CHUNK], afters[start : start + _CHUNK], strict=True
             ):
-                member = Request(
-                    task_id=row.id,
-                    cpus=row.cpus,
-                    memory_gb=row.memory_gb,
-                    gpus=row.gpus,
-                    priority=row.priority,
-                    group=batch.id if batch.max_parallel else None,
-                )
-                self.place(row.id, member, after, states)
+                later.discard(row.id)
+                cost = (row.cpus, row.memory_gb, row.gpus, row.priority)
+                self._place(Request(row.id, *cost, group=group), after, states, later)
             await asyncio.sleep(0)
         self._dispatch_now()
         return batch.id, [r.id for r in rows]
-
-    def _store_batch(
-        self, request: BatchRequest
-    ) -> tuple[BatchRow, list[TaskRow], list[tuple[str, ...]], dict[str, TaskState]]:
-        """Build, check and store a batch (off the event loop: it touches no engine state)."""
-        # Tens of thousands of small new objects would run the cyclic GC over and over
-        # (its cost grows with the heap): pause it for the build, none of them form cycles.
-        paused = gc.isenabled()
-        gc.disable()
-        try:
-            batch, rows, afters = self.batches.build(request)
-            parents = {p for after in afters for p in after} - {r.id for r in rows}
-            states = self.parent_states(tuple(sorted(parents)))
-            self.store.insert_tasks(rows, batch)
-        finally:
-            if paused:
-                gc.enable()
-        return batch, rows, afters, states
 
     def parent_states(self, after: tuple[str, ...]) -> dict[str, TaskState]:
         """The parents' states; a 400 when one does not exist."""
@@ -266,132 +211,28 @@ class Engine:
             )
         return states
 
-    def place(
-        self, task_id: str, request: Request, after: tuple[str, ...], states: dict[str, TaskState]
-    ) -> None:
-        """Queue a task, or hold it until its parents are COMPLETE (or fail it if one failed)."""
-        pending: set[str] = set()
-        for parent in after:
-            state = states.get(parent)
-            if state is S.COMPLETE:
-                continue
-            if state is not None and is_final(state):
-                self._parent_failed(task_id, parent, state)
-                return
-            pending.add(parent)
-        if request.group is not None:
-            self._group_of[task_id] = request.group
-        if not pending:
-            self._enqueue(request)
-            return
-        self.waiting[task_id] = pending
-        self._held[task_id] = request
-        for parent in pending:
-            self.dependents.setdefault(parent, set()).add(task_id)
-
-    def _enqueue(self, request: Request) -> None:
-        if self.throttle.admit(request):
-            self.queue.add(request)
-
-    def _parent_failed(self, task_id: str, parent: str, state: TaskState) -> None:
-        message = (
-            f"not run: task {parent}, which this task runs after, ended {state.value}"
-            if state is not S.CANCELED
-            else f"not run: task {parent}, which this task runs after, was cancelled"
-        )
-        now = now_rfc3339()
-        entry = TaskLog(system_logs=[message], end_time=now)
-        if self.store.transition(task_id, S.SYSTEM_ERROR, logs=[entry]):
-            self.changed(task_id)
-
-    def cancel_wanted(self, task_id: str) -> bool:
-        run = self.running.get(task_id)
-        return run is not None and run.worker.cancelled.is_set()
-
     def cancel(self, task_id: str, reason: str | None = None) -> None:
-        """Cancel a task; a no-op for a finished one (TES says so)."""
-        state = self.store.get_state(task_id)
-        if is_final(state):
-            return
-        if task_id not in self.running and state is S.QUEUED:
-            logs = None
-            if reason:
-                entry = TaskLog(system_logs=[reason])
-                logs = [*self.store.get(task_id).logs, entry]
-            if self.store.transition(task_id, S.CANCELED, logs=logs):
-                self._unqueue(task_id)
-                self.changed(task_id)
-                return
-        # The task stays RUNNING until its container is gone, then becomes CANCELED.
-        self.store.request_cancel(task_id)
-        run = self.running.get(task_id)
-        if run is not None:
-            run.worker.cancel(reason)
+        """Cancel a task; a no-op for a finished one (TES says so).
 
-    def _unqueue(self, task_id: str) -> None:
-        self.queue.remove(task_id)
-        self._held.pop(task_id, None)
-        for parent in self.waiting.pop(task_id, ()):
-            children = self.dependents.get(parent)
-            if children is not None:
-                children.discard(task_id)
+        A queued task ends CANCELED at once; a running one stays RUNNING until its
+        container is gone, then becomes CANCELED.
+        """
+        state = self.store.get_state(task_id)
+        if not is_final(state):
+            self._cancel([(task_id, state)], reason)
 
     async def cancel_batch(self, batch_id: str, reason: str | None = None) -> int:
         """Cancel every unfinished member; how many there were.
 
         A chunk of members at a time, with a turn of the event loop between chunks: a
-        batch of tens of thousands never holds up the server.  Queued members leave the
-        queue (and the batch's throttle) before they are marked CANCELED, so none starts
-        meanwhile; the transactions stay short, so the server's own writes never wait long.
+        batch of tens of thousands never holds up the server, and the transactions stay
+        short, so the server's own writes never wait long.
         """
         members = await asyncio.to_thread(self.store.batch_active, batch_id)
         for start in range(0, len(members), _CHUNK):
-            queued: list[str] = []
-            others: list[str] = []
-            for task_id, state in members[start : start + _CHUNK]:
-                run = self.running.get(task_id)
-                if run is not None:
-                    run.worker.cancel(reason)
-                    others.append(task_id)
-                elif state is S.QUEUED:
-                    self._unqueue(task_id)
-                    group = self._group_of.get(task_id)
-                    if group is not None and self.throttle.holds(task_id, group):
-                        self.throttle.release(group, task_id)
-                        del self._group_of[task_id]
-                    queued.append(task_id)
-                else:
-                    others.append(task_id)
-            canceled = self.store.cancel_queued(queued, others, reason)
-            for task_id in queued:
-                self.changed(task_id, S.CANCELED if task_id in canceled else None)
+            self._cancel(members[start : start + _CHUNK], reason)
             await asyncio.sleep(0)
-        self._wake.set()
         return len(members)
-
-    def arm_deadline(self, batch: BatchRow) -> None:
-        if batch.deadline is None or batch.id in self._deadlines:
-            return
-        delay = max(0.0, batch.deadline - time.time())
-        loop = asyncio.get_running_loop()
-        self._deadlines[batch.id] = loop.call_later(delay, self._batch_expired, batch)
-
-    def _batch_expired(self, batch: BatchRow) -> None:
-        self._deadlines.pop(batch.id, None)
-        task = asyncio.create_task(self._expire(batch), name=f"expire-{batch.id}")
-        self._expiring.add(task)
-        task.add_done_callback(self._expiring.discard)
-
-    async def _expire(self, batch: BatchRow) -> None:
-        limit = batch.spec.get("timeout", "its timeout")
-        reason = f"canceled: batch {batch.id} ran out of time ({limit})"
-        try:
-            n = await self.cancel_batch(batch.id, reason)
-        except Exception:
-            log.exception("cancelling the members of batch %s failed", batch.id)
-            return
-        if n:
-            log.info("batch %s timed out; cancelled %d unfinished members", batch.id, n)
 
     async def wait(self, task_id: str, timeout: float | None) -> TaskState:
         """The task's state once final, or its current state when ``timeout`` runs out."""
@@ -405,44 +246,107 @@ class Engine:
 
     def staging_progress(self, task_id: str) -> dict[str, int] | None:
         """Files and bytes this attempt has staged so far (None when not staging here)."""
-        run = self.running.get(task_id)
+        run = self._attempts.get(task_id)
         progress = None if run is None else run.worker.staged()
         return None if progress is None else {"files": progress.files, "bytes": progress.bytes}
 
     def attempt(self, task_id: str) -> Attempt | None:
         """The attempt in flight for this task, if any (remote workers report to it)."""
-        run = self.running.get(task_id)
+        run = self._attempts.get(task_id)
         return None if run is None else run.worker
 
-    def changed(self, task_id: str, state: TaskState | None = None) -> None:
-        """React to a task's new state (read from the store unless the caller knows it)."""
-        if state is None:
-            state = self.store.get_state(task_id)
-        if not is_final(state):
-            return
+    # --- feeding the core -------------------------------------------------
+
+    def _place(
+        self,
+        request: Request,
+        after: tuple[str, ...],
+        states: dict[str, TaskState],
+        later: Container[str] = (),
+    ) -> None:
+        """Hand a stored QUEUED task to the core; ``states``: its parents' stored states.
+
+        ``later``: parents placed after this task (in the same batch or recovery).  A
+        parent placed already that the core no longer knows has ended since ``states``
+        was read (between two chunks of a batch): its state is read again, or the task
+        would wait for it for ever.  ``states`` learns the ends this placement causes.
+        """
+        stale = [
+            p
+            for p in after
+            if p not in later and not self.core.is_live(p) and not is_final(states.get(p, S.QUEUED))
+        ]
+        if stale:
+            states.update(self.store.states(stale))
+        out = self.core.handle(TaskCreated(request, after, states))
+        for ins in out:
+            if isinstance(ins, Fail):
+                states[ins.task_id] = S.SYSTEM_ERROR
+        self._apply(out)
+
+    def _add_batch(self, batch: BatchRow) -> None:
+        timeout = str(batch.spec.get("timeout", "its timeout"))
+        self._apply(
+            self.core.handle(BatchAdded(batch.id, batch.max_parallel, batch.deadline, timeout))
+        )
+
+    def _cancel(self, members: Sequence[tuple[str, TaskState]], reason: str | None) -> None:
+        """Cancel a few hundred tasks (one, or a chunk of a batch) in one transaction.
+
+        Queued ones leave the core's queue before they are marked CANCELED, so none
+        starts meanwhile; running ones are asked to stop.
+        """
+        out: list[Instruction] = []
+        for task_id, state in members:
+            out += self.core.handle(CancelRequested(task_id, state, reason))
+        queued = [i.task_id for i in out if isinstance(i, Cancel)]
+        stops = [i for i in out if isinstance(i, Stop)]
+        canceled = self.store.cancel_queued(queued, [i.task_id for i in stops], reason)
+        for task_id in queued:
+            if task_id in canceled:
+                self._settled(task_id)
+        self._apply(i for i in out if not isinstance(i, Cancel))
+        self._wake.set()
+
+    def _apply(self, instructions: Iterable[Instruction]) -> None:
+        for ins in instructions:
+            if isinstance(ins, Start):
+                self._start(ins.request)
+            elif isinstance(ins, Fail):
+                entry = TaskLog(system_logs=[ins.why], end_time=now_rfc3339())
+                if self.store.transition(ins.task_id, S.SYSTEM_ERROR, logs=[entry]):
+                    self._settled(ins.task_id)
+            elif isinstance(ins, Cancel):  # cancelled while its retry was being written
+                if ins.task_id in self.store.cancel_queued([ins.task_id], [], ins.reason):
+                    self._settled(ins.task_id)
+            elif isinstance(ins, Stop):
+                run = self._attempts.get(ins.task_id)
+                if run is not None:
+                    run.worker.cancel(ins.reason)
+            elif isinstance(ins, ExpireBatch):
+                task = asyncio.create_task(self._expire(ins), name=f"expire-{ins.batch_id}")
+                self._expiring.add(task)
+                task.add_done_callback(self._expiring.discard)
+            elif isinstance(ins, Alarm):
+                self._alarm.arm(ins.at)
+            else:
+                raise AssertionError(f"{ins} outside an attempt's report")
+
+    def _settled(self, task_id: str) -> None:
+        """The task reached a final state: wake those waiting for it."""
         event = self._waiters.pop(task_id, None)
         if event is not None:
             event.set()
-        group = self._group_of.pop(task_id, None)
-        if group is not None:
-            for ready in self.throttle.release(group, task_id):
-                self.queue.add(ready)
-            self._wake.set()
-        for child in sorted(self.dependents.pop(task_id, ())):
-            pending = self.waiting.get(child)
-            if pending is None:
-                continue
-            if state is not S.COMPLETE:
-                self._unqueue(child)
-                self._parent_failed(child, task_id, state)
-                continue
-            pending.discard(task_id)
-            if not pending:
-                del self.waiting[child]
-                request = self._held.pop(child, None)
-                if request is not None:
-                    self._enqueue(request)
-                    self._wake.set()
+
+    async def _expire(self, expired: ExpireBatch) -> None:
+        """Cancel the unfinished members of a batch that ran out of time."""
+        try:
+            n = await self.cancel_batch(expired.batch_id, expired.reason)
+        except Exception:
+            log.exception("cancelling the members of batch %s failed", expired.batch_id)
+            return
+        if n:
+            log.info("batch %s timed out; cancelled %d unfinished members", expired.batch_id, n)
 
     # --- dispatch ---------------------------------------------------------
 
@@ -465,53 +369,57 @@ class Engine:
 
     def dispatch(self, fresh: TaskRow | None = None) -> None:
         """Start what the free capacity allows; ``fresh``: a row just stored, not re-read."""
-        for request in pick(self.queue, self.backend.free):
-            self.queue.remove(request.task_id)
-            if fresh is not None and fresh.id == request.task_id:
+        for ins in self.core.handle(Dispatch()):
+            assert isinstance(ins, Start)
+            self._start(ins.request, fresh)
+
+    def _start(self, request: Request, fresh: TaskRow | None = None) -> None:
+        task_id = request.task_id
+        try:
+            if fresh is not None and fresh.id == task_id:
                 row = fresh
             else:
-                row = self.store.get(request.task_id)
-                if row.state is not S.QUEUED:
-                    continue
+                row = self.store.get(task_id)
+                if row.state is not S.QUEUED:  # it ended meanwhile: nothing to start
+                    self._apply(self.core.handle(AttemptExited(task_id, row.state)))
+                    return
             task = Task.model_validate(row.spec)
-            options = self._options(task)
-            job = Job(
-                task_id=row.id,
-                task=task,
-                options=options,
-                runtime=row.runtime,
-                attempt_number=len(row.logs) + 1,
-                credentials={**options.credentials, **self.store.secrets_of(row)},
-            )
-            self._start(request, job, row.logs)
+            self._launch(row, task, self._options(task), resume=False)
+        except Exception:
+            log.exception("starting task %s failed; it stays queued until a restart", task_id)
+            self._apply(self.core.handle(StartFailed(task_id)))
 
-    def _start(self, request: Request, job: Job, earlier: list[TaskLog]) -> None:
-        self.backend.free.take(request)
-        worker = self.backend.start(job, _Reporter(self, job, earlier))
-        run = _Running(request=request, worker=worker)
-        self.running[job.task_id] = run
-        run.task = asyncio.create_task(worker.run(), name=f"task-{job.task_id}")
-        run.task.add_done_callback(functools.partial(self._finished, job.task_id))
+    def _launch(self, row: TaskRow, task: Task, options: TaskOptions, *, resume: bool) -> None:
+        """Start an attempt: the next one, or (``resume``) the one the row says was in flight."""
+        logs = row.logs
+        job = Job(
+            task_id=row.id,
+            task=task,
+            options=options,
+            attempt=logs[-1] if resume and logs else None,
+            runtime=row.runtime,
+            attempt_number=max(1, len(logs)) if resume else len(logs) + 1,
+            credentials={**options.credentials, **self.store.secrets_of(row)},
+        )
+        earlier = logs[:-1] if resume else logs
+        worker = self.backend.start(job, AttemptReporter(self.core, self.writer, job, earlier))
+        task_ = asyncio.create_task(worker.run(), name=f"task-{row.id}")
+        self._attempts[row.id] = _Running(worker, task_)
+        task_.add_done_callback(functools.partial(self._finished, row.id))
 
-    def _finished(self, task_id: str, _done: asyncio.Task[TaskState]) -> None:
-        run = self.running.pop(task_id, None)
-        if run is None:
-            return
-        self.backend.free.give(run.request)
-        if run.task is not None and run.task.cancelled():
+    def _finished(self, task_id: str, done: asyncio.Task[TaskState]) -> None:
+        if self._attempts.pop(task_id, None) is None or done.cancelled():
             return  # server shutting down: the attempt resumes on restart
-        if self.store.get_state(task_id) is S.QUEUED:  # a retry
-            if run.worker.cancelled.is_set():  # cancelled while the attempt was ending
-                self.store.transition(task_id, S.CANCELED)
-            else:
-                self.queue.add(run.request)  # its throttle slot is still held
-        self.changed(task_id)
+        state = self.store.get_state(task_id)
+        self._apply(self.core.handle(AttemptExited(task_id, state)))
+        if is_final(state):
+            self._settled(task_id)
         if not self._stopping:
             self._dispatch_now()
 
     def _request(self, row: TaskRow, options: TaskOptions) -> Request:
         request = self.backend.request(row.id, options)
-        if row.batch_id is not None and row.batch_id in self.throttle.limits:
+        if row.batch_id is not None and self.core.throttled(row.batch_id):
             request = dataclasses.replace(request, group=row.batch_id)
         return request
 

@@ -1,0 +1,53 @@
+"""How an attempt run in this process persists its progress, and asks for a retry."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from toolship.engine.events import AttemptEnded, Retry
+from toolship.engine.writer import ReportWriter
+from toolship.models import TaskLog
+from toolship.records import Job, RuntimeRecord
+from toolship.states import TaskState, is_final
+
+if TYPE_CHECKING:
+    from toolship.engine.core import EngineCore
+
+__all__ = ["AttemptReporter"]
+
+
+class AttemptReporter:
+    """Persists a worker's reports for one attempt (the local, in-process reporter).
+
+    A failed attempt that its retry policy covers is not final: the engine core
+    says so, the task goes back to QUEUED with the attempt kept in ``logs[]``,
+    and starts again.
+    """
+
+    def __init__(
+        self, core: EngineCore, writer: ReportWriter, job: Job, earlier: list[TaskLog]
+    ) -> None:
+        self.core = core
+        self.writer = writer
+        self.job = job
+        self.earlier = earlier
+
+    async def update(
+        self,
+        state: TaskState | None,
+        attempt: TaskLog,
+        runtime: RuntimeRecord,
+        *,
+        wait: bool = True,
+    ) -> bool:
+        job = self.job
+        logs = [*self.earlier, attempt]
+        if state is not None and is_final(state):
+            ended = AttemptEnded(job.task_id, state, job.attempt_number, job.options.retry, attempt)
+            for retry in self.core.handle(ended):
+                assert isinstance(retry, Retry)
+                attempt.system_logs = [*(attempt.system_logs or []), retry.why]
+                queued = TaskState.QUEUED
+                if await self.writer.write(job.task_id, queued, logs, RuntimeRecord(), wait=True):
+                    return True
+        return await self.writer.write(job.task_id, state, logs, runtime, wait=wait)
