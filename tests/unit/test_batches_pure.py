@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -172,8 +173,9 @@ def _member(cpu: str, run: float, state: str = "COMPLETE") -> object:
         "metadata": {"toolship.cpu_seconds": "1.5", "toolship.peak_memory_bytes": "1024"},
     })  # fmt: skip
     prices = PriceSettings(core_hour=3.6, gb_hour=0, gpu_hour=0)
-    return member_usage("id", None, state, [log], cpus=int(cpu), memory_gb=1, gpus=0,
-                        params={"cpu": cpu}, prices=prices)  # fmt: skip
+    row = SimpleNamespace(id="id", name=None, state=TaskState(state), logs=[log], cpus=int(cpu),
+                          memory_gb=1.0, gpus=0)  # fmt: skip
+    return member_usage(row, {"cpu": cpu}, prices)
 
 
 def test_usage_cost_and_scaling() -> None:

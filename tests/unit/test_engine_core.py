@@ -454,27 +454,7 @@ def play(ops: Sequence[Op]) -> World:
             ids.append(t)
             w.place(t)
         elif k == 2:  # a batch: members may run after each other, in any placement order
-            batch = f"b{len(w.members)}"
-            size = 1 + a % 6
-            names = [f"{batch}.{i}" for i in range(size)]
-            rank = sorted(range(size), key=lambda i: (i * (b + 1)) % 7)  # a topological order
-            w.limits[batch] = (None, 1, 2)[c % 3]
-            if c % 2:
-                w.deadlines[batch] = w.now + 1 + c % 50
-            w.members[batch] = names
-            for pos, i in enumerate(rank):
-                earlier = [names[j] for j in rank[:pos] if (i + j + b) % 3 == 0]
-                outside = [ids[a % len(ids)]] if ids and c % 5 == 0 else []
-                group = batch if w.limits[batch] else None
-                w.add(names[i], tuple(sorted({*earlier, *outside})), a + b + i, group)
-            deadline = w.deadlines.get(batch)
-            w.apply(w.core.handle(BatchAdded(batch, w.limits[batch], deadline)))
-            for i, name in enumerate(names):
-                w.place(name)
-                if (i + b) % 4 == 0:  # the loop turns between chunks: attempts may end
-                    w.apply(w.core.handle(Dispatch()))
-                    settle_one(w, a + i)
-            ids += names
+            ids += add_batch(w, ids, a, b, c)
         elif k in (3, 4):
             w.apply(w.core.handle(Dispatch()))
         elif k in (5, 6) and w.running:
@@ -489,6 +469,31 @@ def play(ops: Sequence[Op]) -> World:
             w.restart()
     drain(w)
     return w
+
+
+def add_batch(w: World, ids: list[str], a: int, b: int, c: int) -> list[str]:
+    """A batch whose members may run after each other and after earlier tasks."""
+    batch = f"b{len(w.members)}"
+    size = 1 + a % 6
+    names = [f"{batch}.{i}" for i in range(size)]
+    rank = sorted(range(size), key=lambda i: (i * (b + 1)) % 7)  # a topological order
+    w.limits[batch] = (None, 1, 2)[c % 3]
+    if c % 2:
+        w.deadlines[batch] = w.now + 1 + c % 50
+    w.members[batch] = names
+    for pos, i in enumerate(rank):
+        earlier = [names[j] for j in rank[:pos] if (i + j + b) % 3 == 0]
+        outside = [ids[a % len(ids)]] if ids and c % 5 == 0 else []
+        group = batch if w.limits[batch] else None
+        w.add(names[i], tuple(sorted({*earlier, *outside})), a + b + i, group)
+    deadline = w.deadlines.get(batch)
+    w.apply(w.core.handle(BatchAdded(batch, w.limits[batch], deadline)))
+    for i, name in enumerate(names):
+        w.place(name)
+        if (i + b) % 4 == 0:  # the loop turns between chunks: attempts may end
+            w.apply(w.core.handle(Dispatch()))
+            settle_one(w, a + i)
+    return names
 
 
 def settle_one(w: World, seed: int) -> None:

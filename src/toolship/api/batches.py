@@ -105,17 +105,7 @@ async def batch_report(request: Request, id: str) -> JSONResponse:
     rows = st.store.batch_members(id)
     params: list[dict[str, str]] = batch.spec.get("params", [])
     members = [
-        member_usage(
-            r.id,
-            r.name,
-            r.state.value,
-            r.logs,
-            cpus=r.cpus,
-            memory_gb=r.memory_gb,
-            gpus=r.gpus,
-            params=params[i] if i < len(params) else {},
-            prices=st.settings.prices,
-        )
+        member_usage(r, params[i] if i < len(params) else {}, st.settings.prices)
         for i, r in enumerate(rows)
     ]
     key = scaling_key(members)

@@ -17,10 +17,11 @@ from __future__ import annotations
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, TypedDict
+from typing import Any, Protocol, TypedDict
 
 from toolship.config import PriceSettings
 from toolship.models import TaskLog
+from toolship.states import TaskState
 from toolship.timeutil import parse_rfc3339
 
 __all__ = ["MemberUsage", "ScalingPoint", "Totals", "member_usage", "scaling", "summarize"]
@@ -79,18 +80,28 @@ def _span(start: str | None, end: str | None) -> float:
     return max(0.0, (parse_rfc3339(end) - parse_rfc3339(start)).total_seconds())
 
 
-def member_usage(
-    row_id: str,
-    name: str | None,
-    state: str,
-    logs: Sequence[TaskLog],
-    *,
-    cpus: int,
-    memory_gb: float,
-    gpus: int,
-    params: Mapping[str, str],
-    prices: PriceSettings,
-) -> MemberUsage:
+class Member(Protocol):
+    """What accounting reads of a stored task (a ``db.TaskRow`` has it)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str | None: ...
+    @property
+    def state(self) -> TaskState: ...
+    @property
+    def logs(self) -> Sequence[TaskLog]: ...
+    @property
+    def cpus(self) -> int: ...
+    @property
+    def memory_gb(self) -> float: ...
+    @property
+    def gpus(self) -> int: ...
+
+
+def member_usage(row: Member, params: Mapping[str, str], prices: PriceSettings) -> MemberUsage:
+    cpus, memory_gb, gpus = row.cpus, row.memory_gb, row.gpus
+    logs = row.logs
     wall = run = 0.0
     cpu: float | None = None
     peak: int | None = None
@@ -112,9 +123,9 @@ def member_usage(
             peak = max(peak or 0, int(meta["toolship.peak_memory_bytes"]))
     hourly = cpus * prices.core_hour + memory_gb * prices.gb_hour + gpus * prices.gpu_hour
     return MemberUsage(
-        id=row_id,
-        name=name,
-        state=state,
+        id=row.id,
+        name=row.name,
+        state=row.state.value,
         params=dict(params),
         cpus=cpus,
         memory_gb=memory_gb,

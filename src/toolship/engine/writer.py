@@ -101,13 +101,17 @@ class ReportWriter:
                         future.set_exception(exc)
             return
         for (task_id, entry), ok in zip(batch.items(), results, strict=True):
-            if not ok and not entry.waiters:
-                self._refused.add(task_id)  # told to the task's next waited report
-            elif entry.waiters and task_id in self._refused:
-                self._refused.discard(task_id)
-                ok = False
-            if entry.states and is_final(entry.states[-1]):
-                self._refused.discard(task_id)
-            for future in entry.waiters:
-                if not future.done():
-                    future.set_result(ok)
+            self._settle(task_id, entry, ok)
+
+    def _settle(self, task_id: str, entry: _Pending, ok: bool) -> None:
+        """Answer one task's waiting reports; remember a refusal nobody waited for."""
+        if not ok and not entry.waiters:
+            self._refused.add(task_id)  # told to the task's next waited report
+        elif entry.waiters and task_id in self._refused:
+            self._refused.discard(task_id)
+            ok = False
+        if entry.states and is_final(entry.states[-1]):
+            self._refused.discard(task_id)
+        for future in entry.waiters:
+            if not future.done():
+                future.set_result(ok)

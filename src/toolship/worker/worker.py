@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from toolship.errors import RuntimeUnavailable, StagingError
-from toolship.models import ExecutorLog, OutputFileLog, TaskLog
+from toolship.models import Executor, ExecutorLog, OutputFileLog, TaskLog
 from toolship.records import Job, Reporter, RuntimeRecord
 from toolship.runtime import ExecSpec, Mount, Runtime
 from toolship.runtime.launch import Launched, find_launched, launch, run_quietly, stop
@@ -316,36 +316,49 @@ class Worker:
             )
             self.rt.executor = index + 1
             self.rt.pid = self.rt.container = self.rt.launching = None
-            if why == "canceled":
-                raise _Stopped
-            if why == "timeout":
-                limit = format_duration(self.job.options.timeout or 0)
-                return await self._finish(
-                    S.EXECUTOR_ERROR, f"executor {index} timed out after {limit} and was killed"
-                )
-            if code is None:
-                return await self._finish(
-                    S.SYSTEM_ERROR,
-                    f"executor {index} was running when the server stopped, and its process "
-                    "is gone without an exit code; its result is unknown",
-                )
-            if self.env.runtime.missing_image(code, err_tail):
-                return await self._finish(
-                    S.SYSTEM_ERROR, _missing_image_message(ex.image, err_tail)
-                )
-            if problem is not None:
-                return await self._finish(S.EXECUTOR_ERROR, problem)
-            if code != 0:
-                if code == 137 and self.job.options.memory_limited:
-                    limit = format_bytes(int(self.job.options.memory_gb * 1024**3))
-                    self._system_log(
-                        f"executor {index} was killed (SIGKILL, exit 137): out of memory — "
-                        f"it is limited to {limit}; ask for more with --memory / resources.ram_gb"
-                    )
-                if not ex.ignore_error:
-                    await self._report(wait=False)
-                    return S.EXECUTOR_ERROR
+            ended = await self._outcome(index, ex, code, why, err_tail, problem)
+            if ended is not None:
+                return ended
             await self._report(wait=False)
+        return None
+
+    async def _outcome(
+        self,
+        index: int,
+        ex: Executor,
+        code: int | None,
+        why: str | None,
+        err_tail: str,
+        problem: str | None,
+    ) -> TaskState | None:
+        """How executor ``index`` ended: a state if the attempt must end, None to go on."""
+        if why == "canceled":
+            raise _Stopped
+        if why == "timeout":
+            limit = format_duration(self.job.options.timeout or 0)
+            return await self._finish(
+                S.EXECUTOR_ERROR, f"executor {index} timed out after {limit} and was killed"
+            )
+        if code is None:
+            return await self._finish(
+                S.SYSTEM_ERROR,
+                f"executor {index} was running when the server stopped, and its process "
+                "is gone without an exit code; its result is unknown",
+            )
+        if self.env.runtime.missing_image(code, err_tail):
+            return await self._finish(S.SYSTEM_ERROR, _missing_image_message(ex.image, err_tail))
+        if problem is not None:
+            return await self._finish(S.EXECUTOR_ERROR, problem)
+        if code != 0:
+            if code == 137 and self.job.options.memory_limited:
+                limit = format_bytes(int(self.job.options.memory_gb * 1024**3))
+                self._system_log(
+                    f"executor {index} was killed (SIGKILL, exit 137): out of memory — "
+                    f"it is limited to {limit}; ask for more with --memory / resources.ram_gb"
+                )
+            if not ex.ignore_error:
+                await self._report(wait=False)
+                return S.EXECUTOR_ERROR
         return None
 
     async def _launch(
