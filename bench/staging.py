@@ -38,10 +38,10 @@ from toolship.timeutil import parse_rfc3339
 def staging_seconds(client: Client, **task: Any) -> float:
     t = client.run(BUSYBOX, ["true"], **task)
     if t.state is not TaskState.COMPLETE:
-        raise SystemExit(f"task {t.id} ended {t.state}: {t.info()['logs'][-1].get('system_logs')}")
-    attempt = t.info()["logs"][-1]
-    start = parse_rfc3339(attempt["start_time"])
-    first = parse_rfc3339(attempt["logs"][0]["start_time"])
+        raise SystemExit(f"task {t.id} ended {t.state}: {t.info().logs[-1].system_logs}")
+    attempt = t.info().logs[-1]
+    start = parse_rfc3339(attempt.start_time)
+    first = parse_rfc3339(attempt.logs[0].start_time)
     return (first - start).total_seconds()
 
 

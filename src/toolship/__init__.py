@@ -8,12 +8,14 @@ The Python SDK's public surface::
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
 from toolship.errors import (
     ConfigError,
+    Conflict,
     Forbidden,
     InvalidRequest,
     NotFound,
@@ -28,17 +30,17 @@ from toolship.states import TaskState
 
 if TYPE_CHECKING:
     from toolship.client import Batch, Client, Task
+    from toolship.models import View
 
-_CLIENT = frozenset({"Batch", "Client", "Task"})
+_LAZY = {"Batch": "client", "Client": "client", "Task": "client", "View": "models"}
 
 
 def __getattr__(name: str) -> Any:
     # The SDK (httpx, the models) loads on first use, so a compute-node worker or a
     # server that never touches it does not pay its import time.
-    if name in _CLIENT:
-        from toolship import client
-
-        return getattr(client, name)
+    if name in _LAZY:
+        module = importlib.import_module(f"toolship.{_LAZY[name]}")
+        return getattr(module, name)
     raise AttributeError(f"module 'toolship' has no attribute {name!r}")
 
 
@@ -46,6 +48,7 @@ __all__ = [
     "Batch",
     "Client",
     "ConfigError",
+    "Conflict",
     "Forbidden",
     "InvalidRequest",
     "NotFound",
@@ -57,5 +60,6 @@ __all__ = [
     "TaskState",
     "ToolshipError",
     "Unauthorized",
+    "View",
     "__version__",
 ]

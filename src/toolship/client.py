@@ -16,18 +16,46 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import TypeVar, Unpack
 
 import httpx
+from pydantic import BaseModel
 
 from toolship.errors import BY_STATUS, ServerUnavailable, ToolshipError
-from toolship.models import View
-from toolship.spec import Pairs, build_task, grid
+from toolship.models import (
+    REPLY,
+    BatchInfo,
+    BatchList,
+    BatchReport,
+    BatchRequest,
+    CancelBatchResponse,
+    CreateBatchResponse,
+    CreateTaskResponse,
+    ListTasksResponse,
+    OutputFileLog,
+    ServiceInfo,
+    TaskDetails,
+    TaskView,
+    TaskWait,
+    View,
+)
+from toolship.models import Task as TesTask
+from toolship.spec import (
+    BatchArguments,
+    MemberArguments,
+    Pairs,
+    TaskArguments,
+    batch_fields,
+    build_task,
+    grid,
+)
 from toolship.states import TaskState, is_final
 
 __all__ = ["Batch", "Client", "Task"]
 
 TES = "/ga4gh/tes/v1"
+M = TypeVar("M", bound=BaseModel)
+Query = Mapping[str, str | int | float | bool | Sequence[str]]
 
 
 class Task:
@@ -42,10 +70,10 @@ class Task:
 
     @property
     def state(self) -> TaskState:
-        return TaskState(self.client.get(self.id)["state"])
+        return self.client.get(self.id).state or TaskState.UNKNOWN
 
-    def info(self, view: View | str = View.FULL) -> dict[str, Any]:
-        """The TES task document in the given view."""
+    def info(self, view: View | str = View.FULL) -> TaskView:
+        """The TES task in the given view."""
         return self.client.get(self.id, view=view)
 
     def wait(self, timeout: float | None = None) -> TaskState:
@@ -58,15 +86,15 @@ class Task:
         return data.decode("utf-8", errors="replace")
 
     @property
-    def outputs(self) -> list[dict[str, Any]]:
+    def outputs(self) -> list[OutputFileLog]:
         """Output files of the latest attempt: ``url``, ``path``, ``size_bytes``."""
-        logs = self.info(View.BASIC).get("logs") or []
-        return list(logs[-1].get("outputs", [])) if logs else []
+        logs = self.info(View.BASIC).logs
+        return list(logs[-1].outputs) if logs else []
 
     @property
     def exit_codes(self) -> list[int]:
-        logs = self.info(View.BASIC).get("logs") or []
-        return [ex["exit_code"] for ex in logs[-1].get("logs", [])] if logs else []
+        logs = self.info(View.BASIC).logs
+        return [ex.exit_code for ex in logs[-1].logs] if logs else []
 
     def cancel(self) -> None:
         self.client.cancel(self.id)
@@ -83,25 +111,24 @@ class Batch:
     def __repr__(self) -> str:
         return f"Batch({self.id!r})"
 
-    def info(self) -> dict[str, Any]:
+    def info(self) -> BatchInfo:
         """Size, aggregated state and member counts by state."""
         return self.client.batch_info(self.id)
 
     @property
     def state(self) -> TaskState:
-        return TaskState(self.info()["state"])
+        return self.info().state
 
-    def tasks(self, view: View | str = View.BASIC) -> Iterator[dict[str, Any]]:
+    def tasks(self, view: View | str = View.BASIC) -> Iterator[TaskView]:
         return self.client.tasks(batch=self.id, view=view)
 
-    def wait(self, timeout: float | None = None) -> dict[str, Any]:
+    def wait(self, timeout: float | None = None) -> BatchInfo:
         """Block until no member is queued or running (or ``timeout``); return the info."""
         deadline = None if timeout is None else time.monotonic() + timeout
         pause = 0.1
         while True:
             info = self.info()
-            counts = info["counts"]
-            if not any(counts.get(s, 0) for s in ("QUEUED", "INITIALIZING", "RUNNING")):
+            if not info.active:
                 return info
             if deadline is not None and time.monotonic() >= deadline:
                 return info
@@ -111,11 +138,24 @@ class Batch:
     def cancel(self) -> int:
         return self.client.cancel_batch(self.id)
 
-    def report(self) -> dict[str, Any]:
+    def report(self) -> BatchReport:
         return self.client.batch_report(self.id)
 
 
 class Client:
+    """One httpx client for one server; every method is one request (or a page loop).
+
+    Why it is shaped so: the CLI is built on it, so the SDK and the CLI can never
+    disagree about what a request means; with no URL it starts (or reuses) the
+    same local embedded server the CLI uses, so a script needs no setup, and that
+    server loads only then — importing the SDK loads neither FastAPI, the engine
+    nor SQLAlchemy.  Tasks are described by the task arguments
+    (:class:`toolship.spec.TaskArguments`, the CLI's option names); what comes
+    back is typed — the TES models of :mod:`toolship.models` for tasks, its
+    batch models for toolship's own API — never a bare dict.  ``Task`` and
+    ``Batch`` are thin handles (an id and this client) that ask again each time.
+    """
+
     def __init__(
         self,
         server: str | None = None,
@@ -148,112 +188,92 @@ class Client:
 
     # --- plumbing ---------------------------------------------------------
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Query | None = None,
+        json: object = None,
+        timeout: float | None = None,
+    ) -> httpx.Response:
+        """One request; an error status raises the matching :class:`ToolshipError`."""
         try:
-            response = self.http.request(method, path, **kwargs)
+            response = self.http.request(
+                method,
+                path,
+                params=params,
+                json=json,
+                timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
+            )
         except httpx.HTTPError as exc:
             raise ServerUnavailable(f"cannot reach toolship at {self.server}: {exc}") from exc
         _raise_for(response)
-        return response.json()
+        return response
+
+    def _read(
+        self,
+        model: type[M],
+        method: str,
+        path: str,
+        *,
+        params: Query | None = None,
+        json: object = None,
+        timeout: float | None = None,
+    ) -> M:
+        """One request, its answer read into ``model``."""
+        response = self._send(method, path, params=params, json=json, timeout=timeout)
+        return model.model_validate_json(response.content, context=REPLY)
 
     # --- tasks ------------------------------------------------------------
 
-    def create(self, task: Mapping[str, Any]) -> Task:
-        """Submit a TES task document as is."""
-        return Task(self, self._request("POST", f"{TES}/tasks", json=dict(task))["id"])
-
-    def submit(
-        self,
-        image: str,
-        command: Sequence[str],
-        *,
-        inputs: Pairs = None,
-        outputs: Pairs = None,
-        content: Pairs = None,
-        env: Pairs = None,
-        workdir: str | None = "/work",
-        volumes: Sequence[str] = (),
-        cpu: int | None = None,
-        memory: str | float | None = None,
-        disk: str | float | None = None,
-        timeout: str | float | None = None,
-        network: bool = False,
-        name: str | None = None,
-        tags: Pairs = None,
-        runtime: str | None = None,
-        priority: int | None = None,
-        sync: str | None = None,
-        writable_inputs: bool = False,
-        gpus: int | None = None,
-        nodes: int | None = None,
-        params: Pairs = None,
-        retries: int | None = None,
-        retry_on: str | None = None,
-        after: Sequence[str] = (),
-    ) -> Task:
-        """Create a task from CLI-style arguments and return at once."""
-        return self.create(
-            build_task(
-                image,
-                command,
-                inputs=inputs,
-                outputs=outputs,
-                content=content,
-                env=env,
-                workdir=workdir,
-                volumes=volumes,
-                cpu=cpu,
-                memory=memory,
-                disk=disk,
-                timeout=timeout,
-                network=network,
-                name=name,
-                tags=tags,
-                runtime=runtime,
-                priority=priority,
-                sync=sync,
-                writable_inputs=writable_inputs,
-                gpus=gpus,
-                nodes=nodes,
-                params=params,
-                retries=retries,
-                retry_on=retry_on,
-                after=after,
-            )
+    def create(self, task: TesTask | Mapping[str, object]) -> Task:
+        """Submit a TES task (a model or a document) as is."""
+        body = (
+            task.model_dump(mode="json", exclude_none=True)
+            if isinstance(task, TesTask)
+            else dict(task)
         )
+        return Task(self, self._read(CreateTaskResponse, "POST", f"{TES}/tasks", json=body).id)
 
-    def run(self, image: str, command: Sequence[str], **kwargs: Any) -> Task:
+    def submit(self, image: str, command: Sequence[str], **args: Unpack[TaskArguments]) -> Task:
+        """Create a task from the task arguments (the CLI's options) and return at once."""
+        return self.create(build_task(image, command, **args))
+
+    def run(self, image: str, command: Sequence[str], **args: Unpack[TaskArguments]) -> Task:
         """Like :meth:`submit`, then wait until the task is final."""
-        task = self.submit(image, command, **kwargs)
+        task = self.submit(image, command, **args)
         task.wait()
         return task
 
     # --- batches ----------------------------------------------------------
 
-    def create_batch(self, request: Mapping[str, Any]) -> Batch:
-        """Submit a batch document (see ``POST /api/v1/batches``) in one round trip."""
-        result = self._request("POST", "/api/v1/batches", json=dict(request), timeout=600)
-        return Batch(self, result["id"], result["task_ids"])
+    def create_batch(self, request: BatchRequest | Mapping[str, object]) -> Batch:
+        """Submit a batch (see ``POST /api/v1/batches``) in one round trip."""
+        body = (
+            request.model_dump(mode="json", exclude_none=True)
+            if isinstance(request, BatchRequest)
+            else dict(request)
+        )
+        created = self._read(CreateBatchResponse, "POST", "/api/v1/batches", json=body, timeout=600)
+        return Batch(self, created.id, created.task_ids)
 
     def sweep(
         self,
         image: str,
         command: Sequence[str],
-        params: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]],
-        *,
-        max_parallel: int | None = None,
-        priority: int | None = None,
-        batch_timeout: str | None = None,
-        batch_name: str | None = None,
-        **task: Any,
+        params: Sequence[Mapping[str, object]] | Mapping[str, Sequence[object]],
+        **args: Unpack[BatchArguments],
     ) -> Batch:
         """One task per parameter row (a list of rows, or a dict of value lists = the grid).
 
         ``{name}`` in the command, env, name and URLs takes each row's value.
         """
         rows = grid(params) if isinstance(params, Mapping) else [dict(r) for r in params]
-        doc: dict[str, Any] = {"template": build_task(image, command, **task), "params": rows}
-        return self.create_batch(_batch_doc(doc, max_parallel, priority, batch_timeout, batch_name))
+        batch = batch_fields(args)
+        return self.create_batch(
+            {"template": _template(image, command, args), "params": rows, **batch}
+        )
 
     def map(
         self,
@@ -264,64 +284,58 @@ class Client:
         to: str,
         chunk: int = 1,
         reduce: tuple[str, Sequence[str]] | None = None,
-        max_parallel: int | None = None,
-        priority: int | None = None,
-        batch_timeout: str | None = None,
-        batch_name: str | None = None,
-        **task: Any,
+        **args: Unpack[BatchArguments],
     ) -> Batch:
         """One task per object matching ``over`` (per ``chunk`` objects); outputs under ``to``.
 
         ``reduce=(image, command)`` adds a task that runs after every map task is
         COMPLETE, with all their outputs as a directory input.
         """
-        doc: dict[str, Any] = {
-            "template": build_task(image, command, **task),
+        batch = batch_fields(args)
+        doc: dict[str, object] = {
+            "template": _template(image, command, args),
             "map": {"over": over, "to": to, "chunk": chunk},
         }
         if reduce is not None:
             doc["reduce"] = build_task(reduce[0], reduce[1])
-        return self.create_batch(_batch_doc(doc, max_parallel, priority, batch_timeout, batch_name))
+        return self.create_batch({**doc, **batch})
 
     def batch(self, batch_id: str) -> Batch:
         self.batch_info(batch_id)
         return Batch(self, batch_id)
 
-    def batch_info(self, batch_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._request("GET", f"/api/v1/batches/{batch_id}")
-        return result
+    def batch_info(self, batch_id: str) -> BatchInfo:
+        return self._read(BatchInfo, "GET", f"/api/v1/batches/{batch_id}")
 
-    def batches(self, limit: int = 50) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self._request(
-            "GET", "/api/v1/batches", params={"limit": limit}
-        )["batches"]
-        return result
+    def batches(self, limit: int = 50) -> list[BatchInfo]:
+        """The newest batches first."""
+        return self._read(BatchList, "GET", "/api/v1/batches", params={"limit": limit}).batches
 
     def cancel_batch(self, batch_id: str) -> int:
         """Cancel every unfinished member; how many there were."""
-        return int(self._request("POST", f"/api/v1/batches/{batch_id}:cancel")["canceled"])
+        return self._read(
+            CancelBatchResponse, "POST", f"/api/v1/batches/{batch_id}:cancel"
+        ).canceled
 
-    def batch_report(self, batch_id: str) -> dict[str, Any]:
+    def batch_report(self, batch_id: str) -> BatchReport:
         """Per member and total wall time, CPU, peak memory and cost; a sweep's scaling."""
-        result: dict[str, Any] = self._request("GET", f"/api/v1/batches/{batch_id}/report")
-        return result
+        return self._read(BatchReport, "GET", f"/api/v1/batches/{batch_id}/report")
 
     # --- tasks, continued -------------------------------------------------
 
-    def get(self, task_id: str, view: View | str = View.MINIMAL) -> dict[str, Any]:
-        result: dict[str, Any] = self._request(
-            "GET", f"{TES}/tasks/{task_id}", params={"view": str(View(view))}
+    def get(self, task_id: str, view: View | str = View.MINIMAL) -> TaskView:
+        """The TES task; in the MINIMAL view only ``id`` and ``state`` are set."""
+        return self._read(
+            TaskView, "GET", f"{TES}/tasks/{task_id}", params={"view": str(View(view))}
         )
-        return result
 
     def task(self, task_id: str) -> Task:
         self.get(task_id)
         return Task(self, task_id)
 
-    def details(self, task_id: str) -> dict[str, Any]:
+    def details(self, task_id: str) -> TaskDetails:
         """FULL task plus toolship's own facts (runtime, isolation, work directory)."""
-        result: dict[str, Any] = self._request("GET", f"/api/v1/tasks/{task_id}")
-        return result
+        return self._read(TaskDetails, "GET", f"/api/v1/tasks/{task_id}")
 
     def tasks(
         self,
@@ -332,9 +346,9 @@ class Client:
         batch: str | None = None,
         view: View | str = View.BASIC,
         page_size: int = 256,
-    ) -> Iterator[dict[str, Any]]:
+    ) -> Iterator[TaskView]:
         """Every matching task, newest first, fetching page after page as you iterate."""
-        params: dict[str, Any] = {"view": str(View(view)), "page_size": page_size}
+        params: dict[str, str | int | list[str]] = {"view": str(View(view)), "page_size": page_size}
         if batch:
             tags = [*_pair_list(tags), f"toolship.batch={batch}"]
         if state:
@@ -351,31 +365,34 @@ class Client:
             params["tag_value"] = [v for _, v in pairs]
         token: str | None = None
         while True:
-            page = self._request(
-                "GET", f"{TES}/tasks", params={**params, **({"page_token": token} if token else {})}
+            page = self._read(
+                ListTasksResponse,
+                "GET",
+                f"{TES}/tasks",
+                params={**params, **({"page_token": token} if token else {})},
             )
-            yield from page.get("tasks", [])
-            token = page.get("next_page_token")
+            yield from page.tasks
+            token = page.next_page_token
             if not token:
                 return
 
     def cancel(self, task_id: str) -> None:
-        self._request("POST", f"{TES}/tasks/{task_id}:cancel")
+        self._send("POST", f"{TES}/tasks/{task_id}:cancel")
 
     def wait(self, task_id: str, timeout: float | None = None) -> TaskState:
         """Block until the task is final (long-polling, no busy loop)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             left = 60.0 if deadline is None else max(0.0, min(60.0, deadline - time.monotonic()))
-            result = self._request(
+            result = self._read(
+                TaskWait,
                 "GET",
                 f"/api/v1/tasks/{task_id}/wait",
                 params={"timeout": left},
                 timeout=left + 30,
             )
-            state = TaskState(result["state"])
-            if is_final(state) or (deadline is not None and time.monotonic() >= deadline):
-                return state
+            if is_final(result.state) or (deadline is not None and time.monotonic() >= deadline):
+                return result.state
 
     def logs(
         self,
@@ -390,7 +407,7 @@ class Client:
 
         ``attempt=1`` starts with the first attempt instead of the latest (retries follow).
         """
-        params: dict[str, Any] = {"stream": stream, "follow": follow}
+        params: dict[str, str | int | bool] = {"stream": stream, "follow": follow}
         if attempt is not None:
             params["attempt"] = attempt
         if executor is not None:
@@ -406,9 +423,8 @@ class Client:
         except httpx.HTTPError as exc:
             raise ServerUnavailable(f"cannot reach toolship at {self.server}: {exc}") from exc
 
-    def service_info(self) -> dict[str, Any]:
-        result: dict[str, Any] = self._request("GET", f"{TES}/service-info")
-        return result
+    def service_info(self) -> ServiceInfo:
+        return self._read(ServiceInfo, "GET", f"{TES}/service-info")
 
 
 def _pair_list(tags: Pairs) -> list[str]:
@@ -419,15 +435,8 @@ def _pair_list(tags: Pairs) -> list[str]:
     return list(tags)
 
 
-def _batch_doc(
-    doc: dict[str, Any],
-    max_parallel: int | None,
-    priority: int | None,
-    timeout: str | None,
-    name: str | None,
-) -> dict[str, Any]:
-    extra = {"max_parallel": max_parallel, "priority": priority, "timeout": timeout, "name": name}
-    return {**doc, **{k: v for k, v in extra.items() if v is not None}}
+def _template(image: str, command: Sequence[str], args: MemberArguments) -> dict[str, object]:
+    return build_task(image, command, **args)
 
 
 def _raise_for(response: httpx.Response) -> None:

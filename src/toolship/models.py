@@ -13,12 +13,20 @@ import posixpath
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from toolship.states import TaskState
+from toolship.states import ACTIVE_STATES, TaskState
 from toolship.wildcards import has_wildcard
 
 __all__ = [
+    "REPLY",
+    "BatchInfo",
+    "BatchList",
+    "BatchMap",
+    "BatchReport",
+    "BatchRequest",
+    "CancelBatchResponse",
+    "CreateBatchResponse",
     "CreateTaskResponse",
     "ErrorResponse",
     "Executor",
@@ -26,16 +34,27 @@ __all__ = [
     "FileType",
     "Input",
     "ListTasksResponse",
+    "MapSpec",
+    "MemberReport",
     "Output",
     "OutputFileLog",
+    "Prices",
+    "ReportTotals",
     "Resources",
+    "Scaling",
+    "ScalingPoint",
     "ServiceInfo",
     "ServiceOrganization",
     "ServiceType",
+    "SlurmJob",
+    "StagingProgress",
     "Task",
+    "TaskDetails",
     "TaskLog",
     "TaskView",
+    "TaskWait",
     "View",
+    "is_reply",
     "static_dir",
 ]
 
@@ -84,6 +103,18 @@ def check_container_path(path: str, what: str, *, allow_wildcards: bool = False)
     return norm
 
 
+REPLY = {"reply": True}
+
+
+def is_reply(info: ValidationInfo) -> bool:
+    """Is this a document a server sent (``model_validate(..., context=REPLY)``)?
+
+    The SDK reads tasks back with the models that check them on the way in; what
+    only a request must satisfy is not asked of a reply.
+    """
+    return isinstance(info.context, dict) and bool(info.context.get("reply"))
+
+
 class _Spec(BaseModel):
     # Schemas are built on first use: a worker validates a Task and nothing else.  NaN and
     # Infinity (which Python's JSON reader accepts) are no sizes and cannot be echoed.
@@ -107,7 +138,9 @@ class Input(_Spec):
         return check_container_path(v, "input path")
 
     @model_validator(mode="after")
-    def _source(self) -> Input:
+    def _source(self, info: ValidationInfo) -> Input:
+        if is_reply(info):
+            return self  # the BASIC view leaves content out; the server checked it on the way in
         if self.content is not None:
             if len(self.content.encode()) > MAX_CONTENT_BYTES:
                 raise ValueError(
@@ -340,3 +373,148 @@ class BatchRequest(_Spec):
 class CreateBatchResponse(_Spec):
     id: str
     task_ids: list[str]
+
+
+# --- what toolship's own API (/api/v1) answers: the SDK's typed returns ---------
+
+
+class _Reply(BaseModel):
+    # Keys a newer server adds are kept (and printed again by the CLI's --json), not refused.
+    model_config = ConfigDict(extra="allow", defer_build=True)
+
+
+class TaskWait(_Reply):
+    """``GET /api/v1/tasks/{id}/wait``: the state when the task ended or the wait ran out."""
+
+    id: str
+    state: TaskState
+    final: bool
+
+
+class StagingProgress(_Reply):
+    files: int
+    bytes: int
+
+
+class SlurmJob(_Reply):
+    """The Slurm job that runs a task's attempt, as the Slurm backend last saw it."""
+
+    job_id: str | None = None
+    state: str | None = None
+    nodes: str | None = None
+
+
+class TaskDetails(_Reply):
+    """``GET /api/v1/tasks/{id}``: the FULL TES task plus what only toolship knows."""
+
+    task: TaskView
+    runtime: str | None = None
+    isolated: bool = True
+    attempt_dir: str | None = None
+    executor: int | None = None
+    phase: str | None = None
+    running_executor_start: str | None = None
+    staged: StagingProgress | None = None
+    slurm: SlurmJob | None = None
+
+
+class BatchMap(_Reply):
+    over: str
+    chunk: int
+    to: str
+    objects: int | None = None
+
+
+class BatchInfo(_Reply):
+    """``GET /api/v1/batches/{id}``: size, one state for the whole batch, counts by state."""
+
+    id: str
+    name: str | None = None
+    kind: str
+    creation_time: str | None = None
+    size: int
+    state: TaskState
+    counts: dict[TaskState, int] = Field(default_factory=dict)
+    max_parallel: int | None = None
+    priority: int | None = None
+    timeout: str | None = None
+    map: BatchMap | None = None
+
+    @property
+    def active(self) -> bool:
+        """Is any member still queued, initializing or running?"""
+        return any(self.counts.get(s) for s in ACTIVE_STATES)
+
+
+class BatchList(_Reply):
+    batches: list[BatchInfo]
+
+
+class CancelBatchResponse(_Reply):
+    id: str
+    canceled: int
+
+
+class MemberReport(_Reply):
+    """One member's usage: times in seconds, memory in bytes, cost in the report's currency."""
+
+    id: str
+    name: str | None = None
+    state: TaskState
+    params: dict[str, str] = Field(default_factory=dict)
+    cpus: int
+    memory_gb: float
+    gpus: int
+    attempts: int
+    wall_seconds: float
+    run_seconds: float
+    cpu_seconds: float | None = None
+    peak_memory_bytes: int | None = None
+    cost: float
+    start: str | None = None
+    end: str | None = None
+
+
+class ReportTotals(_Reply):
+    members: int
+    counts: dict[TaskState, int] = Field(default_factory=dict)
+    attempts: int
+    wall_seconds: float
+    run_seconds: float
+    cpu_seconds: float | None = None
+    peak_memory_bytes: int | None = None
+    cost: float
+    turnaround_seconds: float | None = None
+
+
+class ScalingPoint(_Reply):
+    n: int
+    members: int
+    run_seconds: float
+    speedup: float
+    efficiency: float
+
+
+class Scaling(_Reply):
+    """How a sweep over ``parameter`` (cpu, cpus or nodes) scaled."""
+
+    parameter: str
+    points: list[ScalingPoint]
+
+
+class Prices(_Reply):
+    core_hour: float
+    gb_hour: float
+    gpu_hour: float
+    currency: str
+
+
+class BatchReport(_Reply):
+    """``GET /api/v1/batches/{id}/report``: per member usage and cost, totals, scaling."""
+
+    batch: BatchInfo
+    currency: str
+    prices: Prices
+    totals: ReportTotals
+    members: list[MemberReport]
+    scaling: Scaling | None = None

@@ -14,14 +14,26 @@ import json
 import posixpath
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TypedDict, Unpack
 
 from toolship.errors import InvalidRequest
 from toolship.models import static_dir
 from toolship.units import parse_duration, parse_size_gb
 from toolship.wildcards import has_wildcard
 
-__all__ = ["DEFAULT_WORKDIR", "build_task", "grid", "read_params_file", "split_pair"]
+__all__ = [
+    "DEFAULT_WORKDIR",
+    "TASK_ARGUMENTS",
+    "BatchArguments",
+    "MemberArguments",
+    "Pairs",
+    "TaskArguments",
+    "batch_fields",
+    "build_task",
+    "grid",
+    "read_params_file",
+    "split_pair",
+]
 
 DEFAULT_WORKDIR = "/work"
 
@@ -56,7 +68,7 @@ def _url(value: str) -> str:
     return "file://" + resolved + ("/" if trailing and resolved != "/" else "")
 
 
-def _input(path: str, value: str, workdir: str) -> dict[str, Any]:
+def _input(path: str, value: str, workdir: str) -> dict[str, str]:
     url = _url(value)
     kind = "DIRECTORY" if url.endswith("/") else "FILE"
     if kind == "FILE" and url.startswith("file://") and Path(url[7:]).is_dir():
@@ -64,7 +76,7 @@ def _input(path: str, value: str, workdir: str) -> dict[str, Any]:
     return {"path": _container_path(path, workdir), "url": url.rstrip("/") or url, "type": kind}
 
 
-def _output(path: str, value: str, workdir: str) -> dict[str, Any]:
+def _output(path: str, value: str, workdir: str) -> dict[str, str]:
     cpath = _container_path(path, workdir)
     url = _url(value)
     if has_wildcard(cpath):
@@ -84,7 +96,7 @@ def _output(path: str, value: str, workdir: str) -> dict[str, Any]:
     return {"path": cpath, "url": url, "type": "FILE"}
 
 
-def _content(path: str, value: str, workdir: str) -> dict[str, Any]:
+def _content(path: str, value: str, workdir: str) -> dict[str, str]:
     if value.startswith("@"):
         source = Path(value[1:]).expanduser()
         try:
@@ -96,102 +108,163 @@ def _content(path: str, value: str, workdir: str) -> dict[str, Any]:
     return {"path": _container_path(path, workdir), "content": text, "type": "FILE"}
 
 
-def build_task(
-    image: str,
-    command: Sequence[str],
-    *,
-    inputs: Pairs = None,
-    outputs: Pairs = None,
-    content: Pairs = None,
-    env: Pairs = None,
-    workdir: str | None = DEFAULT_WORKDIR,
-    volumes: Sequence[str] = (),
-    cpu: int | None = None,
-    memory: str | float | None = None,
-    disk: str | float | None = None,
-    timeout: str | float | None = None,
-    network: bool = False,
-    name: str | None = None,
-    tags: Pairs = None,
-    runtime: str | None = None,
-    priority: int | None = None,
-    sync: str | None = None,
-    writable_inputs: bool = False,
-    retries: int | None = None,
-    retry_on: str | None = None,
-    after: Sequence[str] = (),
-    gpus: int | None = None,
-    nodes: int | None = None,
-    params: Pairs = None,
-) -> dict[str, Any]:
-    """A TES task (JSON-ready dict) from CLI-style arguments.
+class MemberArguments(TypedDict, total=False):
+    """The task arguments a member of a sweep or a map takes (see :class:`TaskArguments`)."""
 
-    ``sync``: a folder URL staged into the workdir first and, afterwards, what the
-    workdir holds is uploaded back to it (new and changed files only).
+    inputs: Pairs  # -i PATH=URL: stage URL (or a local path) in at PATH; URL/ = a directory
+    outputs: Pairs  # -o PATH=URL: deliver PATH afterwards; wildcards in PATH need URL/
+    content: Pairs  # --content PATH=TEXT or PATH=@FILE: a small inline input
+    env: Pairs  # -e KEY=VALUE: an environment variable of the executor
+    workdir: str | None  # -w: the executor's working directory (default /work; None: none)
+    volumes: Sequence[str]  # --volume PATH: an empty writable directory shared by executors
+    cpu: int | None  # --cpu: cores, reserved and enforced
+    memory: str | float | None  # --memory: "512M", "2G" or GiB as a number
+    disk: str | float | None  # --disk: "10G" or GiB as a number (checked, not a quota)
+    timeout: str | float | None  # --timeout: "90s", "2h" or seconds as a number
+    network: bool  # --network: give the container a network (off by default)
+    name: str | None  # --name
+    tags: Pairs  # --tag KEY=VALUE
+    runtime: str | None  # --runtime: podman (default), docker or process
+    sync: str | None  # --sync URL/: staged into the workdir first, changes uploaded back
+    writable_inputs: bool  # --writable-inputs: copy local inputs instead of mounting them
+    retries: int | None  # --retries N: try a failed task again up to N more times
+    retry_on: str | None  # --retry-on: system-error (default), oom, exit:CODE[,CODE]
+    after: Sequence[str]  # --after TASK_ID: start only once these tasks are COMPLETE
+    gpus: int | None  # --gpus: GPUs per node
+    nodes: int | None  # --nodes N: N nodes, one rank each
+
+
+class TaskArguments(MemberArguments, total=False):
+    """The task arguments: the one declaration of what users say about a task.
+
+    :func:`build_task`, ``Client.submit`` and ``Client.run`` take them as keywords
+    (``**args: Unpack[TaskArguments]``, which mypy checks at call sites, and
+    :func:`build_task` at run time); the CLI's task options carry the same names
+    (a unit test fails if they drift).  Every key is optional; ``Pairs`` are
+    ``["KEY=VALUE", ...]`` or a mapping.  A batch member takes all but these two:
+    a batch has its own priority, and a sweep's ``params`` are its rows.
     """
+
+    priority: int | None  # --priority: higher starts first (default 0)
+    params: Pairs  # -b KEY=VALUE: a backend parameter (partition=gpu, account=lab, ...)
+
+
+class BatchArguments(MemberArguments, total=False):
+    """What ``Client.sweep`` and ``Client.map`` take besides their own: the members' task
+    arguments and the batch's (the CLI's batch options carry the same names)."""
+
+    max_parallel: int | None  # --max-parallel N: at most N members at once
+    priority: int | None  # --priority: of the batch's members (higher starts first)
+    batch_timeout: str | None  # --batch-timeout: cancel what is unfinished after, e.g. 2h
+    batch_name: str | None  # --batch-name
+
+
+TASK_ARGUMENTS = TaskArguments.__required_keys__ | TaskArguments.__optional_keys__
+
+
+def batch_fields(args: BatchArguments) -> dict[str, object]:
+    """The batch's own fields of a batch request, taken out of ``args``.
+
+    What is left in ``args`` describes the members (and can go to :func:`build_task`).
+    """
+    given = {
+        "max_parallel": args.pop("max_parallel", None),
+        "priority": args.pop("priority", None),
+        "timeout": args.pop("batch_timeout", None),
+        "name": args.pop("batch_name", None),
+    }
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def build_task(
+    image: str, command: Sequence[str], **args: Unpack[TaskArguments]
+) -> dict[str, object]:
+    """A TES task document, ready to send, from the task arguments.
+
+    It is checked by the server that receives it, so that a user gets the same
+    message from the CLI, the SDK and a raw request.
+    """
+    unknown = sorted(args.keys() - TASK_ARGUMENTS)
+    if unknown:  # what a signature with named parameters would refuse (mypy says it first)
+        raise TypeError(
+            f"unexpected keyword argument {unknown[0]!r}; "
+            f"the task arguments are {', '.join(sorted(TASK_ARGUMENTS))}"
+        )
     if not command:
         raise InvalidRequest("give the command to run after the image, e.g. IMAGE -- echo hi")
+    workdir = args.get("workdir", DEFAULT_WORKDIR)
     wd = workdir or DEFAULT_WORKDIR
-    executor: dict[str, Any] = {"image": image, "command": list(command)}
+    executor: dict[str, object] = {"image": image, "command": list(command)}
     if workdir:
         executor["workdir"] = workdir
-    env_map = dict(_pairs(env, "--env"))
-    if env_map:
-        executor["env"] = env_map
-    task: dict[str, Any] = {"executors": [executor]}
-    if name:
+    env = dict(_pairs(args.get("env"), "--env"))
+    if env:
+        executor["env"] = env
+    task: dict[str, object] = {"executors": [executor]}
+    if name := args.get("name"):
         task["name"] = name
-    ins = [_input(p, v, wd) for p, v in _pairs(inputs, "--input")]
-    outs = [_output(p, v, wd) for p, v in _pairs(outputs, "--output")]
-    if sync:
-        folder = _url(sync if sync.endswith("/") else sync + "/").rstrip("/")
-        ins.insert(0, {"path": wd, "url": folder, "type": "DIRECTORY"})
-        outs.append({"path": wd, "url": folder, "type": "DIRECTORY"})
-    ins += [_content(p, v, wd) for p, v in _pairs(content, "--content")]
-    if ins:
-        task["inputs"] = ins
-    if outs:
-        task["outputs"] = outs
-    if volumes:
+    inputs, outputs = _files(args, wd)
+    if inputs:
+        task["inputs"] = inputs
+    if outputs:
+        task["outputs"] = outputs
+    if volumes := args.get("volumes"):
         task["volumes"] = [_container_path(v, wd) for v in volumes]
-    tag_map = dict(_pairs(tags, "--tag"))
-    if tag_map:
-        task["tags"] = tag_map
-    resources: dict[str, Any] = {}
-    extra: dict[str, str] = {}
-    if cpu is not None:
-        resources["cpu_cores"] = cpu
-    if memory is not None:
-        resources["ram_gb"] = _size(memory, "--memory")
-    if disk is not None:
-        resources["disk_gb"] = _size(disk, "--disk")
-    if timeout is not None:
-        extra["timeout"] = f"{_seconds(timeout):g}s"
-    if network:
-        extra["network"] = "true"
-    if runtime:
-        extra["runtime"] = runtime
-    if priority is not None:
-        extra["priority"] = str(priority)
-    if writable_inputs:
-        extra["writable_inputs"] = "true"
-    if retries is not None:
-        extra["retries"] = str(retries)
-    if retry_on:
-        extra["retry_on"] = retry_on
-    if after:
-        extra["after"] = ",".join(after)
-    if gpus:
-        extra["gpus"] = str(gpus)
-    if nodes is not None:
-        extra["nodes"] = str(nodes)
-    extra.update((k.lower(), v) for k, v in _pairs(params, "--param"))
-    if extra:
-        resources["backend_parameters"] = extra
-        resources["backend_parameters_strict"] = True
+    tags = dict(_pairs(args.get("tags"), "--tag"))
+    if tags:
+        task["tags"] = tags
+    resources = _resources(args)
     if resources:
         task["resources"] = resources
     return task
+
+
+def _files(args: TaskArguments, wd: str) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """Inputs and outputs: -i, then --sync's folder both ways, then --content."""
+    inputs = [_input(p, v, wd) for p, v in _pairs(args.get("inputs"), "--input")]
+    outputs = [_output(p, v, wd) for p, v in _pairs(args.get("outputs"), "--output")]
+    if sync := args.get("sync"):
+        folder = _url(sync if sync.endswith("/") else sync + "/").rstrip("/")
+        inputs.insert(0, {"path": wd, "url": folder, "type": "DIRECTORY"})
+        outputs.append({"path": wd, "url": folder, "type": "DIRECTORY"})
+    inputs += [_content(p, v, wd) for p, v in _pairs(args.get("content"), "--content")]
+    return inputs, outputs
+
+
+def _resources(args: TaskArguments) -> dict[str, object]:
+    resources: dict[str, object] = {}
+    if (cpu := args.get("cpu")) is not None:
+        resources["cpu_cores"] = cpu
+    if (memory := args.get("memory")) is not None:
+        resources["ram_gb"] = _size(memory, "--memory")
+    if (disk := args.get("disk")) is not None:
+        resources["disk_gb"] = _size(disk, "--disk")
+    extra = _backend_parameters(args)
+    if extra:
+        resources["backend_parameters"] = extra
+        resources["backend_parameters_strict"] = True
+    return resources
+
+
+def _backend_parameters(args: TaskArguments) -> dict[str, str]:
+    """The arguments TES has no field for, as toolship's backend parameters."""
+    timeout, retries, nodes = args.get("timeout"), args.get("retries"), args.get("nodes")
+    priority = args.get("priority")
+    given = {
+        "timeout": None if timeout is None else f"{_seconds(timeout):g}s",
+        "network": "true" if args.get("network") else None,
+        "runtime": args.get("runtime") or None,
+        "priority": None if priority is None else str(priority),
+        "writable_inputs": "true" if args.get("writable_inputs") else None,
+        "retries": None if retries is None else str(retries),
+        "retry_on": args.get("retry_on") or None,
+        "after": ",".join(args.get("after", ())) or None,
+        "gpus": str(args.get("gpus") or "") or None,
+        "nodes": None if nodes is None else str(nodes),
+    }
+    extra = {k: v for k, v in given.items() if v is not None}
+    extra.update((k.lower(), v) for k, v in _pairs(args.get("params"), "--param"))
+    return extra
 
 
 def _size(value: str | float, what: str) -> float:
@@ -212,7 +285,7 @@ def _seconds(value: str | float) -> float:
         raise InvalidRequest(f"--timeout: {exc}") from None
 
 
-def grid(params: Sequence[str] | Mapping[str, Sequence[str]]) -> list[dict[str, str]]:
+def grid(params: Sequence[str] | Mapping[str, Sequence[object]]) -> list[dict[str, str]]:
     """Every combination of ``name=v1,v2,...`` values (the first name varies slowest)."""
     axes: list[tuple[str, list[str]]] = []
     if isinstance(params, Mapping):

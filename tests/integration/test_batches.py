@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import pytest
 from tests.conftest import toolship as run_cli
 from tests.integration.conftest import S3
 from toolship import Client, TaskState
+from toolship.models import BatchMap, ExecutorLog, TaskView
 from toolship.timeutil import parse_rfc3339
 
 
@@ -40,13 +42,17 @@ def peak_running(spans: list[tuple[Any, Any]]) -> int:
     return peak
 
 
-def members(client: Client, batch_id: str) -> list[dict[str, Any]]:
+def members(client: Client, batch_id: str) -> list[TaskView]:
     """Member tasks (FULL view) in creation order."""
-    return sorted(client.tasks(batch=batch_id, view="FULL"), key=lambda t: t["creation_time"])
+    return sorted(client.tasks(batch=batch_id, view="FULL"), key=lambda t: t.creation_time or "")
 
 
-def stdout_of(task: dict[str, Any]) -> str:
-    return "".join(e.get("stdout", "") for e in task["logs"][-1]["logs"])
+def span(log: ExecutorLog) -> tuple[datetime, datetime]:
+    return parse_rfc3339(log.start_time or ""), parse_rfc3339(log.end_time or "")
+
+
+def stdout_of(task: TaskView) -> str:
+    return "".join(e.stdout or "" for e in (task.logs or [])[-1].logs)
 
 
 def test_grid_sweep_runs_every_combination_with_its_values(
@@ -60,8 +66,8 @@ def test_grid_sweep_runs_every_combination_with_its_values(
         name="train-{lr}-{width}",
     )
     info = batch.wait(timeout=240)
-    assert info["state"] == "COMPLETE" and info["counts"] == {"COMPLETE": 6}, info
-    got = {t["name"]: stdout_of(t).strip() for t in members(client, batch.id)}
+    assert info.state == "COMPLETE" and info.counts == {"COMPLETE": 6}, info
+    got = {t.name: stdout_of(t).strip() for t in members(client, batch.id)}
     assert got == {
         f"train-{lr}-{w}": f"lr={lr} width={w} {i}/6 w{w}"
         for i, (lr, w) in enumerate(
@@ -70,7 +76,7 @@ def test_grid_sweep_runs_every_combination_with_its_values(
     }
     # Members are ordinary TES tasks, tagged with their batch.
     for t in members(client, batch.id):
-        assert t["tags"]["toolship.batch"] == batch.id
+        assert (t.tags or {})["toolship.batch"] == batch.id
 
 
 def test_params_file_sweep_of_100_rows_and_ps_by_batch(cli_env: Path, tmp_path: Path) -> None:
@@ -90,7 +96,7 @@ def test_params_file_sweep_of_100_rows_and_ps_by_batch(cli_env: Path, tmp_path: 
     assert lines[1].split() == ["COMPLETE", "100"]
     assert sum(" run" in line for line in lines) == 100
     with Client() as c:
-        outs = {t["name"]: stdout_of(t).strip() for t in c.tasks(batch=batch_id, view="FULL")}
+        outs = {t.name: stdout_of(t).strip() for t in c.tasks(batch=batch_id, view="FULL")}
     assert outs == {f"run{i}": str(i * i) for i in range(100)}
 
 
@@ -129,21 +135,21 @@ def test_map_over_an_s3_prefix_in_chunks_then_reduce(
     )  # fmt: skip
     assert len(batch.task_ids) == 11
     info = batch.wait(timeout=300)
-    problems = [t["logs"][-1].get("system_logs") for t in members(client, batch.id)]
-    assert info["counts"] == {"COMPLETE": 11}, problems
-    assert info["map"] == {"over": "s3://raw/traces/*.segy", "chunk": 5, "to": "s3://raw/index/",
-                           "objects": 50}  # fmt: skip
+    problems = [(t.logs or [])[-1].system_logs for t in members(client, batch.id)]
+    assert info.counts == {"COMPLETE": 11}, problems
+    assert info.map == BatchMap(over="s3://raw/traces/*.segy", chunk=5, to="s3://raw/index/",
+                                objects=50)  # fmt: skip
     tasks = members(client, batch.id)
     maps, reduce = tasks[:10], tasks[10]
-    assert reduce["name"] == "reduce"
+    assert reduce.name == "reduce"
     for m in maps:
-        assert len([i for i in m["inputs"] if i["url"].endswith(".segy")]) == 5
+        assert len([i for i in m.inputs or [] if (i.url or "").endswith(".segy")]) == 5
     parts = bucket.get_object(Bucket="raw", Key="index/reduce/parts.txt")["Body"].read().decode()
     assert parts.split() == [f"chunk-{i:05d}" for i in range(10)]
     total = bucket.get_object(Bucket="raw", Key="index/reduce/total.txt")["Body"].read()
     assert total.strip() == b"50"
-    last_map_end = max(parse_rfc3339(m["logs"][-1]["end_time"]) for m in maps)
-    reduce_start = parse_rfc3339(reduce["logs"][-1]["start_time"])
+    last_map_end = max(parse_rfc3339((m.logs or [])[-1].end_time or "") for m in maps)
+    reduce_start = parse_rfc3339((reduce.logs or [])[-1].start_time or "")
     assert reduce_start >= last_map_end
 
 
@@ -159,11 +165,11 @@ def test_retry_on_exit_75_until_success_and_exit_1_is_not_retried(
         "unused", ["sh", "-c", script], runtime="process", retries=3, retry_on="exit:75"
     )
     assert task.state is TaskState.COMPLETE
-    logs = task.info()["logs"]
+    logs = task.info().logs or []
     assert len(logs) == 3
-    assert [a["logs"][-1]["exit_code"] for a in logs] == [75, 75, 0]
-    assert [a["logs"][-1]["stdout"].strip() for a in logs] == [f"attempt {i}" for i in (1, 2, 3)]
-    assert "retrying (attempt 2 of at most 4)" in " ".join(logs[0]["system_logs"])
+    assert [a.logs[-1].exit_code for a in logs] == [75, 75, 0]
+    assert [(a.logs[-1].stdout or "").strip() for a in logs] == [f"attempt {i}" for i in (1, 2, 3)]
+    assert "retrying (attempt 2 of at most 4)" in " ".join(logs[0].system_logs or [])
 
     counter.unlink()
     attached = toolship("run", "--retries", "3", "--retry-on", "exit:75", "--runtime", "process",
@@ -174,7 +180,7 @@ def test_retry_on_exit_75_until_success_and_exit_1_is_not_retried(
     once = client.run("unused", ["sh", "-c", "exit 1"], runtime="process", retries=3,
                       retry_on="exit:75")  # fmt: skip
     assert once.state is TaskState.EXECUTOR_ERROR
-    assert len(once.info()["logs"]) == 1
+    assert len(once.info().logs or []) == 1
 
 
 def test_report_of_a_cpu_sweep_shows_speedup_and_writes_a_png(
@@ -199,16 +205,15 @@ def test_report_of_a_cpu_sweep_shows_speedup_and_writes_a_png(
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
     with Client() as c:
         report = c.batch_report(batch_id)
-    cpu = [m["cpu_seconds"] for m in report["members"]]
+    cpu = [m.cpu_seconds for m in report.members]
     assert all(c is not None and c > 0.3 for c in cpu), cpu  # measured by the cgroup
-    assert all(m["peak_memory_bytes"] > 0 for m in report["members"])
+    assert all((m.peak_memory_bytes or 0) > 0 for m in report.members)
 
 
 def test_kill_dash_nine_keeps_throttles_dependencies_and_retries(
     host_tasks_as_root: None, cli_env: Path, tmp_path: Path
 ) -> None:
     """A server killed mid-batch comes back with its throttle, held children and retries."""
-    import json
     import signal
     import time
 
@@ -231,7 +236,7 @@ def test_kill_dash_nine_keeps_throttles_dependencies_and_retries(
     batch_id = done.stdout.strip()
     with Client() as c:
         members_now = list(c.tasks(batch=batch_id))
-        last = members_now[0]["id"]  # newest first
+        last = members_now[0].id or ""  # newest first
         child = c.submit("unused", ["echo", "after all"], runtime="process", after=[last])
     time.sleep(1.5)
     found = find_server(cli_env)
@@ -242,14 +247,15 @@ def test_kill_dash_nine_keeps_throttles_dependencies_and_retries(
     assert r.returncode == 0, r.stdout + r.stderr
     with Client() as c:
         assert c.wait(child.id, 60) is TaskState.COMPLETE
-        tasks = sorted(c.tasks(batch=batch_id, view="FULL"), key=lambda t: t["creation_time"])
+        tasks = members(c, batch_id)
         spans = []
         for t in tasks:
-            index = int(t["executors"][0]["env"]["TOOLSHIP_ARRAY_INDEX"])
-            assert len(t["logs"]) == (2 if index % 2 == 0 else 1), json.dumps(t["logs"])
-            for attempt in t["logs"]:
-                for e in attempt["logs"]:
-                    spans.append((parse_rfc3339(e["start_time"]), parse_rfc3339(e["end_time"])))
+            index = int(((t.executors or [])[0].env or {})["TOOLSHIP_ARRAY_INDEX"])
+            logs = t.logs or []
+            assert len(logs) == (2 if index % 2 == 0 else 1), t.model_dump_json()
+            for attempt in logs:
+                for e in attempt.logs:
+                    spans.append(span(e))
     started = (runs / "started").read_text().split()
     assert sorted(started) == sorted([str(i) for i in range(6)] + ["0", "2", "4"])
     assert peak_running(spans) <= 2

@@ -42,8 +42,7 @@ def test_exit_code_and_both_streams(client: Client, busybox: str) -> None:
     assert task.exit_codes == [3]
     assert task.logs() == "out\n"
     assert task.logs("stderr") == "err\n"
-    full = task.info()
-    assert full["logs"][0]["logs"][0]["stdout"] == "out\n"
+    assert task.info().logs[0].logs[0].stdout == "out\n"
 
 
 def test_inputs_and_wildcard_outputs_land_owned_by_the_user(
@@ -66,9 +65,9 @@ def test_inputs_and_wildcard_outputs_land_owned_by_the_user(
     assert (results / "deep" / "x.txt").read_text() == "x\n"
     assert not (results / "skip.log").exists()
     assert (results / "both.txt").stat().st_uid == os.getuid()
-    outputs = {o["path"]: o for o in task.outputs}
-    assert outputs["/work/out/both.txt"]["size_bytes"] == "11"
-    assert outputs["/work/out/both.txt"]["url"] == f"file://{results}/both.txt"
+    outputs = {o.path: o for o in task.outputs}
+    assert outputs["/work/out/both.txt"].size_bytes == "11"
+    assert outputs["/work/out/both.txt"].url == f"file://{results}/both.txt"
     # inputs are mounted read-only and never copied back out
     assert not any("/work/in" in p for p in outputs)
 
@@ -96,8 +95,8 @@ def test_tasks_wanting_every_core_run_one_after_the_other(
         assert t.wait(60) is TaskState.COMPLETE
     spans = []
     for t in tasks:
-        ex = t.info()["logs"][0]["logs"][0]
-        spans.append((parse_rfc3339(ex["start_time"]), parse_rfc3339(ex["end_time"])))
+        ex = t.info().logs[0].logs[0]
+        spans.append((parse_rfc3339(ex.start_time), parse_rfc3339(ex.end_time)))
     spans.sort()
     assert spans[0][1] <= spans[1][0], f"they overlapped: {spans}"
 
@@ -128,7 +127,7 @@ def test_timeout_kills_and_says_so(client: Client, busybox: str) -> None:
     task = client.run(busybox, ["sleep", "60"], timeout="2s")
     assert time.monotonic() - started < 20
     assert task.state is TaskState.EXECUTOR_ERROR
-    system = task.info()["logs"][0]["system_logs"]
+    system = task.info().logs[0].system_logs
     assert any("timed out after 2s" in line for line in system), system
 
 
@@ -137,7 +136,7 @@ def test_out_of_memory_is_reported(client: Client, busybox: str) -> None:
         busybox, ["dd", "if=/dev/zero", "of=/dev/null", "bs=256M", "count=1"], memory="64M"
     )
     assert task.state is TaskState.EXECUTOR_ERROR
-    system = " ".join(task.info()["logs"][0]["system_logs"])
+    system = " ".join(task.info().logs[0].system_logs)
     assert "out of memory" in system
 
 
@@ -160,15 +159,15 @@ def test_isolation_defaults(client: Client, busybox: str) -> None:
 def test_missing_image_says_how_to_get_one(client: Client) -> None:
     task = client.run("localhost/toolship-no-such-image", ["true"])
     assert task.state is TaskState.SYSTEM_ERROR
-    system = " ".join(task.info()["logs"][0]["system_logs"])
+    system = " ".join(task.info().logs[0].system_logs)
     assert "not available locally" in system and "podman build" in system
 
 
 def test_missing_input_fails_before_running(client: Client, busybox: str, tmp_path: Path) -> None:
     task = client.run(busybox, ["cat", "x"], inputs={"x": str(tmp_path / "absent.txt")})
     assert task.state is TaskState.SYSTEM_ERROR
-    assert task.info()["logs"][0]["logs"] == []
-    assert "does not exist" in " ".join(task.info()["logs"][0]["system_logs"])
+    assert task.info().logs[0].logs == []
+    assert "does not exist" in " ".join(task.info().logs[0].system_logs)
 
 
 def test_process_runtime_runs_on_the_host_and_says_so(
@@ -182,7 +181,7 @@ def test_process_runtime_runs_on_the_host_and_says_so(
     assert task.state is TaskState.COMPLETE
     assert out.read_text().strip() == task.id
     details = client.details(task.id)
-    assert details["runtime"] == "process" and details["isolated"] is False
+    assert details.runtime == "process" and details.isolated is False
 
 
 def test_executors_share_the_workdir_and_stop_at_the_first_failure(
@@ -248,7 +247,7 @@ def test_sdk_loop(client: Client, busybox: str) -> None:
     ]  # fmt: skip
     assert [t.wait(60) for t in tasks] == [TaskState.COMPLETE] * 4
     assert [t.logs().strip() for t in tasks] == ["0", "1", "4", "9"]
-    listed = {t["id"] for t in client.tasks(tags={"sweep": "squares"}, page_size=2)}
+    listed = {t.id for t in client.tasks(tags={"sweep": "squares"}, page_size=2)}
     assert listed == {t.id for t in tasks}
 
 
@@ -291,7 +290,7 @@ def test_two_nodes_each_know_their_rank_and_all_reduce(
     )  # fmt: skip
     assert task.state is TaskState.COMPLETE, task.info()
     rank0 = json.loads(task.logs())
-    logs = Path(client.details(task.id)["attempt_dir"]) / "logs"
+    logs = Path(client.details(task.id).attempt_dir) / "logs"
     rank1 = json.loads((logs / "exec-0.stdout.rank1").read_text())
     assert (rank0["rank"], rank1["rank"]) == (0, 1)
     assert rank0["size"] == rank1["size"] == 2

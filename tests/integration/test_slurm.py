@@ -102,7 +102,7 @@ def test_a_killed_node_ends_its_task_naming_the_node_and_spares_the_other(
     try:
         assert doomed.wait(60) is TaskState.SYSTEM_ERROR
         took = time.monotonic() - killed
-        system = " ".join(doomed.info()["logs"][-1]["system_logs"])
+        system = " ".join(doomed.info().logs[-1].system_logs)
         assert node in system and "NODE_FAIL" in system, system
         assert took < 45, f"noticed after {took:.0f} s"  # SlurmdTimeout=10 s, + polling
         assert survivor.wait(120) is TaskState.COMPLETE
@@ -137,7 +137,7 @@ def test_a_worker_killed_outright_leaves_no_container_behind(client: Client, bus
         time.sleep(0.5)
     assert leftover_containers(task.id) == []
     assert task.wait(60) is TaskState.SYSTEM_ERROR
-    system = " ".join(task.info()["logs"][-1]["system_logs"])
+    system = " ".join(task.info().logs[-1].system_logs)
     assert f"Slurm job {job_id}" in system and "without its worker reporting" in system, system
 
 
@@ -216,9 +216,9 @@ def test_a_server_killed_mid_task_finds_its_jobs_again_and_runs_none_twice(
             assert running.logs() == "started\n"
             for task in (running, queued):
                 info = task.info()
-                assert len(info["logs"]) == 1 and len(info["logs"][0]["logs"]) == 1
-                jobs = [s for s in info["logs"][0]["system_logs"] if "submitted to Slurm" in s]
-                assert len(jobs) == 1, info["logs"][0]["system_logs"]
+                assert len(info.logs) == 1 and len(info.logs[0].logs) == 1
+                jobs = [s for s in info.logs[0].system_logs if "submitted to Slurm" in s]
+                assert len(jobs) == 1, info.logs[0].system_logs
     finally:
         proc.terminate()
         proc.wait(30)
@@ -245,7 +245,7 @@ def test_a_server_killed_right_after_sbatch_finds_the_job_and_does_not_submit_ag
             proc = _serve(home, port)
             assert task.wait(120) is TaskState.COMPLETE, task.info()
             assert task.logs() == "once\n"
-            system = task.info()["logs"][0]["system_logs"]
+            system = task.info().logs[0].system_logs
             assert not [s for s in system if "submitted to Slurm" in s], system
             assert [s for s in system if "not submitting it again" in s], system
         jobs = subprocess.run(

@@ -26,7 +26,7 @@ def sha(data: bytes) -> str:
 
 
 def metadata(task: Any) -> dict[str, str]:
-    meta: dict[str, str] = task.info()["logs"][-1].get("metadata", {})
+    meta: dict[str, str] = task.info().logs[-1].metadata or {}
     return meta
 
 
@@ -44,7 +44,7 @@ def test_sync_a_bucket_folder_through_the_workdir(s3: S3, server: Any, client: C
     assert body.strip() == b"12"
     # unchanged inputs are not uploaded again
     assert bucket.head_object(Bucket="bucket", Key="job1/in.txt")["LastModified"] == before
-    assert [o["path"] for o in task.outputs] == ["/work/count.txt"]
+    assert [o.path for o in task.outputs] == ["/work/count.txt"]
     meta = metadata(task)
     assert meta["sha256:/work/in.txt"] == sha(b"hello world\n")
     assert meta["sha256:/work/count.txt"] == sha(body)
@@ -68,7 +68,7 @@ def test_directories_and_wildcards_round_trip_with_hashes(
         outputs={"out/*.bin": "s3://data/result/", "out/small/": "s3://data/result/small/"},
         timeout="15m",
     )
-    assert task.state is TaskState.COMPLETE, task.info()["logs"][-1].get("system_logs")
+    assert task.state is TaskState.COMPLETE, task.info().logs[-1].system_logs
     meta = metadata(task)
     assert meta["sha256:/work/big.bin"] == big_sha
     assert meta["sha256:/work/out/copy.bin"] == big_sha
@@ -81,7 +81,7 @@ def test_directories_and_wildcards_round_trip_with_hashes(
         assert meta[f"sha256:/work/out/small/{name}"] == sha(data)
         stored = bucket.get_object(Bucket="data", Key=f"result/small/{name}")["Body"].read()
         assert stored == data
-    sizes = {o["path"]: o["size_bytes"] for o in task.outputs}
+    sizes = {o.path: o.size_bytes for o in task.outputs}
     assert sizes["/work/out/copy.bin"] == str(1024**3)
     assert len(sizes) == 1001
 
@@ -99,19 +99,19 @@ def test_a_cut_connection_mid_upload_fails_cleanly_and_a_rerun_completes(
     task = client.submit(busybox, command, **args)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # cut the line once the upload is under way
-        if client.details(task.id).get("phase") == "outputs" and s3.proxy.bytes > 20 * 2**20:
+        if client.details(task.id).phase == "outputs" and s3.proxy.bytes > 20 * 2**20:
             break
         time.sleep(0.05)
     s3.proxy.cut()
     assert task.wait(300) is TaskState.SYSTEM_ERROR
-    system = " ".join(task.info()["logs"][-1]["system_logs"])
+    system = " ".join(task.info().logs[-1].system_logs)
     assert "s3://out/final/big.bin" in system and "cannot upload" in system, system
     assert "testing" not in system  # no credentials in messages
     listed = bucket.list_objects_v2(Bucket="out").get("Contents", [])
     assert listed == [], "a partial object was left behind"
     s3.proxy.start()
     again = client.run(busybox, command, **args)
-    assert again.state is TaskState.COMPLETE, again.info()["logs"][-1].get("system_logs")
+    assert again.state is TaskState.COMPLETE, again.info().logs[-1].system_logs
     head = bucket.head_object(Bucket="out", Key="final/big.bin")
     assert head["ContentLength"] == 200 * 2**20
 
@@ -128,12 +128,12 @@ def test_http_inputs(web: tuple[str, Path], server: Any, client: Client, busybox
         inputs={"genome.fa": f"{url}/genome.fa", "ref/": f"{url}/ref/"},
         outputs={"n.txt": str(out)},
     )  # fmt: skip
-    assert task.state is TaskState.COMPLETE, task.info()["logs"][-1].get("system_logs")
+    assert task.state is TaskState.COMPLETE, task.info().logs[-1].system_logs
     assert out.read_text() == "1\na\n"
     assert metadata(task)["sha256:/work/genome.fa"] == sha(b">chr1\nACGT\n")
     missing = client.run(busybox, ["true"], inputs={"x": f"{url}/absent.txt"})
     assert missing.state is TaskState.SYSTEM_ERROR
-    assert "does not exist" in " ".join(missing.info()["logs"][-1]["system_logs"])
+    assert "does not exist" in " ".join(missing.info().logs[-1].system_logs)
     with pytest.raises(InvalidRequest, match="read-only"):
         client.submit(busybox, ["true"], outputs={"x": f"{url}/x"})
 
@@ -148,7 +148,7 @@ def test_webdav_inputs_and_outputs(dav: tuple[str, Path], server: Any, client: C
         inputs={"notes.txt": f"{url}/project/notes.txt"},
         outputs={"words.txt": f"{url}/project/results/words.txt"},
     )  # fmt: skip
-    assert task.state is TaskState.COMPLETE, task.info()["logs"][-1].get("system_logs")
+    assert task.state is TaskState.COMPLETE, task.info().logs[-1].system_logs
     assert (root / "project" / "results" / "words.txt").read_text().strip() == "3"
 
 
@@ -175,7 +175,7 @@ def test_per_task_credentials_are_used_but_never_shown(
     }  # fmt: skip
     task = client.create(doc)
     assert task.wait(60) is TaskState.COMPLETE, task.info()
-    shown = str(client.details(task.id)) + str(task.info())
+    shown = client.details(task.id).model_dump_json() + task.info().model_dump_json()
     assert "TOPSECRET" not in shown and "AKIDTASK" not in shown
 
 
@@ -191,6 +191,6 @@ def test_local_inputs_are_mounted_not_copied(server: Any, client: Client, busybo
     assert task.state is TaskState.COMPLETE
     assert task.logs().split() == [str(5 * 1024**3), "ro"]
     assert big.stat().st_size == 5 * 1024**3
-    attempt_dir = Path(client.details(task.id)["attempt_dir"])
+    attempt_dir = Path(client.details(task.id).attempt_dir)
     copied = sum(p.stat().st_size for p in attempt_dir.rglob("*") if p.is_file())
     assert copied < 1024 * 1024, "the input was copied into the attempt directory"

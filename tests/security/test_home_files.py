@@ -70,7 +70,7 @@ def test_a_task_cannot_deliver_into_the_home_through_an_output_folder(
         outputs={"out/": f"{tmp_path}/"},
     )
     assert task.state is TaskState.SYSTEM_ERROR, task.info()
-    assert "toolship's own home" in " ".join(task.info()["logs"][-1]["system_logs"])
+    assert "toolship's own home" in " ".join(task.info().logs[-1].system_logs)
     assert (home / "token").read_text() == token
 
 
@@ -80,8 +80,8 @@ def test_a_map_pattern_never_matches_the_servers_files(
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "token").write_text("mine\n")
     batch = client.map(busybox, ["true"], over=f"{tmp_path}/*/token", to=f"{tmp_path}/res/")
-    inputs = [t["inputs"] for t in batch.tasks(view="FULL")]
-    assert [[i["url"] for i in member] for member in inputs] == [[f"file://{tmp_path}/data/token"]]
+    urls = [[i.url for i in t.inputs or []] for t in batch.tasks(view="FULL")]
+    assert urls == [[f"file://{tmp_path}/data/token"]]
 
 
 def test_the_servers_files_are_private(home: Path, client: Client, busybox: str) -> None:

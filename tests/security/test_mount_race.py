@@ -66,8 +66,8 @@ class Swapper:
 
 def stdout(task: Any) -> str:
     """What the executor printed, as the task record keeps it ("" if it never ran)."""
-    executors = task.info()["logs"][-1].get("logs") or [{}]
-    return str(executors[0].get("stdout", ""))
+    executors = task.info().logs[-1].logs
+    return executors[0].stdout or "" if executors else ""
 
 
 def submit_despite_the_swaps(client: Client, busybox: str, **kwargs: Any) -> Any:
@@ -108,9 +108,9 @@ def test_a_swapped_directory_never_shows_a_file_outside_the_roots(
     assert "inside\n" in seen.values()
     for task in tasks:
         if task.state is not TaskState.COMPLETE:
-            logs = " ".join(task.info()["logs"][-1].get("system_logs", []))
+            logs = " ".join(task.info().logs[-1].system_logs or [])
             why = ("symlink", "allowed roots", "does not exist", "changed while")
             assert any(w in logs for w in why), logs
-    attempt_dirs = [client.details(task.id)["attempt_dir"] for task in tasks]
+    attempt_dirs = [client.details(task.id).attempt_dir for task in tasks]
     mounts = Path("/proc/self/mountinfo").read_text()
     assert not any(d in mounts for d in attempt_dirs), "an input stayed mounted after its task"

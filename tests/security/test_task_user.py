@@ -34,13 +34,13 @@ def shared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_tasks_run_as_nobody_by_default(backend: str, client: Client, busybox: str) -> None:
     assert os.geteuid() == 0, "these tests are about a server running as root"
     task = client.run(busybox, ["sh", "-c", "id -u; id -g; echo x > mine.txt; cat mine.txt"])
-    assert task.state is TaskState.COMPLETE, task.info()["logs"][-1]
+    assert task.state is TaskState.COMPLETE, task.info().logs[-1]
     assert task.logs().split() == ["65534", "65534", "x"]
 
 
 def test_the_process_runtime_runs_as_the_task_user_too(client: Client, busybox: str) -> None:
     task = client.run(busybox, ["sh", "-c", "id -u > u.txt; cat u.txt"], runtime="process")
-    assert task.state is TaskState.COMPLETE, task.info()["logs"][-1]
+    assert task.state is TaskState.COMPLETE, task.info().logs[-1]
     assert task.logs().split() == ["65534"]
 
 
@@ -59,7 +59,7 @@ def test_root_only_inputs_are_readable_but_a_root_file_not_given_is_not(
         ["sh", "-c", f"cat given.txt folder/inner.txt; cat {shared}/private.txt || echo refused"],
         inputs={"given.txt": str(given), "folder": f"{folder}/"},
     )
-    assert task.state is TaskState.COMPLETE, task.info()["logs"][-1]
+    assert task.state is TaskState.COMPLETE, task.info().logs[-1]
     assert task.logs().split() == ["given", "inner", "refused"]
     assert "Permission denied" in task.logs("stderr")
 
@@ -76,7 +76,7 @@ def test_content_and_copied_inputs_belong_to_the_task(
         inputs={"in.txt": str(src)},
         writable_inputs=True,
     )
-    assert task.state is TaskState.COMPLETE, task.info()["logs"][-1]
+    assert task.state is TaskState.COMPLETE, task.info().logs[-1]
     assert task.logs().split() == ["a", "b", "a", "b"]
     assert src.read_text() == "a\n"
 
@@ -86,7 +86,7 @@ def test_outputs_get_the_servers_owner_by_default(
 ) -> None:
     out = tmp_path / "out.txt"
     task = client.run(busybox, ["sh", "-c", "echo x > o.txt"], outputs={"o.txt": str(out)})
-    assert task.state is TaskState.COMPLETE, task.info()["logs"][-1]
+    assert task.state is TaskState.COMPLETE, task.info().logs[-1]
     assert (out.stat().st_uid, out.stat().st_gid) == (os.getuid(), os.getgid())
 
 
@@ -104,7 +104,7 @@ def test_outputs_get_the_configured_owner(
         busybox, ["sh", "-c", "mkdir -p out/sub && echo x > out/sub/o.txt"],
         outputs={"out/": f"{results}/"},
     )  # fmt: skip
-    assert task.state is TaskState.COMPLETE, task.info()["logs"][-1]
+    assert task.state is TaskState.COMPLETE, task.info().logs[-1]
     made = results / "sub" / "o.txt"
     assert made.read_text() == "x\n"
     assert (made.stat().st_uid, made.stat().st_gid) == owner

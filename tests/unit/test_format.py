@@ -1,15 +1,14 @@
 from __future__ import annotations
 
-from typing import Any
-
 from toolship.cli.format import exit_code_of
+from toolship.models import REPLY, TaskView
 
 
-def task(state: str, codes: list[int], system: list[str] | None = None) -> dict[str, Any]:
-    attempt: dict[str, Any] = {"logs": [{"exit_code": c} for c in codes], "outputs": []}
+def task(state: str, codes: list[int], system: list[str] | None = None) -> TaskView:
+    attempt: dict[str, object] = {"logs": [{"exit_code": c} for c in codes], "outputs": []}
     if system is not None:
         attempt["system_logs"] = system
-    return {"id": "t", "state": state, "logs": [attempt]}
+    return TaskView.model_validate({"id": "t", "state": state, "logs": [attempt]}, context=REPLY)
 
 
 def test_run_exits_like_the_tool_or_says_why_not() -> None:

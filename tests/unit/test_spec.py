@@ -1,13 +1,18 @@
-"""The CLI's -i/-o/--content shorthand becomes the TES task a user expects."""
+"""The CLI's -i/-o/--content shorthand becomes the TES task a user expects; the task
+arguments are declared once, and the CLI's options carry their names."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
+import click
 import pytest
 
+from toolship.cli.batches import batch_options
+from toolship.cli.tasks import F, task_options
 from toolship.errors import InvalidRequest
-from toolship.spec import build_task
+from toolship.spec import TASK_ARGUMENTS, BatchArguments, MemberArguments, build_task
 
 
 def test_relative_paths_are_under_the_workdir_and_local_paths_become_file_urls(
@@ -66,3 +71,57 @@ def test_bad_pairs_say_how_to_write_them() -> None:
         build_task("img", ["x"], inputs=["justapath"])
     with pytest.raises(InvalidRequest, match="not a size"):
         build_task("img", ["x"], memory="lots")
+
+
+def test_every_task_argument_lands_where_the_server_reads_it() -> None:
+    t = build_task(
+        "img", ["x"], workdir="/w", env={"A": "1"}, name="n", tags=["k=v"], volumes=["cache"],
+        sync="/tmp/s", runtime="process", priority=3, writable_inputs=True, retries=2,
+        retry_on="oom", after=["a", "b"], gpus=1, nodes=2, params=["Partition=gpu"],
+    )  # fmt: skip
+    assert t["executors"] == [
+        {"image": "img", "command": ["x"], "workdir": "/w", "env": {"A": "1"}}
+    ]
+    assert (t["name"], t["tags"], t["volumes"]) == ("n", {"k": "v"}, ["/w/cache"])
+    assert t["inputs"] == [{"path": "/w", "url": "file:///tmp/s", "type": "DIRECTORY"}]
+    assert t["outputs"] == [{"path": "/w", "url": "file:///tmp/s", "type": "DIRECTORY"}]
+    assert t["resources"] == {
+        "backend_parameters": {
+            "runtime": "process", "priority": "3", "writable_inputs": "true", "retries": "2",
+            "retry_on": "oom", "after": "a,b", "gpus": "1", "nodes": "2", "partition": "gpu",
+        },
+        "backend_parameters_strict": True,
+    }  # fmt: skip
+    assert build_task("img", ["x"], gpus=0, after=(), network=False) == {
+        "executors": [{"image": "img", "command": ["x"], "workdir": "/work"}]
+    }
+
+
+def test_an_unknown_argument_is_refused_with_the_known_ones() -> None:
+    with pytest.raises(TypeError, match=r"'cpus'.* cpu, "):
+        build_task("img", ["x"], cpus=2)  # type: ignore[call-arg]
+
+
+def _parameter_names(options: Callable[[F], F]) -> set[str]:
+    @click.command()
+    @options
+    def command(**_: object) -> None:
+        """A command with nothing but these options."""
+
+    return {p.name for p in command.params if p.name}
+
+
+# Task arguments whose CLI option is named otherwise, by design (argument -> option): none.
+RENAMED: dict[str, str] = {}
+
+
+def test_the_cli_task_options_are_the_task_arguments() -> None:
+    assert _parameter_names(task_options) == {RENAMED.get(a, a) for a in TASK_ARGUMENTS}
+
+
+def test_the_cli_batch_options_are_the_batch_arguments() -> None:
+    own = BatchArguments.__optional_keys__ - MemberArguments.__optional_keys__
+    # --priority is a task option (it orders the batch as well); -d is the CLI's alone.
+    assert _parameter_names(batch_options) == own - {"priority"} | {"detach"}
+    assert "priority" in TASK_ARGUMENTS
+    assert MemberArguments.__optional_keys__ == TASK_ARGUMENTS - {"priority", "params"}

@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Unpack
 
 import click
 from rich.console import Console
 from rich.table import Table
 
 from toolship.cli.context import Ctx
-from toolship.cli.tasks import task_options
+from toolship.cli.format import wire_json
+from toolship.cli.tasks import F, task_options
 from toolship.client import Batch, Client
-from toolship.spec import build_task, grid, read_params_file
+from toolship.models import BatchInfo, BatchReport
+from toolship.spec import (
+    BatchArguments,
+    MemberArguments,
+    TaskArguments,
+    batch_fields,
+    build_task,
+    grid,
+    read_params_file,
+)
+from toolship.states import TaskState
 from toolship.units import format_bytes, format_duration
 
 __all__ = ["register"]
@@ -44,10 +54,32 @@ _BATCH_OPTIONS = [
 ]
 
 
-def batch_options(f: Any) -> Any:
+def batch_options(f: F) -> F:
+    """The batch's own options: the names of :class:`toolship.spec.BatchArguments`, and -d."""
     for option in reversed(_BATCH_OPTIONS):
         f = option(f)
     return f
+
+
+class BatchOptions(TaskArguments, BatchArguments, total=False):
+    """What sweep and map get from batch_options and task_options.
+
+    --priority orders the batch and is also each member's own priority.
+    """
+
+    detach: bool
+
+
+def _take_batch(
+    image: str, command: tuple[str, ...], options: BatchOptions
+) -> tuple[dict[str, object], bool]:
+    """(The batch request's fields with its ``template``, --detach) from the options."""
+    detach = options.pop("detach", False)
+    priority = options.get("priority")
+    batch = batch_fields(options)
+    member: MemberArguments = options
+    batch["template"] = build_task(image, _command(command), priority=priority, **member)
+    return batch, detach
 
 
 def _command(command: tuple[str, ...]) -> tuple[str, ...]:
@@ -58,34 +90,31 @@ def _command(command: tuple[str, ...]) -> tuple[str, ...]:
     return command
 
 
-def _submit(ctx: click.Context, doc: dict[str, Any], batch: dict[str, Any], detach: bool) -> None:
-    client = _client(ctx)
-    extra = {k: v for k, v in batch.items() if v is not None}
-    created = client.create_batch({**doc, **extra})
+def _submit(ctx: click.Context, request: dict[str, object], detach: bool) -> None:
+    created = _client(ctx).create_batch(request)
     if detach:
         click.echo(created.id)
         return
     err.print(f"[dim]batch {created.id}: {len(created.task_ids)} tasks[/]")
     info = _follow(created)
     _print_counts(info)
-    sys.exit(0 if info["state"] == "COMPLETE" else 1)
+    sys.exit(0 if info.state is TaskState.COMPLETE else 1)
 
 
-def _follow(batch: Batch) -> dict[str, Any]:
+def _follow(batch: Batch) -> BatchInfo:
     if not err.is_terminal:
         return batch.wait()
     with err.status("submitted") as status:
         while True:
             info = batch.wait(timeout=1.0)
-            counts = info["counts"]
-            status.update(", ".join(f"{n} {s.lower()}" for s, n in counts.items()))
-            if not any(counts.get(s) for s in ("QUEUED", "INITIALIZING", "RUNNING")):
+            status.update(", ".join(f"{n} {s.lower()}" for s, n in info.counts.items()))
+            if not info.active:
                 return info
 
 
-def _print_counts(info: dict[str, Any]) -> None:
-    counts = "  ".join(f"{state} {n}" for state, n in info["counts"].items())
-    click.echo(f"batch {info['id']} {info['state']}: {counts}")
+def _print_counts(info: BatchInfo) -> None:
+    counts = "  ".join(f"{state} {n}" for state, n in info.counts.items())
+    click.echo(f"batch {info.id} {info.state}: {counts}")
 
 
 @click.command(context_settings={"allow_interspersed_args": False})
@@ -114,11 +143,7 @@ def sweep(
     command: tuple[str, ...],
     sweep_params: tuple[str, ...],
     params_file: Path | None,
-    max_parallel: int | None,
-    batch_timeout: str | None,
-    batch_name: str | None,
-    detach: bool,
-    **options: Any,
+    **options: Unpack[BatchOptions],
 ) -> None:
     """Run COMMAND once per parameter combination; {NAME} takes each member's value.
 
@@ -139,9 +164,8 @@ def sweep(
             "say what to sweep: --param NAME=V1,V2 (repeat for a grid) or --params-file FILE"
         )
     rows = grid(sweep_params) if sweep_params else read_params_file(params_file or "")
-    doc = {"template": build_task(image, _command(command), **options), "params": rows}
-    batch = {"max_parallel": max_parallel, "timeout": batch_timeout, "name": batch_name}
-    _submit(ctx, doc, {**batch, "priority": options.get("priority")}, detach)
+    request, detach = _take_batch(image, command, options)
+    _submit(ctx, {**request, "params": rows}, detach)
 
 
 @click.command(name="map", context_settings={"allow_interspersed_args": False})
@@ -183,11 +207,7 @@ def map_(
     chunk: int,
     reduce_image: str | None,
     reduce_command: str | None,
-    max_parallel: int | None,
-    batch_timeout: str | None,
-    batch_name: str | None,
-    detach: bool,
-    **options: Any,
+    **options: Unpack[BatchOptions],
 ) -> None:
     """Run COMMAND once per object matching --over (or per --chunk objects).
 
@@ -204,19 +224,20 @@ def map_(
     """
     if bool(reduce_image) != bool(reduce_command):
         raise click.UsageError("--reduce IMAGE and --reduce-command CMD go together")
-    doc: dict[str, Any] = {
-        "template": build_task(image, _command(command), **options),
-        "map": {"over": over, "to": to, "chunk": chunk},
-    }
+    request, detach = _take_batch(image, command, options)
+    request["map"] = {"over": over, "to": to, "chunk": chunk}
     if reduce_image and reduce_command:
-        reduce_options = {
-            k: options[k] for k in ("runtime", "network", "cpu", "memory") if options.get(k)
-        }
-        doc["reduce"] = build_task(
-            reduce_image, ["sh", "-c", reduce_command], name="reduce", **reduce_options
+        # The reduce runs where the members ran, with their runtime, network and size.
+        request["reduce"] = build_task(
+            reduce_image,
+            ["sh", "-c", reduce_command],
+            name="reduce",
+            runtime=options.get("runtime") or None,
+            network=options.get("network", False),
+            cpu=options.get("cpu") or None,
+            memory=options.get("memory") or None,
         )
-    batch = {"max_parallel": max_parallel, "timeout": batch_timeout, "name": batch_name}
-    _submit(ctx, doc, {**batch, "priority": options.get("priority")}, detach)
+    _submit(ctx, request, detach)
 
 
 @click.group()
@@ -232,13 +253,12 @@ def batch_ls(ctx: click.Context, limit: int, as_json: bool) -> None:
     """The newest batches with their counts by state."""
     batches = _client(ctx).batches(limit)
     if as_json:
-        click.echo(json.dumps(batches, indent=2))
+        click.echo(wire_json(batches, indent=2))
         return
     for b in batches:
-        counts = " ".join(f"{s}:{n}" for s, n in b["counts"].items())
+        counts = " ".join(f"{s}:{n}" for s, n in b.counts.items())
         click.echo(
-            f"{b['id']}  {b['kind']:<5} {b['size']:>6}  {b['state']:<15} {counts}  "
-            f"{b.get('name') or ''}".rstrip()
+            f"{b.id}  {b.kind:<5} {b.size:>6}  {b.state:<15} {counts}  {b.name or ''}".rstrip()
         )
 
 
@@ -250,12 +270,13 @@ def batch_show(ctx: click.Context, batch_id: str, as_json: bool) -> None:
     """A batch's size, state and counts by state."""
     info = _client(ctx).batch_info(batch_id)
     if as_json:
-        click.echo(json.dumps(info, indent=2))
+        click.echo(wire_json(info, indent=2))
         return
     _print_counts(info)
+    shown = info.model_dump(exclude_unset=True, exclude_none=True)
     for key in ("kind", "size", "max_parallel", "priority", "timeout", "map", "creation_time"):
-        if info.get(key) is not None:
-            click.echo(f"  {key:<14}{info[key]}")
+        if key in shown:
+            click.echo(f"  {key:<14}{shown[key]}")
 
 
 @batch.command(name="wait")
@@ -266,8 +287,7 @@ def batch_wait(ctx: click.Context, batch_id: str, timeout: float | None) -> None
     """Wait until no member is queued or running; exit 0 only if all are COMPLETE."""
     info = _client(ctx).batch(batch_id).wait(timeout)
     _print_counts(info)
-    active = any(info["counts"].get(s) for s in ("QUEUED", "INITIALIZING", "RUNNING"))
-    sys.exit(124 if active else 0 if info["state"] == "COMPLETE" else 1)
+    sys.exit(124 if info.active else 0 if info.state is TaskState.COMPLETE else 1)
 
 
 @batch.command(name="cancel")
@@ -310,7 +330,7 @@ def report(
     """
     data = _client(ctx).batch_report(batch_id)
     if as_json:
-        click.echo(json.dumps(data, indent=2))
+        click.echo(wire_json(data, indent=2))
     else:
         _print_report(data)
     if no_png:
@@ -322,48 +342,44 @@ def report(
     err.print(f"wrote {target}")
 
 
-def _print_report(data: dict[str, Any]) -> None:
+def _print_report(data: BatchReport) -> None:
     out = Console(highlight=False, width=max(Console().width, 132))
-    t = data["totals"]
-    cur = data["currency"]
-    b = data["batch"]
-    out.print(f"[bold]batch {b['id']}[/] ({b['kind']}, {b['size']} tasks): {b['state']}")
+    t, b = data.totals, data.batch
+    out.print(f"[bold]batch {b.id}[/] ({b.kind}, {b.size} tasks): {b.state}")
     out.print(
-        f"  wall {_fmt(t['wall_seconds'], 's')} in {t['attempts']} attempts · run "
-        f"{_fmt(t['run_seconds'], 's')} · CPU {_fmt(t['cpu_seconds'], 's')} · peak memory "
-        f"{_fmt(t['peak_memory_bytes'], 'b')} · turn-around {_fmt(t['turnaround_seconds'], 's')}"
-        f" · cost {t['cost']:.4g} {cur}"
+        f"  wall {_fmt(t.wall_seconds, 's')} in {t.attempts} attempts · run "
+        f"{_fmt(t.run_seconds, 's')} · CPU {_fmt(t.cpu_seconds, 's')} · peak memory "
+        f"{_fmt(t.peak_memory_bytes, 'b')} · turn-around {_fmt(t.turnaround_seconds, 's')}"
+        f" · cost {t.cost:.4g} {data.currency}"
     )
     table = Table(box=None, pad_edge=False)
     for col in ("task", "params", "state", "cpus", "tries", "run", "wall", "cpu", "peak", "cost"):
         left = col in ("task", "params", "state")
         table.add_column(col, justify="left" if left else "right", no_wrap=col == "task")
-    for m in data["members"][:200]:
-        params = " ".join(f"{k}={v}" for k, v in m["params"].items())
+    for m in data.members[:200]:
+        params = " ".join(f"{k}={v}" for k, v in m.params.items())
         table.add_row(
-            m["id"],
-            params or (m["name"] or ""),
-            m["state"],
-            str(m["cpus"]),
-            str(m["attempts"]),
-            _fmt(m["run_seconds"], "s"),
-            _fmt(m["wall_seconds"], "s"),
-            _fmt(m["cpu_seconds"], "s"),
-            _fmt(m["peak_memory_bytes"], "b"),
-            f"{m['cost']:.4g}",
+            m.id,
+            params or (m.name or ""),
+            m.state.value,
+            str(m.cpus),
+            str(m.attempts),
+            _fmt(m.run_seconds, "s"),
+            _fmt(m.wall_seconds, "s"),
+            _fmt(m.cpu_seconds, "s"),
+            _fmt(m.peak_memory_bytes, "b"),
+            f"{m.cost:.4g}",
         )
     out.print(table)
-    if len(data["members"]) > 200:
-        out.print(f"  … and {len(data['members']) - 200} more (--json for all)")
-    scaling = data.get("scaling")
+    if len(data.members) > 200:
+        out.print(f"  … and {len(data.members) - 200} more (--json for all)")
+    scaling = data.scaling
     if scaling:
-        out.print(
-            f"[bold]scaling over {scaling['parameter']}[/] (median run time of COMPLETE tasks)"
-        )
-        for p in scaling["points"]:
+        out.print(f"[bold]scaling over {scaling.parameter}[/] (median run time of COMPLETE tasks)")
+        for p in scaling.points:
             out.print(
-                f"  {scaling['parameter']}={p['n']:<4} T={p['run_seconds']:.2f}s  "
-                f"speed-up {p['speedup']:.2f}  efficiency {p['efficiency']:.0%}"
+                f"  {scaling.parameter}={p.n:<4} T={p.run_seconds:.2f}s  "
+                f"speed-up {p.speedup:.2f}  efficiency {p.efficiency:.0%}"
             )
 
 

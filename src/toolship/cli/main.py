@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 from rich.console import Console
@@ -75,21 +74,17 @@ def serve(
     from toolship.config import load_settings
     from toolship.server import serve as run_server
 
-    overrides: dict[str, Any] = {}
-    server: dict[str, Any] = {}
-    if host:
-        server["host"] = host
-    if port is not None:
-        server["port"] = port
-    if embedded:
-        server.update(host="127.0.0.1", port=0)
     settings = load_settings(config_file)
-    if server:
-        overrides["server"] = settings.server.model_copy(update=server)
+    if embedded:
+        host, port = "127.0.0.1", 0
+    listen = settings.server
+    if host:
+        listen = listen.model_copy(update={"host": host})
+    if port is not None:
+        listen = listen.model_copy(update={"port": port})
+    settings = settings.model_copy(update={"server": listen})
     if backend:
-        overrides["backend"] = backend
-    if overrides:
-        settings = settings.model_copy(update=overrides)
+        settings = settings.model_copy(update={"backend": backend})
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

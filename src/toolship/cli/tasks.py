@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import threading
 import time
-from typing import Any, BinaryIO
+from collections.abc import Callable, Iterator
+from typing import BinaryIO, TypeVar, Unpack
 
 import click
 from rich.console import Console
 from rich.markup import escape
 
 from toolship.cli.context import Ctx
-from toolship.cli.format import exit_code_of, print_show, ps_header, ps_line
+from toolship.cli.format import exit_code_of, print_show, ps_header, ps_line, wire_json
 from toolship.client import Client
 from toolship.errors import ToolshipError
-from toolship.models import View
+from toolship.models import TaskView, View
 from toolship.runtime import known_runtimes
-from toolship.spec import DEFAULT_WORKDIR, build_task
-from toolship.states import FINAL_STATES, TaskState
+from toolship.spec import DEFAULT_WORKDIR, TaskArguments, build_task
+from toolship.states import ACTIVE_STATES, FINAL_STATES, TaskState
 from toolship.units import format_bytes
 
 __all__ = ["register"]
@@ -27,7 +27,7 @@ __all__ = ["register"]
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False, soft_wrap=True)
 
-ACTIVE = ("QUEUED", "INITIALIZING", "RUNNING")
+F = TypeVar("F", bound=Callable[..., object])
 
 
 def _obj(ctx: click.Context) -> Ctx:
@@ -137,8 +137,12 @@ _TASK_OPTIONS = [
 ]
 
 
-def task_options(f: Any) -> Any:
-    """The options that describe one task (shared by run, sweep and map)."""
+def task_options(f: F) -> F:
+    """The options that describe one task (shared by run, sweep and map).
+
+    Their names are the task arguments' (:class:`toolship.spec.TaskArguments`);
+    tests/unit/test_spec.py fails if the two drift apart.
+    """
     for option in reversed(_TASK_OPTIONS):
         f = option(f)
     return f
@@ -151,7 +155,12 @@ def task_options(f: Any) -> Any:
 @click.option("-d", "--detach", is_flag=True, help="Print the task id and return at once.")
 @click.pass_context
 def run(
-    ctx: click.Context, /, image: str, command: tuple[str, ...], detach: bool, **options: Any
+    ctx: click.Context,
+    /,
+    image: str,
+    command: tuple[str, ...],
+    detach: bool,
+    **options: Unpack[TaskArguments],
 ) -> None:
     """Run COMMAND in IMAGE as a task; stream its output and exit with its exit code.
 
@@ -187,17 +196,20 @@ def run(
         state = task.wait(timeout=30)
     for t in streams:
         t.join(timeout=10)
-    info = client.details(task.id)["task"]
+    info = client.details(task.id).task
     code = exit_code_of(info)
     if state is not TaskState.COMPLETE:
-        for attempt in info.get("logs", [])[-1:]:
-            for line in attempt.get("system_logs", []):
+        for attempt in (info.logs or [])[-1:]:
+            for line in attempt.system_logs or []:
                 err.print(f"[red]{escape(line)}[/]")
         err.print(f"[dim]task {task.id} ended {state} (exit {code})[/]")
     sys.exit(code)
 
 
-_PHASES = {"QUEUED": "queued, waiting for free cores/memory", "INITIALIZING": "staging inputs"}
+_PHASES = {
+    TaskState.QUEUED: "queued, waiting for free cores/memory",
+    TaskState.INITIALIZING: "staging inputs",
+}
 
 
 def _show_start(client: Client, task_id: str) -> None:
@@ -206,13 +218,13 @@ def _show_start(client: Client, task_id: str) -> None:
     with err.status("submitted") as status:
         while True:
             details = client.details(task_id)
-            state = details["task"]["state"]
+            state = details.task.state
             if state not in _PHASES:
                 return
-            staged = details.get("staged") or {}
+            staged = details.staged
             moved = (
-                f": {staged['files']} files, {format_bytes(staged['bytes'])}"
-                if state == "INITIALIZING" and staged
+                f": {staged.files} files, {format_bytes(staged.bytes)}"
+                if state is TaskState.INITIALIZING and staged
                 else ""
             )
             status.update(f"{_PHASES[state]}{moved} ({time.monotonic() - started:.0f}s)")
@@ -257,17 +269,18 @@ def ps(
 ) -> None:
     """List tasks, newest first (running and queued ones unless --all, --state or --batch)."""
     client = _obj(ctx).client
-    states: list[str | None] = [state.upper()] if state else ([None] if show_all else list(ACTIVE))
+    active: list[str | None] = [s.value for s in TaskState if s in ACTIVE_STATES]
+    states: list[str | None] = [state.upper()] if state else ([None] if show_all else active)
     if batch:
         info = client.batch_info(batch)
         tags = (*tags, f"toolship.batch={batch}")
         states = [state.upper()] if state else [None]
         if not as_json:
-            counts = "  ".join(f"{k} {v}" for k, v in info["counts"].items())
-            click.echo(f"batch {batch} ({info['kind']}, {info['size']} tasks): {info['state']}")
+            counts = "  ".join(f"{k} {v}" for k, v in info.counts.items())
+            click.echo(f"batch {batch} ({info.kind}, {info.size} tasks): {info.state}")
             click.echo(f"  {counts}")
 
-    def rows() -> Any:
+    def rows() -> Iterator[TaskView]:
         count = 0
         for st in states:
             for t in client.tasks(state=st, name=name, tags=list(tags), view=View.BASIC):
@@ -280,7 +293,7 @@ def ps(
         # Streamed element by element so 100 000 tasks need no more memory than one page.
         sys.stdout.write("[")
         for i, t in enumerate(rows()):
-            sys.stdout.write(("," if i else "") + "\n" + json.dumps(t))
+            sys.stdout.write(("," if i else "") + "\n" + wire_json(t))
         sys.stdout.write("\n]\n")
         return
     click.echo(click.style(ps_header(), bold=True))
@@ -296,7 +309,7 @@ def show(ctx: click.Context, task_id: str, as_json: bool) -> None:
     """Everything about a task: state, executors and exit codes, outputs, system logs."""
     details = _obj(ctx).client.details(task_id)
     if as_json:
-        click.echo(json.dumps(details, indent=2))
+        click.echo(wire_json(details, indent=2))
         return
     print_show(out, details)
 
@@ -361,7 +374,7 @@ def cancel(ctx: click.Context, task_ids: tuple[str, ...], no_wait: bool) -> None
     for task_id in task_ids:
         client.cancel(task_id)
     for task_id in task_ids:
-        state = client.get(task_id)["state"] if no_wait else client.wait(task_id, timeout=30)
+        state = client.get(task_id).state if no_wait else client.wait(task_id, timeout=30)
         click.echo(f"{task_id} {state}")
 
 
