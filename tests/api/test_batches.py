@@ -284,3 +284,27 @@ def test_the_report_of_a_sweep_has_each_members_times_on_the_clock(
     assert [m["run_seconds"] for m in report["members"]] == [40.0, 20.0]
     assert report["totals"]["wall_seconds"] == 60.0
     assert report["scaling"]["parameter"] == "cpu"
+    # The documents keep their shape: every key, nulls included (the CLI's --json prints them).
+    assert list(report) == ["batch", "currency", "prices", "totals", "members", "scaling"]
+    assert list(report["batch"]) == [
+        "id", "name", "kind", "creation_time", "size", "state", "counts",
+        "max_parallel", "priority", "timeout", "map",
+    ]  # fmt: skip
+    assert report["batch"]["map"] is None and report["batch"]["name"] is None
+    assert list(report["members"][0]) == [
+        "id", "name", "state", "params", "cpus", "memory_gb", "gpus", "attempts",
+        "wall_seconds", "run_seconds", "cpu_seconds", "peak_memory_bytes", "cost", "start", "end",
+    ]  # fmt: skip
+    assert report["members"][0]["params"] == {"cpu": "1", "s": "40"}
+    assert list(report["totals"]) == [
+        "members", "counts", "attempts", "wall_seconds", "run_seconds", "cpu_seconds",
+        "peak_memory_bytes", "cost", "turnaround_seconds",
+    ]  # fmt: skip
+    assert report["scaling"]["points"][0] == {
+        "n": 1,
+        "members": 1,
+        "run_seconds": 40.0,
+        "speedup": 1.0,
+        "efficiency": 1.0,
+    }
+    assert list(report["prices"]) == ["core_hour", "gb_hour", "gpu_hour", "currency"]

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-from typing import Annotated, TypedDict
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from toolship.api.state import app_state
 from toolship.db import BatchRow, Store
 from toolship.engine.accounting import member_usage, scaling, scaling_key, summarize
-from toolship.models import BatchRequest, CreateBatchResponse
+from toolship.models import (
+    BatchInfo,
+    BatchList,
+    BatchMap,
+    BatchReport,
+    BatchRequest,
+    CancelBatchResponse,
+    CreateBatchResponse,
+    Prices,
+    Scaling,
+)
 from toolship.states import FINAL_STATES, TaskState
 
 __all__ = ["batch_state", "router"]
@@ -32,38 +42,27 @@ def batch_state(counts: dict[TaskState, int], size: int) -> TaskState:
     return S.COMPLETE if counts.get(S.COMPLETE) == size else S.UNKNOWN
 
 
-class BatchSummary(TypedDict):
-    """A batch as /api/v1/batches answers it (the SDK reads it as models.BatchInfo)."""
-
-    id: str
-    name: str | None
-    kind: str
-    creation_time: str
-    size: int
-    state: str
-    counts: dict[str, int]
-    max_parallel: int | None
-    priority: int
-    timeout: str | None
-    map: dict[str, str | int] | None
+def reply(model: BaseModel) -> JSONResponse:
+    """A reply model as JSON: every field the route set, nothing it left out."""
+    return JSONResponse(model.model_dump(mode="json", exclude_unset=True))
 
 
-def _summary(store: Store, batch: BatchRow) -> BatchSummary:
+def _summary(store: Store, batch: BatchRow) -> BatchInfo:
     counts = store.batch_counts(batch.id)
-    return {
-        "id": batch.id,
-        "name": batch.name,
-        "kind": batch.kind,
-        "creation_time": batch.creation_time,
-        "size": batch.size,
-        "state": batch_state(counts, batch.size).value,
-        "counts": {s.value: n for s, n in sorted(counts.items())},
-        "max_parallel": batch.max_parallel,
-        "priority": batch.priority,
-        "timeout": batch.spec.get("timeout"),
-        "map": {k: batch.spec[k] for k in ("over", "chunk", "to", "objects") if k in batch.spec}
-        or None,
-    }
+    mapped = {k: batch.spec[k] for k in ("over", "chunk", "to", "objects") if k in batch.spec}
+    return BatchInfo(
+        id=batch.id,
+        name=batch.name,
+        kind=batch.kind,
+        creation_time=batch.creation_time,
+        size=batch.size,
+        state=batch_state(counts, batch.size),
+        counts=dict(sorted(counts.items())),
+        max_parallel=batch.max_parallel,
+        priority=batch.priority,
+        timeout=batch.spec.get("timeout"),
+        map=BatchMap.model_validate(mapped) if mapped else None,
+    )
 
 
 @router.post("/batches", operation_id="CreateBatch", response_model=CreateBatchResponse)
@@ -79,7 +78,7 @@ async def list_batches(
 ) -> JSONResponse:
     """The newest batches first, each with its members' counts by state."""
     store = app_state(request).store
-    return JSONResponse({"batches": [_summary(store, b) for b in store.list_batches(limit)]})
+    return reply(BatchList(batches=[_summary(store, b) for b in store.list_batches(limit)]))
 
 
 @router.post("/batches/{id}:cancel", operation_id="CancelBatch")
@@ -88,13 +87,13 @@ async def cancel_batch(request: Request, id: str) -> JSONResponse:
     st = app_state(request)
     st.store.get_batch(id)
     count = await st.engine.cancel_batch(id)
-    return JSONResponse({"id": id, "canceled": count})
+    return reply(CancelBatchResponse(id=id, canceled=count))
 
 
 @router.get("/batches/{id}", operation_id="GetBatch")
 async def get_batch(request: Request, id: str) -> JSONResponse:
     store = app_state(request).store
-    return JSONResponse(_summary(store, store.get_batch(id)))
+    return reply(_summary(store, store.get_batch(id)))
 
 
 @router.get("/batches/{id}/report", operation_id="BatchReport")
@@ -109,16 +108,13 @@ async def batch_report(request: Request, id: str) -> JSONResponse:
         for i, r in enumerate(rows)
     ]
     key = scaling_key(members)
-    body = {
-        "batch": _summary(st.store, batch),
-        "currency": st.settings.prices.currency,
-        "prices": st.settings.prices.model_dump(),
-        "totals": summarize(members),
-        "members": [m.to_json() for m in members],
-        "scaling": (
-            {"parameter": key, "points": [asdict(p) for p in scaling(members, key)]}
-            if key
-            else None
-        ),
-    }
-    return JSONResponse(body)
+    prices = st.settings.prices
+    report = BatchReport(
+        batch=_summary(st.store, batch),
+        currency=prices.currency,
+        prices=Prices.model_validate(prices.model_dump()),
+        totals=summarize(members),
+        members=members,
+        scaling=Scaling(parameter=key, points=scaling(members, key)) if key else None,
+    )
+    return reply(report)

@@ -16,62 +16,16 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any, Protocol, TypedDict
+from typing import Protocol
 
 from toolship.config import PriceSettings
-from toolship.models import TaskLog
+from toolship.models import MemberReport, ReportTotals, ScalingPoint, TaskLog
 from toolship.states import TaskState
 from toolship.timeutil import parse_rfc3339
 
-__all__ = ["MemberUsage", "ScalingPoint", "Totals", "member_usage", "scaling", "summarize"]
+__all__ = ["Member", "member_usage", "scaling", "scaling_key", "summarize"]
 
 SCALING_KEYS = ("cpu", "cpus", "nodes")
-
-
-@dataclass(frozen=True, slots=True)
-class MemberUsage:
-    id: str
-    name: str | None
-    state: str
-    params: dict[str, str]
-    cpus: int
-    memory_gb: float
-    gpus: int
-    attempts: int
-    wall_seconds: float
-    run_seconds: float
-    cpu_seconds: float | None
-    peak_memory_bytes: int | None
-    cost: float
-    start: str | None
-    end: str | None
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-class Totals(TypedDict):
-    """A batch's members together (the report's ``totals``, as JSON)."""
-
-    members: int
-    counts: dict[str, int]  # by state
-    attempts: int
-    wall_seconds: float
-    run_seconds: float
-    cpu_seconds: float | None
-    peak_memory_bytes: int | None
-    cost: float
-    turnaround_seconds: float | None  # the first start to the last end
-
-
-@dataclass(frozen=True, slots=True)
-class ScalingPoint:
-    n: int
-    members: int
-    run_seconds: float
-    speedup: float
-    efficiency: float
 
 
 def _span(start: str | None, end: str | None) -> float:
@@ -99,7 +53,7 @@ class Member(Protocol):
     def gpus(self) -> int: ...
 
 
-def member_usage(row: Member, params: Mapping[str, str], prices: PriceSettings) -> MemberUsage:
+def member_usage(row: Member, params: Mapping[str, str], prices: PriceSettings) -> MemberReport:
     cpus, memory_gb, gpus = row.cpus, row.memory_gb, row.gpus
     logs = row.logs
     wall = run = 0.0
@@ -122,10 +76,10 @@ def member_usage(row: Member, params: Mapping[str, str], prices: PriceSettings) 
         if "toolship.peak_memory_bytes" in meta:
             peak = max(peak or 0, int(meta["toolship.peak_memory_bytes"]))
     hourly = cpus * prices.core_hour + memory_gb * prices.gb_hour + gpus * prices.gpu_hour
-    return MemberUsage(
+    return MemberReport(
         id=row.id,
         name=row.name,
-        state=row.state.value,
+        state=row.state,
         params=dict(params),
         cpus=cpus,
         memory_gb=memory_gb,
@@ -141,28 +95,28 @@ def member_usage(row: Member, params: Mapping[str, str], prices: PriceSettings) 
     )
 
 
-def summarize(members: Sequence[MemberUsage]) -> Totals:
+def summarize(members: Sequence[MemberReport]) -> ReportTotals:
     starts = [m.start for m in members if m.start]
     ends = [m.end for m in members if m.end]
     cpu = [m.cpu_seconds for m in members if m.cpu_seconds is not None]
     peaks = [m.peak_memory_bytes for m in members if m.peak_memory_bytes is not None]
-    counts: dict[str, int] = {}
+    counts: dict[TaskState, int] = {}
     for m in members:
         counts[m.state] = counts.get(m.state, 0) + 1
-    return {
-        "members": len(members),
-        "counts": counts,
-        "attempts": sum(m.attempts for m in members),
-        "wall_seconds": round(sum(m.wall_seconds for m in members), 6),
-        "run_seconds": round(sum(m.run_seconds for m in members), 6),
-        "cpu_seconds": round(sum(cpu), 3) if cpu else None,
-        "peak_memory_bytes": max(peaks) if peaks else None,
-        "cost": round(sum(m.cost for m in members), 6),
-        "turnaround_seconds": _span(min(starts), max(ends)) if starts and ends else None,
-    }
+    return ReportTotals(
+        members=len(members),
+        counts=counts,
+        attempts=sum(m.attempts for m in members),
+        wall_seconds=round(sum(m.wall_seconds for m in members), 6),
+        run_seconds=round(sum(m.run_seconds for m in members), 6),
+        cpu_seconds=round(sum(cpu), 3) if cpu else None,
+        peak_memory_bytes=max(peaks) if peaks else None,
+        cost=round(sum(m.cost for m in members), 6),
+        turnaround_seconds=_span(min(starts), max(ends)) if starts and ends else None,
+    )
 
 
-def scaling_key(members: Sequence[MemberUsage]) -> str | None:
+def scaling_key(members: Sequence[MemberReport]) -> str | None:
     """The swept parameter that scales the tool, if the sweep has one with 2+ values."""
     for key in SCALING_KEYS:
         values = {m.params.get(key) for m in members if key in m.params}
@@ -171,10 +125,10 @@ def scaling_key(members: Sequence[MemberUsage]) -> str | None:
     return None
 
 
-def scaling(members: Sequence[MemberUsage], key: str) -> list[ScalingPoint]:
+def scaling(members: Sequence[MemberReport], key: str) -> list[ScalingPoint]:
     times: dict[int, list[float]] = {}
     for m in members:
-        if m.state != "COMPLETE" or key not in m.params:
+        if m.state is not TaskState.COMPLETE or key not in m.params:
             continue
         try:
             n = int(float(m.params[key]))
@@ -190,5 +144,8 @@ def scaling(members: Sequence[MemberUsage], key: str) -> list[ScalingPoint]:
     for n in sorted(times):
         t = statistics.median(times[n])
         speedup = t_base * base / t if t > 0 else 0.0
-        points.append(ScalingPoint(n, len(times[n]), t, speedup, speedup / n))
+        point = ScalingPoint(
+            n=n, members=len(times[n]), run_seconds=t, speedup=speedup, efficiency=speedup / n
+        )
+        points.append(point)
     return points
