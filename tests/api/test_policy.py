@@ -8,28 +8,11 @@ tasks, `toolship serve` refusing to start) stays there.
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 import pytest
 
 from tests.api.conftest import BATCHES, TASKS, Server
-
-
-def task(image: str = "localhost/toolship-busybox", **params: str) -> dict[str, Any]:
-    doc: dict[str, Any] = {"executors": [{"image": image, "command": ["true"]}]}
-    if params:
-        doc["resources"] = {"backend_parameters": params}
-    return doc
-
-
-def refused(http: httpx.Client, doc: dict[str, Any], setting: str) -> str:
-    r = http.post(TASKS, json=doc)
-    assert r.status_code == 400, r.text
-    detail: str = r.json()["detail"]
-    assert setting in detail, detail
-    assert "operator may allow" in detail or "policy" not in setting, detail
-    return detail
+from tests.requests import refused, task
 
 
 def test_a_shared_server_refuses_the_process_runtime_by_default(

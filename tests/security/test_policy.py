@@ -14,30 +14,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 
 from tests.integration.servers import free_port
+from tests.requests import refused, task
 from tests.security.shared import shared_server, wait_healthy
 
 TASKS = "/ga4gh/tes/v1/tasks"
-
-
-def task(image: str = "localhost/toolship-busybox", **params: str) -> dict[str, Any]:
-    doc: dict[str, Any] = {"executors": [{"image": image, "command": ["true"]}]}
-    if params:
-        doc["resources"] = {"backend_parameters": params}
-    return doc
-
-
-def refused(http: httpx.Client, doc: dict[str, Any], setting: str) -> str:
-    r = http.post(TASKS, json=doc)
-    assert r.status_code == 400, r.text
-    detail: str = r.json()["detail"]
-    assert setting in detail, detail
-    assert "operator may allow" in detail or "policy" not in setting, detail
-    return detail
 
 
 def wait_final(http: httpx.Client, task_id: str, timeout: float = 60) -> str:

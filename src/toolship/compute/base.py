@@ -32,6 +32,17 @@ class Request:
     # The batch this request belongs to, for its max-parallel throttle (None: no batch).
     group: str | None = None
 
+    @classmethod
+    def on_this_machine(cls, task_id: str, options: TaskOptions) -> Request:
+        """What a task holds of one machine's capacity: every rank's share of it."""
+        return cls(
+            task_id=task_id,
+            cpus=options.cpus * options.nodes,
+            memory_gb=options.memory_gb * options.nodes,
+            gpus=options.gpus * options.nodes,
+            priority=options.priority,
+        )
+
 
 @dataclass(slots=True)
 class Capacity:

@@ -107,13 +107,7 @@ class LocalBackend:
             )
 
     def request(self, task_id: str, options: TaskOptions) -> Request:
-        return Request(
-            task_id=task_id,
-            cpus=options.cpus * options.nodes,
-            memory_gb=options.memory_gb * options.nodes,
-            gpus=options.gpus * options.nodes,
-            priority=options.priority,
-        )
+        return Request.on_this_machine(task_id, options)
 
     def start(self, job: Job, reporter: Reporter) -> Worker:
         """The worker runs in this process; its containers survive a server restart."""
