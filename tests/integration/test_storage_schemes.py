@@ -123,6 +123,24 @@ def test_webdav_round_trip_into_new_folders(
     assert sorted(p.name for p in (root / "deep").iterdir()) == ["er"]
 
 
+def test_a_webdav_folder_keeps_its_subfolders(
+    dav: tuple[str, Path], ctx: StageContext, tmp_path: Path
+) -> None:
+    # Files of one name in two subfolders must not land on one path (and lose one).
+    url, root = dav
+    for sub, body in (("x", b"from x\n"), ("y/z", b"from y/z\n")):
+        (root / "run" / sub).mkdir(parents=True)
+        (root / "run" / sub / "same.txt").write_bytes(body)
+    storage = WebdavStorage(StorageSettings.model_validate(LOOPBACK))
+    records = storage.fetch(f"{url}/run/", tmp_path / "tree", "DIRECTORY", ctx)
+    assert sorted((r.url, r.path) for r in records) == [
+        (f"{url}/run/x/same.txt", "x/same.txt"),
+        (f"{url}/run/y/z/same.txt", "y/z/same.txt"),
+    ]
+    assert (tmp_path / "tree" / "x" / "same.txt").read_bytes() == b"from x\n"
+    assert (tmp_path / "tree" / "y" / "z" / "same.txt").read_bytes() == b"from y/z\n"
+
+
 def test_http_inputs_are_read_only_and_cannot_be_listed(
     web: tuple[str, Path], ctx: StageContext, tmp_path: Path
 ) -> None:

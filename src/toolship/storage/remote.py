@@ -368,7 +368,14 @@ def _abandon(writer: Upload) -> None:
 
 
 def _relative(root: str, name: str) -> str:
-    rel = name[len(root) :].lstrip("/") if name.startswith(root) else name.rsplit("/", 1)[-1]
+    """``name``'s path below ``root``; stores differ on a leading slash (webdav4 has none)."""
+    base, full = root.strip("/"), name.lstrip("/")
+    if not base:
+        rel = full
+    elif full.startswith(base + "/"):
+        rel = full[len(base) + 1 :]
+    else:
+        rel = full.rsplit("/", 1)[-1]
     if not rel or rel.startswith("/") or ".." in rel.split("/"):
         raise StagingError(f"refusing object name {name!r}: it would escape the input directory")
     return rel
