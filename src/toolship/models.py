@@ -54,6 +54,7 @@ __all__ = [
     "TaskView",
     "TaskWait",
     "View",
+    "distinct_inputs",
     "is_reply",
     "static_dir",
 ]
@@ -152,6 +153,26 @@ class Input(_Spec):
         elif not self.url:
             raise ValueError(f"input {self.path}: give either url or content")
         return self
+
+    def source(self) -> tuple[str | None, str | None, FileType]:
+        """What lands at ``path``: two inputs with the same source are one input."""
+        return (self.url, self.content, self.type)
+
+
+def distinct_inputs(inputs: list[Input] | None) -> list[Input]:
+    """The inputs with identical repeats (same path, same source) left out, in order.
+
+    Workflow engines send one input twice when two links carry it (cwl-tes does for
+    CWL scatter steps); it is staged once.  Same path, other source stays a conflict.
+    """
+    seen: set[tuple[str, tuple[str | None, str | None, FileType]]] = set()
+    unique: list[Input] = []
+    for inp in inputs or []:
+        key = (inp.path, inp.source())
+        if key not in seen:
+            seen.add(key)
+            unique.append(inp)
+    return unique
 
 
 class Output(_Spec):

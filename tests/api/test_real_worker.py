@@ -87,3 +87,26 @@ def test_a_failing_executor_and_a_missing_image(real: Server) -> None:
         assert wait(api, missing) == "SYSTEM_ERROR"
         system = " ".join(get(api, missing)["logs"][0]["system_logs"])
         assert "'missing/tool' is not available locally" in system
+
+
+def test_identical_duplicate_inputs_are_staged_once_and_conflicting_ones_refused(
+    real: Server, tmp_path: Path
+) -> None:
+    # cwl-tes sends one input twice when two workflow links carry it (CWL scatter tests).
+    data = tmp_path / "data.txt"
+    data.write_text("shared\n")
+    same = {"path": "/in/data.txt", "url": f"file://{data}"}
+    with real.run(local) as api:
+        tid = create(api, "cat", "/in/data.txt", inputs=[same, dict(same)])
+        assert wait(api, tid) == "COMPLETE", get(api, tid)["logs"]
+        assert get(api, tid)["logs"][0]["logs"][0]["stdout"] == "shared\n"
+        other = tmp_path / "other.txt"
+        other.write_text("other\n")
+        r = api.post(
+            "/ga4gh/tes/v1/tasks",
+            json={"executors": [{"image": "x", "command": ["true"]}],
+                  "inputs": [same, {"path": "/in/data.txt", "url": f"file://{other}"}]},
+        )  # fmt: skip
+        assert r.status_code == 400, r.text
+        detail = r.json()["detail"]
+        assert "/in/data.txt" in detail and "different" in detail, detail

@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from toolship.engine.validate import layout_problems as problems
-from toolship.models import Task, static_dir
+from toolship.models import Task, distinct_inputs, static_dir
 from toolship.worker.layout import plan_layout, writable_dirs
 
 
@@ -44,6 +44,16 @@ def test_nested_or_duplicate_inputs_are_refused() -> None:
         )
     )
     assert "nested" in found[0]
+
+
+def test_an_identical_repeat_is_one_input_and_a_conflict_names_both_sources() -> None:
+    same = {"path": "/in/a", "url": "file:///tmp/a", "name": "first"}
+    task = t(inputs=[same, {**same, "name": "second"}, {"path": "/in/b", "content": "x"}])
+    assert problems(task) == []
+    assert [i.path for i in distinct_inputs(task.inputs)] == ["/in/a", "/in/b"]
+    (found,) = problems(t(inputs=[same, {"path": "/in/a", "content": "x"}]))
+    assert "same path /in/a with different sources" in found
+    assert "FILE file:///tmp/a and inline content" in found, found
 
 
 def test_host_paths_stay_inside_the_attempt(tmp_path: Path) -> None:

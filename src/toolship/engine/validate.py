@@ -11,7 +11,7 @@ from toolship.engine.ids import new_task_id
 from toolship.engine.limits import check_limits, check_text
 from toolship.engine.policy import Policy, check_image, check_policy
 from toolship.errors import InvalidRequest
-from toolship.models import Task
+from toolship.models import Input, Task, distinct_inputs
 from toolship.options import OptionDefaults, TaskOptions, read_options
 from toolship.records import RuntimeRecord
 from toolship.states import TaskState
@@ -137,11 +137,22 @@ def layout_problems(task: Task) -> list[str]:
                 "a writable path is directly under '/' (an output, stdout or stderr file); "
                 "put it in a directory such as /out"
             )
-    input_paths = [i.path for i in task.inputs or []]
-    for i, a in enumerate(input_paths):
-        for b in input_paths[i + 1 :]:
-            if a == b:
-                found.append(f"two inputs use the same path {a}")
-            elif inside(a, b) or inside(b, a):
-                found.append(f"input paths {a} and {b} are nested; give each its own path")
+    inputs = distinct_inputs(task.inputs)  # an identical repeat is one input
+    for i, a in enumerate(inputs):
+        for b in inputs[i + 1 :]:
+            if a.path == b.path:
+                found.append(
+                    f"two inputs use the same path {a.path} with different sources "
+                    f"({_source_name(a)} and {_source_name(b)}); give each its own path"
+                )
+            elif inside(a.path, b.path) or inside(b.path, a.path):
+                found.append(
+                    f"input paths {a.path} and {b.path} are nested; give each its own path"
+                )
     return found
+
+
+def _source_name(inp: Input) -> str:
+    if inp.content is not None:
+        return "inline content"
+    return f"{inp.type.value} {inp.url}"

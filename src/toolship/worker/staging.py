@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from toolship.errors import StagingError
-from toolship.models import FileType, Input, Output, Task, static_dir
+from toolship.models import FileType, Input, Output, Task, distinct_inputs, static_dir
 from toolship.runtime import Mount
 from toolship.storage import StageContext, StorageRegistry
 from toolship.storage.local import LocalStorage, hand_over, release_mounts
@@ -84,7 +84,7 @@ def prepare_inputs(
     for volume in task.volumes or []:  # a volume inside another writable folder exists too
         layout.host(volume).mkdir(parents=True, exist_ok=True)
     staged: list[StagedFile] = []
-    for index, inp in enumerate(task.inputs or []):
+    for index, inp in enumerate(distinct_inputs(task.inputs)):
         mount, files = _stage_input(
             inp, index, layout, storage, ctx, isolated=isolated, copy_local=copy_local
         )
