@@ -31,7 +31,7 @@ from toolship.records import Job, Reporter, RuntimeRecord
 from toolship.states import TaskState
 from toolship.storage.base import Progress
 from toolship.timeutil import parse_rfc3339
-from toolship.units import format_duration
+from toolship.worker.worker import timed_out
 
 __all__ = ["FakeAttempt", "FakeBackend", "FakeClock", "Run", "run_of"]
 
@@ -291,10 +291,8 @@ class FakeAttempt:
             if why == "canceled":
                 raise _Stopped
             if why == "timeout":
-                limit = format_duration(self.job.options.timeout or 0)
-                return await self._finish(
-                    S.EXECUTOR_ERROR, f"executor {index} timed out after {limit} and was killed"
-                )
+                message = timed_out(index, self.job.options.timeout or 0)
+                return await self._finish(S.EXECUTOR_ERROR, message)
             if code != 0 and not executors[index].ignore_error:
                 self.rt.phase, self.rt.failed = "outputs", True
                 await self._report(wait=False)

@@ -45,7 +45,7 @@ from toolship.worker.ranks import (
 from toolship.worker.staging import StagedFile, collect_outputs, prepare_inputs
 from toolship.worker.streams import finish_streams, open_stdin
 
-__all__ = ["Worker", "WorkerEnv", "read_tail"]
+__all__ = ["Worker", "WorkerEnv", "read_tail", "timed_out"]
 
 log = logging.getLogger(__name__)
 S = TaskState
@@ -335,10 +335,8 @@ class Worker:
         if why == "canceled":
             raise _Stopped
         if why == "timeout":
-            limit = format_duration(self.job.options.timeout or 0)
-            return await self._finish(
-                S.EXECUTOR_ERROR, f"executor {index} timed out after {limit} and was killed"
-            )
+            message = timed_out(index, self.job.options.timeout or 0)
+            return await self._finish(S.EXECUTOR_ERROR, message)
         if code is None:
             return await self._finish(
                 S.SYSTEM_ERROR,
@@ -498,6 +496,11 @@ def _recorded_mounts(runtime: RuntimeRecord) -> list[Mount]:
 def _settle(future: asyncio.Future[Any] | None, value: Any) -> None:
     if future is not None and not future.done():
         future.set_result(value)
+
+
+def timed_out(index: int, seconds: float) -> str:
+    """The system log of an executor stopped at the task's timeout."""
+    return f"executor {index} timed out after {format_duration(seconds)} and was killed"
 
 
 def _missing_image_message(image: str, stderr_tail: str) -> str:
