@@ -110,7 +110,7 @@ class LocalSettings(BaseModel):
     # Cores accounted for a task that does not say.
     default_cpus: int = Field(default=1, ge=1)
     # Memory reserved for, and enforced on, a task that does not say (resources.ram_gb):
-    # the server pins it into the task.  0: such tasks are neither accounted nor limited.
+    # kept in the server's record of the task.  0: such tasks are neither accounted nor limited.
     default_memory_gb: float = Field(default=2.0, ge=0)
     pids_limit: int = Field(default=4096, ge=16)
     # Host directories mounted read-write at the same path in every container, like the

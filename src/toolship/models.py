@@ -430,6 +430,9 @@ class TaskDetails(_Reply):
 
     task: TaskView
     runtime: str | None = None
+    # The resources as toolship runs them: the task's own, plus what the server decided
+    # for what it left out (cores, memory limit, runtime); not in the TES task above.
+    resources: Resources | None = None
     isolated: bool = True
     attempt_dir: str | None = None
     executor: int | None = None

@@ -139,8 +139,8 @@ class WorkerJob(_Record):
 
     task_id: str
     task: Task
-    # The worker reads its options from the task as the server did (the spec pins what
-    # the server decided); these are the defaults for what it leaves out.
+    # The worker reads its options from the task as the server did: these are what the
+    # server decided for what the task leaves out (its record's ``resolved``).
     defaults: OptionDefaults
     attempt: TaskLog | None = None  # set when the attempt started before (a resume)
     runtime: RuntimeRecord = Field(default_factory=RuntimeRecord)

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
-from toolship.cli.format import exit_code_of
-from toolship.models import REPLY, TaskView
+from rich.console import Console
+
+from toolship.cli.format import exit_code_of, print_show
+from toolship.models import REPLY, TaskDetails, TaskView
 
 
 def task(state: str, codes: list[int], system: list[str] | None = None) -> TaskView:
@@ -17,3 +19,21 @@ def test_run_exits_like_the_tool_or_says_why_not() -> None:
     assert exit_code_of(task("EXECUTOR_ERROR", [137], ["executor 0 timed out after 2s"])) == 124
     assert exit_code_of(task("SYSTEM_ERROR", [])) == 125
     assert exit_code_of(task("CANCELED", [137])) == 130
+
+
+def test_show_says_which_runtime_ran_and_the_resources_the_server_decided() -> None:
+    details = TaskDetails.model_validate(
+        {
+            "task": {"id": "t", "state": "COMPLETE", "executors": [
+                {"image": "busybox", "command": ["true"]}]},
+            "runtime": "podman",
+            "resources": {"cpu_cores": 1, "ram_gb": 2.0,
+                          "backend_parameters": {"runtime": "podman"}},
+        },
+        context=REPLY,
+    )  # fmt: skip
+    console = Console(record=True, width=200)
+    print_show(console, details)
+    shown = console.export_text()
+    assert "runtime    podman\n" in shown
+    assert "resources  1 cpu, 2 GiB memory, no network\n" in shown

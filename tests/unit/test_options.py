@@ -1,7 +1,12 @@
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from typing import Any
+
 import pytest
 
+from toolship.config import Settings
 from toolship.errors import InvalidRequest
 from toolship.models import Resources
 from toolship.options import OptionDefaults, read_options
@@ -47,3 +52,34 @@ def test_unknown_key_is_ignored_with_a_warning_unless_strict() -> None:
 def test_bad_values_name_the_key(params: dict[str, str], message: str) -> None:
     with pytest.raises(InvalidRequest, match=message):
         opts(backend_parameters=params)
+
+
+@pytest.mark.parametrize(
+    "res",
+    [{}, {"cpu_cores": 3}, {"ram_gb": 0.5}, {"backend_parameters": {"runtime": "process"}}],
+)
+def test_pinned_defaults_read_the_same_options_back_whatever_the_server_says_later(
+    res: dict[str, object],
+) -> None:
+    resources = Resources.model_validate(res)
+    then = OptionDefaults(runtime="podman", cpus=1, memory_gb=2.0, memory_limited=True)
+    accepted = read_options(resources, then)
+    later = OptionDefaults(runtime="docker", cpus=4, memory_gb=8.0)
+    assert read_options(resources, accepted.pinned()) == accepted
+    assert read_options(resources, later) != accepted
+
+
+def test_server_defaults_limit_memory_on_this_machine_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for key in [k for k in os.environ if k.startswith("TOOLSHIP_")]:
+        monkeypatch.delenv(key)
+
+    def defaults(**settings: Any) -> OptionDefaults:
+        return OptionDefaults.of(Settings(home=Path("/nonexistent"), **settings))
+
+    local = defaults(local={"memory_gb": 1.5, "default_memory_gb": 2, "runtime": "process"})
+    assert local == OptionDefaults("process", 1, 1.5, memory_limited=True)
+    slurm = defaults(backend="slurm", local={"default_memory_gb": 2})
+    assert slurm == OptionDefaults("podman", 1, 2.0, memory_limited=False)
+    assert not defaults(local={"default_memory_gb": 0}).memory_limited

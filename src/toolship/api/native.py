@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from toolship.api.state import AppState, app_state
-from toolship.api.views import render
+from toolship.api.views import render, resolved_resources
 from toolship.db import TaskRow
 from toolship.errors import InvalidRequest
 from toolship.models import View
@@ -49,14 +49,16 @@ async def wait_task(
 
 @router.get("/tasks/{id}", operation_id="TaskDetails")
 async def task_details(request: Request, id: str) -> JSONResponse:
-    """The FULL TES task plus what only toolship knows (runtime, isolation, directories)."""
+    """The FULL TES task plus what only toolship knows (runtime, resources, directories)."""
     st = app_state(request)
     row = st.store.get(id)
-    runtime_name = (row.spec.get("resources", {}).get("backend_parameters") or {}).get("runtime")
+    resources = resolved_resources(row)
+    runtime_name = (resources.get("backend_parameters") or {}).get("runtime")
     rt = row.runtime
     body: dict[str, Any] = {
         "task": render(row, View.FULL),
         "runtime": runtime_name,
+        "resources": resources,
         "isolated": runtime_name != "process",
         "attempt_dir": rt.attempt_dir,
         "executor": rt.executor,

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.markup import escape
 
-from toolship.models import TaskDetails, TaskView
+from toolship.models import Resources, TaskDetails, TaskView
 from toolship.states import TaskState
 from toolship.timeutil import parse_rfc3339
 from toolship.units import format_bytes, format_duration
@@ -69,8 +69,7 @@ def _duration(start: str | None, end: str | None) -> str:
     return format_duration((parse_rfc3339(end) - parse_rfc3339(start)).total_seconds())
 
 
-def _resources(task: TaskView) -> str:
-    res = task.resources
+def _resources(res: Resources | None) -> str:
     params = (res.backend_parameters if res else None) or {}
     bits = [
         f"{res.cpu_cores} cpu" if res and res.cpu_cores is not None else "",
@@ -91,7 +90,7 @@ def print_show(console: Console, details: TaskDetails) -> None:
     runtime = details.runtime or "?"
     note = "" if details.isolated else "  [yellow](no isolation: ran on the host)[/]"
     p(f"  runtime    {runtime}{note}")
-    p(f"  resources  {_resources(task)}")
+    p(f"  resources  {_resources(details.resources or task.resources)}")
     if task.tags:
         p("  tags       " + ", ".join(f"{k}={v}" for k, v in task.tags.items()))
     for n, ex in enumerate(task.executors or []):

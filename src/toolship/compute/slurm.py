@@ -42,7 +42,7 @@ from toolship.compute.slurm_format import (
 from toolship.config import Settings
 from toolship.errors import ResourcesUnavailable
 from toolship.models import TaskLog
-from toolship.options import OptionDefaults, TaskOptions
+from toolship.options import TaskOptions
 from toolship.records import Job, Reporter, RuntimeRecord, SlurmRecord, WorkerJob, WorkerSettings
 from toolship.secrets import ensure_secret, worker_token, write_private
 from toolship.states import TaskState, is_final
@@ -270,7 +270,7 @@ class SlurmAttempt:
         return WorkerJob(
             task_id=job.task_id,
             task=job.task,
-            defaults=OptionDefaults.of(settings),
+            defaults=job.options.pinned(),
             attempt=self.attempt if started else None,
             runtime=runtime,
             attempt_number=job.attempt_number,

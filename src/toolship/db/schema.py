@@ -33,8 +33,11 @@ tasks = Table(
     Column("cpus", Integer, nullable=False),
     Column("memory_gb", Float, nullable=False),
     Column("gpus", Integer, nullable=False, server_default="0"),
-    # The task as submitted (TES JSON, without server-owned fields).
+    # The task as submitted (TES JSON, without server-owned fields): what clients read back.
     Column("spec", Text, nullable=False),
+    # What the server decided for what the task left out (runtime, cores, memory limit:
+    # OptionDefaults as JSON), so every attempt runs as the task was accepted.
+    Column("resolved", Text, nullable=True),
     # TES logs[] (JSON list of attempts); loaded only for BASIC and FULL views.
     Column("logs", Text, nullable=False, server_default="[]"),
     # What the executor needs to find a running attempt again after a restart.

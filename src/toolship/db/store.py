@@ -47,6 +47,7 @@ from toolship.db.schema import batches, task_tags, tasks
 from toolship.db.sealing import NONE, Sealer, is_plain
 from toolship.errors import InvalidRequest, NotFound
 from toolship.models import TaskLog
+from toolship.options import OptionDefaults
 from toolship.records import RuntimeRecord
 from toolship.states import (
     ACTIVE_STATES,
@@ -77,6 +78,9 @@ class TaskRow:
     memory_gb: float
     gpus: int
     spec: dict[str, Any]
+    # What the server decided for what the task left out; None: a row no admission
+    # decided for (stored before 0005 without a runtime), which takes today's defaults.
+    resolved: OptionDefaults | None = None
     logs: list[TaskLog] = field(default_factory=list)  # one TES TaskLog per attempt
     runtime: RuntimeRecord = field(default_factory=RuntimeRecord)  # of the latest attempt
     cancel_requested: bool = False
@@ -175,13 +179,13 @@ def _private_database(path: Path) -> None:
             part.chmod(0o600)
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest Alembic revision."""
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to the newest Alembic revision (tests: to an older one)."""
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, revision)
 
 
 _SUMMARY_COLS = (tasks.c.seq, tasks.c.id, tasks.c.state)
@@ -196,6 +200,7 @@ _ROW_COLS = (
     tasks.c.memory_gb,
     tasks.c.gpus,
     tasks.c.spec,
+    tasks.c.resolved,
     tasks.c.cancel_requested,
     tasks.c.batch_id,
 )
@@ -220,6 +225,7 @@ def _dumps_runtime(runtime: RuntimeRecord) -> str:
 
 
 _LOGS = TypeAdapter(list[TaskLog])
+_RESOLVED = TypeAdapter(OptionDefaults)
 
 
 # Statements built once: building and cache-keying a Core statement costs more than running it.
@@ -267,6 +273,7 @@ def _row(r: Row[Any] | Any, with_logs: bool) -> TaskRow:
         memory_gb=r.memory_gb,
         gpus=r.gpus,
         spec=json.loads(r.spec),
+        resolved=_RESOLVED.validate_json(r.resolved) if r.resolved else None,
         logs=_LOGS.validate_json(r.logs) if with_logs else [],
         runtime=RuntimeRecord.model_validate_json(r.runtime) if with_logs else RuntimeRecord(),
         cancel_requested=bool(r.cancel_requested),
@@ -358,6 +365,7 @@ class Store:
                 "memory_gb": row.memory_gb,
                 "gpus": row.gpus,
                 "spec": _dumps(row.spec),
+                "resolved": None if row.resolved is None else _dumps(row.resolved),
                 "logs": _dumps(row.logs) if row.logs else "[]",
                 "runtime": _dumps_runtime(row.runtime),
                 "secrets": self.sealer.seal(row.secrets),

@@ -132,7 +132,7 @@ class Engine:
         queued: list[tuple[TaskRow, Request, tuple[str, ...]]] = []
         for row in self.store.active():
             task = Task.model_validate(row.spec)
-            options = self._options(task)
+            options = self._options(row, task)
             request = self._request(row, options)
             if row.state is S.QUEUED and not self.backend.in_flight(row.runtime):
                 queued.append((row, request, options.after))
@@ -384,7 +384,7 @@ class Engine:
                     self._apply(self.core.handle(AttemptExited(task_id, row.state)))
                     return
             task = Task.model_validate(row.spec)
-            self._launch(row, task, self._options(task), resume=False)
+            self._launch(row, task, self._options(row, task), resume=False)
         except Exception:
             log.exception("starting task %s failed; it stays queued until a restart", task_id)
             self._apply(self.core.handle(StartFailed(task_id)))
@@ -423,5 +423,6 @@ class Engine:
             request = dataclasses.replace(request, group=row.batch_id)
         return request
 
-    def _options(self, task: Task) -> TaskOptions:
-        return read_options(task.resources, OptionDefaults.of(self.settings))
+    def _options(self, row: TaskRow, task: Task) -> TaskOptions:
+        """The options the task was accepted with, whatever the server's defaults are now."""
+        return read_options(task.resources, row.resolved or OptionDefaults.of(self.settings))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Protocol
 
 from toolship.config import Settings
@@ -80,6 +79,7 @@ def admit(
         memory_gb=options.memory_gb,
         gpus=options.gpus,
         spec=spec,
+        resolved=options.pinned(),
         runtime=RuntimeRecord(warnings=list(options.warnings)),
         secrets=dict(options.credentials),
     )
@@ -99,11 +99,6 @@ def _options(task: Task, settings: Settings, policy: Policy) -> TaskOptions:
     check_policy(
         options, policy, default_runtime=settings.default_runtime, backend=settings.backend
     )
-    default = min(settings.local.default_memory_gb, settings.local.memory_gb)
-    if ram_gb is None and settings.backend == "local" and default > 0:
-        # A task that does not say gets the default as its limit, reserved as much as
-        # it is enforced (pinned into the stored task, so it holds after a restart).
-        options = dataclasses.replace(options, memory_gb=default, memory_limited=True)
     return options
 
 
@@ -115,16 +110,20 @@ def _with_field(field: str, check: Any, *args: Any) -> None:
 
 
 def spec_of(task: Task, options: TaskOptions) -> dict[str, Any]:
-    """The task as stored and echoed: no server-owned fields, only supported parameters."""
+    """The task as stored and echoed: what the client sent, nothing added.
+
+    No server-owned fields; backend_parameters keep only the supported keys,
+    lower-cased, without credentials (TES: unsupported keys are neither stored nor
+    echoed).  What the server decided for what the task left out (runtime, cores,
+    memory) is kept apart, in the row's ``resolved``: a client reads back no field
+    it did not send (py-tes 0.4 cannot read one it does not know).
+    """
     spec = task.model_dump(
         mode="json", exclude_none=True, exclude={"id", "state", "logs", "creation_time"}
     )
-    # Pin what the server decided, so a restart or a later default change cannot alter it.
-    resources = spec.setdefault("resources", {})
-    resources.setdefault("cpu_cores", options.cpus)
-    if options.memory_limited:
-        resources.setdefault("ram_gb", options.memory_gb)
-    resources["backend_parameters"] = {**options.parameters, "runtime": options.runtime}
+    resources = spec.get("resources")
+    if resources is not None and "backend_parameters" in resources:
+        resources["backend_parameters"] = dict(options.parameters)
     return spec
 
 

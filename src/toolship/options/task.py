@@ -75,7 +75,7 @@ class TaskOptions:
     timeout: float | None
     runtime: str
     priority: int
-    # backend_parameters as stored and echoed: only known keys, lower-cased.
+    # backend_parameters as stored and echoed: only known keys, lower-cased, no credentials.
     parameters: dict[str, str] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     writable_inputs: bool = False
@@ -84,21 +84,47 @@ class TaskOptions:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     after: tuple[str, ...] = ()
 
+    def pinned(self) -> OptionDefaults:
+        """The defaults that read these options back from the same resources.
+
+        What the server decided for what the task left out (runtime, cores, memory),
+        kept in its own record: a restart, a retry or a new default of the server's
+        runs the task as it was accepted, and the TES task stays as its client sent it.
+        """
+        return OptionDefaults(
+            runtime=self.runtime,
+            cpus=self.cpus,
+            memory_gb=self.memory_gb,
+            memory_limited=self.memory_limited,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class OptionDefaults:
-    """What a task that does not say gets: the one place settings become task defaults."""
+    """What a task that does not say gets: the one place settings become task defaults.
+
+    A task's own copy (:meth:`TaskOptions.pinned`) is kept in toolship's record of it,
+    apart from the TES task its client reads back.
+    """
 
     runtime: str
     cpus: int
     memory_gb: float
+    # A task without resources.ram_gb is limited to memory_gb (not only accounted for it).
+    memory_limited: bool = False
 
     @classmethod
     def of(cls, settings: Settings) -> OptionDefaults:
+        local = settings.local
+        limit = min(local.default_memory_gb, local.memory_gb)
+        # On this machine a task that does not say gets the default as its limit,
+        # reserved as much as it is enforced.
+        limited = settings.backend == "local" and limit > 0
         return cls(
             runtime=settings.default_runtime,
-            cpus=settings.local.default_cpus,
-            memory_gb=settings.local.default_memory_gb,
+            cpus=local.default_cpus,
+            memory_gb=limit if limited else local.default_memory_gb,
+            memory_limited=limited,
         )
 
 
@@ -166,7 +192,7 @@ def read_options(resources: Resources | None, defaults: OptionDefaults) -> TaskO
     return TaskOptions(
         cpus=res.cpu_cores or defaults.cpus,
         memory_gb=res.ram_gb if res.ram_gb is not None else defaults.memory_gb,
-        memory_limited=res.ram_gb is not None,
+        memory_limited=res.ram_gb is not None or defaults.memory_limited,
         disk_gb=res.disk_gb,
         gpus=gpus,
         network=network,
