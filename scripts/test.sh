@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 scripts/setup-host.sh
 scripts/build-images.sh all
 scripts/build-images.sh snakemake
-for client in pytes schemathesis cwltes snakemake; do
+for client in pytes pytes04 schemathesis cwltes snakemake; do
     scripts/client-venv.sh "$client"
 done
 scripts/venv.sh

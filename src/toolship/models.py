@@ -33,6 +33,7 @@ __all__ = [
     "ExecutorLog",
     "FileType",
     "Input",
+    "LegacyServiceInfo",
     "ListTasksResponse",
     "MapSpec",
     "MemberReport",
@@ -333,6 +334,18 @@ class ServiceInfo(_Spec):
     version: str
     storage: list[str] | None = None
     tesResources_backend_parameters: list[str] | None = None
+
+
+class LegacyServiceInfo(_Spec):
+    """TES 1.0's service-info (``/v1/tasks/service-info``), which TES 1.0 clients read.
+
+    py-tes 0.4 (pinned by Snakemake's and Toil's TES plugins) accepts exactly these
+    fields and fails on any other.
+    """
+
+    name: str | None = None
+    doc: str | None = None
+    storage: list[str] | None = None
 
 
 # --- toolship's own API (/api/v1): batches ------------------------------------

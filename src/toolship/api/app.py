@@ -141,10 +141,11 @@ def create_app(
         lifespan=lifespan,
     )
     protected = [Depends(auth)]
-    # Older clients (py-tes 0.4) ask here; it must come before /v1/tasks/{id}.
+    # TES 1.0's path, which TES 1.0 clients (py-tes 0.4) ask, answered in TES 1.0's shape;
+    # it must come before /v1/tasks/{id}.
     app.add_api_route(
         "/v1/tasks/service-info",
-        tes.get_service_info,
+        tes.get_legacy_service_info,
         methods=["GET"],
         dependencies=protected,
         include_in_schema=False,

@@ -15,6 +15,7 @@ from toolship.db.store import ListFilter
 from toolship.errors import InvalidRequest
 from toolship.models import (
     CreateTaskResponse,
+    LegacyServiceInfo,
     ListTasksResponse,
     ServiceInfo,
     ServiceOrganization,
@@ -26,7 +27,7 @@ from toolship.models import (
 from toolship.options import BACKEND_PARAMETERS
 from toolship.states import TaskState
 
-__all__ = ["router"]
+__all__ = ["get_legacy_service_info", "router"]
 
 router = APIRouter(tags=["TaskService"])
 
@@ -58,6 +59,16 @@ def service_info(state: AppState) -> ServiceInfo:
         storage=state.storage.prefixes(),
         tesResources_backend_parameters=sorted(BACKEND_PARAMETERS),
     )
+
+
+def legacy_service_info(state: AppState) -> LegacyServiceInfo:
+    info = service_info(state)
+    return LegacyServiceInfo(name=info.name, doc=info.description, storage=info.storage)
+
+
+async def get_legacy_service_info(request: Request) -> JSONResponse:
+    """TES 1.0's GetServiceInfo, at TES 1.0's path: ``name``, ``doc``, ``storage`` only."""
+    return _json(legacy_service_info(app_state(request)).model_dump(exclude_none=True))
 
 
 @router.get(
