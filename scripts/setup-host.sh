@@ -6,7 +6,11 @@
 #   2. write the containers.conf fix this host needs (runc instead of crun,
 #      which fails on hybrid cgroups; no default ulimits, which fail without
 #      CAP_SYS_RESOURCE), without clobbering settings already there;
-#   3. verify `podman info` works and podman uses runc.
+#   3. verify `podman info` works and podman uses runc;
+#   4. as root: check that podman can run a container in a user namespace (how
+#      toolship runs tasks), and where this podman (4.3) fails to mount image
+#      layers through idmapped mounts on a newer kernel, record that feature as
+#      unsupported, so podman copies the layers with their owners mapped instead.
 #
 # Idempotent; when everything is in place it only checks (about a second).
 # Exits non-zero, saying what is wrong, on any failure.
@@ -133,4 +137,32 @@ podman_version="$(podman version --format '{{.Client.Version}}' 2>/dev/null || p
 runc_version="$(runc --version | awk 'NR == 1 {print $NF}')"
 [ -n "$podman_version" ] || die "could not read podman's version"
 [ -n "$runc_version" ] || die "could not read runc's version"
+
+# --- 4. user namespaces -----------------------------------------------------
+# A tiny image (one static busybox) is enough to see whether podman can mount an
+# image's layers for a container whose root is mapped to another host user, and its
+# other users to a range (toolship's defaults: local.task_user, local.task_subids).
+userns_run() {
+    local map=(--uidmap 0:65534:1 --gidmap 0:65534:1 --uidmap 1:1000000000:65535 --gidmap 1:1000000000:65535)
+    podman run --rm --pull never --network none "${map[@]}" "$PROBE" /true 2>"$errfile"
+}
+if is_root; then
+    PROBE=localhost/toolship-userns-probe
+    if ! podman image exists "$PROBE"; then
+        probe_dir="$(mktemp -d)"
+        cp /bin/busybox "$probe_dir/true"
+        tar -C "$probe_dir" -c . | podman import --quiet - "$PROBE" >/dev/null
+        rm -rf "$probe_dir"
+    fi
+    if ! userns_run; then
+        grep -q '/mapped/' "$errfile" || die "podman cannot run a container in a user namespace: $(cat "$errfile")"
+        runroot="$(podman info --format '{{.Store.RunRoot}}')"
+        flag="$runroot/overlay/idmapped-lower-dir"
+        [ -e "$flag-true" ] || die "podman fails with idmapped layers but $flag-true is not there: $(cat "$errfile")"
+        mv "$flag-true" "$flag-false"
+        userns_run || die "podman still cannot run a container in a user namespace: $(cat "$errfile")"
+        log "podman $podman_version cannot mount idmapped image layers on this kernel: recorded in $flag-false, so it copies each image's layers once with their owners mapped"
+    fi
+    log "podman runs containers in a user namespace"
+fi
 echo "host ready: podman $podman_version, runc $runc_version"

@@ -128,6 +128,12 @@ class LocalSettings(BaseModel):
     # the process runtime's).  "0:0" runs them as root: the operator's explicit choice.
     # A server that is not root runs its tasks as itself.
     task_user: str = "65534:65534"
+    # Host ids for the other users of a task's container, "FIRST:COUNT": on a root server
+    # with podman a task is root of a user namespace whose root is task_user on the host
+    # and whose users 1 … COUNT-1 are FIRST … (ids no one on the host may own).  Root in
+    # the container then has its usual file capabilities over its own files.  "" (or
+    # task_user "0:0"): no namespace, tasks run as task_user without capabilities.
+    task_subids: str = "1000000000:65536"
     # Who the files and folders delivered to file:// outputs belong to, "UID:GID";
     # empty: the server's own user.
     output_owner: str = ""
@@ -137,6 +143,19 @@ class LocalSettings(BaseModel):
     def _uid_gid(cls, v: str, info: ValidationInfo) -> str:
         if (v or info.field_name == "task_user") and not re.fullmatch(r"\d+:\d+", v):
             raise ValueError(f"give numeric UID:GID, e.g. 65534:65534 (got {v!r})")
+        return v
+
+    @field_validator("task_subids")
+    @classmethod
+    def _subids(cls, v: str) -> str:
+        if not v:
+            return v
+        match = re.fullmatch(r"(\d+):(\d+)", v)
+        if not match or int(match[2]) < 1 or int(match[1]) + int(match[2]) > 2**32 - 1:
+            raise ValueError(
+                f'give FIRST:COUNT, host ids no one owns, e.g. 1000000000:65536, or "" '
+                f"for no user namespace (got {v!r})"
+            )
         return v
 
 
@@ -260,6 +279,11 @@ class Settings(BaseSettings):
         if os.geteuid() != 0:
             return os.getuid(), os.getgid()
         return _ids(self.local.task_user)
+
+    @property
+    def task_subids(self) -> tuple[int, int] | None:
+        """The host ids a task's other container users map to (None: no user namespace)."""
+        return _ids(self.local.task_subids) if self.local.task_subids else None
 
     @property
     def output_owner(self) -> tuple[int, int] | None:

@@ -126,6 +126,7 @@ class WorkerSettings(_Record):
     transfer_attempts: int
     # A worker running as root on the node runs tasks as this (uid, gid): local.task_user.
     task_user: tuple[int, int]
+    task_subids: tuple[int, int] | None = None  # local.task_subids: the task's user namespace
     output_owner: tuple[int, int] | None = None
     own_files: dict[Path, str] = Field(default_factory=dict)  # the server's files, not inputs
 

@@ -148,8 +148,9 @@ def test_isolation_defaults(client: Client, busybox: str) -> None:
     )
     task = client.run(busybox, ["sh", "-c", script])
     lines = task.logs().split()
-    # A root server runs tasks as local.task_user (nobody by default), others as themselves.
-    assert lines[0] == ("65534" if os.getuid() == 0 else str(os.getuid()))
+    # A root server runs tasks as root of a user namespace (local.task_user on the host:
+    # tests/security/test_task_user.py), others as themselves.
+    assert lines[0] == ("0" if os.getuid() == 0 else str(os.getuid()))
     assert "eth0" not in lines and "lo" in lines
     assert "root-readonly" in lines and "workdir-writable" in lines
     networked = client.run(busybox, ["ls", "/sys/class/net"], network=True)
@@ -301,3 +302,33 @@ def test_two_nodes_each_know_their_rank_and_all_reduce(
         assert rank0["hosts"] == ["node1", "node2"]
     else:
         assert rank0["hosts"] == ["localhost", "localhost"]
+
+
+@pytest.fixture(scope="module")
+def entrypoint_image(busybox: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """An image whose ENTRYPOINT is a shell, as images that wrap one tool have."""
+    name = "localhost/toolship-test-entrypoint"
+    context = tmp_path_factory.mktemp("entrypoint")
+    (context / "Containerfile").write_text(f'FROM {busybox}\nENTRYPOINT ["sh"]\n')
+    subprocess.run(
+        ["podman", "build", "--quiet", "--network", "none", "-t", name, str(context)],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    return name
+
+
+def test_the_images_entrypoint_runs_the_command_and_show_says_so(
+    client: Client, entrypoint_image: str
+) -> None:
+    task = client.run(entrypoint_image, ["-c", "echo moo"])  # as `podman run IMAGE -c 'echo moo'`
+    assert task.state is TaskState.COMPLETE, task.info().logs[-1]
+    assert task.logs() == "moo\n"
+    system = task.info().logs[-1].system_logs or []
+    assert any(
+        """ran the image's ENTRYPOINT ["sh"] with the command as its arguments: sh -c 'echo moo'"""
+        in line
+        for line in system
+    ), system
+    alone = client.run(entrypoint_image, ["echo", "alone"], params={"entrypoint": "command"})
+    assert alone.state is TaskState.COMPLETE and alone.logs() == "alone\n"
+    assert not any("ENTRYPOINT" in line for line in alone.info().logs[-1].system_logs or [])

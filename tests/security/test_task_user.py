@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,11 +32,30 @@ def shared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
-def test_tasks_run_as_nobody_by_default(backend: str, client: Client, busybox: str) -> None:
+def test_tasks_are_root_inside_and_nobody_on_the_host(
+    backend: str, client: Client, busybox: str
+) -> None:
+    """Root of a user namespace: root's file capabilities inside, local.task_user outside."""
     assert os.geteuid() == 0, "these tests are about a server running as root"
-    task = client.run(busybox, ["sh", "-c", "id -u; id -g; echo x > mine.txt; cat mine.txt"])
+    task = client.run(busybox, ["sh", "-c", "id -u; id -g; cat /proc/self/uid_map"])
     assert task.state is TaskState.COMPLETE, task.info().logs[-1]
-    assert task.logs().split() == ["65534", "65534", "x"]
+    assert task.logs().split() == ["0", "0", "0", "65534", "1", "1", "1000000000", "65535"]
+
+
+def test_tar_keeps_owners_as_under_podman_run(
+    backend: str, client: Client, busybox: str, tmp_path: Path
+) -> None:
+    """`tar x` as root restores the archive's owners (it needs CAP_CHOWN), as a tool expects."""
+    tree = tmp_path / "tree"
+    (tree / "d").mkdir(parents=True)
+    (tree / "d" / "a.txt").write_text("a\n")
+    os.chown(tree / "d" / "a.txt", 1234, 2345)
+    archive = tmp_path / "t.tar"
+    subprocess.run(["tar", "-C", str(tree), "-cf", str(archive), "d"], check=True)
+    script = "tar xf t.tar && stat -c '%u:%g' d/a.txt && chown 7:8 d && stat -c '%u:%g' d"
+    task = client.run(busybox, ["sh", "-c", script], inputs={"t.tar": str(archive)})
+    assert task.state is TaskState.COMPLETE, task.logs("stderr")
+    assert task.logs().split() == ["1234:2345", "7:8"]
 
 
 def test_the_process_runtime_runs_as_the_task_user_too(client: Client, busybox: str) -> None:
@@ -111,7 +131,7 @@ def test_outputs_get_the_configured_owner(
     assert ((results / "sub").stat().st_uid, (results / "sub").stat().st_gid) == owner
 
 
-def test_root_inside_the_task_is_an_explicit_choice(
+def test_the_hosts_root_in_the_task_is_an_explicit_choice(
     monkeypatch: pytest.MonkeyPatch, home: Path, busybox: str
 ) -> None:
     from toolship.embedded import ensure_server, stop_server
@@ -120,7 +140,8 @@ def test_root_inside_the_task_is_an_explicit_choice(
     server = ensure_server(home)
     try:
         with Client(server.url, server.token) as client:
-            assert client.run(busybox, ["id", "-u"]).logs().split() == ["0"]
+            task = client.run(busybox, ["sh", "-c", "id -u; cat /proc/self/uid_map"])
+            assert task.logs().split() == ["0", "0", "0", "4294967295"]  # no namespace
     finally:
         stop_server(home)
 

@@ -6,7 +6,7 @@ import dataclasses
 import os
 from pathlib import Path
 
-from toolship.runtime import ExecSpec, Mount
+from toolship.runtime import ExecSpec, IdMap, Mount
 from toolship.runtime.container import ContainerRuntime
 from toolship.runtime.process import ProcessRuntime
 
@@ -47,7 +47,7 @@ TAIL = [
     "--env", "A=1", "--env", "B=2",
     "--volume", "/h/a/root/work:/work:rw",
     "--volume", "/data/in.txt:/work/in.txt:ro",
-    "--entrypoint", "sh", "localhost/tool:1", "-c", "echo hi > out.txt",
+    "localhost/tool:1", "sh", "-c", "echo hi > out.txt",  # after the image's ENTRYPOINT, if any
 ]  # fmt: skip
 
 
@@ -61,10 +61,53 @@ def test_podman_rootful() -> None:
     ]  # fmt: skip
 
 
+def test_podman_rootful_runs_the_task_as_root_of_a_user_namespace() -> None:
+    spec = dataclasses.replace(SPEC, user=(65534, 65534), idmap=IdMap(65534, 65534, 10**9, 65536))
+    argv = ContainerRuntime("podman", rootless=False).command(spec)
+    confinement = argv[argv.index("--read-only") : argv.index("--cpus")]
+    assert confinement == [
+        "--read-only", "--tmpfs", "/tmp:rw,exec,mode=1777,size=536870912",
+        "--cap-drop", "all", "--cap-add", "CHOWN,DAC_OVERRIDE,FOWNER,FSETID,KILL,SETGID,SETUID",
+        "--security-opt", "no-new-privileges", "--pids-limit", "4096",
+        "--uidmap", "0:65534:1", "--gidmap", "0:65534:1",
+        "--uidmap", "1:1000000000:65535", "--gidmap", "1:1000000000:65535",
+        "--user", "0:0",
+    ]  # fmt: skip
+
+
+def test_no_user_namespace_where_podman_cannot_give_one() -> None:
+    spec = dataclasses.replace(SPEC, idmap=IdMap(1000, 1000, 10**9, 65536))
+    rank = dataclasses.replace(spec, pod="toolship-t1-1-0-pod")
+    for runtime, each in [
+        (ContainerRuntime("docker", rootless=False), spec),  # docker maps users daemon-wide
+        (ContainerRuntime("podman", rootless=True), spec),  # rootless: podman's own namespace
+        (ContainerRuntime("podman", rootless=False), rank),  # ranks share their pod's
+    ]:
+        argv = runtime.command(each)
+        assert "--uidmap" not in argv and "--cap-add" not in argv
+        assert argv[argv.index("--user") + 1] == "1000:1000"
+
+
+def test_root_server_maps_ids_only_for_an_unprivileged_task_user() -> None:
+    subids = (10**9, 65536)
+    if os.geteuid() == 0:
+        assert IdMap.for_task((65534, 65534), subids) == IdMap(65534, 65534, 10**9, 65536)
+    else:
+        assert IdMap.for_task((65534, 65534), subids) is None  # rootless podman's own
+    assert IdMap.for_task((0, 0), subids) is None  # task_user "0:0": the operator's choice
+    assert IdMap.for_task((65534, 65534), None) is None  # task_subids "": no namespace
+
+
 def test_podman_rootless_keeps_the_users_id() -> None:
     argv = ContainerRuntime("podman", rootless=True).command(SPEC)
     i = argv.index("--userns")
     assert argv[i : i + 4] == ["--userns", "keep-id", "--user", "1000:1000"]
+
+
+def test_the_command_alone_replaces_the_images_entrypoint() -> None:
+    spec = dataclasses.replace(SPEC, keep_entrypoint=False)
+    argv = ContainerRuntime("podman", rootless=False).command(spec)
+    assert argv[-5:] == ["--entrypoint", "sh", "localhost/tool:1", "-c", "echo hi > out.txt"]
 
 
 def test_docker_uses_the_same_builder() -> None:
@@ -106,11 +149,19 @@ def test_stop_removes_the_container() -> None:
     ]
 
 
-def test_missing_image_is_recognised() -> None:
+def test_runtime_failures_are_explained() -> None:
     rt = ContainerRuntime("podman")
-    assert rt.missing_image(125, "Error: localhost/nope: image not known\n")
-    assert not rt.missing_image(125, "Error: some other failure\n")
-    assert not rt.missing_image(1, "image not known")
+    missing = rt.start_failure(125, "Error: localhost/nope: image not known\n", "localhost/nope")
+    assert missing is not None and "podman build -t localhost/nope" in missing
+    assert rt.start_failure(125, "Error: some other failure\n", "x") is None
+    assert rt.start_failure(1, "image not known", "x") is None  # the command's own exit code
+    idmapped = (
+        "Error: mounting storage for container 2b: creating overlay mount to /var/lib/containers/"
+        'storage/overlay/4a/merged, mount_data="lowerdir=/var/lib/containers/storage/overlay/4a/'
+        'mapped/0/l/2E:/var/lib/containers/storage/overlay/4a/mapped/0/l/diff1": no such file'
+    )
+    why = rt.start_failure(125, idmapped, "x")
+    assert why is not None and "scripts/setup-host.sh" in why and "local.task_subids" in why
 
 
 def test_process_runtime_runs_in_the_host_workdir() -> None:

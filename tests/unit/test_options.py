@@ -32,6 +32,12 @@ def test_keys_are_case_insensitive_and_parsed() -> None:
     assert o.runtime == "process"  # type: ignore[attr-defined]
 
 
+def test_the_images_entrypoint_runs_unless_the_task_says_command() -> None:
+    assert opts().keep_entrypoint is True  # type: ignore[attr-defined]
+    said = opts(backend_parameters={"entrypoint": "Command"})
+    assert said.keep_entrypoint is False  # type: ignore[attr-defined]
+
+
 def test_unknown_key_is_ignored_with_a_warning_unless_strict() -> None:
     o = opts(backend_parameters={"VmSize": "big"})
     assert o.parameters == {}  # type: ignore[attr-defined]
@@ -47,6 +53,7 @@ def test_unknown_key_is_ignored_with_a_warning_unless_strict() -> None:
         ({"timeout": "soon"}, "not a duration"),
         ({"runtime": "lxc"}, "unknown"),
         ({"priority": "high"}, "must be an integer"),
+        ({"entrypoint": "keep"}, "use image .* or command"),
     ],
 )
 def test_bad_values_name_the_key(params: dict[str, str], message: str) -> None:

@@ -17,7 +17,7 @@ from toolship.errors import ResourcesUnavailable
 from toolship.models import TaskLog
 from toolship.options import SLURM_PARAMETERS, TaskOptions
 from toolship.records import Job, Reporter, RuntimeRecord
-from toolship.runtime import Runtime, get_runtime
+from toolship.runtime import IdMap, Runtime, get_runtime
 from toolship.runtime.usage import accounting_available
 from toolship.states import TaskState, is_final
 from toolship.storage import StorageRegistry
@@ -128,6 +128,7 @@ class LocalBackend:
             accounting=local.accounting and accounting_available(job.options.runtime),
             ranks=ranks,
             user=self.all_settings.task_user,
+            idmap=IdMap.for_task(self.all_settings.task_user, self.all_settings.task_subids),
         )
         attempt_dir = self.work_dir / job.task_id / str(job.attempt_number)
         attempt_dir.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the task's own

@@ -284,6 +284,7 @@ class SlurmAttempt:
                 transfers=settings.storage.max_concurrency,
                 transfer_attempts=settings.storage.attempts,
                 task_user=(int(uid), int(gid)),
+                task_subids=settings.task_subids,
                 output_owner=settings.output_owner,
                 own_files=settings.own_files,
             ),

@@ -33,6 +33,10 @@ BACKEND_PARAMETERS: dict[str, str] = {
     "network": "true/false: give the container a network (default false)",
     "timeout": "wall-clock limit for the executors, e.g. 90s, 30m, 2h",
     "runtime": "podman, docker or process (process runs on the host, unisolated)",
+    "entrypoint": (
+        "image (default): the image's ENTRYPOINT, if it has one, runs with the command as its "
+        "arguments, as `podman run IMAGE COMMAND` does; command: the command alone"
+    ),
     "gpus": "number of GPUs",
     "priority": "integer; higher starts first (default 0)",
     "nodes": "number of nodes, one rank each (default 1); every rank runs each executor",
@@ -83,6 +87,7 @@ class TaskOptions:
     nodes: int = 1  # ranks, one per node; each runs every executor
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     after: tuple[str, ...] = ()
+    keep_entrypoint: bool = True  # the image's ENTRYPOINT runs, with the command as arguments
 
     def pinned(self) -> OptionDefaults:
         """The defaults that read these options back from the same resources.
@@ -206,7 +211,18 @@ def read_options(resources: Resources | None, defaults: OptionDefaults) -> TaskO
         nodes=nodes,
         retry=retry,
         after=after,
+        keep_entrypoint=_keep_entrypoint(params),
     )
+
+
+def _keep_entrypoint(params: dict[str, str]) -> bool:
+    entrypoint = params.get("entrypoint", "image").lower()
+    if entrypoint not in ("image", "command"):
+        raise InvalidRequest(
+            f"resources.backend_parameters.entrypoint={entrypoint!r} is unknown; use image "
+            "(the image's ENTRYPOINT runs the command) or command (the command runs alone)"
+        )
+    return entrypoint == "image"
 
 
 def _flag(params: dict[str, str], key: str) -> bool:

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from toolship.runtime.base import ExecSpec, Mount, Runtime, get_runtime, known_runtimes
+from toolship.runtime.base import ExecSpec, IdMap, Mount, Runtime, get_runtime, known_runtimes
 
-__all__ = ["ExecSpec", "Mount", "Runtime", "get_runtime", "known_runtimes"]
+__all__ = ["ExecSpec", "IdMap", "Mount", "Runtime", "get_runtime", "known_runtimes"]

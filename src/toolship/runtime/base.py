@@ -7,13 +7,22 @@ run and *how to stop it*.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from toolship.errors import ConfigError
 
-__all__ = ["ExecSpec", "Mount", "Runtime", "get_runtime", "known_runtimes"]
+__all__ = [
+    "ExecSpec",
+    "IdMap",
+    "Mount",
+    "Runtime",
+    "get_runtime",
+    "known_runtimes",
+    "missing_image_message",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +30,34 @@ class Mount:
     host: Path
     container: str
     readonly: bool
+
+
+@dataclass(frozen=True, slots=True)
+class IdMap:
+    """A user namespace for a container: its root is ``uid:gid`` on the host (the task's
+    user), and its users and groups 1 … count-1 are the host ids from ``first`` on.
+
+    Root in the container then has its usual file capabilities (chown, reading and
+    writing any file it owns), but only over files whose owners are mapped: on the host
+    it is an unprivileged user, and files of any other host user stay out of its reach.
+    """
+
+    uid: int
+    gid: int
+    first: int
+    count: int
+
+    @classmethod
+    def for_task(cls, user: tuple[int, int], subids: tuple[int, int] | None) -> IdMap | None:
+        """The namespace a root server gives tasks run as ``user``; None: run them as ``user``.
+
+        None without subordinate ids (``local.task_subids = ""``), when not root (rootless
+        podman has a namespace of its own), and for ``task_user = "0:0"`` (the operator's
+        explicit choice of the host's root, which no mapping can make safer).
+        """
+        if subids is None or user[0] == 0 or os.geteuid() != 0:
+            return None
+        return cls(user[0], user[1], subids[0], subids[1])
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +78,11 @@ class ExecSpec:
     network: bool = False
     pids_limit: int = 4096
     user: tuple[int, int] = (0, 0)
+    # Containers only: run as root of a user namespace whose root is ``user`` on the host.
+    idmap: IdMap | None = None
+    # Containers: the image's ENTRYPOINT runs with ``command`` as its arguments (as
+    # ``podman run IMAGE COMMAND``); False: ``command[0]`` replaces it.
+    keep_entrypoint: bool = True
     interactive: bool = False  # the executor reads stdin
     # Multi-node tasks.  Ranks on one machine share the network namespace of ``pod``
     # (private to them; it reaches outside only with ``network``).  Ranks that span hosts
@@ -86,9 +128,25 @@ class Runtime(Protocol):
         """Commands that remove the pod ``pod`` with anything still running in it."""
         ...
 
-    def missing_image(self, exit_code: int, stderr_tail: str) -> bool:
-        """True when the run failed because the image is not available locally."""
+    async def entrypoint(self, spec: ExecSpec) -> list[str]:
+        """The image's ENTRYPOINT that runs before ``spec.command`` ([]: the command alone)."""
         ...
+
+    def start_failure(self, exit_code: int, stderr_tail: str, image: str) -> str | None:
+        """Why the executor never started (a missing image, a runtime fault), with the fix.
+
+        None: the exit code is the executor's own.
+        """
+        ...
+
+
+def missing_image_message(image: str, stderr_tail: str) -> str:
+    detail = stderr_tail.strip().splitlines()[-1] if stderr_tail.strip() else ""
+    return (
+        f"image {image!r} is not available locally and could not be pulled ({detail}). "
+        f"Build it with `podman build -t {image} DIR`, load it with `podman load -i FILE`, "
+        f"or import a root file system with `tar -C ROOTFS -c . | podman import - {image}`"
+    )
 
 
 def known_runtimes() -> tuple[str, ...]:

@@ -1,22 +1,35 @@
 """podman and docker: one command builder, two binaries.
 
 Defaults are the safe ones: no network, read-only root file system with a
-tmpfs ``/tmp``, every capability dropped, no-new-privileges, a pids limit,
-the task's uid (``local.task_user`` on a root server), ``--pull never`` (no
-registry is assumed reachable), and labels that tie the container to its task.
+tmpfs ``/tmp``, no-new-privileges, a pids limit, ``--pull never`` (no registry
+is assumed reachable), and labels that tie the container to its task.
+
+Who the task is: on a root server with podman, root of a user namespace
+(:class:`~toolship.runtime.base.IdMap`) whose root is ``local.task_user`` on
+the host, with root's usual file capabilities — so ``tar x``, ``chown`` and
+tools that expect root work as under ``podman run``, while on the host the task
+stays an unprivileged user.  Otherwise (docker, rootless podman, the ranks of a
+multi-node task, ``local.task_subids = ""``) the task's uid with every
+capability dropped.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 from toolship.errors import RuntimeUnavailable
-from toolship.runtime.base import ExecSpec
+from toolship.runtime.base import ExecSpec, IdMap, missing_image_message
+from toolship.runtime.launch import run_for_output
 
 __all__ = ["ContainerRuntime"]
 
 LABEL_TASK = "io.toolship.task"
+# What root in a task's user namespace keeps of podman's defaults: the file capabilities
+# (its own files only: the namespace maps no other host user) and switching among its
+# own users.  Not NET_BIND_SERVICE, SETFCAP, SETPCAP, SYS_CHROOT, MKNOD or AUDIT_WRITE.
+NAMESPACED_CAPS = ("CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID")
 
 
 def _rootless() -> bool:
@@ -51,21 +64,45 @@ class ContainerRuntime:
         argv += _environment(spec)
         for m in spec.mounts:
             argv += ["--volume", f"{m.host}:{m.container}:{'ro' if m.readonly else 'rw'}"]
-        # TES: `command` is the whole argv, so its first word replaces the image's entrypoint.
-        argv += ["--entrypoint", spec.command[0], spec.image, *spec.command[1:]]
-        return argv
+        if spec.keep_entrypoint:  # as `podman run IMAGE COMMAND`, and as CWL and Funnel do
+            return [*argv, spec.image, *spec.command]
+        return [*argv, "--entrypoint", spec.command[0], spec.image, *spec.command[1:]]
+
+    async def entrypoint(self, spec: ExecSpec) -> list[str]:
+        if not spec.keep_entrypoint:
+            return []
+        inspect = [self.binary, "image", "inspect", "--format", "{{json .Config.Entrypoint}}"]
+        found = await run_for_output([*inspect, spec.image])
+        try:
+            words = json.loads(found or "null")
+        except ValueError:
+            return []
+        return [str(w) for w in words] if isinstance(words, list) else []
 
     def _confinement(self, spec: ExecSpec) -> list[str]:
-        """Read-only root, a bounded /tmp, no capabilities, no new privileges, the task's uid."""
+        """Read-only root, a bounded /tmp, no new privileges, who the task is (see above)."""
         argv = ["--read-only"]
         if not any(m.container == "/tmp" for m in spec.mounts):
             argv += ["--tmpfs", f"/tmp:rw,exec,mode=1777,size={spec.memory_bytes or 1024**3}"]
-        argv += ["--cap-drop", "all", "--security-opt", "no-new-privileges"]
+        idmap = self._idmap(spec)
+        argv += ["--cap-drop", "all"]
+        if idmap is not None:
+            argv += ["--cap-add", ",".join(NAMESPACED_CAPS)]
+        argv += ["--security-opt", "no-new-privileges"]
         argv += ["--pids-limit", str(spec.pids_limit)]
+        if idmap is not None:
+            return [*argv, *_id_maps(idmap), "--user", "0:0"]
         if self.rootless and self.binary == "podman" and spec.pod is None:
             argv += ["--userns", "keep-id"]
         argv += ["--user", f"{spec.user[0]}:{spec.user[1]}"]
         return argv
+
+    def _idmap(self, spec: ExecSpec) -> IdMap | None:
+        # Ranks of a multi-node task share their pod's namespaces, where a mapping of
+        # their own is not allowed; docker maps users only daemon-wide.
+        if self.binary != "podman" or self.rootless or spec.pod is not None:
+            return None
+        return spec.idmap
 
     def environment(self, spec: ExecSpec) -> dict[str, str] | None:
         return None
@@ -95,14 +132,36 @@ class ContainerRuntime:
     def remove_pod_commands(self, pod: str) -> list[list[str]]:
         return [[self.binary, "pod", "rm", "--force", "--ignore", pod]]
 
-    def missing_image(self, exit_code: int, stderr_tail: str) -> bool:
-        if exit_code != 125:
-            return False
+    def start_failure(self, exit_code: int, stderr_tail: str, image: str) -> str | None:
+        if exit_code != 125:  # podman's and docker's own failures; 126/127: the command's
+            return None
         text = stderr_tail.lower()
-        return any(
+        if any(
             marker in text
             for marker in ("image not known", "no such image", "unable to find image", "pull")
-        )
+        ):
+            return missing_image_message(image, stderr_tail)
+        if "creating overlay mount" in text and "/mapped/" in text:
+            return _IDMAPPED_LAYERS
+        return None
+
+
+_IDMAPPED_LAYERS = (
+    "podman could not mount the image for the task's user namespace: this podman "
+    "(4.3) fails to mount overlay layers through idmapped mounts on this kernel. Run "
+    "scripts/setup-host.sh, which tells podman to copy the layers with their owners "
+    'mapped instead (once per image), or set local.task_subids = "" to run tasks '
+    "without a user namespace (as local.task_user, without capabilities)"
+)
+
+
+def _id_maps(idmap: IdMap) -> list[str]:
+    """Container root is the task's user on the host; its other ids, the subordinate range."""
+    argv = ["--uidmap", f"0:{idmap.uid}:1", "--gidmap", f"0:{idmap.gid}:1"]
+    if idmap.count > 1:
+        rest = f"1:{idmap.first}:{idmap.count - 1}"
+        argv += ["--uidmap", rest, "--gidmap", rest]
+    return argv
 
 
 def _labels(spec: ExecSpec) -> list[str]:

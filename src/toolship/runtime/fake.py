@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from toolship.runtime.base import ExecSpec
+from toolship.runtime.base import ExecSpec, missing_image_message
 
 __all__ = ["FakeRuntime"]
 
@@ -48,8 +48,13 @@ class FakeRuntime:
     def remove_pod_commands(self, pod: str) -> list[list[str]]:
         return []
 
-    def missing_image(self, exit_code: int, stderr_tail: str) -> bool:
-        return exit_code == 125 and _NOT_FOUND in stderr_tail
+    async def entrypoint(self, spec: ExecSpec) -> list[str]:
+        return []
+
+    def start_failure(self, exit_code: int, stderr_tail: str, image: str) -> str | None:
+        if exit_code == 125 and _NOT_FOUND in stderr_tail:
+            return missing_image_message(image, stderr_tail)
+        return None
 
 
 def _host_path(spec: ExecSpec, word: str) -> str:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from toolship.runtime.base import ExecSpec, Runtime
 
-__all__ = ["Launched", "find_launched", "launch", "run_quietly", "stop"]
+__all__ = ["Launched", "find_launched", "launch", "run_for_output", "run_quietly", "stop"]
 
 _WRAPPER = 'f=$1; shift; "$@"; rc=$?; echo "$rc" > "$f"; exit "$rc"'
 _POLL_SECONDS = 0.2
@@ -197,6 +197,21 @@ async def run_quietly(argv: list[str]) -> None:
     await asyncio.to_thread(
         subprocess.run, argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False
     )
+
+
+async def run_for_output(argv: list[str], timeout: float = 30) -> str | None:
+    """A short command's standard output (None if it failed), run in a thread like above."""
+
+    def run() -> str | None:
+        try:
+            done = subprocess.run(
+                argv, capture_output=True, text=True, timeout=timeout, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return done.stdout if done.returncode == 0 else None
+
+    return await asyncio.to_thread(run)
 
 
 async def _exited(launched: Launched, seconds: float) -> bool:

@@ -55,5 +55,8 @@ class ProcessRuntime:
     def remove_pod_commands(self, pod: str) -> list[list[str]]:
         return []
 
-    def missing_image(self, exit_code: int, stderr_tail: str) -> bool:
-        return False
+    async def entrypoint(self, spec: ExecSpec) -> list[str]:
+        return []
+
+    def start_failure(self, exit_code: int, stderr_tail: str, image: str) -> str | None:
+        return None

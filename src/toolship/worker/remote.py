@@ -38,7 +38,7 @@ from pydantic import BaseModel
 from toolship.errors import ServerUnavailable, ToolshipError
 from toolship.models import TaskLog
 from toolship.records import ReportAnswer, RuntimeRecord, WorkerJob, WorkerReport
-from toolship.runtime import get_runtime
+from toolship.runtime import IdMap, get_runtime
 from toolship.states import TaskState
 from toolship.storage import make_registry
 from toolship.storage.local import release_mounts
@@ -244,6 +244,7 @@ async def run_remote(server: str, task_id: str, token: str) -> TaskState | None:
             ranks=ranks,
             labels=job_labels(os.environ),
             user=user,
+            idmap=IdMap.for_task(user, e.task_subids),
         )
         reporter = HttpReporter(conn, task_id)
         worker = Worker(job, env, reporter)

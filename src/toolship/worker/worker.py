@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import logging
 import os
+import shlex
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,7 +25,7 @@ from typing import Any
 from toolship.errors import RuntimeUnavailable, StagingError
 from toolship.models import Executor, ExecutorLog, OutputFileLog, TaskLog
 from toolship.records import Job, Reporter, RuntimeRecord
-from toolship.runtime import ExecSpec, Mount, Runtime
+from toolship.runtime import ExecSpec, IdMap, Mount, Runtime
 from toolship.runtime.launch import Launched, find_launched, launch, run_quietly, stop
 from toolship.runtime.usage import cgroup_name, read_usage, remove_cgroup
 from toolship.states import TaskState
@@ -67,6 +69,7 @@ class WorkerEnv:
     # Extra container labels (on Slurm: the job id, for the node epilog's clean-up).
     labels: dict[str, str] = field(default_factory=dict)
     user: tuple[int, int] = field(default_factory=lambda: (os.getuid(), os.getgid()))
+    idmap: IdMap | None = None  # containers run as root of this user namespace
 
 
 class _Stopped(Exception):
@@ -293,7 +296,9 @@ class Worker:
                         os.close(stdin)
                 self.rt.pid, self.rt.container = launched.pid, spec.name
                 await self._report(wait=False)  # a restart finds it by its exit file anyway
+            entrypoint = asyncio.ensure_future(self.env.runtime.entrypoint(spec))
             code, why = await self._wait(launched, spec.name)
+            self._note_entrypoint(index, await entrypoint)
             if spec.pod is not None:
                 await close_pod(self.env.runtime, spec.pod)
             out_tail, err_tail, problem = await asyncio.to_thread(
@@ -343,8 +348,9 @@ class Worker:
                 f"executor {index} was running when the server stopped, and its process "
                 "is gone without an exit code; its result is unknown",
             )
-        if self.env.runtime.missing_image(code, err_tail):
-            return await self._finish(S.SYSTEM_ERROR, _missing_image_message(ex.image, err_tail))
+        failure = self.env.runtime.start_failure(code, err_tail, ex.image)
+        if failure is not None:
+            return await self._finish(S.SYSTEM_ERROR, failure)
         if problem is not None:
             return await self._finish(S.EXECUTOR_ERROR, problem)
         if code != 0:
@@ -435,6 +441,16 @@ class Worker:
 
     # --- helpers ------------------------------------------------------------
 
+    def _note_entrypoint(self, index: int, entrypoint: list[str]) -> None:
+        """Say what ran when the image's ENTRYPOINT ran before the command."""
+        if entrypoint:
+            argv = shlex.join([*entrypoint, *self.job.task.executors[index].command])
+            self._system_log(
+                f"executor {index} ran the image's ENTRYPOINT {json.dumps(entrypoint)} with "
+                f"the command as its arguments: {argv} (backend_parameters.entrypoint=command "
+                "runs the command alone)"
+            )
+
     async def _stop(self, launched: Launched, name: str) -> None:
         """Stop the executor, every rank of it (their containers have their own names)."""
         for rank in range(1, self.env.ranks.count if self.env.ranks else 1):
@@ -468,6 +484,8 @@ class Worker:
             network=opts.network,
             pids_limit=self.env.pids_limit,
             user=self.env.user,
+            idmap=self.env.idmap,
+            keep_entrypoint=opts.keep_entrypoint,
             interactive=ex.stdin is not None,
             pod=pod_name(name) if ranks is not None and not ranks.host_network else None,
             host_network=ranks is not None and ranks.host_network,
@@ -501,12 +519,3 @@ def _settle(future: asyncio.Future[Any] | None, value: Any) -> None:
 def timed_out(index: int, seconds: float) -> str:
     """The system log of an executor stopped at the task's timeout."""
     return f"executor {index} timed out after {format_duration(seconds)} and was killed"
-
-
-def _missing_image_message(image: str, stderr_tail: str) -> str:
-    detail = stderr_tail.strip().splitlines()[-1] if stderr_tail.strip() else ""
-    return (
-        f"image {image!r} is not available locally and could not be pulled ({detail}). "
-        f"Build it with `podman build -t {image} DIR`, load it with `podman load -i FILE`, "
-        f"or import a root file system with `tar -C ROOTFS -c . | podman import - {image}`"
-    )
