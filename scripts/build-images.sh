@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build toolship's local container images (no registry is reachable here).
 #
-# usage: scripts/build-images.sh [busybox|python|snakemake|all] [--force] [--no-cache]
+# usage: scripts/build-images.sh [busybox|python|snakemake|cwl|all] [--force] [--no-cache]
 #
 #   busybox    localhost/toolship-busybox:latest    static busybox + all applets (~2 MB, < 2 s)
 #   python     localhost/toolship-python:latest     Debian bookworm minbase + python3, numpy,
@@ -11,6 +11,13 @@
 #                                                   (the image Snakemake's TES executor sends);
 #                                                   versions from tests/e2e/clients/snakemake.txt.
 #                                                   Not part of "all" (only the Snakemake e2e test)
+#   cwl        localhost/toolship-cwl:latest        toolship-python + a `python` command (python3),
+#                                                   tagged with the names the CWL v1.0 conformance
+#                                                   tests and cwl-tes send: python:2-slim,
+#                                                   python:2.7 (cwl-tes's default), debian:stretch-slim;
+#                                                   localhost/toolship-cwl-bash:latest (ENTRYPOINT
+#                                                   bash) tagged bash:4.4.12; toolship-busybox tagged
+#                                                   alpine.  Not part of "all" (scripts/cwl-conformance.sh)
 #   --force     rebuild even if the image exists (python: re-imports the cached rootfs)
 #   --no-cache  python: run debootstrap again instead of using the cached rootfs tarball
 #
@@ -26,6 +33,10 @@ set -euo pipefail
 BUSYBOX_IMAGE=localhost/toolship-busybox:latest
 PYTHON_IMAGE=localhost/toolship-python:latest
 SNAKEMAKE_IMAGE=localhost/toolship-snakemake:latest
+CWL_IMAGE=localhost/toolship-cwl:latest
+CWL_BASH_IMAGE=localhost/toolship-cwl-bash:latest
+# The names the CWL v1.0 conformance tests (dockerPull) and cwl-tes (its default) use.
+CWL_ALIASES=(python:2-slim python:2.7 debian:stretch-slim)
 SNAKEMAKE_REQS="$(cd "$(dirname "$0")/.." && pwd)/tests/e2e/clients/snakemake.txt"
 SUITE=bookworm
 # debootstrap --include list, then packages apt installs inside the rootfs
@@ -44,7 +55,7 @@ usage() { awk 'NR > 1 && !/^#/ {exit} NR > 1 {sub(/^# ?/, ""); print}' "$0"; }
 target=all force=0 no_cache=0
 for arg in "$@"; do
     case "$arg" in
-        busybox | python | snakemake | all) target="$arg" ;;
+        busybox | python | snakemake | cwl | all) target="$arg" ;;
         --force) force=1 ;;
         --no-cache) no_cache=1 ;;
         -h | --help) usage; exit 0 ;;
@@ -320,9 +331,48 @@ CONTAINERFILE
     log "built $SNAKEMAKE_IMAGE = $alias_tag (snakemake $version, $(image_size "$SNAKEMAKE_IMAGE")) in $(elapsed "$t0") s"
 }
 
+# The images the CWL v1.0 conformance tests name, made from ours (nothing can be pulled).
+# Their tools (python, sh, coreutils, tar, rev) come from toolship-python; none of the
+# tests' Python needs Python 2.  bash:4.4.12 is the one test of an image's ENTRYPOINT.
+build_cwl() {
+    local name missing=0
+    for name in "$CWL_IMAGE" "${CWL_ALIASES[@]}" "$CWL_BASH_IMAGE" bash:4.4.12 alpine; do
+        podman image exists "$name" || missing=1
+    done
+    if [ "$force" -eq 0 ] && [ "$missing" -eq 0 ]; then
+        log "$CWL_IMAGE and its CWL names exist; skipping (use --force to rebuild)"
+        return
+    fi
+    podman image exists "$PYTHON_IMAGE" || build_python
+    podman image exists "$BUSYBOX_IMAGE" || build_busybox
+    local t0 dir old old_bash got
+    t0="$(now)"
+    old="$(image_id "$CWL_IMAGE")" old_bash="$(image_id "$CWL_BASH_IMAGE")"
+    dir="$(mktemp -d)"
+    SCRATCH_DIR="$dir"
+    mkdir -p "$dir/ctx/overlay/usr/local/bin"
+    ln -s /usr/bin/python3 "$dir/ctx/overlay/usr/local/bin/python"
+    printf 'FROM %s\nCOPY overlay/ /\n' "$PYTHON_IMAGE" >"$dir/ctx/Containerfile"
+    podman build --quiet --network none -t "$CWL_IMAGE" "$dir/ctx" >/dev/null
+    printf 'FROM %s\nENTRYPOINT ["/bin/bash"]\nCMD []\n' "$CWL_IMAGE" >"$dir/ctx/Containerfile"
+    podman build --quiet --network none -t "$CWL_BASH_IMAGE" "$dir/ctx" >/dev/null
+    rm -rf "$dir"; SCRATCH_DIR=""
+    for name in "${CWL_ALIASES[@]}"; do podman tag "$CWL_IMAGE" "$name"; done
+    podman tag "$CWL_BASH_IMAGE" bash:4.4.12
+    podman tag "$BUSYBOX_IMAGE" alpine
+    drop_old "$old" "$CWL_IMAGE"
+    drop_old "$old_bash" "$CWL_BASH_IMAGE"
+    got="$(podman run --rm --network none --read-only python:2.7 python -c 'print("ok")')"
+    [ "$got" = ok ] || die "python in $CWL_IMAGE says '$got', not ok"
+    got="$(podman run --rm --network none --read-only bash:4.4.12 -c 'echo ok')"
+    [ "$got" = ok ] || die "bash:4.4.12 -c 'echo ok' says '$got', not ok"
+    log "built $CWL_IMAGE = ${CWL_ALIASES[*]}, $CWL_BASH_IMAGE = bash:4.4.12, alpine = $BUSYBOX_IMAGE in $(elapsed "$t0") s"
+}
+
 case "$target" in
     busybox) build_busybox ;;
     python) build_python ;;
     snakemake) build_snakemake ;;
+    cwl) build_cwl ;;
     all) build_busybox; build_python ;;
 esac

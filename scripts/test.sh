@@ -11,6 +11,8 @@ for client in pytes pytes04 schemathesis cwltes snakemake; do
     scripts/client-venv.sh "$client"
 done
 scripts/venv.sh
+# nodejs, .venvs/cwltest and the images the CWL conformance tests name (scripts/build-images.sh cwl).
+scripts/cwl-conformance.sh --setup
 # The Slurm backend's tests run against a real two-node cluster on this machine (slurmd
 # must run as root); without it they fail, they are never skipped.
 if [ "$(id -u)" -eq 0 ]; then
