@@ -61,3 +61,58 @@ def test_required_and_issue_14_tests_pass_through_cwl_tes(busybox: str, tmp_path
     seconds = time.monotonic() - start
     problems = conformance.judge(results, conformance.read_limits(cases))
     assert not problems, "\n".join([conformance.summary(results, len(cases), seconds), *problems])
+
+
+def test_the_limits_file_numbers_tests_of_the_suite_and_leaves_184_to_pass() -> None:
+    require(conformance.CWLTEST_VENV.exists(), "the client venv cwltest", SETUP)
+    cases = conformance.list_cases()
+    limits = conformance.read_limits(cases)  # refuses a number that names another test
+    assert len(cases) == 197
+    assert len(cases) - len(limits) >= 184  # issue 14's acceptance: at least 184 pass
+
+
+def test_the_working_copy_has_edam_owl_where_the_format_tests_read_it(tmp_path: Path) -> None:
+    suite_yaml = conformance.prepare_suite(tmp_path)
+    edam = suite_yaml.parent / "v1.0" / "EDAM.owl"
+    assert edam.read_bytes().startswith(b'<?xml version="1.0"?>')
+    assert not edam.with_suffix(".owl.xz").exists()
+    for tool in ("formattest2.cwl", "formattest3.cwl"):
+        assert "- EDAM.owl" in (edam.parent / tool).read_text()
+
+
+def test_selection_keeps_the_numbers_of_the_full_suite() -> None:
+    cases = [
+        conformance.Case(1, "a", ("required",), ""),
+        conformance.Case(2, "b", ("docker",), ""),
+        conformance.Case(3, "c", ("required", "docker"), ""),
+        conformance.Case(4, "d", (), ""),
+    ]
+    assert [c.number for c in conformance.select(cases, "required", "4")] == [1, 3, 4]
+    assert [c.number for c in conformance.select(cases, None, "2-3")] == [2, 3]
+    assert conformance.select(cases, None, None) == cases
+
+
+def test_results_are_matched_to_the_tests_run_by_position(tmp_path: Path) -> None:
+    # cwltest names its i-th result after the suite's i-th test, whatever -n ran.
+    junit = tmp_path / "junit.xml"
+    junit.write_text(
+        '<testsuites><testsuite name="s">'
+        '<testcase name="x" file="first"/>'
+        '<testcase name="y" file="second"><failure message="boom"/></testcase>'
+        '<testcase name="z" file="third"><skipped message="Unsupported"/></testcase>'
+        "</testsuite></testsuites>"
+    )
+    ran = [conformance.Case(n, f"t{n}", (), "") for n in (7, 98, 118)]
+    results = conformance.read_junit(junit, ran, tmp_path / "tests")
+    assert [(r.number, r.outcome) for r in results] == [
+        (7, "passed"), (98, "failed"), (118, "unsupported"),
+    ]  # fmt: skip
+    assert "boom" in Path(results[1].log).read_text()
+    limits = {
+        98: conformance.Limit(98, "t98", "failed", "x"),
+        7: conformance.Limit(7, "t7", "failed", "x"),
+    }
+    problems = conformance.judge(results, limits)
+    assert [p.split(":")[0] for p in problems] == ["7 t7", "118 t118"]
+    assert "passes now" in problems[0]
+    assert "not a known limit" in problems[1]
