@@ -194,3 +194,94 @@ def test_local_inputs_are_mounted_not_copied(server: Any, client: Client, busybo
     attempt_dir = Path(client.details(task.id).attempt_dir)
     copied = sum(p.stat().st_size for p in attempt_dir.rglob("*") if p.is_file())
     assert copied < 1024 * 1024, "the input was copied into the attempt directory"
+
+
+def tree(folder: Path) -> list[str]:
+    """Every path below ``folder``: directories end in '/'."""
+    return sorted(
+        str(p.relative_to(folder)) + ("/" if p.is_dir() else "") for p in folder.rglob("*")
+    )
+
+
+def dir_output(path: str, url: str) -> dict[str, str]:
+    return {"path": path, "url": url, "type": "DIRECTORY"}
+
+
+def test_a_directory_output_delivers_empty_directories_and_the_inputs_inside_it(
+    server: Any, client: Client, busybox: str, tmp_path: Path
+) -> None:
+    """Issue 14 (CWL conformance through cwl-tes): ``mkdir -p`` in the output directory,
+    and an input cwl-tes places inside it (InitialWorkDir), a file and a directory."""
+    ref = tmp_path / "ref.fasta"
+    ref.write_text(">chr1\nACGT\n")
+    (tmp_path / "idx" / "none").mkdir(parents=True)
+    (tmp_path / "idx" / "i.txt").write_text("i\n")
+    dest, empty = tmp_path / "out", tmp_path / "empty"
+    doc = {
+        "inputs": [{"path": "/outdir/ref.fasta", "url": f"file://{ref}"},
+                   {"path": "/outdir/idx", "url": f"file://{tmp_path}/idx", "type": "DIRECTORY"}],
+        "outputs": [dir_output("/outdir", f"file://{dest}"),
+                    dir_output("/empty", f"file://{empty}")],
+        "executors": [{"image": busybox, "workdir": "/outdir", "command": [
+            "sh", "-c", "mkdir -p deeply/nested/dir/structure && ls > listing.txt"]}],
+    }  # fmt: skip
+    task = client.create(doc)
+    assert task.wait(120) is TaskState.COMPLETE, task.info().logs[-1].system_logs
+    assert (dest / "listing.txt").read_text().split() == ["deeply", "idx", "listing.txt",
+                                                          "ref.fasta"]  # fmt: skip
+    assert tree(dest) == [
+        "deeply/", "deeply/nested/", "deeply/nested/dir/", "deeply/nested/dir/structure/",
+        "idx/", "idx/i.txt", "idx/none/", "listing.txt", "ref.fasta",
+    ]  # fmt: skip
+    assert (dest / "ref.fasta").read_text() == ">chr1\nACGT\n"
+    assert empty.is_dir() and tree(empty) == []
+    log = task.info().logs[-1]
+    assert sorted(o.path for o in log.outputs) == [
+        "/outdir/idx/i.txt", "/outdir/listing.txt", "/outdir/ref.fasta"
+    ]  # fmt: skip
+    assert (log.metadata or {})["sha256:/outdir/ref.fasta"] == sha(b">chr1\nACGT\n")
+    assert any("/empty held no files" in s for s in log.system_logs or []), log.system_logs
+
+
+def test_empty_directories_reach_s3_as_folder_markers_and_come_back(
+    s3: S3, server: Any, client: Client, busybox: str, tmp_path: Path
+) -> None:
+    """S3 has no directories: an empty one is a zero-byte ``name/`` object, as the S3
+    console makes; a DIRECTORY input holding such markers gets empty directories back."""
+    bucket = s3.client()
+    bucket.create_bucket(Bucket="tree")
+    ref = tmp_path / "ref.txt"
+    ref.write_text("ref\n")
+    first = client.create({
+        "inputs": [{"path": "/outdir/ref.txt", "url": str(ref)}],
+        "outputs": [dir_output("/outdir", "s3://tree/run1/"),
+                    dir_output("/nothing", "s3://tree/nothing")],
+        "executors": [{"image": busybox, "workdir": "/outdir", "command": [
+            "sh", "-c", "mkdir -p a/b/c e && echo x > e/x.txt"]}],
+    })  # fmt: skip
+    assert first.wait(120) is TaskState.COMPLETE, first.info().logs[-1].system_logs
+    keys = sorted(o["Key"] for o in bucket.list_objects_v2(Bucket="tree")["Contents"])
+    assert keys == ["nothing/", "run1/a/b/c/", "run1/e/x.txt", "run1/ref.txt"]
+    assert bucket.get_object(Bucket="tree", Key="run1/ref.txt")["Body"].read() == b"ref\n"
+    back = tmp_path / "back"
+    second = client.create({
+        "inputs": [{"path": "/in", "url": "s3://tree/run1/", "type": "DIRECTORY"},
+                   {"path": "/none", "url": "s3://tree/nothing/", "type": "DIRECTORY"}],
+        "outputs": [dir_output("/in", f"file://{back}")],
+        "executors": [{"image": busybox, "command": ["sh", "-c", "test -d /none"]}],
+    })  # fmt: skip
+    assert second.wait(120) is TaskState.COMPLETE, second.info().logs[-1].system_logs
+    assert tree(back) == ["a/", "a/b/", "a/b/c/", "e/", "e/x.txt", "ref.txt"]
+
+
+def test_empty_directories_reach_webdav(
+    dav: tuple[str, Path], server: Any, client: Client, busybox: str
+) -> None:
+    url, root = dav
+    task = client.create({
+        "outputs": [dir_output("/outdir", f"{url}/results")],
+        "executors": [{"image": busybox, "workdir": "/outdir", "command": [
+            "sh", "-c", "mkdir -p deeply/nested empty && echo y > deeply/y.txt"]}],
+    })  # fmt: skip
+    assert task.wait(120) is TaskState.COMPLETE, task.info().logs[-1].system_logs
+    assert tree(root / "results") == ["deeply/", "deeply/nested/", "deeply/y.txt", "empty/"]

@@ -206,3 +206,36 @@ def test_the_logs_of_a_task_with_5000_executors_come_at_once_and_never_stall_the
             r = c.get(f"/api/v1/tasks/{task['id']}/logs", params={"follow": follow})
             assert r.text == "first\n"
     assert watch.worst < HEALTH_LIMIT, f"/api/v1/health took {watch.worst * 1000:.0f} ms"
+
+
+def test_a_directory_output_never_leads_the_server_outside_the_task(
+    server: Server, busybox: str, victim: Path, tmp_path: Path
+) -> None:
+    """Issue 14: inputs inside a directory output are delivered from toolship's own
+    pinned copy. The task moves the directory holding an input's mount point away and
+    puts a link to the victim's folder in its place, and links a subdirectory and a
+    file to the victim: nothing of the victim's is delivered, the input is."""
+    ref = tmp_path / "in" / "ref.txt"
+    ref.parent.mkdir()
+    ref.write_text("input\n")
+    dest = tmp_path / "delivered"
+    script = (
+        f"mv /out/sub /out/moved || true; ln -s {victim.parent} /out/sub; "
+        f"ln -s {victim.parent} /out/dirlink; ln -s {victim} /out/filelink; echo ok > /out/ok"
+    )
+    doc = {
+        "inputs": [{"path": "/out/sub/ref.txt", "url": f"file://{ref}"}],
+        "outputs": [{"path": "/out", "url": f"file://{dest}", "type": "DIRECTORY"}],
+        "executors": [sh(busybox, script)],
+    }
+    task, worst = run_watched(server, doc)
+    assert worst < HEALTH_LIMIT, f"/api/v1/health took {worst * 1000:.0f} ms"
+    assert task["state"] == "COMPLETE", system_logs(task)
+    assert victim.read_text() == SECRET
+    delivered = {p.relative_to(dest).as_posix(): p for p in dest.rglob("*") if p.is_file()}
+    assert not any(p.is_symlink() for p in dest.rglob("*"))
+    assert "host secret" not in "".join(p.read_text() for p in delivered.values())
+    assert (dest / "sub" / "ref.txt").read_text() == "input\n"
+    assert (dest / "ok").read_text() == "ok\n"
+    for link in ("/out/dirlink", "/out/filelink"):
+        assert link in system_logs(task), system_logs(task)

@@ -98,3 +98,16 @@ def test_what_a_root_server_writes_for_the_task_belongs_to_the_task_user(root: P
     for made in (root / "work" / "deep", root / "work" / "deep" / "out"):
         assert (made.stat().st_uid, made.stat().st_gid) == given
     assert (root / "work").stat().st_uid == os.getuid()  # what existed keeps its owner
+
+
+def test_a_walk_can_list_directories_too_empty_ones_included(root: Path) -> None:
+    (root / "work" / "a" / "b").mkdir(parents=True)
+    (root / "work" / "link").symlink_to(root.parent)
+    found = taskfs.regular_files(root, "work", "output", "/work", directories=True)
+    assert found == [
+        ("a", "a directory"),
+        ("a/b", "a directory"),
+        ("link", "a symbolic link"),
+        ("sub", "a directory"),
+        ("sub/f.txt", ""),
+    ]

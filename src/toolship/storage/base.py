@@ -116,6 +116,14 @@ class Storage(Protocol):
         """Write the file ``src`` to ``url`` so no reader ever sees half of it."""
         ...
 
+    def deliver_directory(self, url: str, ctx: StageContext) -> bool:
+        """Make the directory ``url`` (and its parents) exist, empty if it is new.
+
+        False where the store keeps no empty directories (the caller says so in the
+        task's system logs); a failure raises StagingError naming the URL.
+        """
+        ...
+
     def prefixes(self) -> list[str]:
         """URL prefixes a task may use (advertised in service-info.storage)."""
         ...

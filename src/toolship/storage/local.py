@@ -12,7 +12,8 @@ the opened file into the attempt's private ``mounts/`` directory and gives
 the container that; a server that cannot mount gives the name itself when
 no one else can change the path, and a copy otherwise.  Outputs are written
 to a temporary name beside the target and renamed, so a reader never sees a
-half-written file, with the owner the operator configured.
+half-written file, with the owner the operator configured (who also owns the
+directories made for them, empty ones of a directory output included).
 """
 
 from __future__ import annotations
@@ -339,6 +340,17 @@ class LocalStorage:
                 os.close(parent)
         ctx.progress.add(digest.size)
         return FileRecord(url=url, path="", size=digest.size, sha256=digest.sha256)
+
+    def deliver_directory(self, url: str, ctx: StageContext) -> bool:
+        try:
+            dest = self.path_of(url)
+        except InvalidRequest as exc:
+            raise StagingError(f"cannot create {url}: {exc}") from None
+        try:
+            os.close(self._folder(url, dest))
+        except OSError as exc:
+            raise StagingError(f"cannot create {url}: {exc.strerror or exc}") from exc
+        return True
 
     def _folder(self, url: str, folder: Path) -> int:
         """A descriptor of ``folder``, created as needed, reached without following symlinks."""

@@ -12,7 +12,9 @@ filesystem's own event loop (asynchronous filesystems: S3, HTTP), not one thread
 and one request at a time: for small objects the round trip is the cost.
 Uploads stream through the filesystem's writer (multipart on S3) and are
 discarded — never completed — when anything fails, so no partial object
-appears at the final key.
+appears at the final key.  An empty directory is made where the store has
+directories (WebDAV) or a marker for them (S3's zero-byte ``name/`` object,
+which a directory input turns back into a directory); elsewhere it is not kept.
 """
 
 from __future__ import annotations
@@ -107,6 +109,17 @@ class RemoteStorage:
 
     def prepare_parent(self, fs: AbstractFileSystem, path: str) -> None:
         """Make the parent of ``path`` exist where the store has real directories."""
+
+    def make_directory(
+        self, fs: AbstractFileSystem, path: str, credentials: Mapping[str, str]
+    ) -> bool:
+        """Make the directory ``path``; False where the store keeps no empty directories.
+
+        Object stores have no directories, and fsspec drops a trailing slash, so by
+        default nothing is made: a scheme that has directories, or a marker for them,
+        says how.
+        """
+        return False
 
     def range_reader(
         self, fs: AbstractFileSystem, credentials: Mapping[str, str]
@@ -215,7 +228,10 @@ class RemoteStorage:
         if not listing and not fs.isdir(root):
             raise FileNotFoundError(root)
         dest.mkdir(parents=True, exist_ok=True)
-        names = sorted(listing)
+        for marker in (n for n in listing if n.endswith("/")):  # an S3 "folder": a directory
+            if marker.strip("/") != root.strip("/"):
+                (dest / _relative(root, marker.rstrip("/"))).mkdir(parents=True, exist_ok=True)
+        names = sorted(n for n in listing if not n.endswith("/"))
         # Only an asynchronous filesystem fetches many files at once (``cat(batch_size=)``).
         in_bulk = isinstance(fs, AsyncFileSystem)
         bulk = [n for n in names if in_bulk and _small(listing[n])]
@@ -343,6 +359,20 @@ class RemoteStorage:
             )
         ctx.progress.add(digest.size)
         return FileRecord(url=url, path="", size=digest.size, sha256=digest.sha256)
+
+    def deliver_directory(self, url: str, ctx: StageContext) -> bool:
+        credentials = self.scoped(url, ctx.credentials)
+        fs = self.filesystem(url, credentials)
+        path = self.path(url)
+        try:
+            made: bool = with_retries(
+                lambda: self.make_directory(fs, path, credentials),
+                f"create {redact(url)}",
+                ctx.attempts,
+            )
+        except Exception as exc:
+            raise StagingError(f"cannot create {redact(url)}: {_message(exc)}") from exc
+        return made
 
     def _open_upload(self, fs: AbstractFileSystem, path: str) -> Upload:
         writer = fs.open(path, "wb", block_size=UPLOAD_BLOCK)

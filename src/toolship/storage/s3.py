@@ -3,7 +3,9 @@
 s3:// URLs name buckets at the operator's endpoint (``storage.s3``), not hosts, so
 the egress policy does not apply.  A task's own ``s3_*`` credentials win; else the
 server's credential for the URL's prefix, else the endpoint's defaults.  Large
-objects are read as parallel ranges through botocore's synchronous client.
+objects are read as parallel ranges through botocore's synchronous client.  An
+empty directory of a DIRECTORY output is a zero-byte object named ``dir/``, the
+folder marker the S3 console makes (S3 itself has no directories).
 """
 
 from __future__ import annotations
@@ -65,10 +67,12 @@ class _GetObjectAnswer(TypedDict):
     Body: _Body
 
 
-class _RangeClient(Protocol):
-    """The one call of botocore's S3 client that ranged reads use."""
+class _Client(Protocol):
+    """The calls of botocore's S3 client made directly: ranged reads, folder markers."""
 
     def get_object(self, *, Bucket: str, Key: str, Range: str) -> _GetObjectAnswer: ...
+
+    def put_object(self, *, Bucket: str, Key: str, Body: bytes) -> object: ...
 
 
 class S3Storage(RemoteStorage):
@@ -78,7 +82,7 @@ class S3Storage(RemoteStorage):
 
     def __init__(self, settings: StorageSettings) -> None:
         super().__init__(settings)
-        self._range_clients: dict[Hashable, _RangeClient] = {}
+        self._clients: dict[Hashable, _Client] = {}
 
     def fs_key(self, url: str, credentials: Mapping[str, str]) -> Hashable:
         return tuple(sorted((k, v) for k, v in credentials.items() if k.startswith("s3_")))
@@ -134,11 +138,7 @@ class S3Storage(RemoteStorage):
         botocore's CPU per byte; botocore reads its sockets without holding the GIL.
         The client is made from the same settings and credentials as the filesystem.
         """
-        key = self.fs_key("s3://", credentials)
-        with self._lock:
-            client = self._range_clients.get(key)
-            if client is None:
-                client = self._range_clients[key] = self._botocore_client(credentials)
+        client = self._client(credentials)
 
         def read(path: str, start: int, end: int) -> bytes:
             bucket, _, name = path.partition("/")
@@ -147,7 +147,24 @@ class S3Storage(RemoteStorage):
 
         return read
 
-    def _botocore_client(self, credentials: Mapping[str, str]) -> _RangeClient:
+    def make_directory(
+        self, fs: AbstractFileSystem, path: str, credentials: Mapping[str, str]
+    ) -> bool:
+        """A zero-byte ``path/`` object (s3fs would drop the slash); a bucket exists already."""
+        bucket, _, key = path.partition("/")
+        if key.strip("/"):
+            self._client(credentials).put_object(Bucket=bucket, Key=key.strip("/") + "/", Body=b"")
+        return True
+
+    def _client(self, credentials: Mapping[str, str]) -> _Client:
+        key = self.fs_key("s3://", credentials)
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                client = self._clients[key] = self._botocore_client(credentials)
+            return client
+
+    def _botocore_client(self, credentials: Mapping[str, str]) -> _Client:
         import botocore.config
         import botocore.session
         from botocore import UNSIGNED
@@ -169,5 +186,5 @@ class S3Storage(RemoteStorage):
             kwargs["aws_access_key_id"] = credentials["s3_access_key_id"]
             kwargs["aws_secret_access_key"] = credentials.get("s3_secret_access_key")
             kwargs["aws_session_token"] = credentials.get("s3_session_token")
-        client: _RangeClient = session.create_client("s3", **kwargs)
+        client: _Client = session.create_client("s3", **kwargs)
         return client

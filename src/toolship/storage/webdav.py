@@ -4,7 +4,8 @@ Through webdav4.  The URL names the host, so the egress policy applies (every
 connection goes through :func:`~toolship.storage.egress.httpx_transport`).  A task's
 own ``webdav_username``/``webdav_password`` win; else the server's credential for the
 URL's prefix, and none at all for any other host.  Uploads are spooled by webdav4
-and sent whole on close, into parents made first (WebDAV has real directories).
+and sent whole on close, into parents made first (WebDAV has real directories, so
+the empty ones of a DIRECTORY output are made too).
 """
 
 from __future__ import annotations
@@ -72,6 +73,12 @@ class WebdavStorage(RemoteStorage):
         if not urlsplit(url).netloc:
             raise InvalidRequest(f"{url!r}: write webdav://HOST[:PORT]/path")
         self.check_egress(url)
+
+    def make_directory(
+        self, fs: AbstractFileSystem, path: str, credentials: Mapping[str, str]
+    ) -> bool:
+        fs.makedirs(path, exist_ok=True)  # MKCOL, parents first
+        return True
 
     def prepare_parent(self, fs: AbstractFileSystem, path: str) -> None:
         parent = path.rsplit("/", 1)[0]

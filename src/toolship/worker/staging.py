@@ -1,42 +1,32 @@
-"""Staging for one attempt: inputs into place (mounted, or fetched), outputs back to URLs.
+"""Staging for one attempt: inputs into place (mounted, or fetched); outputs.py sends them back.
 
 Local inputs are bind-mounted read-only where they are (zero-copy).  Fetched
 inputs land straight in the writable directory that holds their path (a copy
-the task may change), or beside the attempt and mounted read-only.  Outputs
-that are byte-for-byte the input they were staged from are not uploaded again
-(``--sync`` uploads new and changed files only).
+the task may change), or beside the attempt and mounted read-only.  What was
+staged is written down (``staged-inputs.json``): each file's hash, and for a
+mounted input the host path its mount comes from, which the output collection
+reads it back from.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import os
 import posixpath
-import stat
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from toolship.errors import StagingError
-from toolship.models import FileType, Input, Output, Task, distinct_inputs, static_dir
+from toolship.models import FileType, Input, Task, distinct_inputs
 from toolship.runtime import Mount
 from toolship.storage import StageContext, StorageRegistry
 from toolship.storage.local import LocalStorage, hand_over, release_mounts
-from toolship.storage.transfer import FileRecord, sha256_file
-from toolship.wildcards import has_wildcard
+from toolship.storage.transfer import sha256_file
 from toolship.worker.layout import AttemptLayout
-from toolship.worker.taskfs import (
-    TaskPathError,
-    describe,
-    fresh_directory,
-    lstat_beneath,
-    open_file,
-    regular_files,
-    remove,
-)
+from toolship.worker.taskfs import fresh_directory, remove
 
-__all__ = ["StagedFile", "collect_outputs", "prepare_inputs"]
+__all__ = ["StagedFile", "prepare_inputs", "read_manifest"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +38,7 @@ class StagedFile:
     size: int
     sha256: str
     mtime_ns: int = 0
+    host: str = ""  # a mounted input: the host path its mount comes from
 
 
 def prepare_inputs(
@@ -131,7 +122,7 @@ def _stage_input(
             assert isinstance(backend, LocalStorage)  # the only one with a local source
             pinned = backend.pin(inp.url, inp.type.value, layout.base / "mounts" / f"input-{index}")
             return Mount(host=pinned.host, container=inp.path, readonly=True), [
-                StagedFile(inp.path, inp.url, pinned.size, "", pinned.mtime_ns)
+                StagedFile(inp.path, inp.url, pinned.size, "", pinned.mtime_ns, str(pinned.host))
             ]
     records = backend.fetch(inp.url, dest, inp.type.value, ctx)
     files = [
@@ -185,156 +176,3 @@ def read_manifest(layout: AttemptLayout) -> list[StagedFile]:
         return [StagedFile(**d) for d in json.loads(_manifest(layout).read_text())]
     except FileNotFoundError:
         return []
-
-
-def _walk(
-    layout: AttemptLayout, container_dir: str, warnings: list[str], pattern: str | None = None
-) -> list[str]:
-    """Container paths of the regular files under ``container_dir`` (matching ``pattern``).
-
-    Walked by directory descriptors; anything else found (a link, a FIFO, a device)
-    is left out with a warning.
-    """
-    found: list[str] = []
-    for rel, kind in regular_files(layout.root, container_dir, "output", container_dir):
-        cpath = posixpath.join(container_dir, rel)
-        if pattern is not None and not glob_match(cpath, pattern):
-            continue
-        if kind:
-            warnings.append(f"output {cpath} was not uploaded: it is {kind}, not a regular file")
-        else:
-            found.append(cpath)
-    return found
-
-
-def glob_match(path: str, pattern: str) -> bool:
-    """POSIX glob semantics: wildcards never match across a '/'."""
-    parts, pats = path.split("/"), pattern.split("/")
-    return len(parts) == len(pats) and all(
-        fnmatch.fnmatchcase(part, pat) for part, pat in zip(parts, pats, strict=True)
-    )
-
-
-def _matches(layout: AttemptLayout, pattern: str, warnings: list[str]) -> list[str]:
-    start = static_dir(pattern)
-    if _kind(layout, start, FileType.DIRECTORY) is None:
-        return []
-    return _walk(layout, start, warnings, pattern)
-
-
-def collect_outputs(
-    task: Task,
-    layout: AttemptLayout,
-    storage: StorageRegistry,
-    ctx: StageContext,
-    *,
-    strict: bool,
-) -> tuple[list[StagedFile], list[str]]:
-    """Deliver every output; return what was written and warnings for what was not.
-
-    Every file is opened beneath the attempt's root without following a link and
-    delivered from that open file.  Read-only input mount points are never uploaded
-    (on the host they are empty placeholders); a fetched input left unchanged is not
-    uploaded back to the URL it came from.  With ``strict`` a declared output the
-    executors did not create, or that is not a regular file, is an error; without
-    (the executors failed) it is only a warning.
-    """
-    staged = {s.path: s for s in read_manifest(layout)}
-    mounted = {s.path for s in staged.values() if not s.sha256}  # zero-copy mount points
-    jobs: list[tuple[str, str]] = []
-    targets: set[str] = set()
-    warnings: list[str] = []
-    for out in task.outputs or []:
-        try:
-            files = _expand(out, layout, warnings)
-        except StagingError as exc:
-            if strict:
-                raise
-            warnings.append(str(exc))
-            continue
-        for cpath, url in files:
-            if cpath not in mounted and url not in targets:  # two may deliver one file
-                targets.add(url)
-                jobs.append((cpath, url))
-    futures = [
-        ctx.pool.submit(_deliver, layout, storage, staged.get(cpath), cpath, url, ctx)
-        for cpath, url in jobs
-    ]
-    delivered = []
-    for (cpath, url), future in zip(jobs, futures, strict=True):
-        try:
-            record = future.result()
-        except TaskPathError as exc:  # changed since it was listed (a process left running)
-            if strict:
-                raise
-            warnings.append(str(exc))
-            continue
-        if record is not None:
-            delivered.append(StagedFile(cpath, url, record.size, record.sha256))
-    return delivered, warnings
-
-
-def _deliver(
-    layout: AttemptLayout,
-    storage: StorageRegistry,
-    record: StagedFile | None,
-    cpath: str,
-    url: str,
-    ctx: StageContext,
-) -> FileRecord | None:
-    """Deliver one output from the file opened beneath the root (None: unchanged input)."""
-    try:
-        fd = open_file(layout.root, cpath, "output", cpath)
-    except FileNotFoundError:
-        raise StagingError(f"output file {cpath} disappeared before it was delivered") from None
-    try:
-        if _unchanged(record, os.fstat(fd), url):
-            return None
-        # The backend reopens the very inode this descriptor holds, whatever the name is now.
-        return storage.for_url(url).deliver(Path(f"/proc/self/fd/{fd}"), url, ctx)
-    finally:
-        os.close(fd)
-
-
-def _unchanged(record: StagedFile | None, found: os.stat_result, url: str) -> bool:
-    if record is None or not record.sha256 or record.url != url:
-        return False
-    return found.st_size == record.size and found.st_mtime_ns == record.mtime_ns
-
-
-def _kind(layout: AttemptLayout, cpath: str, expected: FileType) -> os.stat_result | None:
-    """What is at an output path: None when nothing; refused when not of the expected type."""
-    found = lstat_beneath(layout.root, cpath, "output", cpath)
-    if found is None:
-        return None
-    wanted = stat.S_ISDIR if expected is FileType.DIRECTORY else stat.S_ISREG
-    if not wanted(found.st_mode):
-        raise TaskPathError(
-            f"output {cpath} is {describe(found.st_mode)}, not "
-            f"{'a directory' if expected is FileType.DIRECTORY else 'a regular file'}; "
-            "toolship never follows links and never reads FIFOs or devices that a task creates"
-        )
-    return found
-
-
-def _expand(out: Output, layout: AttemptLayout, warnings: list[str]) -> list[tuple[str, str]]:
-    """(container path, destination URL) for each file an output declaration covers."""
-    if has_wildcard(out.path):
-        prefix = (out.path_prefix or static_dir(out.path)).rstrip("/")
-        matches = _matches(layout, out.path, warnings)
-        return [(p, _join(out.url, p[len(prefix) :].lstrip("/"))) for p in matches]
-    if out.type is FileType.DIRECTORY:
-        if _kind(layout, out.path, FileType.DIRECTORY) is None:
-            raise StagingError(f"output directory {out.path} was not created by the executors")
-        files = _walk(layout, out.path, warnings)
-        return [(p, _join(out.url, p[len(out.path) :].lstrip("/"))) for p in files]
-    if _kind(layout, out.path, FileType.FILE) is None:
-        raise StagingError(f"output file {out.path} was not created by the executors")
-    return [(out.path, out.url)]
-
-
-def _join(base: str, relative: str) -> str:
-    parts = relative.split("/")
-    if ".." in parts or relative.startswith("/"):
-        raise StagingError(f"output name {relative!r} would escape {base}")
-    return base.rstrip("/") + "/" + relative

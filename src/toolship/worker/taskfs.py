@@ -273,12 +273,15 @@ def _copy(src: int, dst: int) -> None:
         os.write(dst, block)
 
 
-def regular_files(base: Path, rel: str, role: str, shown: str) -> list[tuple[str, str]]:
+def regular_files(
+    base: Path, rel: str, role: str, shown: str, *, directories: bool = False
+) -> list[tuple[str, str]]:
     """``(path, kind)`` below the directory ``base/rel``, relative to it, sorted.
 
     ``kind`` is "" for a regular file, else what the entry is (a link, a FIFO…):
     the caller decides whether to skip it.  Directories are entered through
-    their fds, never through a link.
+    their fds, never through a link; with ``directories`` each one is listed too
+    (kind "a directory"), so that an empty one is seen.
     """
     top = _walk(base, _parts(rel), role, shown, below=0)
     found: list[tuple[str, str]] = []
@@ -294,6 +297,8 @@ def regular_files(base: Path, rel: str, role: str, shown: str) -> list[tuple[str
                         if stat.S_ISDIR(mode):
                             with contextlib.suppress(OSError):  # gone, or swapped for a link
                                 stack.append((os.open(entry.name, _DIR, dir_fd=fd), path + "/"))
+                                if directories:
+                                    found.append((path, describe(mode)))
                         else:
                             found.append((path, "" if stat.S_ISREG(mode) else describe(mode)))
             finally:

@@ -35,6 +35,7 @@ from toolship.timeutil import now_rfc3339
 from toolship.units import format_bytes, format_duration
 from toolship.worker import taskfs
 from toolship.worker.layout import AttemptLayout, plan_layout
+from toolship.worker.outputs import collect_outputs
 from toolship.worker.ranks import (
     HOSTFILE,
     RANK_VARIABLES,
@@ -44,7 +45,7 @@ from toolship.worker.ranks import (
     pod_name,
     rank_name,
 )
-from toolship.worker.staging import StagedFile, collect_outputs, prepare_inputs
+from toolship.worker.staging import StagedFile, prepare_inputs
 from toolship.worker.streams import finish_streams, open_stdin
 
 __all__ = ["Worker", "WorkerEnv", "read_tail", "timed_out"]
