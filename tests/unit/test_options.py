@@ -38,6 +38,14 @@ def test_the_images_entrypoint_runs_unless_the_task_says_command() -> None:
     assert said.keep_entrypoint is False  # type: ignore[attr-defined]
 
 
+def test_credentials_are_kept_apart_and_never_echoed() -> None:
+    given = {k: "x" for k in ("s3_access_key_id", "s3_secret_access_key", "s3_session_token")}
+    given |= {"webdav_username": "u", "webdav_password": "p", "network": "true"}
+    o = opts(backend_parameters=given)
+    assert o.parameters == {"network": "true"}  # type: ignore[attr-defined]
+    assert o.credentials == {k: v for k, v in given.items() if k != "network"}  # type: ignore[attr-defined]
+
+
 def test_unknown_key_is_ignored_with_a_warning_unless_strict() -> None:
     o = opts(backend_parameters={"VmSize": "big"})
     assert o.parameters == {}  # type: ignore[attr-defined]

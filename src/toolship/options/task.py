@@ -57,7 +57,13 @@ BACKEND_PARAMETERS: dict[str, str] = {
 }
 # Parameters that are credentials: never stored with the task, never shown.
 SECRET_PARAMETERS = frozenset(
-    {"s3_access_key_id", "s3_secret_access_key", "s3_session_token", "webdav_password"}
+    {
+        "s3_access_key_id",
+        "s3_secret_access_key",
+        "s3_session_token",
+        "webdav_username",
+        "webdav_password",
+    }
 )
 
 # Placement parameters only a cluster scheduler can honour.
