@@ -15,7 +15,15 @@ import sys
 from pathlib import Path
 from typing import Any, Literal, TypedDict
 
-from pydantic import BaseModel, Field, PrivateAttr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -118,6 +126,12 @@ class LocalSettings(BaseModel):
     # Empty by default: a task then sees only its own inputs, outputs and volumes.
     # Tasks use them as local.task_user: give them to that user, or run tasks as theirs.
     shared_dirs: list[Path] = Field(default_factory=list)
+    # Folders in shared_dirs where an input a task names is mounted read-write, so the
+    # task changes the original in place (Toil's TES batch system passes its file job
+    # store to every task as an input at its own path, and the jobs write into it).
+    # Tasks can write the shared dirs anyway: this changes how a named input is mounted,
+    # never what a task can reach.  Empty by default: every input is read-only.
+    writable_shared_dirs: list[Path] = Field(default_factory=list)
     # How much of each stream is kept in the task record (full logs stay on disk).
     log_tail_bytes: int = Field(default=64 * 1024, ge=0)
     # Seconds a cancelled container gets between SIGTERM and SIGKILL.
@@ -137,6 +151,27 @@ class LocalSettings(BaseModel):
     # Who the files and folders delivered to file:// outputs belong to, "UID:GID";
     # empty: the server's own user.
     output_owner: str = ""
+
+    @field_validator("writable_shared_dirs")
+    @classmethod
+    def _resolved(cls, v: list[Path]) -> list[Path]:
+        for d in v:
+            if not d.is_absolute():
+                raise ValueError(f"give absolute paths (got {str(d)!r})")
+        return [d.resolve() for d in v]
+
+    @model_validator(mode="after")
+    def _writable_inside_shared(self) -> LocalSettings:
+        shared = [d.resolve() for d in self.shared_dirs]
+        for d in self.writable_shared_dirs:
+            if not any(d.is_relative_to(s) for s in shared):
+                raise ValueError(
+                    f"local.writable_shared_dirs: {d} is not inside any of local.shared_dirs "
+                    f"({', '.join(map(str, shared)) or 'none'}): tasks may write inputs in "
+                    "place only where they can write anyway; add it (or a folder above it) "
+                    "to local.shared_dirs, or remove it"
+                )
+        return self
 
     @field_validator("task_user", "output_owner")
     @classmethod

@@ -122,6 +122,7 @@ class WorkerSettings(_Record):
     stop_grace_seconds: int
     pids_limit: int
     shared_dirs: list[Path]
+    writable_shared_dirs: list[Path] = Field(default_factory=list)  # resolved, in shared_dirs
     transfers: int  # files moved at once
     transfer_attempts: int
     # A worker running as root on the node runs tasks as this (uid, gid): local.task_user.

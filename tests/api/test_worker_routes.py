@@ -54,6 +54,7 @@ class Stub:
                 stop_grace_seconds=2,
                 pids_limit=100,
                 shared_dirs=[Path("/shared/data")],
+                writable_shared_dirs=[Path("/shared/data/jobs")],
                 transfers=4,
                 transfer_attempts=3,
                 task_user=(1000, 1000),

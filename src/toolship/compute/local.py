@@ -123,6 +123,7 @@ class LocalBackend:
             stop_grace_seconds=local.stop_grace_seconds,
             pids_limit=local.pids_limit,
             shared_dirs=tuple(local.shared_dirs),
+            writable_shared_dirs=tuple(local.writable_shared_dirs),
             transfers=self.all_settings.storage.max_concurrency,
             transfer_attempts=self.all_settings.storage.attempts,
             accounting=local.accounting and accounting_available(job.options.runtime),

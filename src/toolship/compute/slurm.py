@@ -281,6 +281,7 @@ class SlurmAttempt:
                 stop_grace_seconds=settings.local.stop_grace_seconds,
                 pids_limit=settings.local.pids_limit,
                 shared_dirs=list(settings.local.shared_dirs),
+                writable_shared_dirs=list(settings.local.writable_shared_dirs),
                 transfers=settings.storage.max_concurrency,
                 transfer_attempts=settings.storage.attempts,
                 task_user=(int(uid), int(gid)),

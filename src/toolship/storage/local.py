@@ -10,7 +10,10 @@ what is mounted or copied is that open file, never its name.
 Inputs are mounted in place (no copy): a server running as root bind-mounts
 the opened file into the attempt's private ``mounts/`` directory and gives
 the container that; a server that cannot mount gives the name itself when
-no one else can change the path, and a copy otherwise.  Outputs are written
+no one else can change the path, and a copy otherwise.  An input inside a
+folder where the operator lets tasks write inputs in place
+(``local.writable_shared_dirs``) is bind-mounted read-write, by a root server
+only (a name handed to the container engine could be swapped).  Outputs are written
 to a temporary name beside the target and renamed, so a reader never sees a
 half-written file, with the owner the operator configured (who also owns the
 directories made for them, empty ones of a directory output included).
@@ -47,6 +50,7 @@ class Pinned:
     host: Path
     size: int
     mtime_ns: int
+    writable: bool = False  # it lies in a folder where inputs are mounted read-write
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -188,13 +192,17 @@ class LocalStorage:
             raise
         return fd
 
-    def pin(self, url: str, kind: str, dest: Path) -> Pinned:
+    def pin(self, url: str, kind: str, dest: Path, *, writable_in: Sequence[Path] = ()) -> Pinned:
         """Put the input ``url`` where a container can mount it from: ``dest`` or its path.
 
         As root: the opened file or directory is bind-mounted read-only at ``dest``.
         Otherwise the path itself serves when no one but this user (or root) can change
         any directory on it, and a copy at ``dest`` when someone can.  A file the task's
         user could not read is copied for it too.
+
+        An object whose own path lies inside one of ``writable_in`` (resolved folders
+        the tasks write anyway: ``local.writable_shared_dirs``) is bind-mounted
+        read-write instead, never copied nor given by name: the task changes the original.
         """
         path = self._staged_path(url)
         fd = self._open(url, path)
@@ -204,13 +212,31 @@ class LocalStorage:
                 self._holds_own(url, path)
             elif not stat.S_ISREG(st.st_mode):
                 raise StagingError(f"input {url} is not a regular file or a directory")
-            pinned = Pinned(dest, st.st_size, st.st_mtime_ns)
-            if not self._readable(fd, st):
+            # The object's name now, not the name checked: a link swapped in since counts
+            # where it leads.  A deleted object's name ends in " (deleted)": inside nothing.
+            where = Path(f"/proc/self/fd/{fd}").readlink()
+            writable = any(_inside(where, folder) for folder in writable_in)
+            pinned = Pinned(dest, st.st_size, st.st_mtime_ns, writable)
+            if not writable and not self._readable(fd, st):
                 self._copy_pinned(url, fd, st, dest)
                 return pinned
             directory = stat.S_ISDIR(st.st_mode)
-            if self.mount and _make_mount_point(dest, directory) and _bind(fd, dest):
+            if (
+                self.mount
+                and _make_mount_point(dest, directory)
+                and _bind(fd, dest, readonly=not writable)
+            ):
                 return pinned
+            if writable:
+                raise StagingError(
+                    f"input {url} lies in local.writable_shared_dirs, but only a server (or "
+                    "Slurm worker) running as root, for a task on one machine, mounts an "
+                    "input read-write: it mounts the "
+                    "very directory it checked, where handing its name to the container "
+                    "engine would let a task that writes the shared dir swap it for a link "
+                    "to elsewhere; run the server as root, or remove the folder from "
+                    "local.writable_shared_dirs (its inputs are then read-only)"
+                )
             if _only_we_can_change(path):
                 return Pinned(path, st.st_size, st.st_mtime_ns)
             self._copy_pinned(url, fd, st, dest)
@@ -441,8 +467,8 @@ def _make_mount_point(dest: Path, directory: bool) -> bool:
     return True
 
 
-def _bind(fd: int, dest: Path) -> bool:
-    """Bind-mount the object ``fd`` holds at ``dest``, read-only; False if not permitted."""
+def _bind(fd: int, dest: Path, *, readonly: bool = True) -> bool:
+    """Bind-mount the object ``fd`` holds at ``dest`` (read-only); False if not permitted."""
     source = f"/proc/self/fd/{fd}".encode()
     target = os.fsencode(dest)
     if _libc.mount(source, target, None, MS_BIND, None) != 0:
@@ -450,6 +476,8 @@ def _bind(fd: int, dest: Path) -> bool:
         if code in (errno.EPERM, errno.EACCES):
             return False
         raise StagingError(f"cannot mount an input at {dest}: {os.strerror(code)}")
+    if not readonly:
+        return True
     flags = MS_BIND | MS_REMOUNT | MS_RDONLY
     if _libc.mount(None, target, None, flags, None) != 0:
         code = ctypes.get_errno()

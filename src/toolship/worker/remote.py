@@ -241,6 +241,7 @@ async def run_remote(server: str, task_id: str, token: str) -> TaskState | None:
             stop_grace_seconds=e.stop_grace_seconds,
             pids_limit=e.pids_limit,
             shared_dirs=tuple(e.shared_dirs),
+            writable_shared_dirs=tuple(e.writable_shared_dirs),
             ranks=ranks,
             labels=job_labels(os.environ),
             user=user,

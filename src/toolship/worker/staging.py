@@ -26,7 +26,7 @@ from toolship.storage.transfer import sha256_file
 from toolship.worker.layout import AttemptLayout
 from toolship.worker.taskfs import fresh_directory, remove
 
-__all__ = ["StagedFile", "prepare_inputs", "read_manifest"]
+__all__ = ["SharedDirs", "StagedFile", "prepare_inputs", "read_manifest"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +41,19 @@ class StagedFile:
     host: str = ""  # a mounted input: the host path its mount comes from
 
 
+@dataclass(frozen=True, slots=True)
+class SharedDirs:
+    """The operator's folders that every container sees, read-write, at their own path."""
+
+    dirs: tuple[Path, ...] = ()  # local.shared_dirs
+    # Resolved folders in ``dirs`` where an input a task names is mounted read-write too
+    # (local.writable_shared_dirs); elsewhere inputs are read-only.
+    writable: tuple[Path, ...] = ()
+
+
+NOT_SHARED = SharedDirs()
+
+
 def prepare_inputs(
     task: Task,
     layout: AttemptLayout,
@@ -48,15 +61,17 @@ def prepare_inputs(
     ctx: StageContext,
     *,
     isolated: bool,
-    shared_dirs: Sequence[Path] = (),
+    shared: SharedDirs = NOT_SHARED,
     copy_local: bool = False,
     owner: tuple[int, int] | None = None,
-) -> tuple[list[Mount], list[StagedFile]]:
+) -> tuple[list[Mount], list[StagedFile], list[str]]:
     """Create the attempt's directories afresh and put every input where the executors expect it.
 
     Staging writes only into directories it has just made: what an earlier, interrupted
     staging of this attempt left (a restart before any executor ran) is removed first,
-    never written into.
+    never written into.  Returns the mounts, the files staged and notes for the task's
+    system log: a local input mounted read-only inside a shared dir says how an operator
+    lets tasks write it in place.
     """
     if _leftover(layout):
         release_mounts(layout.base)
@@ -65,7 +80,7 @@ def prepare_inputs(
     layout.logs.mkdir(exist_ok=True)
     mounts: list[Mount] = [
         Mount(host=d, container=str(d), readonly=False)
-        for d in shared_dirs
+        for d in shared.dirs
         if str(d) not in layout.writable
     ]
     for d in layout.writable:
@@ -75,10 +90,14 @@ def prepare_inputs(
     for volume in task.volumes or []:  # a volume inside another writable folder exists too
         layout.host(volume).mkdir(parents=True, exist_ok=True)
     staged: list[StagedFile] = []
+    notes: list[str] = []
     for index, inp in enumerate(distinct_inputs(task.inputs)):
         mount, files = _stage_input(
-            inp, index, layout, storage, ctx, isolated=isolated, copy_local=copy_local
-        )
+            inp, index, layout, storage, ctx, isolated=isolated, copy_local=copy_local,
+            writable_dirs=shared.writable,
+        )  # fmt: skip
+        if mount is not None and mount.readonly and not copy_local:
+            notes += _read_only_in_shared(inp, storage, shared.dirs)
         staged += files
         if mount is not None:
             mounts.append(mount)
@@ -86,7 +105,7 @@ def prepare_inputs(
         _write_manifest(layout, staged)
     if owner is not None:
         hand_over(layout.root, owner)  # the task's user writes its directories and copies
-    return mounts, staged
+    return mounts, staged, notes
 
 
 def _leftover(layout: AttemptLayout) -> bool:
@@ -102,6 +121,7 @@ def _stage_input(
     *,
     isolated: bool,
     copy_local: bool,
+    writable_dirs: Sequence[Path],
 ) -> tuple[Mount | None, list[StagedFile]]:
     in_place = not isolated or layout.covered(inp.path)
     dest = layout.host(inp.path) if in_place else layout.content_dir / f"input-{index}"
@@ -120,8 +140,11 @@ def _stage_input(
         if zero_copy:
             _placeholder(layout, inp)
             assert isinstance(backend, LocalStorage)  # the only one with a local source
-            pinned = backend.pin(inp.url, inp.type.value, layout.base / "mounts" / f"input-{index}")
-            return Mount(host=pinned.host, container=inp.path, readonly=True), [
+            pinned = backend.pin(
+                inp.url, inp.type.value, layout.base / "mounts" / f"input-{index}",
+                writable_in=writable_dirs,
+            )  # fmt: skip
+            return Mount(host=pinned.host, container=inp.path, readonly=not pinned.writable), [
                 StagedFile(inp.path, inp.url, pinned.size, "", pinned.mtime_ns, str(pinned.host))
             ]
     records = backend.fetch(inp.url, dest, inp.type.value, ctx)
@@ -131,6 +154,27 @@ def _stage_input(
         for r in records
     ]  # fmt: skip
     return _mount_unless(in_place, dest, inp.path), files
+
+
+def _read_only_in_shared(
+    inp: Input, storage: StorageRegistry, shared_dirs: Sequence[Path]
+) -> list[str]:
+    """Why a task that writes this read-only input fails, when it lies in a shared dir."""
+    try:
+        source = storage.for_url(inp.url).local_source(inp.url) if inp.url else None
+    except StagingError:  # moved since it was staged: a note never fails the task
+        return []
+    if source is None:
+        return []
+    for folder in shared_dirs:
+        if source.is_relative_to(folder.resolve()):
+            return [
+                f"input {inp.path} is mounted read-only although it lies in local.shared_dirs "
+                f"({folder}), which tasks can write; for tasks to change inputs there in "
+                "place (as Toil's file job store needs), the operator adds the folder to "
+                "local.writable_shared_dirs"
+            ]
+    return []
 
 
 def _record(cpath: str, url: str, host: Path, sha256: str = "") -> StagedFile:

@@ -45,7 +45,7 @@ from toolship.worker.ranks import (
     pod_name,
     rank_name,
 )
-from toolship.worker.staging import StagedFile, prepare_inputs
+from toolship.worker.staging import SharedDirs, StagedFile, prepare_inputs
 from toolship.worker.streams import finish_streams, open_stdin
 
 __all__ = ["Worker", "WorkerEnv", "read_tail", "timed_out"]
@@ -65,6 +65,7 @@ class WorkerEnv:
     stop_grace_seconds: int = 2
     pids_limit: int = 4096
     shared_dirs: tuple[Path, ...] = ()
+    writable_shared_dirs: tuple[Path, ...] = ()  # inside shared_dirs, resolved: inputs rw
     ranks: Ranks | None = None  # multi-node tasks: how each executor runs once per rank
     accounting: bool = False  # measure CPU and peak memory through a cgroup per attempt
     # Extra container labels (on Slurm: the job id, for the node epilog's clean-up).
@@ -258,11 +259,11 @@ class Worker:
             self.env.storage,
             self.stage_context,
             isolated=self.env.runtime.isolated,
-            shared_dirs=self.env.shared_dirs,
+            shared=SharedDirs(self.env.shared_dirs, self.env.writable_shared_dirs),
             copy_local=self.job.options.writable_inputs,
             owner=self.env.user,
         )
-        mounts, staged = await asyncio.to_thread(prepare) if staging else prepare()
+        mounts, staged, notes = await asyncio.to_thread(prepare) if staging else prepare()
         self._record_hashes(staged)
         if self.env.ranks is not None:
             hostfile = self.layout.base / "hostfile"
@@ -271,6 +272,9 @@ class Worker:
         unisolated = "ran with the process runtime: no container, no isolation from the host"
         if not self.env.runtime.isolated and unisolated not in (self.attempt.system_logs or []):
             self._system_log(unisolated)
+        for note in notes:  # staged again after a restart: said once
+            if note not in (self.attempt.system_logs or []):
+                self._system_log(note)
         self.rt.phase = "run"
         self.rt.executor = 0
         self.rt.mounts = [(str(m.host), m.container, m.readonly) for m in mounts]
