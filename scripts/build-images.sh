@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build toolship's local container images (no registry is reachable here).
 #
-# usage: scripts/build-images.sh [busybox|python|snakemake|cwl|all] [--force] [--no-cache]
+# usage: scripts/build-images.sh [busybox|python|snakemake|cwl|toil|all] [--force] [--no-cache]
 #
 #   busybox    localhost/toolship-busybox:latest    static busybox + all applets (~2 MB, < 2 s)
 #   python     localhost/toolship-python:latest     Debian bookworm minbase + python3, numpy,
@@ -18,6 +18,12 @@
 #                                                   localhost/toolship-cwl-bash:latest (ENTRYPOINT
 #                                                   bash) tagged bash:4.4.12; toolship-busybox tagged
 #                                                   alpine.  Not part of "all" (scripts/cwl-conformance.sh)
+#   toil       localhost/toolship-toil:latest       toolship-python + Toil and its TES batch system,
+#                                                   the appliance its tasks run (_toil_worker), also
+#                                                   tagged with Toil's version and commit (a name Toil
+#                                                   takes as TOIL_APPLIANCE_SELF without asking a
+#                                                   registry); versions from tests/e2e/clients/toil.txt.
+#                                                   Not part of "all" (only the Toil e2e test)
 #   --force     rebuild even if the image exists (python: re-imports the cached rootfs)
 #   --no-cache  python: run debootstrap again instead of using the cached rootfs tarball
 #
@@ -38,6 +44,8 @@ CWL_BASH_IMAGE=localhost/toolship-cwl-bash:latest
 # The names the CWL v1.0 conformance tests (dockerPull) and cwl-tes (its default) use.
 CWL_ALIASES=(python:2-slim python:2.7 debian:stretch-slim)
 SNAKEMAKE_REQS="$(cd "$(dirname "$0")/.." && pwd)/tests/e2e/clients/snakemake.txt"
+TOIL_IMAGE=localhost/toolship-toil:latest
+TOIL_REQS="$(cd "$(dirname "$0")/.." && pwd)/tests/e2e/clients/toil.txt"
 SUITE=bookworm
 # debootstrap --include list, then packages apt installs inside the rootfs
 # (matplotlib goes through apt: debootstrap always takes the first of
@@ -55,7 +63,7 @@ usage() { awk 'NR > 1 && !/^#/ {exit} NR > 1 {sub(/^# ?/, ""); print}' "$0"; }
 target=all force=0 no_cache=0
 for arg in "$@"; do
     case "$arg" in
-        busybox | python | snakemake | cwl | all) target="$arg" ;;
+        busybox | python | snakemake | cwl | toil | all) target="$arg" ;;
         --force) force=1 ;;
         --no-cache) no_cache=1 ;;
         -h | --help) usage; exit 0 ;;
@@ -369,10 +377,74 @@ build_cwl() {
     log "built $CWL_IMAGE = ${CWL_ALIASES[*]}, $CWL_BASH_IMAGE = bash:4.4.12, alpine = $BUSYBOX_IMAGE in $(elapsed "$t0") s"
 }
 
+# Toil's appliance for its TES batch system, whose tasks run `_toil_contained_executor`
+# (then Toil's worker) inside the container: the same Toil and Python as the client.
+# As for snakemake, pip runs on the host (its python3 must have the image's minor
+# version) and installs into the image's /usr/local dist-packages; the console
+# scripts get the image's interpreter.  Toil checks TOIL_APPLIANCE_SELF against a
+# registry unless the name holds Toil's commit, so the image is also tagged
+# localhost/toolship-toil:<toil.version.version> (e.g. 7.0.0-d569ea57...).
+build_toil() {
+    local version
+    version="$(sed -n 's/^toil==\([^[:space:]]*\).*/\1/p' "$TOIL_REQS")"
+    [ -n "$version" ] || die "no 'toil==VERSION' line in $TOIL_REQS"
+    if [ "$force" -eq 0 ] && podman image exists "$TOIL_IMAGE" &&
+        [ -n "$(podman images --quiet --filter "reference=localhost/toolship-toil:$version-*")" ]; then
+        log "$TOIL_IMAGE exists ($(image_size "$TOIL_IMAGE")); skipping (use --force to rebuild)"
+        return
+    fi
+    podman image exists "$PYTHON_IMAGE" || build_python
+    local t0 dir old python host_py image_py site script full
+    t0="$(now)"
+    old="$(image_id "$TOIL_IMAGE")"
+    python="$(command -v python3)" || die "python3 not found on the host"
+    host_py="$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+    image_py="$(podman run --rm --network none "$PYTHON_IMAGE" \
+        python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+    [ "$host_py" = "$image_py" ] ||
+        die "host python3 is $host_py but $PYTHON_IMAGE has $image_py (the host's pip installs its packages)"
+    dir="$(mktemp -d)"
+    SCRATCH_DIR="$dir"
+    local overlay="$dir/ctx/overlay"
+    site="$overlay/usr/local/lib/python$image_py/dist-packages"
+    mkdir -p "$site" "$overlay/usr/local/bin"
+    log "pip install -r $TOIL_REQS ..."
+    if ! "$python" -m pip wheel --quiet --disable-pip-version-check -w "$dir/wheels" \
+        -r "$TOIL_REQS" >"$dir/pip.log" 2>&1 ||
+        ! "$python" -m pip install --quiet --disable-pip-version-check --no-index --no-compile \
+            --find-links "$dir/wheels" --target "$site" -r "$TOIL_REQS" >>"$dir/pip.log" 2>&1; then
+        grep -v '^WARNING: Location' "$dir/pip.log" | tail -n 20 >&2
+        die "installing $TOIL_REQS failed"
+    fi
+    # Console scripts pip wrote name the host's interpreter: give them the image's.
+    for script in "$site"/bin/*; do
+        { echo '#!/usr/bin/python3'; tail -n +2 "$script"; } >"$overlay/usr/local/bin/${script##*/}"
+        chmod 755 "$overlay/usr/local/bin/${script##*/}"
+    done
+    rm -rf "$site/bin"
+    chmod -R a+rX "$overlay"
+    printf 'FROM %s\nCOPY overlay/ /\nCMD ["/usr/local/bin/toil", "--version"]\n' "$PYTHON_IMAGE" \
+        >"$dir/ctx/Containerfile"
+    podman build --quiet --network none -t "$TOIL_IMAGE" "$dir/ctx" >/dev/null
+    rm -rf "$dir"; SCRATCH_DIR=""
+    full="$(podman run --rm --network none --read-only "$TOIL_IMAGE" \
+        python3 -c 'import toil.version; print(toil.version.version)')"
+    case "$full" in
+        "$version"-*) ;;
+        *) die "toil in the new image says version '$full', not $version-<commit>" ;;
+    esac
+    podman run --rm --network none --read-only "$TOIL_IMAGE" _toil_worker --help >/dev/null 2>&1 ||
+        die "_toil_worker does not run in the new image"
+    podman tag "$TOIL_IMAGE" "localhost/toolship-toil:$full"
+    drop_old "$old" "$TOIL_IMAGE"
+    log "built $TOIL_IMAGE = localhost/toolship-toil:$full ($(image_size "$TOIL_IMAGE")) in $(elapsed "$t0") s"
+}
+
 case "$target" in
     busybox) build_busybox ;;
     python) build_python ;;
     snakemake) build_snakemake ;;
     cwl) build_cwl ;;
+    toil) build_toil ;;
     all) build_busybox; build_python ;;
 esac

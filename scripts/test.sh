@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 scripts/setup-host.sh
 scripts/build-images.sh all
 scripts/build-images.sh snakemake
-for client in pytes pytes04 schemathesis cwltes snakemake; do
+scripts/build-images.sh toil
+for client in pytes pytes04 schemathesis cwltes snakemake toil; do
     scripts/client-venv.sh "$client"
 done
 scripts/venv.sh
