@@ -14,6 +14,8 @@ done
 scripts/venv.sh
 # nodejs, .venvs/cwltest and the images the CWL conformance tests name (scripts/build-images.sh cwl).
 scripts/cwl-conformance.sh --setup
+# .venvs/tescompliance and the image the GA4GH TES compliance suite's tasks name (alpine).
+scripts/tes-compliance.sh --setup
 # The Slurm backend's tests run against a real two-node cluster on this machine (slurmd
 # must run as root); without it they fail, they are never skipped.
 if [ "$(id -u)" -eq 0 ]; then
