@@ -187,12 +187,13 @@ class Backend:
         return "99"
 
 
-def attempt(job_id: str = "7") -> tuple[SlurmAttempt, Recorder]:
+def attempt(job_id: str = "7", *, started: bool = True) -> tuple[SlurmAttempt, Recorder]:
+    """An attempt whose job is ``job_id``; ``started``: its worker has reported a step."""
     job = Job(
         task_id="t1",
         task=Task.model_validate({"executors": [{"image": "x", "command": ["true"]}]}),
         options=read_options(None, OptionDefaults(runtime="podman", cpus=1, memory_gb=0)),
-        runtime=RuntimeRecord(slurm=SlurmRecord(job_id=job_id)),
+        runtime=RuntimeRecord(slurm=SlurmRecord(job_id=job_id), phase="run" if started else None),
     )
     rec = Recorder()
     return SlurmAttempt(Backend(), job, rec), rec  # type: ignore[arg-type]
@@ -225,6 +226,32 @@ def test_an_ended_job_gets_a_grace_for_the_workers_last_report() -> None:
     _, rec = asyncio.run(main())
     assert rec.updates[-1][0] is TaskState.SYSTEM_ERROR
     assert "without its worker reporting" in rec.updates[-1][1][-1]
+
+
+def test_a_job_that_ran_nothing_is_submitted_again_twice_at_most() -> None:
+    """Slurm lost the batch script ("Purging vestigial job script"): the worker never ran."""
+
+    async def main() -> tuple[SlurmAttempt, Recorder, Backend]:
+        a, rec = attempt(started=False)
+        backend: Backend = a.backend  # type: ignore[assignment]
+        for now in (0.0, 10.0, 20.0, 30.0):
+            job = a.slurm.job_id or ""
+            a.observe(JobStatus(job, "FAILED", Phase.ENDED, "NonZeroExitCode", "node2"), now)
+            a.observe(JobStatus(job, "FAILED", Phase.ENDED, "NonZeroExitCode", "node2"), now + 5)
+            for _ in range(10):  # the resubmission runs on the loop
+                await asyncio.sleep(0)
+        await asyncio.wait_for(a.done.wait(), 1)
+        return a, rec, backend
+
+    a, rec, backend = asyncio.run(main())
+    assert backend.submitted == 2  # MAX_RESUBMITS, then the attempt ends
+    assert a.final is TaskState.SYSTEM_ERROR
+    logs = rec.updates[-1][1]
+    again = [
+        line for line in logs if "nothing of it ran, so it was submitted again as job 99" in line
+    ]
+    assert len(again) == 2 and "before its worker started" in again[0], logs
+    assert "without its worker reporting an end" in logs[-1]
 
 
 def test_a_job_that_vanishes_twice_ends_the_attempt() -> None:

@@ -56,6 +56,10 @@ log = logging.getLogger(__name__)
 S = TaskState
 # A job that ended is given this long for its worker's last report to arrive.
 REPORT_GRACE_SECONDS = 4.0
+# A job that ended before its worker reported anything ran nothing of the task (Slurm
+# lost its batch script, the node could not start the worker): it is submitted again,
+# this many times at most per attempt, before the attempt ends SYSTEM_ERROR.
+MAX_RESUBMITS = 2
 
 
 # --- the backend ------------------------------------------------------------------
@@ -204,6 +208,7 @@ class SlurmAttempt:
         self._ending = False
         self._missing = 0
         self._ended_seen: float | None = None
+        self._resubmits = 0
 
     # --- driven by the engine ------------------------------------------------
 
@@ -355,11 +360,39 @@ class SlurmAttempt:
             self.backend.work_dir / self.job.task_id / f"slurm-{self.job.attempt_number}.out",
             2000,
         ).strip()
+        output = f"; the job's output ends with: {tail}" if tail else ""
+        if self._never_started() and self._resubmits < MAX_RESUBMITS:
+            self._resubmits += 1
+            self._ending = True  # until the new job is recorded
+            why = f"Slurm job {job_id} on {nodes} {what}{reason} before its worker started"
+            asyncio.get_running_loop().create_task(self._resubmit(why + output))
+            return
         self._spawn_end(
             S.SYSTEM_ERROR,
             f"Slurm job {job_id} on {nodes} {what}{reason} without its worker reporting an end"
-            + (f"; the job's output ends with: {tail}" if tail else ""),
+            + output,
         )
+
+    def _never_started(self) -> bool:
+        """Nothing of the attempt ran: its worker reported no step (it reports before each)."""
+        return self.runtime.phase is None and self.attempt.start_time is None
+
+    async def _resubmit(self, why: str) -> None:
+        try:
+            job_id = await self.backend.submit(self)
+        except (CommandFailed, OSError) as exc:
+            await self._end(S.SYSTEM_ERROR, f"{why}; submitting it again failed: {exc}")
+            return
+        message = f"{why}; nothing of it ran, so it was submitted again as job {job_id}"
+        log.info("task %s: %s", self.job.task_id, message)
+        self._system_log(message)
+        self.slurm = SlurmRecord(job_id=job_id)
+        self._ended_seen = None
+        self._missing = 0
+        await self._save()
+        self._ending = False
+        if self.cancelled.is_set():
+            await self.backend.scancel(job_id)
 
     def _spawn_end(self, state: TaskState, message: str) -> None:
         self._ending = True
