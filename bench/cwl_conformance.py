@@ -160,22 +160,29 @@ def prepare_suite(work: Path) -> Path:
     return copy / SUITE_YAML
 
 
-@contextmanager
-def jwt_server(home: Path) -> Iterator[tuple[EmbeddedServer, str]]:
-    """The embedded server in ``home`` with a fresh JWT as its token; (server, public key)."""
-    _need(CWLTES_VENV / "bin" / "cwl-tes", "the cwl-tes client venv")
+def write_jwt_token(home: Path) -> str:
+    """Make ``home``'s token a fresh RS256 JWT, as cwl-tes wants it; its public key (PEM)."""
     made = subprocess.run(
         [str(CWLTES_VENV / "bin" / "python"), "-c", MAKE_JWT],
         capture_output=True, text=True, check=True, timeout=60,
     )  # fmt: skip
     pair = json.loads(made.stdout)
-    home.mkdir(mode=0o700, parents=True)
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
     token = home / "token"
     token.write_text(pair["token"] + "\n")
     token.chmod(0o600)
+    public_key: str = pair["public_key"]
+    return public_key
+
+
+@contextmanager
+def jwt_server(home: Path) -> Iterator[tuple[EmbeddedServer, str]]:
+    """The embedded server in ``home`` with a fresh JWT as its token; (server, public key)."""
+    _need(CWLTES_VENV / "bin" / "cwl-tes", "the cwl-tes client venv")
+    public_key = write_jwt_token(home)
     server = ensure_server(home)
     try:
-        yield server, pair["public_key"]
+        yield server, public_key
     finally:
         stop_server(home)
 

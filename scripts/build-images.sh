@@ -93,6 +93,17 @@ drop_old() {
     new="$(podman image inspect --format '{{.Id}}' "$name")"
     [ "$old" = "$new" ] || podman rmi "$old" >/dev/null 2>&1 || true
 }
+# The host's pip installs packages for the python image: both must run the same Python.
+# Prints that version (X.Y).
+same_python() {
+    local host_py image_py
+    host_py="$("$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+    image_py="$(podman run --rm --network none "$PYTHON_IMAGE" \
+        python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+    [ "$host_py" = "$image_py" ] ||
+        die "host python3 is $host_py but $PYTHON_IMAGE has $image_py (the host's pip installs its packages)"
+    echo "$image_py"
+}
 image_id() { podman image inspect --format '{{.Id}}' "$1" 2>/dev/null || true; }
 image_size() { podman image inspect --format '{{.Size}}' "$1" | awk '{printf "%.1f MB", $1 / 1e6}'; }
 
@@ -274,15 +285,11 @@ build_snakemake() {
         return
     fi
     podman image exists "$PYTHON_IMAGE" || build_python
-    local t0 dir old python host_py image_py deb tool got
+    local t0 dir old python image_py deb tool got
     t0="$(now)"
     old="$(image_id "$SNAKEMAKE_IMAGE")"
     python="$(command -v python3)" || die "python3 not found on the host"
-    host_py="$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
-    image_py="$(podman run --rm --network none "$PYTHON_IMAGE" \
-        python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
-    [ "$host_py" = "$image_py" ] ||
-        die "host python3 is $host_py but $PYTHON_IMAGE has $image_py (the host's pip installs its packages)"
+    image_py="$(same_python "$python")"
     dir="$(mktemp -d)"
     SCRATCH_DIR="$dir"
     local overlay="$dir/ctx/overlay"
@@ -394,15 +401,11 @@ build_toil() {
         return
     fi
     podman image exists "$PYTHON_IMAGE" || build_python
-    local t0 dir old python host_py image_py site script full
+    local t0 dir old python image_py site script full
     t0="$(now)"
     old="$(image_id "$TOIL_IMAGE")"
     python="$(command -v python3)" || die "python3 not found on the host"
-    host_py="$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
-    image_py="$(podman run --rm --network none "$PYTHON_IMAGE" \
-        python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
-    [ "$host_py" = "$image_py" ] ||
-        die "host python3 is $host_py but $PYTHON_IMAGE has $image_py (the host's pip installs its packages)"
+    image_py="$(same_python "$python")"
     dir="$(mktemp -d)"
     SCRATCH_DIR="$dir"
     local overlay="$dir/ctx/overlay"

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from bench.cwl_conformance import write_jwt_token
 
 from tests.conftest import require
 
@@ -26,33 +27,13 @@ WORKFLOW = Path(__file__).parent / "workflows" / "cwl" / "pipeline.cwl"
 SETUP = "run scripts/client-venv.sh cwltes"
 TES = "/ga4gh/tes/v1"
 
-MAKE_JWT = """
-import json, jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-public = key.public_key().public_bytes(
-    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-).decode()
-print(json.dumps({"token": jwt.encode({"sub": "toolship-e2e"}, key, algorithm="RS256"),
-                  "public_key": public}))
-"""
-
 
 def start_server_with_jwt(home: Path, request: pytest.FixtureRequest) -> tuple[Any, str]:
     """The embedded server, started with a JWT as its bearer token; (server, public key)."""
-    made = subprocess.run(
-        [str(VENV / "bin" / "python"), "-c", MAKE_JWT],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert made.returncode == 0, made.stderr
-    pair = json.loads(made.stdout)
-    token_file = home / "token"
-    token_file.write_text(pair["token"] + "\n")
-    token_file.chmod(0o600)
+    public_key = write_jwt_token(home)
     server = request.getfixturevalue("server")  # reads the token file written above
-    assert server.token == pair["token"]
-    return server, pair["public_key"]
+    assert server.token == (home / "token").read_text().strip()
+    return server, public_key
 
 
 def test_cwl_tes_runs_a_two_step_workflow(

@@ -21,15 +21,14 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.conftest import leftover_containers, require
+from tests.e2e.engines import all_tasks, explain
 
 REPO = Path(__file__).resolve().parents[2]
 VENV = REPO / ".venvs" / "snakemake"
 WORKFLOW = Path(__file__).parent / "workflows" / "snakemake"
-TES = "/ga4gh/tes/v1"
 
 
 @pytest.fixture(scope="session")
@@ -65,30 +64,6 @@ def storage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return prefix
 
 
-def _tasks(server: Any) -> list[dict[str, Any]]:
-    with httpx.Client(
-        base_url=server.url, headers={"Authorization": f"Bearer {server.token}"}, timeout=30
-    ) as api:
-        listed = api.get(f"{TES}/tasks", params={"view": "MINIMAL"}).json()["tasks"]
-        full: list[dict[str, Any]] = [
-            api.get(f"{TES}/tasks/{t['id']}", params={"view": "FULL"}).json() for t in listed
-        ]
-    return full
-
-
-def _explain(proc: subprocess.CompletedProcess[str], tasks: list[dict[str, Any]]) -> str:
-    lines = [f"snakemake exited {proc.returncode}; its output ends:", proc.stdout[-3000:]]
-    for task in tasks:
-        if task["state"] != "COMPLETE":
-            lines.append(f"task {task['id']} ({task.get('name')}) is {task['state']}:")
-            for attempt in task.get("logs") or []:
-                for log in attempt.get("logs") or []:
-                    lines.append(f"  exit {log.get('exit_code')}; stderr ends:")
-                    lines.append((log.get("stderr") or "")[-1500:])
-                lines += [f"  system: {s}" for s in attempt.get("system_logs") or []]
-    return "\n".join(lines)
-
-
 def test_snakemake_workflow_runs_to_completion(
     storage: Path, server: Any, snakemake_exe: Path, snakemake_image: str, tmp_path: Path
 ) -> None:
@@ -122,9 +97,9 @@ def test_snakemake_workflow_runs_to_completion(
         timeout=240,  # the plugin waits 40 s before its first status check
         check=False,
     )
-    tasks = _tasks(server)
+    tasks = all_tasks(server)
     if proc.returncode != 0:
-        pytest.fail(_explain(proc, tasks), pytrace=False)
+        pytest.fail(explain("snakemake", proc, tasks), pytrace=False)
 
     assert (storage / "results" / "alpha.count").read_text() == "3\n"
     assert (storage / "results" / "beta.count").read_text() == "2\n"
@@ -137,7 +112,7 @@ def test_snakemake_workflow_runs_to_completion(
         "snakejob.count_words.3.sh",
     ]
     for task in tasks:
-        assert task["state"] == "COMPLETE", _explain(proc, tasks)
+        assert task["state"] == "COMPLETE", explain("snakemake", proc, tasks)
         (executor,) = task["executors"]
         assert executor["image"] == snakemake_image
         assert executor["command"] == ["/bin/bash", "/tmp/run_snakemake.sh"]

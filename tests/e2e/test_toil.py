@@ -21,15 +21,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.conftest import leftover_containers, require
+from tests.e2e.engines import all_tasks, explain
 
 REPO = Path(__file__).resolve().parents[2]
 VENV = REPO / ".venvs" / "toil"
 WORKFLOW = Path(__file__).parent / "workflows" / "toil" / "wordcount.py"
-TES = "/ga4gh/tes/v1"
 
 
 @pytest.fixture(scope="session")
@@ -63,30 +62,6 @@ def shared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     # (on a root server the default local.task_user, nobody, could not).
     monkeypatch.setenv("TOOLSHIP_LOCAL__TASK_USER", f"{os.getuid()}:{os.getgid()}")
     return folder
-
-
-def _tasks(server: Any) -> list[dict[str, Any]]:
-    with httpx.Client(
-        base_url=server.url, headers={"Authorization": f"Bearer {server.token}"}, timeout=30
-    ) as api:
-        listed = api.get(f"{TES}/tasks", params={"view": "MINIMAL"}).json()["tasks"]
-        full: list[dict[str, Any]] = [
-            api.get(f"{TES}/tasks/{t['id']}", params={"view": "FULL"}).json() for t in listed
-        ]
-    return full
-
-
-def _explain(proc: subprocess.CompletedProcess[str], tasks: list[dict[str, Any]]) -> str:
-    lines = [f"the Toil leader exited {proc.returncode}; its output ends:", proc.stdout[-4000:]]
-    for task in tasks:
-        if task["state"] != "COMPLETE":
-            lines.append(f"task {task['id']} ({task.get('name')}) is {task['state']}:")
-            for attempt in task.get("logs") or []:
-                for log in attempt.get("logs") or []:
-                    lines.append(f"  exit {log.get('exit_code')}; stderr ends:")
-                    lines.append((log.get("stderr") or "")[-2000:])
-                lines += [f"  system: {s}" for s in attempt.get("system_logs") or []]
-    return "\n".join(lines)
 
 
 def test_toil_workflow_runs_through_its_tes_batch_system(
@@ -130,16 +105,16 @@ def test_toil_workflow_runs_through_its_tes_batch_system(
         check=False,
     )
     elapsed = time.monotonic() - started
-    tasks = _tasks(server)
+    tasks = all_tasks(server)
     if proc.returncode != 0:
-        pytest.fail(_explain(proc, tasks), pytrace=False)
+        pytest.fail(explain("the Toil leader", proc, tasks), pytrace=False)
     print(f"Toil workflow: {len(tasks)} TES tasks in {elapsed:.1f} s")
 
     assert summary.read_text() == "alpha 3\nbeta 2\n"
     # root, count_words x2, combine: each a task running Toil's worker in the appliance.
-    assert len(tasks) == 4, _explain(proc, tasks)
+    assert len(tasks) == 4, explain("the Toil leader", proc, tasks)
     for task in tasks:
-        assert task["state"] == "COMPLETE", _explain(proc, tasks)
+        assert task["state"] == "COMPLETE", explain("the Toil leader", proc, tasks)
         (executor,) = task["executors"]
         assert executor["image"] == toil_appliance
         assert executor["command"][0] == "_toil_contained_executor"
