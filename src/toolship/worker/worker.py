@@ -160,6 +160,11 @@ class Worker:
             self.attempt.system_logs = []
         self.attempt.system_logs.append(message)
 
+    def _system_log_once(self, message: str) -> None:
+        """A system log a step resumed after a restart would otherwise say twice."""
+        if message not in (self.attempt.system_logs or []):
+            self._system_log(message)
+
     async def _finish(self, state: TaskState, message: str | None = None) -> TaskState:
         if message:
             self._system_log(message)
@@ -269,12 +274,12 @@ class Worker:
             hostfile = self.layout.base / "hostfile"
             hostfile.write_text(self.env.ranks.hostfile_text())
             mounts.append(Mount(host=hostfile, container=HOSTFILE, readonly=True))
-        unisolated = "ran with the process runtime: no container, no isolation from the host"
-        if not self.env.runtime.isolated and unisolated not in (self.attempt.system_logs or []):
-            self._system_log(unisolated)
-        for note in notes:  # staged again after a restart: said once
-            if note not in (self.attempt.system_logs or []):
-                self._system_log(note)
+        if not self.env.runtime.isolated:
+            self._system_log_once(
+                "ran with the process runtime: no container, no isolation from the host"
+            )
+        for note in notes:
+            self._system_log_once(note)
         self.rt.phase = "run"
         self.rt.executor = 0
         self.rt.mounts = [(str(m.host), m.container, m.readonly) for m in mounts]
@@ -450,7 +455,7 @@ class Worker:
         """Say what ran when the image's ENTRYPOINT ran before the command."""
         if entrypoint:
             argv = shlex.join([*entrypoint, *self.job.task.executors[index].command])
-            self._system_log(
+            self._system_log_once(
                 f"executor {index} ran the image's ENTRYPOINT {json.dumps(entrypoint)} with "
                 f"the command as its arguments: {argv} (backend_parameters.entrypoint=command "
                 "runs the command alone)"
