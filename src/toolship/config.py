@@ -173,6 +173,21 @@ class LocalSettings(BaseModel):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _subids_apart_from_task_user(self) -> LocalSettings:
+        if not self.task_subids:
+            return self
+        first, count = _ids(self.task_subids)
+        # The namespace maps container users 1 … count-1 to first … first+count-2.
+        taken = [i for i in _ids(self.task_user) if first <= i < first + count - 1]
+        if taken:
+            raise ValueError(
+                f"local.task_subids = {self.task_subids!r} includes {taken[0]}, which "
+                f"local.task_user = {self.task_user!r} uses for the task's root: the ranges "
+                "must not overlap; give host ids no one owns, e.g. 1000000000:65536"
+            )
+        return self
+
     @field_validator("task_user", "output_owner")
     @classmethod
     def _uid_gid(cls, v: str, info: ValidationInfo) -> str:

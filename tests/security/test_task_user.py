@@ -155,3 +155,24 @@ def test_a_bad_task_user_setting_says_what_is_expected(
     monkeypatch.setenv("TOOLSHIP_LOCAL__TASK_USER", "nobody")
     with pytest.raises(ConfigError, match=r"local\.task_user.*UID:GID"):
         load_settings()
+
+
+@pytest.mark.parametrize(
+    ("subids", "message"),
+    [
+        ("60000:10000", "includes 65534, which local.task_user = '65534:65534' uses"),
+        ("nobody", "give FIRST:COUNT"),
+        ("4294967290:65536", "give FIRST:COUNT"),
+    ],
+)
+def test_bad_task_subids_say_what_is_expected(
+    monkeypatch: pytest.MonkeyPatch, home: Path, subids: str, message: str
+) -> None:
+    from toolship.config import load_settings
+    from toolship.errors import ConfigError
+
+    monkeypatch.setenv("TOOLSHIP_LOCAL__TASK_SUBIDS", subids)
+    with pytest.raises(ConfigError, match=message):
+        load_settings()
+    monkeypatch.setenv("TOOLSHIP_LOCAL__TASK_SUBIDS", "65535:65536")  # just above: fine
+    assert load_settings().task_subids == (65535, 65536)
