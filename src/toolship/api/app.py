@@ -20,6 +20,7 @@ from toolship.api.state import AppState
 from toolship.compute import BackendFactory, make_backend
 from toolship.config import Settings
 from toolship.db import Store
+from toolship.db.catalog import CatalogStore
 from toolship.db.sealing import SEALER, Sealer
 from toolship.engine.engine import Engine
 from toolship.engine.policy import resolve_policy
@@ -125,7 +126,12 @@ def create_app(
         policy = resolve_policy(settings.policy, embedded=embedded)
         engine = Engine(settings, store, storage, backend(settings, storage), policy)
         app.state.toolship = AppState(
-            settings=settings, store=store, engine=engine, storage=storage, embedded=embedded
+            settings=settings,
+            store=store,
+            engine=engine,
+            storage=storage,
+            catalog=CatalogStore(store.engine),
+            embedded=embedded,
         )
         await engine.start()
         try:

@@ -8,6 +8,7 @@ from fastapi import Request
 
 from toolship.config import Settings
 from toolship.db import Store
+from toolship.db.catalog import CatalogStore
 from toolship.engine.engine import Engine
 from toolship.storage import StorageRegistry
 
@@ -20,6 +21,7 @@ class AppState:
     store: Store
     engine: Engine
     storage: StorageRegistry
+    catalog: CatalogStore
     embedded: bool = False
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import (
     false,
 )
 
-__all__ = ["batches", "metadata", "task_tags", "tasks"]
+__all__ = ["batches", "metadata", "service_versions", "task_tags", "tasks"]
 
 metadata = MetaData()
 
@@ -77,4 +77,22 @@ batches = Table(
     Column("deadline", Float, nullable=True),
     # What the batch was made from: parameter rows, the map pattern, the reduce task id.
     Column("spec", Text, nullable=False, server_default="{}"),
+)
+
+service_versions = Table(
+    "service_versions",
+    metadata,
+    # Registration order: "newest" is the highest seq.
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("name", Text, nullable=False),
+    Column("version", Text, nullable=False),
+    Column("repository", Text, nullable=False),
+    Column("digest", String(80), nullable=False),
+    Column("deprecated", Boolean, nullable=False, server_default=false()),
+    # The whole ServiceVersion as JSON: immutable once written (but for ``deprecated``).
+    Column("doc", Text, nullable=False),
+    # The Containerfile it was built from, when toolship built it.
+    Column("containerfile", Text, nullable=True),
+    Index("ux_service_versions_name_version", "name", "version", unique=True),
+    Index("ix_service_versions_digest", "digest"),
 )
