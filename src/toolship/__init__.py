@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 from toolship.errors import (
+    BuildFailed,
     ConfigError,
     Conflict,
     Forbidden,
@@ -46,6 +47,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "Batch",
+    "BuildFailed",
     "Client",
     "ConfigError",
     "Conflict",

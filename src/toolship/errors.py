@@ -12,6 +12,7 @@
     ├── ConfigError                      settings that cannot work (raised at start-up)
     ├── RuntimeUnavailable               the container engine cannot be used
     ├── StagingError                     an input could not be fetched or an output not delivered
+    ├── BuildFailed                      a service's image did not build (the SDK raises it)
     └── ServerUnavailable                the CLI/SDK cannot reach or start a server
 
 The HTTP status lives on the class (``status_code``) so the API maps errors in
@@ -21,6 +22,7 @@ one place and the SDK can map a response back to the same class.
 from __future__ import annotations
 
 __all__ = [
+    "BuildFailed",
     "ConfigError",
     "Conflict",
     "Forbidden",
@@ -81,6 +83,10 @@ class RuntimeUnavailable(ToolshipError):
 
 
 class StagingError(ToolshipError):
+    pass
+
+
+class BuildFailed(ToolshipError):
     pass
 
 

@@ -31,8 +31,10 @@ __all__ = [
     "batch_fields",
     "build_task",
     "grid",
+    "local_url",
     "read_params_file",
     "split_pair",
+    "task_template",
 ]
 
 DEFAULT_WORKDIR = "/work"
@@ -66,6 +68,16 @@ def _url(value: str) -> str:
     trailing = value.endswith("/")
     resolved = str(Path(value).expanduser().absolute())
     return "file://" + resolved + ("/" if trailing and resolved != "/" else "")
+
+
+def local_url(value: str) -> str:
+    """A URL as given, or a local path made into an absolute file:// URL ending in ``/``
+    when it names a folder (given so, or existing): what a service's port receives, where
+    the server — which cannot look at this machine — reads a trailing ``/`` as a folder."""
+    url = _url(value)
+    if url.startswith("file://") and not url.endswith("/") and Path(url[7:]).is_dir():
+        return url + "/"
+    return url
 
 
 def _input(path: str, value: str, workdir: str) -> dict[str, str]:
@@ -176,6 +188,15 @@ def batch_fields(args: BatchArguments) -> dict[str, object]:
     return {k: v for k, v in given.items() if v is not None}
 
 
+def _check_arguments(args: TaskArguments) -> None:
+    unknown = sorted(args.keys() - TASK_ARGUMENTS)
+    if unknown:  # what a signature with named parameters would refuse (mypy says it first)
+        raise TypeError(
+            f"unexpected keyword argument {unknown[0]!r}; "
+            f"the task arguments are {', '.join(sorted(TASK_ARGUMENTS))}"
+        )
+
+
 def build_task(
     image: str, command: Sequence[str], **args: Unpack[TaskArguments]
 ) -> dict[str, object]:
@@ -184,23 +205,40 @@ def build_task(
     It is checked by the server that receives it, so that a user gets the same
     message from the CLI, the SDK and a raw request.
     """
-    unknown = sorted(args.keys() - TASK_ARGUMENTS)
-    if unknown:  # what a signature with named parameters would refuse (mypy says it first)
-        raise TypeError(
-            f"unexpected keyword argument {unknown[0]!r}; "
-            f"the task arguments are {', '.join(sorted(TASK_ARGUMENTS))}"
-        )
+    _check_arguments(args)
     if not command:
         raise InvalidRequest("give the command to run after the image, e.g. IMAGE -- echo hi")
     workdir = args.get("workdir", DEFAULT_WORKDIR)
-    wd = workdir or DEFAULT_WORKDIR
     executor: dict[str, object] = {"image": image, "command": list(command)}
+    return {"executors": [executor], **_task(args, workdir, executor)}
+
+
+def task_template(**args: Unpack[TaskArguments]) -> dict[str, object]:
+    """A TES task without image and command, from the task arguments: what a service run
+    adds to the service's own task (``ServiceRun.task``).
+
+    Its one executor, if any, holds only ``workdir`` and ``env``; with no ``workdir``
+    given none is set, so the service's own applies (relative PATHs then start at
+    /work, as for ``toolship run``).
+    """
+    _check_arguments(args)
+    executor: dict[str, object] = {}
+    task = _task(args, args.get("workdir"), executor)
+    return {"executors": [executor], **task} if executor else task
+
+
+def _task(
+    args: TaskArguments, workdir: str | None, executor: dict[str, object]
+) -> dict[str, object]:
+    """The task's fields besides the executors; the executor's workdir and env go into
+    ``executor``."""
+    wd = workdir or DEFAULT_WORKDIR
     if workdir:
         executor["workdir"] = workdir
     env = dict(_pairs(args.get("env"), "--env"))
     if env:
         executor["env"] = env
-    task: dict[str, object] = {"executors": [executor]}
+    task: dict[str, object] = {}
     if name := args.get("name"):
         task["name"] = name
     inputs, outputs = _files(args, wd)

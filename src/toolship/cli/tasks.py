@@ -6,7 +6,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import BinaryIO, TypeVar, Unpack
+from typing import BinaryIO, NoReturn, TypeVar, Unpack
 
 import click
 from rich.console import Console
@@ -14,7 +14,7 @@ from rich.markup import escape
 
 from toolship.cli.context import Ctx
 from toolship.cli.format import exit_code_of, print_show, ps_header, ps_line, wire_json
-from toolship.client import Client
+from toolship.client import Client, Task
 from toolship.errors import ToolshipError
 from toolship.models import TaskView, View
 from toolship.runtime import known_runtimes
@@ -179,6 +179,12 @@ def run(
     if detach:
         click.echo(task.id)
         return
+    attach(client, task)
+
+
+def attach(client: Client, task: Task) -> NoReturn:
+    """Show the task's start, stream its output, and exit with its exit code (Ctrl-C
+    cancels it): what ``toolship run`` and ``toolship service run`` do without -d."""
     err.print(f"[dim]task {task.id}[/]")
     if err.is_terminal:
         _show_start(client, task.id)
