@@ -36,6 +36,7 @@ from toolship.storage.settings import S3Settings, StorageSettings
 
 __all__ = [
     "DatabaseSettings",
+    "ImageSettings",
     "LimitSettings",
     "LocalSettings",
     "PolicySettings",
@@ -44,6 +45,7 @@ __all__ = [
     "ServerSettings",
     "ServerState",
     "Settings",
+    "SigningKey",
     "SlurmPartition",
     "SlurmSettings",
     "StorageSettings",
@@ -304,6 +306,57 @@ class LimitSettings(BaseModel):
     max_tag_filters: int = Field(default=64, ge=1, le=500)
 
 
+class SigningKey(BaseModel):
+    """A key that must have signed the images of one scope (see ``ImageSettings.signed_by``)."""
+
+    # The registry ("127.0.0.1:5055") or registry/path ("registry.example.org/team") whose
+    # images this key must have signed: the longest scope that contains an image applies.
+    scope: str = Field(min_length=1)
+    # The public key: an armored or binary GPG key file (signatures made with
+    # `skopeo copy --sign-by FINGERPRINT`), or a sigstore public key (PEM) file.
+    gpg_key: Path | None = None
+    sigstore_key: Path | None = None
+
+    @field_validator("scope")
+    @classmethod
+    def _scope(cls, v: str) -> str:
+        if "://" in v or "@" in v or v != v.strip() or v.startswith("/"):
+            raise ValueError(
+                f"give a registry or registry/path such as 127.0.0.1:5055/team (got {v!r})"
+            )
+        return v.rstrip("/")
+
+    @model_validator(mode="after")
+    def _one_key(self) -> SigningKey:
+        if (self.gpg_key is None) == (self.sigstore_key is None):
+            raise ValueError(
+                f"signing key for {self.scope!r}: give exactly one of gpg_key (a GPG public "
+                "key file) and sigstore_key (a sigstore public key file)"
+            )
+        return self
+
+
+class ImageSettings(BaseModel):
+    """Which images tasks may run, and where the services catalog keeps what it builds."""
+
+    # "any": whatever a task names (the embedded default); "digest": an image is resolved
+    # to its manifest digest when the task is created and that digest runs; "catalog":
+    # only images of catalogued service versions run.
+    trust: Literal["any", "digest", "catalog"] = "any"
+    # Registries (hosts, or host/path prefixes) images may come from; empty: any.
+    # Advertised in the TRS service-info.
+    approved_registries: list[str] = Field(default_factory=list)
+    # Where `service build` pushes what it builds ("127.0.0.1:5055/toolship"); empty: the
+    # image stays in this host's storage as localhost/NAME.
+    registry: str = ""
+    # Keys that must have signed an image, verified offline by containers' signature
+    # policy when it is registered or run; empty: no signature is required.
+    signed_by: list[SigningKey] = Field(default_factory=list)
+    # The registries.d folder that says where each registry's signatures are (lookaside);
+    # None: the system's (/etc/containers/registries.d, or the user's).
+    registries_d: Path | None = None
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="TOOLSHIP_", env_nested_delimiter="__", extra="forbid"
@@ -319,6 +372,7 @@ class Settings(BaseSettings):
     prices: PriceSettings = Field(default_factory=PriceSettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    images: ImageSettings = Field(default_factory=ImageSettings)
 
     # The config file these settings were read from (one of toolship's own files).
     _config_file: Path | None = PrivateAttr(default=None)
