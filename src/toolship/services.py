@@ -97,9 +97,12 @@ class ServiceInterface(_Reply):
     inputs: list[InputPort] = Field(default_factory=list)
     parameters: list[Parameter] = Field(default_factory=list)
     outputs: list[OutputPort] = Field(default_factory=list)
-    # The command with {name} placeholders (parameters, and ports: their container path);
-    # None: the image's own CMD, as GEF runs it.
+    # The command: toolship's template with {name} placeholders (parameters, and ports:
+    # their container path), else the image's CMD, as GEF runs it; None: the image has none.
     command: list[str] | None = None
+    # True: command is the template (toolship.service.command), filled at each run;
+    # False: it is the image's CMD, run as it is (braces and all).
+    template: bool = False
     workdir: str | None = None
     # Default resources of a run (the user's options override them): TES names.
     cpu_cores: int | None = None
