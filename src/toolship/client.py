@@ -15,13 +15,23 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from typing import TypeVar, Unpack
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import IO, TypeVar, Unpack
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel
 
-from toolship.errors import BY_STATUS, ServerUnavailable, ToolshipError
+from toolship.buildcontext import pack
+from toolship.errors import (
+    BY_STATUS,
+    BuildFailed,
+    InvalidRequest,
+    ServerUnavailable,
+    ToolshipError,
+)
 from toolship.models import (
     REPLY,
     BatchInfo,
@@ -40,6 +50,16 @@ from toolship.models import (
     View,
 )
 from toolship.models import Task as TesTask
+from toolship.services import (
+    BuildInfo,
+    BuildState,
+    PortKind,
+    RegisterImage,
+    ServiceList,
+    ServiceRun,
+    ServiceVersion,
+    ServiceVersions,
+)
 from toolship.spec import (
     BatchArguments,
     MemberArguments,
@@ -48,12 +68,18 @@ from toolship.spec import (
     batch_fields,
     build_task,
     grid,
+    local_url,
+    task_template,
 )
 from toolship.states import TaskState, is_final
 
 __all__ = ["Batch", "Client", "Task"]
 
 TES = "/ga4gh/tes/v1"
+SERVICES = "/api/v1/services"
+BUILDS = "/api/v1/builds"
+_TAIL_LINES = 30  # of a failed build's log, in the error when nobody watched the log
+_LONGEST_LINE = 4096  # bytes of a line kept for that tail
 M = TypeVar("M", bound=BaseModel)
 Query = Mapping[str, str | int | float | bool | Sequence[str]]
 
@@ -196,6 +222,8 @@ class Client:
         params: Query | None = None,
         json: object = None,
         timeout: float | None = None,
+        files: Mapping[str, tuple[str, IO[bytes], str]] | None = None,
+        data: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         """One request; an error status raises the matching :class:`ToolshipError`."""
         try:
@@ -204,6 +232,8 @@ class Client:
                 path,
                 params=params,
                 json=json,
+                files=files,
+                data=data,
                 timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
             )
         except httpx.HTTPError as exc:
@@ -220,9 +250,13 @@ class Client:
         params: Query | None = None,
         json: object = None,
         timeout: float | None = None,
+        files: Mapping[str, tuple[str, IO[bytes], str]] | None = None,
+        data: Mapping[str, str] | None = None,
     ) -> M:
         """One request, its answer read into ``model``."""
-        response = self._send(method, path, params=params, json=json, timeout=timeout)
+        response = self._send(
+            method, path, params=params, json=json, timeout=timeout, files=files, data=data
+        )
         return model.model_validate_json(response.content, context=REPLY)
 
     # --- tasks ------------------------------------------------------------
@@ -412,16 +446,186 @@ class Client:
             params["attempt"] = attempt
         if executor is not None:
             params["executor"] = executor
+        yield from self._stream(f"/api/v1/tasks/{task_id}/logs", params)
+
+    def _stream(self, path: str, params: Mapping[str, str | int | bool]) -> Iterator[bytes]:
+        """A streamed GET's raw bytes as they come (no timeout: a log may pause long)."""
         try:
-            with self.http.stream(
-                "GET", f"/api/v1/tasks/{task_id}/logs", params=params, timeout=None
-            ) as response:
+            with self.http.stream("GET", path, params=params, timeout=None) as response:
                 if response.status_code >= 400:
                     response.read()
                     _raise_for(response)
                 yield from response.iter_raw()
         except httpx.HTTPError as exc:
             raise ServerUnavailable(f"cannot reach toolship at {self.server}: {exc}") from exc
+
+    # --- services ---------------------------------------------------------
+
+    def services(self, query: str | None = None) -> ServiceList:
+        """The catalog: each service with its latest version (deprecated ones hidden);
+        ``query`` keeps those whose name or description holds the text."""
+        return self._read(ServiceList, "GET", SERVICES, params={"q": query} if query else None)
+
+    def service(self, name: str) -> ServiceVersions:
+        """Every version of a service, newest first, deprecated ones included."""
+        return self._read(ServiceVersions, "GET", _service_path(name))
+
+    def service_version(self, name: str, version: str) -> ServiceVersion:
+        return self._read(ServiceVersion, "GET", _service_path(name, version))
+
+    def register_service(
+        self, image: str, *, name: str | None = None, version: str | None = None
+    ) -> ServiceVersion:
+        """Register an image the server can see (its local images or a registry) as a
+        version pinned by digest; the same digest again gives the version it already is.
+
+        ``name`` and ``version`` override what the image's labels say.
+        """
+        body = RegisterImage(image=image, name=name, version=version)
+        return self._read(
+            ServiceVersion, "POST", SERVICES, json=body.model_dump(exclude_none=True), timeout=600
+        )
+
+    def build_service(
+        self,
+        context: Path | str,
+        *,
+        file: str | None = None,
+        name: str | None = None,
+        version: str | None = None,
+        network: bool = False,
+        on_log: Callable[[bytes], None] | None = None,
+    ) -> ServiceVersion:
+        """Build an image on the server from a local folder and register it.
+
+        The folder is packed (less what its ``.containerignore`` or ``.dockerignore``
+        leaves out, see :mod:`toolship.buildcontext`) and uploaded; ``file`` is the
+        Containerfile inside it (default Containerfile, then Dockerfile).  The build runs
+        without a network unless ``network``.  Its log goes to ``on_log`` as it comes; a
+        failed build raises :class:`toolship.BuildFailed` with the cause and the log's end.
+        """
+        with pack(Path(context), file) as packed:
+            build = self.start_build(
+                packed.archive,
+                file=packed.containerfile,
+                name=name,
+                version=version,
+                network=network,
+            )
+        return self.follow_build(build.id, on_log=on_log)
+
+    def start_build(
+        self,
+        archive: IO[bytes],
+        *,
+        file: str | None = None,
+        name: str | None = None,
+        version: str | None = None,
+        network: bool = False,
+    ) -> BuildInfo:
+        """Upload a packed context (a tar, gzip allowed) and start its build; return at once."""
+        form = {"network": "true" if network else "false"}
+        given = {"file": file, "name": name, "version": version}
+        form.update({k: v for k, v in given.items() if v})
+        upload = {"context": ("context.tar.gz", archive, "application/gzip")}
+        return self._read(BuildInfo, "POST", BUILDS, files=upload, data=form, timeout=600)
+
+    def build_info(self, build_id: str) -> BuildInfo:
+        return self._read(BuildInfo, "GET", f"{BUILDS}/{quote(build_id, safe='')}")
+
+    def build_log(self, build_id: str, *, follow: bool = True) -> Iterator[bytes]:
+        """The build's output; with ``follow``, until the build ends."""
+        yield from self._stream(f"{BUILDS}/{quote(build_id, safe='')}/log", {"follow": follow})
+
+    def follow_build(
+        self, build_id: str, *, on_log: Callable[[bytes], None] | None = None
+    ) -> ServiceVersion:
+        """Hand the build's log to ``on_log`` until it ends; the version it registered.
+
+        A failed build raises :class:`toolship.BuildFailed` with the cause, and the log's
+        last lines when no ``on_log`` has shown them.
+        """
+        tail: deque[bytes] = deque(maxlen=_TAIL_LINES)
+        for chunk in self.build_log(build_id, follow=True):
+            if on_log is not None:
+                on_log(chunk)
+            _keep_tail(tail, chunk)
+        pause = 0.1
+        while (info := self.build_info(build_id)).state is BuildState.RUNNING:
+            time.sleep(pause)  # the log ended first: the build is writing its result
+            pause = min(1.0, pause * 1.5)
+        if info.state is BuildState.SUCCEEDED and info.service is not None:
+            return info.service
+        end = b"".join(tail).decode("utf-8", errors="replace").rstrip()
+        raise BuildFailed(
+            f"build {build_id} failed: {info.error or 'the server gave no cause'}"
+            + (f"\nthe log ends with:\n{end}" if end and on_log is None else "")
+        )
+
+    def run_service(
+        self,
+        service: str,
+        /,
+        *,
+        version: str | None = None,
+        in_ports: Pairs = None,
+        parameters: Mapping[str, str | int | float | bool] | Sequence[str] | None = None,
+        out_ports: Pairs = None,
+        **args: Unpack[TaskArguments],
+    ) -> Task:
+        """Run a version of a service (default: its latest) as a task; return at once.
+
+        ``in_ports`` give each input port (by its name, or input1, input2, …) a URL — a
+        local path becomes a file:// URL, a folder's ending in ``/`` — or a string port
+        its value; ``parameters`` are by name; ``out_ports`` give each output port (name
+        or output1, …) the URL its results go to (the CLI's --in, --param and --out).
+        Pairs may be ``["NAME=VALUE", ...]`` or a mapping.  ``args`` are the task
+        arguments of :meth:`submit` (resources, extra ``inputs`` and ``outputs`` by
+        container path, env, ``name``, tags, …) but image and command, which the service
+        gives.  The server checks ports and parameters before anything runs.
+        """
+        target = self._service_target(service, version)
+        strings = {
+            key
+            for port in (target.interface.inputs if target else [])
+            if port.kind is PortKind.STRING
+            for key in (port.name, port.key)
+        }
+        request = ServiceRun(
+            version=target.version if target else version,
+            inputs={
+                port: value if port in strings else local_url(value)
+                for port, value in _named(in_ports, "--in", "PORT=URL")
+            },
+            parameters=(
+                dict(parameters)
+                if isinstance(parameters, Mapping)
+                else dict(_named(parameters, "--param", "NAME=VALUE"))
+            ),
+            outputs={
+                port: local_url(value) for port, value in _named(out_ports, "--out", "PORT=URL")
+            },
+            task=task_template(**args) or None,
+        )
+        created = self._read(
+            CreateTaskResponse,
+            "POST",
+            f"{_service_path(service)}/runs",
+            json=request.model_dump(mode="json", exclude_none=True),
+        )
+        return Task(self, created.id)
+
+    def _service_target(self, name: str, version: str | None) -> ServiceVersion | None:
+        """The version a run will use, to read its ports (None: the server will say why
+        there is none)."""
+        if version is not None:
+            return self.service_version(name, version)
+        live = [v for v in self.service(name).versions if not v.deprecated]
+        return live[0] if live else None
+
+    def deprecate_service(self, name: str, version: str) -> ServiceVersion:
+        """Hide a version from the catalog and refuse new runs of it; its tasks keep it."""
+        return self._read(ServiceVersion, "POST", f"{_service_path(name, version)}/deprecate")
 
     def service_info(self) -> ServiceInfo:
         return self._read(ServiceInfo, "GET", f"{TES}/service-info")
@@ -437,6 +641,35 @@ def _pair_list(tags: Pairs) -> list[str]:
 
 def _template(image: str, command: Sequence[str], args: MemberArguments) -> dict[str, object]:
     return build_task(image, command, **args)
+
+
+def _service_path(name: str, version: str | None = None) -> str:
+    path = f"{SERVICES}/{quote(name, safe='')}"
+    return path if version is None else f"{path}/versions/{quote(version, safe='')}"
+
+
+def _named(values: Pairs, what: str, form: str) -> list[tuple[str, str]]:
+    """``NAME=VALUE`` pairs (or a mapping) as (name, value); the value may hold ``=``."""
+    if values is None:
+        return []
+    if isinstance(values, Mapping):
+        return [(str(k), str(v)) for k, v in values.items()]
+    pairs = []
+    for text in values:
+        key, sep, value = text.partition("=")
+        if not sep or not key:
+            raise InvalidRequest(f"{what} {text!r} must look like {form}")
+        pairs.append((key, value))
+    return pairs
+
+
+def _keep_tail(tail: deque[bytes], chunk: bytes) -> None:
+    """Keep the last lines of a log in ``tail`` (a line may span chunks)."""
+    for line in chunk.splitlines(keepends=True):
+        if tail and not tail[-1].endswith(b"\n"):
+            tail[-1] = (tail[-1] + line)[-_LONGEST_LINE:]
+        else:
+            tail.append(line)
 
 
 def _raise_for(response: httpx.Response) -> None:
