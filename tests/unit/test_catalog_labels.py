@@ -286,6 +286,11 @@ def test_bad_toolship_labels_are_refused_naming_the_label_and_the_fix(
     assert expected in refused({**TYPED, **change})
 
 
+def test_parameters_need_a_command_template_to_reach_the_tool() -> None:
+    message = refused({T + "param.top.type": "int"})
+    assert 'add toolship.service.command, e.g. ["tool", "--top={top}"]' in message
+
+
 def test_every_problem_is_listed_in_one_message() -> None:
     message = refused({**TYPED, T + "resources.cpu": "x", T + "param.top.type": "number"})
     assert "toolship.service.resources.cpu" in message

@@ -130,6 +130,12 @@ def read_labels(labels: Mapping[str, str], *, cmd: Sequence[str] | None = None) 
     _check_names(interface, problems)
     if own.command is not None:
         _check_template(own.command, interface, problems)
+    elif own.params:
+        problems.append(
+            f"parameters ({', '.join(p.name for p in own.params)}) reach the tool only "
+            f"through a command template: add {COMMAND_LABEL}, e.g. "
+            f'["tool", "--{own.params[0].name}={{{own.params[0].name}}}"]'
+        )
     if problems:
         raise InvalidRequest("the image's labels cannot describe a service: " + "; ".join(problems))
     title, version, text = (
