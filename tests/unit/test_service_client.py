@@ -55,6 +55,7 @@ VERSION: dict[str, Any] = {
         ],
         "outputs": [{"name": "counts", "key": "output1", "kind": "directory", "path": "/out"}],
         "command": ["wc", "{text}", "{min}"],
+        "template": True,
         "cpu_cores": 2,
         "timeout": "1h",
     },

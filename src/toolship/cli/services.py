@@ -286,7 +286,10 @@ def _signature(v: ServiceVersion) -> str:
 
 def _print_interface(console: Console, i: ServiceInterface) -> None:
     p = console.print
-    command = " ".join(i.command) if i.command is not None else "(the image's CMD)"
+    if i.command is None:
+        command = "(none: the image has no CMD)"
+    else:
+        command = " ".join(i.command) + ("" if i.template else "  (the image's CMD)")
     p(f"  command     {escape(command)}")
     if i.workdir:
         p(f"  workdir     {escape(i.workdir)}")
