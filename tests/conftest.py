@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,69 @@ def slurm_cluster() -> Path:
     )  # fmt: skip
     require(status.returncode == 0, "the local Slurm cluster", f"{fix}; {status.stdout}")
     return SLURM_DIR / "slurm.conf"
+
+
+REGISTRY = os.environ.get("TOOLSHIP_REGISTRY_ADDR") or "127.0.0.1:5055"
+
+
+@pytest.fixture(scope="session")
+def registry(busybox: str) -> str:
+    """The loopback OCI registry (scripts/registry.sh; started if it is not running): HOST:PORT.
+
+    It stays up after the tests, like the Slurm cluster; tests push to repositories of
+    their own (``unique_name``), so runs do not see each other's images.
+    """
+    fix = "run scripts/setup-host.sh (installs docker-registry and skopeo)"
+    found = shutil.which("docker-registry") and shutil.which("skopeo") and shutil.which("gpg")
+    require(bool(found), "docker-registry, skopeo and gpg", fix)
+    started = subprocess.run(
+        [str(ROOT / "scripts" / "registry.sh"), "start"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    require(started.returncode == 0, "the loopback registry", f"{fix}; {started.stderr}")
+    return REGISTRY
+
+
+def unique_name(prefix: str) -> str:
+    """A repository name no other test run uses (lower case, as image names must be)."""
+    return f"{prefix}-{os.getpid()}-{time.monotonic_ns() % 10**9}"
+
+
+@dataclass(frozen=True)
+class GpgKey:
+    """A GPG key pair made for a test: its keyring folder, fingerprint and public key file."""
+
+    home: Path
+    fingerprint: str
+    public: Path
+
+    def sign(self, source: str, target: str) -> None:
+        """Copy ``source`` to ``target`` (docker:// references) signed with this key."""
+        subprocess.run(
+            ["skopeo", "copy", "--quiet", "--sign-by", self.fingerprint,
+             f"docker://{source}", f"docker://{target}"],
+            env={**os.environ, "GNUPGHOME": str(self.home)},
+            capture_output=True, text=True, timeout=120, check=True,
+        )  # fmt: skip
+
+
+def make_gpg_key(folder: Path, who: str) -> GpgKey:
+    """A new passphrase-less GPG key in a keyring of its own under ``folder``."""
+    home = folder / f"gnupg-{who}"
+    home.mkdir(mode=0o700, parents=True)
+    env = {**os.environ, "GNUPGHOME": str(home)}
+    gpg = ["gpg", "--batch", "--passphrase", ""]
+    uid = f"{who} <{who}@toolship.test>"
+    run = {"env": env, "capture_output": True, "check": True, "timeout": 120}
+    subprocess.run([*gpg, "--quick-gen-key", uid, "default", "default", "never"], **run)
+    listed = subprocess.run([*gpg, "--with-colons", "--list-secret-keys"], text=True, **run)
+    fingerprint = next(
+        ln.split(":")[9] for ln in listed.stdout.splitlines() if ln.startswith("fpr:")
+    )
+    public = folder / f"{who}.asc"
+    exported = subprocess.run([*gpg, "--armor", "--export", fingerprint], **run).stdout
+    public.write_bytes(exported)
+    return GpgKey(home, fingerprint, public)
 
 
 @pytest.fixture(params=["local", "slurm"])

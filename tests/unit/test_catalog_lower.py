@@ -206,6 +206,7 @@ def test_optional_values_fill_their_arguments_and_json_values_are_taken_as_they_
         ({"top": "ten"}, "parameter 'top': 'ten' is not an int from 1 to 1000"),
         ({"top": 2.5}, "parameter 'top': 2.5 is not an int from 1 to 1000"),
         ({"top": True}, "parameter 'top': true is not an int from 1 to 1000"),
+        ({"top": "9" * 5000}, "is not an int from 1 to 1000"),
         ({"case": "UPPER"}, "parameter 'case': 'UPPER' is not one of keep, lower"),
         ({"min_length": "-1"}, "parameter 'min_length': '-1' is not an int of at least 1"),
         (
@@ -241,7 +242,10 @@ TYPES = {
         ({}, "parameter 'ratio' is required: give --param ratio=VALUE (a float of at most 1)"),
         ({"ratio": "nan"}, "'nan' is not a float of at most 1"),
         ({"ratio": "1.5"}, "'1.5' is not a float of at most 1"),
-        ({"ratio": "0.5", "flag": "maybe"}, "'maybe' is not a bool; write true or false (yes/no, 1/0)"),
+        (
+            {"ratio": "0.5", "flag": "maybe"},
+            "'maybe' is not a bool; write true or false (yes/no, 1/0)",
+        ),
     ],
 )
 def test_typed_parameters_are_checked(

@@ -23,13 +23,13 @@ each naming its label and the fix, when the image is registered, not when it run
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TypeVar
 
+from toolship.catalog.values import coerce, parse_bool, parse_int, parse_real, placeholders
 from toolship.errors import InvalidRequest
 from toolship.models import check_container_path
 from toolship.services import (
@@ -48,10 +48,6 @@ __all__ = [
     "OCI_PREFIX",
     "PREFIX",
     "Described",
-    "coerce",
-    "describe_kind",
-    "fill",
-    "placeholders",
     "read_labels",
 ]
 
@@ -62,10 +58,6 @@ COMMAND_LABEL = PREFIX + "command"
 
 _T = TypeVar("_T")
 NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
-# {{ and }} are literal braces; {NAME} a placeholder; any other brace is a mistake.
-_TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
-_TRUE = frozenset({"true", "1", "yes"})
-_FALSE = frozenset({"false", "0", "no"})
 _FIELDS = {
     "input": ("type", "path", "required", "default", "filename", "description"),
     "param": ("type", "required", "default", "min", "max", "choices", "description"),
@@ -362,7 +354,9 @@ def _own_param(name: str, fields: dict[str, str], problems: _Problems) -> Parame
     label = f"{PREFIX}param.{name}"
     before = len(problems)
     kind = problems.check(f"{label}.type", lambda: _param_kind(fields))
-    required = problems.check(f"{label}.required", lambda: _bool(fields.get("required", "false")))
+    required = problems.check(
+        f"{label}.required", lambda: parse_bool(fields.get("required", "false"))
+    )
     if not isinstance(kind, ParamKind) or len(problems) > before:
         return None
     bounds = _bounds(label, kind, fields, problems)
@@ -473,126 +467,11 @@ def _check_template(command: list[str], interface: ServiceInterface, problems: _
                 )
 
 
-def placeholders(arg: str) -> list[str]:
-    """The ``{NAME}`` placeholders of one argument of a command template."""
-    names = []
-    for m in _TOKEN.finditer(arg):
-        if m.group(0) in ("{", "}"):
-            raise ValueError(
-                f"{arg!r} has an unpaired brace; write {{{{ and }}}} for a literal brace"
-            )
-        if m.group(1) is not None:
-            names.append(m.group(1))
-    return names
-
-
-def fill(arg: str, values: Mapping[str, str | None]) -> str | None:
-    """``arg`` with its placeholders replaced; None when one of them has no value."""
-    missing = False
-
-    def one(m: re.Match[str]) -> str:
-        nonlocal missing
-        token = m.group(0)
-        if token in ("{{", "}}"):
-            return token[0]
-        value = values.get(m.group(1) or "")
-        if value is None:
-            missing = True
-            return ""
-        return value
-
-    text = _TOKEN.sub(one, arg)
-    return None if missing else text
-
-
-# --- values ------------------------------------------------------------------------------
-
-
-def coerce(param: Parameter, value: object) -> str | int | float | bool:
-    """``value`` (a JSON value, or the text a user typed) as ``param``'s kind; ValueError."""
-    kind = param.kind
-    if kind is ParamKind.BOOL:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str):
-            return _bool(value)
-    elif kind is ParamKind.INT and not isinstance(value, bool | float):
-        number = _int(value)
-        if number is not None and _within(param, number):
-            return number
-    elif kind is ParamKind.FLOAT and not isinstance(value, bool):
-        real = _real(value)
-        if real is not None and _within(param, real):
-            return real
-    elif kind is ParamKind.CHOICE and isinstance(value, str | int | float):
-        if str(value) in param.choices:
-            return str(value)
-    elif kind is ParamKind.STRING and isinstance(value, str | int | float):
-        return str(value)
-    raise ValueError(f"{_show(value)} is not {describe_kind(param)}")
-
-
-def describe_kind(param: Parameter) -> str:
-    """What a parameter takes, in words: ``an int from 1 to 1000``."""
-    if param.kind is ParamKind.BOOL:
-        return "a bool (true/false, yes/no, 1/0)"
-    if param.kind is ParamKind.CHOICE:
-        return "one of " + ", ".join(param.choices)
-    if param.kind is ParamKind.STRING:
-        return "a string"
-    text = "an int" if param.kind is ParamKind.INT else "a float"
-    low, high = param.minimum, param.maximum
-    if low is not None and high is not None:
-        return f"{text} from {low:g} to {high:g}"
-    if low is not None:
-        return f"{text} of at least {low:g}"
-    if high is not None:
-        return f"{text} of at most {high:g}"
-    return text
-
-
-def _within(param: Parameter, value: float) -> bool:
-    return (param.minimum is None or value >= param.minimum) and (
-        param.maximum is None or value <= param.maximum
-    )
-
-
-def _int(value: object) -> int | None:
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d+\s*", value):
-        return int(value)
-    return None
-
-
-def _real(value: object) -> float | None:
-    if isinstance(value, int | float):
-        number = float(value)
-    elif isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            return None
-    else:
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _show(value: object) -> str:
-    return repr(value) if isinstance(value, str) else json.dumps(value)
-
-
-def _bool(text: str) -> bool:
-    word = text.strip().lower()
-    if word in _TRUE:
-        return True
-    if word in _FALSE:
-        return False
-    raise ValueError(f"{text!r} is not a bool; write true or false (yes/no, 1/0)")
+# --- label values ---------------------------------------------------------------------------
 
 
 def _number(text: str) -> float:
-    number = _real(text)
+    number = parse_real(text)
     if number is None:
         raise ValueError(f"{text!r} is not a number")
     return number
@@ -615,7 +494,7 @@ def _required_flag(label: str, fields: dict[str, str], problems: _Problems) -> b
     has_default = "default" in fields
     if "required" not in fields:
         return not has_default
-    required = problems.check(f"{label}.required", lambda: _bool(fields["required"]))
+    required = problems.check(f"{label}.required", lambda: parse_bool(fields["required"]))
     if required and has_default:
         problems.append(
             f"{label}.default: a required input needs no default; drop one of the two labels"
@@ -663,7 +542,7 @@ def _command(text: str) -> list[str]:
 
 
 def _cores(text: str) -> int:
-    cores = _int(text)
+    cores = parse_int(text)
     if cores is None or cores < 1:
         raise ValueError(f"{text!r} is not a number of cores; write a whole number, e.g. 2")
     return cores

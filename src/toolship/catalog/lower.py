@@ -27,7 +27,8 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic import ValidationError
 
-from toolship.catalog.labels import COMMAND_LABEL, coerce, describe_kind, fill
+from toolship.catalog.labels import COMMAND_LABEL
+from toolship.catalog.values import coerce, describe_kind, fill
 from toolship.errors import InvalidRequest
 from toolship.models import Task
 from toolship.services import (
