@@ -13,7 +13,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
 from toolship import __version__
-from toolship.api import batches, native, tes, worker
+from toolship.api import batches, native, tes, trs, worker
 from toolship.api.auth import TokenAuth
 from toolship.api.limits import BodyLimit
 from toolship.api.state import AppState
@@ -34,6 +34,7 @@ __all__ = ["create_app"]
 log = logging.getLogger(__name__)
 
 TES_PREFIXES = ("/ga4gh/tes/v1", "/v1")
+TRS_PREFIX = "/ga4gh/trs/v2"
 
 
 def _field(loc: tuple[Any, ...]) -> str:
@@ -91,6 +92,10 @@ class _App(FastAPI):
             for op in operations.values():
                 responses = op.setdefault("responses", {})
                 responses.pop("422", None)
+                if path.startswith(TRS_PREFIX):  # TRS's own Error shape, as api/trs.py says
+                    if not self.auth:
+                        responses.pop("401", None)
+                    continue
                 if op.get("parameters") or op.get("requestBody"):
                     responses["400"] = _error_response("The request is invalid; detail says why")
                 if op.get("requestBody"):
@@ -162,6 +167,7 @@ def create_app(
         )
     app.include_router(native.router, dependencies=protected)
     app.include_router(batches.router, dependencies=protected)
+    app.include_router(trs.router, prefix=TRS_PREFIX, dependencies=protected)
     if embedded:
         app.include_router(native.embedded_only, dependencies=protected)
     app.include_router(native.public)
