@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.conftest import GpgKey, make_gpg_key, unique_name
 from toolship.catalog import images, signatures
@@ -211,3 +218,62 @@ def test_images_no_key_covers_or_only_local_are_refused(keys: tuple[GpgKey, GpgK
 
 def test_images_verify_only_when_the_settings_ask(keys: tuple[GpgKey, GpgKey]) -> None:
     assert images.Images(ImageSettings()).verify("127.0.0.1:5055/x", "sha256:" + "0" * 64) is None
+
+
+def _sigstore_sign(repository: str, digest: str, public: Path) -> None:
+    """Attach a sigstore signature of ``repository@digest`` made with a new key (whose
+    public half goes to ``public``), as ``skopeo copy --sign-by-sigstore-private-key``
+    would, written by hand: Debian's skopeo refuses to make one."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    public.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    claim = {"docker-reference": repository}
+    payload = json.dumps({"critical": {"identity": claim,
+                                       "image": {"docker-manifest-digest": digest},
+                                       "type": "cosign container image signature"},
+                          "optional": None}).encode()  # fmt: skip
+    signature = base64.b64encode(key.sign(payload, ec.ECDSA(hashes.SHA256()))).decode()
+    host, _, path = repository.partition("/")
+    with httpx.Client(base_url=f"http://{host}/v2/{path}", timeout=30) as http:
+
+        def blob(data: bytes) -> dict[str, Any]:
+            sha = "sha256:" + hashlib.sha256(data).hexdigest()
+            upload = http.post("/blobs/uploads/").raise_for_status().headers["location"]
+            sep = "&" if "?" in upload else "?"
+            http.put(f"{upload}{sep}digest={sha}", content=data).raise_for_status()
+            return {"size": len(data), "digest": sha}
+
+        layer = blob(payload)
+        config = blob(json.dumps({"rootfs": {"type": "layers", "diff_ids": [layer["digest"]]}})
+                      .encode())  # fmt: skip
+        oci = "application/vnd.oci.image"
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": f"{oci}.manifest.v1+json",
+            "config": {"mediaType": f"{oci}.config.v1+json", **config},
+            "layers": [{"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json",
+                        **layer,
+                        "annotations": {"dev.cosignproject.cosign/signature": signature}}],
+        }  # fmt: skip
+        http.put(
+            f"/manifests/{digest.replace(':', '-')}.sig",
+            content=json.dumps(manifest).encode(),
+            headers={"content-type": f"{oci}.manifest.v1+json"},
+        ).raise_for_status()
+
+
+def test_sigstore_signatures_are_refused_saying_this_host_cannot_verify_them(
+    tmp_path: Path, busybox: str, registry: str, tags: list[str]
+) -> None:
+    """Debian 12 builds containers/image without sigstore: podman and skopeo refuse every
+    sigstore-signed image ("Debian-local change: sigstore disabled").  The operator is told
+    to use a GPG key; when a sigstore-capable skopeo arrives, this test says so."""
+    facts, _ = _build(tmp_path, busybox, tags, 'CMD ["echo", "sigstore"]\n', "sigstore")
+    pushed = images.push(facts, f"{registry}/sigstore")
+    _sigstore_sign(pushed.repository, pushed.digest, tmp_path / "cosign.pub")
+    key = [SigningKey(scope=registry, sigstore_key=tmp_path / "cosign.pub")]
+    with pytest.raises(ImageRefused, match=r"its skopeo cannot .*sign with GPG"):
+        signatures.verify(pushed.repository, pushed.digest, key)
