@@ -24,6 +24,7 @@ import pytest
 from fastapi import FastAPI
 
 from toolship.api.app import create_app
+from toolship.catalog.fake import FakeImages
 from toolship.compute import BackendFactory
 from toolship.compute.fake import FakeBackend, FakeClock
 from toolship.config import Settings
@@ -115,6 +116,7 @@ class Server:
     embedded: bool = False
     tokens: list[str] = field(default_factory=lambda: [TOKEN])
     backends: list[FakeBackend] = field(default_factory=list)
+    images: FakeImages = field(default_factory=FakeImages)  # the catalog's images, in memory
 
     @property
     def fake(self) -> FakeBackend:
@@ -134,7 +136,13 @@ class Server:
             fake = FakeBackend(clock=self.clock, **backend)
             self.backends.append(fake)
             real = fake.factory()
-        app = create_app(self.settings(), tokens=self.tokens, embedded=self.embedded, backend=real)
+        app = create_app(
+            self.settings(),
+            tokens=self.tokens,
+            embedded=self.embedded,
+            backend=real,
+            images=self.images.factory(),
+        )
         headers = {"Authorization": f"Bearer {self.tokens[0]}"} if self.tokens else {}
         served = InProcess(app)
         served.start()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypedDict
 
@@ -13,12 +13,16 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
 from toolship import __version__
-from toolship.api import batches, native, tes, trs, worker
+from toolship.api import batches, native, services, tes, trs, worker
 from toolship.api.auth import TokenAuth
 from toolship.api.limits import BodyLimit
 from toolship.api.state import AppState
+from toolship.catalog.builds import Builds, ImageTools
+from toolship.catalog.catalog import Catalog
+from toolship.catalog.images import Images
+from toolship.catalog.trust import ImageTrust
 from toolship.compute import BackendFactory, make_backend
-from toolship.config import Settings
+from toolship.config import ImageSettings, Settings
 from toolship.db import Store
 from toolship.db.catalog import CatalogStore
 from toolship.db.sealing import SEALER, Sealer
@@ -114,8 +118,10 @@ def create_app(
     tokens: list[str] | None = None,
     embedded: bool = False,
     backend: BackendFactory = make_backend,
+    images: Callable[[ImageSettings], ImageTools] = Images,
 ) -> FastAPI:
-    """The app; ``backend`` builds the compute backend the engine is handed (tests: a fake)."""
+    """The app; ``backend`` builds the compute backend the engine is handed, ``images`` the
+    image tools of the catalog and the trust policy (tests: fakes)."""
     auth = TokenAuth(tokens or [])
 
     @asynccontextmanager
@@ -129,13 +135,19 @@ def create_app(
             owner=settings.output_owner,
         )
         policy = resolve_policy(settings.policy, embedded=embedded)
-        engine = Engine(settings, store, storage, backend(settings, storage), policy)
+        catalog = CatalogStore(store.engine)
+        tools = images(settings.images)
+        trust = ImageTrust(settings.images, catalog, tools)
+        engine = Engine(settings, store, storage, backend(settings, storage), policy, trust)
+        services = Catalog(catalog, settings.images, tools)
         app.state.toolship = AppState(
             settings=settings,
             store=store,
             engine=engine,
             storage=storage,
-            catalog=CatalogStore(store.engine),
+            catalog=catalog,
+            services=services,
+            builds=Builds(services, tools, settings.home / "builds"),
             embedded=embedded,
         )
         await engine.start()
@@ -167,6 +179,7 @@ def create_app(
         )
     app.include_router(native.router, dependencies=protected)
     app.include_router(batches.router, dependencies=protected)
+    app.include_router(services.router, dependencies=protected)
     app.include_router(trs.router, prefix=TRS_PREFIX, dependencies=protected)
     if embedded:
         app.include_router(native.embedded_only, dependencies=protected)

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from toolship.catalog.builds import Builds
+from toolship.catalog.catalog import Catalog
 from toolship.config import Settings
 from toolship.db import Store
 from toolship.db.catalog import CatalogStore
@@ -22,6 +24,8 @@ class AppState:
     engine: Engine
     storage: StorageRegistry
     catalog: CatalogStore
+    services: Catalog
+    builds: Builds
     embedded: bool = False
 
 

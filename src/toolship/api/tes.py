@@ -133,7 +133,7 @@ async def list_tasks(
     response_model=CreateTaskResponse,
 )
 async def create_task(request: Request, task: Annotated[Task, Body()]) -> JSONResponse:
-    task_id = app_state(request).engine.create(task)
+    task_id = await app_state(request).engine.create(task)
     return _json({"id": task_id})
 
 

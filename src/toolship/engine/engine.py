@@ -15,6 +15,7 @@ import logging
 from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass
 
+from toolship.catalog.trust import ImageTrust
 from toolship.compute.base import Attempt, Backend, Request
 from toolship.config import Settings
 from toolship.db import BatchRow, Store, TaskRow
@@ -50,13 +51,22 @@ from toolship.states import TaskState, is_final
 from toolship.storage import StorageRegistry
 from toolship.timeutil import now_rfc3339
 
-__all__ = ["Engine"]
+__all__ = ["Engine", "task_of"]
 
 log = logging.getLogger(__name__)
 S = TaskState
 
 # Members handled between two turns of the event loop when a batch is queued or cancelled.
 _CHUNK = 200
+
+
+def task_of(row: TaskRow) -> Task:
+    """The task an attempt runs: as stored, with the images pinned when it was created."""
+    task = Task.model_validate(row.spec)
+    images = row.resolved.images if row.resolved is not None else ()
+    for ex, image in zip(task.executors, images, strict=False):
+        ex.image = image
+    return task
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +96,10 @@ class Engine:
         storage: StorageRegistry,
         backend: Backend,
         policy: Policy | None = None,
+        trust: ImageTrust | None = None,
     ) -> None:
         self.settings = settings
+        self.trust = trust
         self.store = store
         self.storage = storage
         self.policy = policy or resolve_policy(settings.policy, embedded=False)
@@ -131,7 +143,7 @@ class Engine:
             self._add_batch(batch)
         queued: list[tuple[TaskRow, Request, tuple[str, ...]]] = []
         for row in self.store.active():
-            task = Task.model_validate(row.spec)
+            task = task_of(row)
             options = self._options(row, task)
             request = self._request(row, options)
             if row.state is S.QUEUED and not self.backend.in_flight(row.runtime):
@@ -165,10 +177,14 @@ class Engine:
             settings=self.settings,
             policy=self.policy,
             seen=seen,
+            trust=self.trust,
         )
 
-    def create(self, task: Task) -> str:
-        row, options = self.admit(task)
+    async def create(self, task: Task) -> str:
+        if self.trust is not None and self.trust.active:  # podman, skopeo: off the loop
+            row, options = await asyncio.to_thread(self.admit, task)
+        else:
+            row, options = self.admit(task)
         states = self.parent_states(options.after)
         self.store.insert_tasks([row])
         self._place(self.backend.request(row.id, options), options.after, states)
@@ -383,7 +399,7 @@ class Engine:
                 if row.state is not S.QUEUED:  # it ended meanwhile: nothing to start
                     self._apply(self.core.handle(AttemptExited(task_id, row.state)))
                     return
-            task = Task.model_validate(row.spec)
+            task = task_of(row)
             self._launch(row, task, self._options(row, task), resume=False)
         except Exception:
             log.exception("starting task %s failed; it stays queued until a restart", task_id)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Protocol
 
+from toolship.catalog.trust import ImageTrust
 from toolship.config import Settings
 from toolship.db import TaskRow
 from toolship.engine.ids import new_task_id
@@ -40,11 +42,14 @@ def admit(
     settings: Settings,
     policy: Policy,
     seen: dict[str, TaskOptions] | None = None,
+    trust: ImageTrust | None = None,
 ) -> tuple[TaskRow, TaskOptions]:
     """Check a task and make its row.
 
     A batch passes ``seen``: options already read and checked, by the resources' JSON
-    (a sweep's members mostly share theirs).
+    (a sweep's members mostly share theirs).  With ``trust`` whose rules apply, each
+    image is checked (and may be resolved to a digest: blocking I/O, callers on the
+    event loop run this in a thread).
     """
     check_limits(task, settings.limits)
     found = layout_problems(task)
@@ -52,6 +57,11 @@ def admit(
         raise InvalidRequest("; ".join(found))
     for i, ex in enumerate(task.executors):
         check_image(ex.image, policy, f"executors[{i}].image")
+    images: tuple[str, ...] = ()
+    if trust is not None and trust.active:
+        images = tuple(
+            trust.pin(ex.image, f"executors[{i}].image") for i, ex in enumerate(task.executors)
+        )
     key = task.resources.model_dump_json() if seen is not None and task.resources else ""
     options = seen.get(key) if seen is not None else None
     if options is None:
@@ -79,7 +89,7 @@ def admit(
         memory_gb=options.memory_gb,
         gpus=options.gpus,
         spec=spec,
-        resolved=options.pinned(),
+        resolved=dataclasses.replace(options.pinned(), images=images),
         runtime=RuntimeRecord(warnings=list(options.warnings)),
         secrets=dict(options.credentials),
     )

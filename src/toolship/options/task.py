@@ -123,6 +123,9 @@ class OptionDefaults:
     memory_gb: float
     # A task without resources.ram_gb is limited to memory_gb (not only accounted for it).
     memory_limited: bool = False
+    # The image each executor runs, pinned by digest when the server's images.trust
+    # resolved them at creation (empty: the images the task names).
+    images: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, settings: Settings) -> OptionDefaults:
