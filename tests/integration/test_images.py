@@ -201,6 +201,7 @@ def test_gpg_signatures_verify_offline_and_wrong_ones_are_refused(
     # Either of two keys of one scope will do; a key of a longer scope wins over both.
     both = [*expected, SigningKey(scope=registry, gpg_key=stranger.public)]
     assert signatures.verify(bad, pushed.digest, both).key == stranger.fingerprint
+    tags.append(f"{bad}@{pushed.digest}")
     narrower = [*both, SigningKey(scope=f"{registry}/other", gpg_key=trusted.public)]
     with pytest.raises(ImageRefused, match="is not signed by an expected key"):
         signatures.verify(bad, pushed.digest, narrower)
