@@ -45,13 +45,28 @@ class CancelTaskResponse(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _description(state: AppState) -> str:
+    """What this server is, and where its images may come from when the operator says.
+
+    (TES clients such as py-tes refuse a service-info with fields TES does not name,
+    so the rule is said here; the TRS service-info carries it as fields.)
+    """
+    text = "toolship: run containerized tools next to the data"
+    images = state.settings.images
+    if images.approved_registries:
+        text += f"; images only from {', '.join(images.approved_registries)}"
+    if images.trust != "any":
+        text += f"; image trust: {images.trust}"
+    return text
+
+
 def service_info(state: AppState) -> ServiceInfo:
     s = state.settings.server
     return ServiceInfo(
         id=f"org.toolship.{s.service_name}",
         name=s.service_name,
         type=ServiceType(group="org.ga4gh", artifact="tes", version="1.1.0"),
-        description="toolship: run containerized tools next to the data",
+        description=_description(state),
         organization=ServiceOrganization(name=s.organization, url=s.organization_url),
         documentationUrl="https://github.com/toolship/toolship",
         environment="embedded" if state.embedded else "production",

@@ -191,7 +191,11 @@ async def get_service_info(request: Request) -> JSONResponse:
         environment="embedded" if state.embedded else "production",
         version=__version__,
     )
-    return _json(_dump(info))
+    # Which images this server runs (service-info allows more properties; the HDRUK TES
+    # extension asks for approved registries to be advertised).
+    images = state.settings.images
+    trust = {"image_trust": images.trust, "approved_registries": images.approved_registries}
+    return _json(_dump(info) | trust)
 
 
 @router.get(
