@@ -251,6 +251,11 @@ def test_approved_registries_refuse_other_registries(server: Server) -> None:
         assert r.status_code == 400, r.text
         detail = r.json()["detail"]
         assert "docker.io" in detail and "images.approved_registries" in detail
+        # Advertised: as fields in the TRS service-info, in words in the TES one.
+        info = api.get("/ga4gh/trs/v2/service-info").json()
+        assert info["approved_registries"] == ["127.0.0.1:5055"]
+        tes = api.get("/ga4gh/tes/v1/service-info").json()
+        assert "images only from 127.0.0.1:5055" in tes["description"]
 
 
 def _context(files: dict[str, str]) -> bytes:
