@@ -336,3 +336,13 @@ def test_the_documented_containerfile_describes_a_service() -> None:
     assert [p.name for p in d.interface.parameters] == ["case", "min_length", "top"]
     assert [p.name for p in d.interface.outputs] == ["counts"]
     assert d.oci["licenses"] == "MIT"
+
+
+def test_the_readme_containerfile_is_the_example_that_runs() -> None:
+    root = Path(__file__).parents[2]
+    readme = (root / "README.md").read_text()
+    [example] = re.findall(r"```dockerfile\n(.*?)```", readme, flags=re.DOTALL)
+    assert example == (root / "examples" / "linecount" / "Containerfile").read_text()
+    d = read_labels(_containerfile_labels(example))
+    assert (d.name, d.version) == ("linecount", "1.0.0")
+    assert [p.name for p in d.interface.parameters] == ["mode", "top"]
