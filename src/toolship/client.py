@@ -455,7 +455,7 @@ class Client:
                 if response.status_code >= 400:
                     response.read()
                     _raise_for(response)
-                yield from response.iter_raw()
+                yield from response.iter_bytes()
         except httpx.HTTPError as exc:
             raise ServerUnavailable(f"cannot reach toolship at {self.server}: {exc}") from exc
 
