@@ -77,6 +77,8 @@ def test_build_list_show_and_run_a_gef_service_with_local_data(
 
         assert [(s.name, s.latest) for s in client.services("copy").services] == [("Clone", "0.2")]
         assert client.services("nothing like it").services == []
+        usage = "toolship service run Clone@0.2 --in 'Input Directory=URL/' --in 'Second"
+        assert usage in cli(client, "show", "Clone").stdout  # GEF's names have spaces
 
         task = client.run_service(
             "Clone",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -358,20 +359,19 @@ def _print_versions(console: Console, every: ServiceVersions) -> None:
 
 
 def _usage(v: ServiceVersion) -> str:
-    """The command line that runs this version, with a placeholder for each value."""
+    """The command line that runs this version, with a placeholder for each value (quoted
+    for a shell where a name has spaces, as GEF's port names do)."""
     words = ["toolship", "service", "run", f"{v.name}@{v.version}"]
     for q in v.interface.inputs:
         if q.required and q.default is None:
-            value = "VALUE" if q.kind is PortKind.STRING else "URL"
-            if q.kind is PortKind.DIRECTORY:
-                value = "URL/"
-            words.append(f"--in {q.name}={value}")
+            value = {PortKind.STRING: "VALUE", PortKind.DIRECTORY: "URL/"}.get(q.kind, "URL")
+            words += ["--in", f"{q.name}={value}"]
     for par in v.interface.parameters:
         if par.required and par.default is None:
-            words.append(f"--param {par.name}=VALUE")
+            words += ["--param", f"{par.name}=VALUE"]
     for o in v.interface.outputs:
-        words.append(f"--out {o.name}={'URL/' if o.kind is PortKind.DIRECTORY else 'URL'}")
-    return " ".join(words)
+        words += ["--out", f"{o.name}={'URL/' if o.kind is PortKind.DIRECTORY else 'URL'}"]
+    return shlex.join(words)
 
 
 @service.command("run")
