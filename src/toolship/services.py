@@ -195,7 +195,7 @@ class BuildState(StrEnum):
 
 
 class BuildInfo(_Reply):
-    """``GET /api/v1/services/builds/{id}``; its log streams from ``…/builds/{id}/log``."""
+    """``GET /api/v1/builds/{id}``; its log streams from ``/api/v1/builds/{id}/log``."""
 
     id: str
     state: BuildState

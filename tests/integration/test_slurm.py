@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ROOT, SLURM_DIR, leftover_containers, read_when_written
+from tests.conftest import ROOT, SLURM_DIR, leftover_containers, read_when_written, unique_name
 from tests.integration.servers import free_port
 from toolship import Client
 from toolship.errors import InvalidRequest
@@ -281,3 +281,31 @@ def test_a_worker_token_opens_its_own_task_only(client: Client, server: Any, bus
             json={"state": "COMPLETE", "attempt": {}, "runtime": {}},
         )  # fmt: skip
         assert late.status_code == 409  # the attempt is over: the worker must stop
+
+
+def test_a_service_in_the_registry_runs_on_a_node_that_pulls_it_by_digest(
+    client: Client, busybox: str, registry: str, tmp_path: Path
+) -> None:
+    repository = f"{registry}/{unique_name('slurm-service')}"
+    (tmp_path / "Containerfile").write_text(
+        f"FROM {busybox}\n"
+        'LABEL "eudat.gef.service.name"="'
+        f'{repository.rpartition("/")[2]}" "eudat.gef.service.version"="1"\n'
+        'CMD ["echo", "pulled by digest"]\n'
+    )
+    podman = ["podman", "build", "--network=none", "--pull=never", "-q", "-t", f"{repository}:1"]
+    subprocess.run([*podman, str(tmp_path)], check=True, capture_output=True)
+    subprocess.run(["podman", "push", "-q", f"{repository}:1"], check=True, capture_output=True)
+    subprocess.run(["podman", "rmi", f"{repository}:1"], check=True, capture_output=True)
+    version = client.register_service(f"{repository}:1")
+    assert version.image.startswith(f"{repository}@sha256:")
+    try:
+        for _ in range(2):  # cold: the node pulls the digest; warm: it reuses its copy
+            task = client.run_service(version.name)
+            assert task.wait(120) is TaskState.COMPLETE, task.info().logs[-1].system_logs
+            assert task.logs() == "pulled by digest\n"
+            assert task.info().executors[0].image == version.image
+        exists = subprocess.run(["podman", "image", "exists", version.image], check=False)
+        assert exists.returncode == 0
+    finally:
+        subprocess.run(["podman", "rmi", "-f", version.image], check=False, capture_output=True)

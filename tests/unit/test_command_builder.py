@@ -6,6 +6,8 @@ import dataclasses
 import os
 from pathlib import Path
 
+import pytest
+
 from toolship.runtime import ExecSpec, IdMap, Mount
 from toolship.runtime.container import ContainerRuntime
 from toolship.runtime.process import ProcessRuntime
@@ -180,3 +182,22 @@ def test_process_runtime_runs_in_the_host_workdir() -> None:
     assert env["TOOLSHIP_ROOT"] == "/h/a/root"
     assert env["A"] == "1"
     assert not rt.isolated
+
+
+@pytest.mark.parametrize(
+    ("image", "pull"),
+    [
+        ("localhost/tool:1", "never"),
+        ("busybox", "never"),
+        ("127.0.0.1:5055/team/tool:1", "never"),  # a tag: what this host has
+        ("localhost/tool@sha256:" + "a" * 64, "never"),
+        ("127.0.0.1:5055/team/tool@sha256:" + "a" * 64, "missing"),  # a service's pin
+        ("registry.example.org/tool@sha256:" + "a" * 64, "missing"),
+        ("library/tool@sha256:" + "a" * 64, "never"),  # no registry named
+    ],
+)
+def test_only_an_image_pinned_by_digest_in_a_registry_is_pulled(image: str, pull: str) -> None:
+    argv = ContainerRuntime("podman", rootless=False).command(
+        dataclasses.replace(SPEC, image=image)
+    )
+    assert argv[argv.index("--pull") + 1] == pull

@@ -26,7 +26,7 @@ _REMEMBERED = 4096
 
 class ImageResolver(Protocol):
     def resolve(self, reference: str) -> tuple[str, str]:
-        """(repository, manifest digest) of ``reference``: local storage, else its registry."""
+        """(repository, manifest digest) of ``reference`` (see ``images.resolve``)."""
         ...
 
     def verify(self, repository: str, digest: str) -> Signature | None: ...

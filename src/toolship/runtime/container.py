@@ -2,7 +2,10 @@
 
 Defaults are the safe ones: no network, read-only root file system with a
 tmpfs ``/tmp``, no-new-privileges, a pids limit, ``--pull never`` (no registry
-is assumed reachable), and labels that tie the container to its task.
+is assumed reachable: a tag is what this host has) unless the image is pinned by
+digest in a registry (a service's ``REPO@sha256:…``: the bytes are the digest's
+wherever they come from, so a node without them pulls them), and labels that tie
+the container to its task.
 
 Who the task is: on a root server with podman, root of a user namespace
 (:class:`~toolship.runtime.base.IdMap`) whose root is ``local.task_user`` on
@@ -23,13 +26,21 @@ from toolship.errors import RuntimeUnavailable
 from toolship.runtime.base import ExecSpec, IdMap, missing_image_message
 from toolship.runtime.launch import run_for_output
 
-__all__ = ["ContainerRuntime"]
+__all__ = ["ContainerRuntime", "pinned_in_registry"]
 
 LABEL_TASK = "io.toolship.task"
 # What root in a task's user namespace keeps of podman's defaults: the file capabilities
 # (its own files only: the namespace maps no other host user) and switching among its
 # own users.  Not NET_BIND_SERVICE, SETFCAP, SETPCAP, SYS_CHROOT, MKNOD or AUDIT_WRITE.
 NAMESPACED_CAPS = ("CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID")
+
+
+def pinned_in_registry(image: str) -> bool:
+    """Whether ``image`` is ``REGISTRY/PATH@sha256:…`` (a registry host, not this host's)."""
+    name, _, digest = image.partition("@")
+    host, slash, _ = name.partition("/")
+    registry = slash and ("." in host or ":" in host) and host != "localhost"
+    return bool(registry) and digest.startswith("sha256:")
 
 
 def _rootless() -> bool:
@@ -47,7 +58,7 @@ class ContainerRuntime:
     def command(self, spec: ExecSpec) -> list[str]:
         argv = [self.binary, "run", "--rm", "--name", spec.name]
         argv += _labels(spec)
-        argv += ["--pull", "never"]
+        argv += ["--pull", "missing" if pinned_in_registry(spec.image) else "never"]
         if spec.pod is not None:
             argv += ["--pod", spec.pod]  # the pod's namespace: its network, its user ids
         else:
