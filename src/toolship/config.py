@@ -356,6 +356,12 @@ class ImageSettings(BaseModel):
     # None: the system's (/etc/containers/registries.d, or the user's).
     registries_d: Path | None = None
 
+    @property
+    def pull_from(self) -> list[str]:
+        """Registries whose images pinned by digest a node that lacks them pulls: the
+        approved ones and the catalog's own (a tag, or another registry, never)."""
+        return [*self.approved_registries, *([self.registry] if self.registry else [])]
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(

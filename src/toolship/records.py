@@ -130,6 +130,7 @@ class WorkerSettings(_Record):
     task_subids: tuple[int, int] | None = None  # local.task_subids: the task's user namespace
     output_owner: tuple[int, int] | None = None
     own_files: dict[Path, str] = Field(default_factory=dict)  # the server's files, not inputs
+    pull_from: list[str] = Field(default_factory=list)  # images.pull_from
 
 
 class WorkerJob(_Record):

@@ -19,7 +19,14 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ROOT, SLURM_DIR, leftover_containers, read_when_written, unique_name
+from tests.conftest import (
+    REGISTRY,
+    ROOT,
+    SLURM_DIR,
+    leftover_containers,
+    read_when_written,
+    unique_name,
+)
 from tests.integration.servers import free_port
 from toolship import Client
 from toolship.errors import InvalidRequest
@@ -36,6 +43,8 @@ def slurm(slurm_cluster: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     monkeypatch.setenv("SLURM_CONF", str(slurm_cluster))
     monkeypatch.setenv("TOOLSHIP_BACKEND", "slurm")
     monkeypatch.setenv("TOOLSHIP_SLURM__POLL_SECONDS", "1")
+    # The catalog's registry: nodes pull the images pinned there by digest.
+    monkeypatch.setenv("TOOLSHIP_IMAGES__REGISTRY", REGISTRY)
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     calls = tmp_path / "squeue.calls"

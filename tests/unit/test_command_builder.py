@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from toolship.runtime import ExecSpec, IdMap, Mount
-from toolship.runtime.container import ContainerRuntime
+from toolship.runtime.container import ContainerRuntime, pullable
 from toolship.runtime.process import ProcessRuntime
 
 SPEC = ExecSpec(
@@ -187,17 +187,20 @@ def test_process_runtime_runs_in_the_host_workdir() -> None:
 @pytest.mark.parametrize(
     ("image", "pull"),
     [
-        ("localhost/tool:1", "never"),
-        ("busybox", "never"),
-        ("127.0.0.1:5055/team/tool:1", "never"),  # a tag: what this host has
-        ("localhost/tool@sha256:" + "a" * 64, "never"),
-        ("127.0.0.1:5055/team/tool@sha256:" + "a" * 64, "missing"),  # a service's pin
-        ("registry.example.org/tool@sha256:" + "a" * 64, "missing"),
-        ("library/tool@sha256:" + "a" * 64, "never"),  # no registry named
+        ("localhost/tool:1", False),
+        ("busybox", False),
+        ("127.0.0.1:5055/team/tool:1", False),  # a tag: what this host has
+        ("localhost/tool@sha256:" + "a" * 64, False),
+        ("127.0.0.1:5055/team/tool@sha256:" + "a" * 64, True),  # a service's pin
+        ("127.0.0.1:5055/other@sha256:" + "a" * 64, False),  # not under team/
+        ("evil.example.org/tool@sha256:" + "a" * 64, False),  # not a registry named
+        ("127.0.0.1:5055/team-x/tool@sha256:" + "a" * 64, False),
     ],
 )
-def test_only_an_image_pinned_by_digest_in_a_registry_is_pulled(image: str, pull: str) -> None:
-    argv = ContainerRuntime("podman", rootless=False).command(
-        dataclasses.replace(SPEC, image=image)
-    )
-    assert argv[argv.index("--pull") + 1] == pull
+def test_only_an_image_pinned_by_digest_in_a_named_registry_is_pulled(
+    image: str, pull: bool
+) -> None:
+    assert pullable(image, ["127.0.0.1:5055/team", "registry.example.org"]) is pull
+    spec = dataclasses.replace(SPEC, image=image, pull=pull)
+    argv = ContainerRuntime("podman", rootless=False).command(spec)
+    assert argv[argv.index("--pull") + 1] == ("missing" if pull else "never")

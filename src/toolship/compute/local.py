@@ -130,6 +130,7 @@ class LocalBackend:
             ranks=ranks,
             user=self.all_settings.task_user,
             idmap=IdMap.for_task(self.all_settings.task_user, self.all_settings.task_subids),
+            pull_from=tuple(self.all_settings.images.pull_from),
         )
         attempt_dir = self.work_dir / job.task_id / str(job.attempt_number)
         attempt_dir.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the task's own

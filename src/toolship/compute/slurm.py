@@ -293,6 +293,7 @@ class SlurmAttempt:
                 task_subids=settings.task_subids,
                 output_owner=settings.output_owner,
                 own_files=settings.own_files,
+                pull_from=settings.images.pull_from,
             ),
             storage=settings.storage,
         )

@@ -83,6 +83,10 @@ class ExecSpec:
     # Containers: the image's ENTRYPOINT runs with ``command`` as its arguments (as
     # ``podman run IMAGE COMMAND``); False: ``command[0]`` replaces it.
     keep_entrypoint: bool = True
+    # Pull the image when this host lacks it (an image pinned by digest in a registry the
+    # operator trusts: the bytes are the digest's wherever they come from).  Otherwise
+    # only what this host has runs.
+    pull: bool = False
     interactive: bool = False  # the executor reads stdin
     # Multi-node tasks.  Ranks on one machine share the network namespace of ``pod``
     # (private to them; it reaches outside only with ``network``).  Ranks that span hosts

@@ -2,10 +2,8 @@
 
 Defaults are the safe ones: no network, read-only root file system with a
 tmpfs ``/tmp``, no-new-privileges, a pids limit, ``--pull never`` (no registry
-is assumed reachable: a tag is what this host has) unless the image is pinned by
-digest in a registry (a service's ``REPO@sha256:…``: the bytes are the digest's
-wherever they come from, so a node without them pulls them), and labels that tie
-the container to its task.
+is assumed reachable: a tag is what this host has) unless the spec says ``pull``
+(see :func:`pullable`), and labels that tie the container to its task.
 
 Who the task is: on a root server with podman, root of a user namespace
 (:class:`~toolship.runtime.base.IdMap`) whose root is ``local.task_user`` on
@@ -20,13 +18,14 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from toolship.errors import RuntimeUnavailable
 from toolship.runtime.base import ExecSpec, IdMap, missing_image_message
 from toolship.runtime.launch import run_for_output
 
-__all__ = ["ContainerRuntime", "pinned_in_registry"]
+__all__ = ["ContainerRuntime", "pullable"]
 
 LABEL_TASK = "io.toolship.task"
 # What root in a task's user namespace keeps of podman's defaults: the file capabilities
@@ -35,12 +34,19 @@ LABEL_TASK = "io.toolship.task"
 NAMESPACED_CAPS = ("CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID")
 
 
-def pinned_in_registry(image: str) -> bool:
-    """Whether ``image`` is ``REGISTRY/PATH@sha256:…`` (a registry host, not this host's)."""
+def pullable(image: str, registries: Sequence[str]) -> bool:
+    """Whether a host that lacks ``image`` may pull it: ``REGISTRY/PATH@sha256:…`` from
+    one of ``registries`` (hosts, or host/path prefixes: the operator's ``images``).
+
+    A digest names the same bytes wherever they come from (a service's pinned image on a
+    Slurm node that has not run it yet); a tag, or a registry the operator did not name,
+    would let a task make the server fetch what and from where it likes.
+    """
     name, _, digest = image.partition("@")
     host, slash, _ = name.partition("/")
-    registry = slash and ("." in host or ":" in host) and host != "localhost"
-    return bool(registry) and digest.startswith("sha256:")
+    if not (slash and ("." in host or ":" in host) and digest.startswith("sha256:")):
+        return False
+    return any(name == r.rstrip("/") or name.startswith(r.rstrip("/") + "/") for r in registries)
 
 
 def _rootless() -> bool:
@@ -58,7 +64,7 @@ class ContainerRuntime:
     def command(self, spec: ExecSpec) -> list[str]:
         argv = [self.binary, "run", "--rm", "--name", spec.name]
         argv += _labels(spec)
-        argv += ["--pull", "missing" if pinned_in_registry(spec.image) else "never"]
+        argv += ["--pull", "missing" if spec.pull else "never"]
         if spec.pod is not None:
             argv += ["--pod", spec.pod]  # the pod's namespace: its network, its user ids
         else:

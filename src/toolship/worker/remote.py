@@ -246,6 +246,7 @@ async def run_remote(server: str, task_id: str, token: str) -> TaskState | None:
             labels=job_labels(os.environ),
             user=user,
             idmap=IdMap.for_task(user, e.task_subids),
+            pull_from=tuple(e.pull_from),
         )
         reporter = HttpReporter(conn, task_id)
         worker = Worker(job, env, reporter)

@@ -26,6 +26,7 @@ from toolship.errors import RuntimeUnavailable, StagingError
 from toolship.models import Executor, ExecutorLog, OutputFileLog, TaskLog
 from toolship.records import Job, Reporter, RuntimeRecord
 from toolship.runtime import ExecSpec, IdMap, Mount, Runtime
+from toolship.runtime.container import pullable
 from toolship.runtime.launch import Launched, find_launched, launch, run_quietly, stop
 from toolship.runtime.usage import cgroup_name, read_usage, remove_cgroup
 from toolship.states import TaskState
@@ -72,6 +73,8 @@ class WorkerEnv:
     labels: dict[str, str] = field(default_factory=dict)
     user: tuple[int, int] = field(default_factory=lambda: (os.getuid(), os.getgid()))
     idmap: IdMap | None = None  # containers run as root of this user namespace
+    # Registries whose images pinned by digest this host may pull (images.pull_from).
+    pull_from: tuple[str, ...] = ()
 
 
 class _Stopped(Exception):
@@ -496,6 +499,7 @@ class Worker:
             user=self.env.user,
             idmap=self.env.idmap,
             keep_entrypoint=opts.keep_entrypoint,
+            pull=pullable(ex.image, self.env.pull_from),
             interactive=ex.stdin is not None,
             pod=pod_name(name) if ranks is not None and not ranks.host_network else None,
             host_network=ranks is not None and ranks.host_network,
