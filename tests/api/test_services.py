@@ -316,3 +316,11 @@ def test_a_build_context_without_a_containerfile_is_a_400(server: Server) -> Non
         assert r.status_code == 400 and "Containerfile" in r.json()["detail"]
         r = api.post(BUILDS, files={"context": ("c.tar", b"not a tar")})
         assert r.status_code == 400, r.text
+
+
+def test_registering_from_an_unapproved_registry_asks_nothing_of_it(server: Server) -> None:
+    server.config = {"images": {"approved_registries": ["127.0.0.1:5055"]}}
+    with server.run() as api:
+        r = api.post(SERVICES, json={"image": "evil.example.org/tool:1"})
+        assert r.status_code == 400 and "approved" in r.json()["detail"], r.text
+    assert server.images.asked == []

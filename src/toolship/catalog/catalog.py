@@ -8,7 +8,7 @@ from typing import Protocol
 
 from toolship.catalog.images import ImageFacts
 from toolship.catalog.labels import read_labels
-from toolship.catalog.trust import approved
+from toolship.catalog.trust import approved, repository_of
 from toolship.config import ImageSettings
 from toolship.db.catalog import CatalogStore
 from toolship.errors import InvalidRequest, NotFound
@@ -88,15 +88,12 @@ class Catalog:
             check_name(name)
         if version is not None:
             _check_version(version)
-        facts = facts if facts is not None else self.images.inspect(reference)
+        if facts is None:
+            self._check_approved(repository_of(reference))  # before asking any registry
+            facts = self.images.inspect(reference)
         if source == "build" and self.settings.registry:
             facts = self.images.push(facts, self.settings.registry)
-        if not approved(facts.repository, self.settings.approved_registries):
-            raise InvalidRequest(
-                f"image {facts.repository} is not from an approved registry "
-                f"(images.approved_registries: {', '.join(self.settings.approved_registries)}); "
-                "push it to one of them and register it from there"
-            )
+        self._check_approved(facts.repository)
         described = read_labels(facts.labels, cmd=facts.cmd)
         chosen = name or described.name
         if not chosen:
@@ -134,6 +131,17 @@ class Catalog:
             oci=dict(described.oci),
         )
         return Registered(self.store.add(new, containerfile), created=True)
+
+    def _check_approved(self, repository: str) -> None:
+        registries = self.settings.approved_registries
+        if not approved(repository, registries) and not (
+            self.settings.registry and approved(repository, [self.settings.registry])
+        ):
+            raise InvalidRequest(
+                f"image {repository} is not from an approved registry "
+                f"(images.approved_registries: {', '.join(registries)}); "
+                "push it to one of them and register it from there"
+            )
 
     def runnable(self, name: str, version: str | None) -> ServiceVersion:
         """The version a new run uses: the latest, or the one named if not deprecated."""

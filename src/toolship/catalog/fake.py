@@ -37,7 +37,7 @@ class FakeImages:
         self.tags: dict[str, ImageFacts] = {}  # repository:tag → what it names now
         self.by_digest: dict[str, ImageFacts] = {}
         self.signed: dict[str, str] = {}  # digest → key name
-        self.resolved: list[str] = []  # every reference resolve() was asked for
+        self.asked: list[str] = []  # every reference inspect() or resolve() was asked for
 
     def factory(self) -> Callable[[ImageSettings], FakeImages]:
         def make(settings: ImageSettings) -> FakeImages:
@@ -68,6 +68,7 @@ class FakeImages:
         return facts
 
     def inspect(self, reference: str) -> ImageFacts:
+        self.asked.append(reference)
         name, _, digest = reference.partition("@")
         if digest:
             found = self.by_digest.get(digest)
@@ -78,7 +79,6 @@ class FakeImages:
         return replace(found, reference=reference)
 
     def resolve(self, reference: str) -> tuple[str, str]:
-        self.resolved.append(reference)
         facts = self.inspect(reference)
         return facts.repository, facts.digest
 

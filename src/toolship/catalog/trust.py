@@ -18,7 +18,7 @@ from toolship.db.catalog import CatalogStore
 from toolship.errors import InvalidRequest
 from toolship.services import Signature
 
-__all__ = ["ImageResolver", "ImageTrust", "approved", "normalized", "registry_of"]
+__all__ = ["ImageResolver", "ImageTrust", "approved", "normalized", "registry_of", "repository_of"]
 
 # Verified digests remembered (a digest's bytes never change; nor does its signature).
 _REMEMBERED = 4096
@@ -55,7 +55,7 @@ def approved(repository: str, registries: Sequence[str]) -> bool:
     return any(full == r.rstrip("/") or full.startswith(r.rstrip("/") + "/") for r in registries)
 
 
-def _repository(reference: str) -> str:
+def repository_of(reference: str) -> str:
     """The repository part of ``IMAGE[:TAG][@DIGEST]``."""
     name = reference.partition("@")[0]
     slash = name.rfind("/")
@@ -84,7 +84,7 @@ class ImageTrust:
         Blocking (podman, skopeo): callers on the event loop run it in a thread.
         """
         s = self.settings
-        repository = _repository(image)
+        repository = repository_of(image)
         if not approved(repository, s.approved_registries):
             raise InvalidRequest(
                 f"{field}: image {image!r} comes from {registry_of(repository)}, which is not "
