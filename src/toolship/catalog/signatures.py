@@ -18,6 +18,7 @@ that says so and to use a GPG key.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import tempfile
 from collections.abc import Sequence
@@ -30,6 +31,9 @@ from toolship.services import Signature
 __all__ = ["ImageRefused", "key_name", "keys_for", "verify"]
 
 _TIMEOUT = 1800.0  # the copy brings the image's layers in
+# containers/image reports a signature by a key it was not given as Go's dump of the
+# gpgme.Signature (status 9: no public key); what a user needs of it is the signer.
+_OTHER_SIGNER = re.compile(r'Invalid GPG signature: gpgme\.Signature\{.*?Fingerprint:\\?"(\w+)\\?"')
 
 
 class ImageRefused(InvalidRequest):
@@ -186,6 +190,8 @@ def _failure(stderr: str, image: str, key: SigningKey) -> str:
             f"{key.sigstore_key}, but its skopeo cannot (Debian builds it without sigstore); "
             "the operator should sign with GPG and set images.signed_by gpg_key instead"
         )
+    if signer := _OTHER_SIGNER.search(last):
+        return f"it is signed by GPG key {signer[1]}"
     if "Source image rejected" in last or "signature" in last.lower():
         return last.removeprefix("Source image rejected: ")
     raise RuntimeUnavailable(f"verifying the signature of {image} failed: {last}")
