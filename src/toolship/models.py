@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from toolship.services import BatchService
 from toolship.states import ACTIVE_STATES, TaskState
 from toolship.wildcards import has_wildcard
 
@@ -372,6 +373,10 @@ class BatchRequest(_Spec):
         description="Explicit members; backend_parameters.after may name other members as @N",
     )
     template: Task | None = None
+    service: BatchService | None = Field(
+        default=None,
+        description="Instead of template: each member runs this service (sweeps and maps)",
+    )
     params: list[dict[str, str | int | float]] | None = Field(
         default=None, description="One row per member; {key} placeholders take the row's values"
     )
@@ -397,10 +402,14 @@ class BatchRequest(_Spec):
         ]
         if len(kinds) != 1:
             raise ValueError("give exactly one of tasks, params (a sweep) or map")
-        if kinds[0] != "tasks" and self.template is None:
-            raise ValueError(f"{kinds[0]} needs a template task")
-        if kinds[0] == "tasks" and self.template is not None:
-            raise ValueError("template is for sweeps and maps; explicit tasks need none")
+        if self.template is not None and self.service is not None:
+            raise ValueError("give a template task or a service, not both")
+        if kinds[0] != "tasks" and self.template is None and self.service is None:
+            raise ValueError(f"{kinds[0]} needs a template task (or a service)")
+        if kinds[0] == "tasks" and (self.template is not None or self.service is not None):
+            raise ValueError(
+                "template and service are for sweeps and maps; explicit tasks need neither"
+            )
         return self
 
 

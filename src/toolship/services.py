@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "SERVICE_TAG",
+    "BatchService",
     "BuildInfo",
     "BuildState",
     "InputPort",
@@ -185,6 +186,22 @@ class ServiceRun(_Request):
         description="The rest of a TES task (name, tags, resources, extra inputs and outputs; "
         "one executor's env and workdir): what `toolship run` would send, without image "
         "and command",
+    )
+
+
+class BatchService(ServiceRun):
+    """A sweep's or a map's members as runs of one service (``BatchRequest.service``).
+
+    Each member is lowered on its own, after ``{key}`` placeholders in the inputs',
+    outputs' and parameters' values and in the task's name took the member's values:
+    a sweep row's, or a map's ``{item}``, ``{input}``, ``{inputs}``.
+    """
+
+    name: str = Field(description="The service")
+    port: str | None = Field(
+        default=None,
+        description="Maps: the directory input port each member's objects are staged into "
+        "(default: the service's only directory input port)",
     )
 
 

@@ -324,3 +324,65 @@ def test_registering_from_an_unapproved_registry_asks_nothing_of_it(server: Serv
         r = api.post(SERVICES, json={"image": "evil.example.org/tool:1"})
         assert r.status_code == 400 and "approved" in r.json()["detail"], r.text
     assert server.images.asked == []
+
+
+def test_a_sweep_of_a_service_checks_and_lowers_each_row(server: Server) -> None:
+    server.images.add("localhost/wordfreq:1.0", TYPED)
+    service = {
+        "name": "wordfreq",
+        "inputs": {"text": "s3://b/{book}.txt"},
+        "parameters": {"top": "{top}"},
+        "outputs": {"counts": "s3://b/out/{book}-{top}.csv"},
+        "task": {"name": "count-{book}-{top}"},
+    }
+    rows = [{"book": "a", "top": 5}, {"book": "b", "top": 50}]
+    with server.run() as api:
+        _register(api, "localhost/wordfreq:1.0")
+        r = api.post("/api/v1/batches", json={"service": service, "params": rows})
+        assert r.status_code == 200, r.text
+        members = [get(api, t) for t in r.json()["task_ids"]]
+        assert [m["name"] for m in members] == ["count-a-5", "count-b-50"]
+        assert [m["executors"][0]["command"][2] for m in members] == ["5", "50"]
+        assert members[1]["inputs"][0]["url"] == "s3://b/b.txt"
+        assert members[1]["executors"][0]["env"]["TOOLSHIP_ARRAY_INDEX"] == "1"
+        assert members[0]["tags"]["toolship.service"] == "wordfreq@1.0"
+        # A row whose value does not fit its parameter is refused, naming the row.
+        bad = api.post(
+            "/api/v1/batches", json={"service": service, "params": [*rows, {"book": "c", "top": 0}]}
+        )
+        assert bad.status_code == 400 and bad.json()["detail"].startswith("params[2]: ")
+        assert "'top'" in bad.json()["detail"]
+
+
+def test_a_map_of_a_service_stages_each_object_into_its_port(server: Server, tmp_path: Any) -> None:
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for name in ("x.txt", "y.txt"):
+        (raw / name).write_text(name)
+    server.images.add("localhost/clone:latest", GEF_CLONE, cmd=["true"])
+    batch = {
+        "service": {"name": "Clone", "port": "Input Directory"},
+        "map": {"over": f"file://{raw}/*.txt", "to": f"file://{tmp_path}/out"},
+    }
+    with server.run() as api:
+        _register(api, "localhost/clone")
+        r = api.post("/api/v1/batches", json=batch)
+        assert r.status_code == 400 and "'Second Input'" in r.json()["detail"], r.text
+        batch["service"]["inputs"] = {"input2": "s3://b/common/"}  # type: ignore[index]
+        r = api.post("/api/v1/batches", json=batch)
+        assert r.status_code == 200, r.text
+        members = [get(api, t) for t in r.json()["task_ids"]]
+        assert [m["name"] for m in members] == ["x", "y"]
+        first = members[0]
+        assert {(i["path"], i["url"]) for i in first["inputs"]} == {
+            ("/data/input2", "s3://b/common"),
+            ("/data/input1/x.txt", f"file://{raw}/x.txt"),
+        }
+        # The service's only output folder is what goes to TO/map/ITEM.
+        assert [(o["path"], o["url"]) for o in first["outputs"]] == [
+            ("/data/output1", f"file://{tmp_path}/out/map/x")
+        ]
+        r = api.post(
+            "/api/v1/batches", json={**batch, "service": {"name": "Clone", "port": "nope"}}
+        )
+        assert r.status_code == 400 and "directory input ports are" in r.json()["detail"]

@@ -138,7 +138,9 @@ def create_app(
         catalog = CatalogStore(store.engine)
         tools = images(settings.images)
         trust = ImageTrust(settings.images, catalog, tools)
-        engine = Engine(settings, store, storage, backend(settings, storage), policy, trust)
+        engine = Engine(
+            settings, store, storage, backend(settings, storage), policy, trust, catalog
+        )
         services = Catalog(catalog, settings.images, tools)
         app.state.toolship = AppState(
             settings=settings,

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import posixpath
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -52,8 +52,15 @@ _EXECUTOR_FIELDS = ("env", "workdir", "stdin", "stdout", "stderr", "ignore_error
 Values = dict[str, str | None]  # placeholder -> its text (None: unset, the argument is left out)
 
 
-def lower(version: ServiceVersion, run: ServiceRun) -> Task:
-    """The TES task that runs ``run`` of ``version``; InvalidRequest lists every problem."""
+def lower(
+    version: ServiceVersion, run: ServiceRun, *, handled: Collection[str] = ()
+) -> Task:
+    """The TES task that runs ``run`` of ``version``; InvalidRequest lists every problem.
+
+    ``handled``: ports (by key) whose data the caller stages or delivers itself (a map's
+    objects, its output folder): their paths fill the command, no input or output is
+    made for them, and the run may not give them.
+    """
     if version.deprecated:
         raise InvalidRequest(
             f"service {version.name} version {version.version} is deprecated: run a newer "
@@ -63,8 +70,8 @@ def lower(version: ServiceVersion, run: ServiceRun) -> Task:
     problems: list[str] = []
     values: Values = {}
     rest, executor = _rest(run.task or {}, problems)
-    inputs = _inputs(iface.inputs, run.inputs, values, problems)
-    outputs = _outputs(iface.outputs, run.outputs, values, problems)
+    inputs = _inputs(iface.inputs, run.inputs, values, problems, handled)
+    outputs = _outputs(iface.outputs, run.outputs, values, problems, handled)
     _parameters(iface.parameters, run.parameters, values, problems)
     command = _command(version, values, problems)
     tags = rest.get("tags") or {}
@@ -183,7 +190,11 @@ def _value_path(port: InputPort) -> str:
 
 
 def _inputs(
-    ports: Sequence[InputPort], given: Mapping[str, str], values: Values, problems: list[str]
+    ports: Sequence[InputPort],
+    given: Mapping[str, str],
+    values: Values,
+    problems: list[str],
+    handled: Collection[str],
 ) -> list[dict[str, str]]:
     found = _given(ports, given, "input", problems)
     inputs: list[dict[str, str]] = []
@@ -192,6 +203,11 @@ def _inputs(
         path = _value_path(port)
         for word in (port.name, port.key):
             values[word] = None if value is None else path
+        if port.key in handled:
+            values[port.name] = values[port.key] = path
+            if port.key in found:
+                problems.append(f"input {port.name!r} ({port.key}) is filled by the batch")
+            continue
         if value is None:
             if port.required:
                 problems.append(
@@ -237,13 +253,19 @@ def _basename(url: str) -> str | None:
 
 
 def _outputs(
-    ports: Sequence[OutputPort], given: Mapping[str, str], values: Values, problems: list[str]
+    ports: Sequence[OutputPort],
+    given: Mapping[str, str],
+    values: Values,
+    problems: list[str],
+    handled: Collection[str],
 ) -> list[dict[str, str]]:
     found = _given(ports, given, "output", problems)
     outputs: list[dict[str, str]] = []
     for port in ports:
         values[port.name] = values[port.key] = port.path
         url = found.get(port.key)
+        if port.key in handled and url is None:
+            continue
         if url is None:
             slash = "/" if port.kind is PortKind.DIRECTORY else ""
             problems.append(

@@ -18,9 +18,11 @@ from toolship.engine.expand import check_graph, expand_map, expand_sweep, reduce
 from toolship.engine.ids import new_batch_id
 from toolship.engine.limits import check_text
 from toolship.engine.policy import check_policy
+from toolship.engine.service_batches import service_map, service_sweep
 from toolship.errors import InvalidRequest
 from toolship.models import BatchRequest, Task
 from toolship.options import OptionDefaults, TaskOptions, read_options
+from toolship.services import BatchService, ServiceVersion
 from toolship.states import TaskState
 from toolship.timeutil import now_rfc3339
 from toolship.units import format_duration, parse_duration
@@ -39,6 +41,16 @@ def _text(value: str | int | float) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
+
+
+def _resources_of(version: ServiceVersion, service: BatchService) -> Task:
+    """A task with the service run's resources: what a map's listing credentials come from."""
+    resources = (service.task or {}).get("resources")
+    doc = {"executors": [{"image": version.image, "command": ["true"]}]}
+    try:
+        return Task.model_validate({**doc, **({"resources": resources} if resources else {})})
+    except ValidationError as exc:
+        raise InvalidRequest(f"service.task.resources: {exc.errors()[0]['msg']}") from None
 
 
 class BatchBuilder:
@@ -142,9 +154,12 @@ class BatchBuilder:
                 return f"tasks[{i}]" if i < len(members) - (req.reduce is not None) else "reduce"
 
         elif req.params is not None:
-            assert req.template is not None
             rows = [{k: _text(v) for k, v in row.items()} for row in req.params]
-            members = expand_sweep(req.template.model_dump(**dump), rows)
+            if req.service is not None:
+                members = service_sweep(self._version(req.service), req.service, rows)
+            else:
+                assert req.template is not None
+                members = expand_sweep(req.template.model_dump(**dump), rows)
             spec["params"] = rows
             kind = "sweep"
 
@@ -152,20 +167,26 @@ class BatchBuilder:
                 return f"params[{i}]" if i < len(rows) else "reduce"
 
         else:
-            assert req.template is not None and req.map is not None
+            assert req.map is not None
             m = req.map
-            template = req.template.model_dump(**dump)
-            credentials = self._credentials(req.template)
-            urls = self.engine.storage.for_url(m.over).glob(m.over, credentials)
-            members = expand_map(
-                template,
-                urls,
-                over=m.over,
-                chunk=m.chunk,
-                to=m.to,
-                input_dir=m.input_dir,
-                output_dir=m.output_dir,
-            )
+            if req.service is not None:
+                version = self._version(req.service)
+                credentials = self._credentials(_resources_of(version, req.service))
+                urls = self.engine.storage.for_url(m.over).glob(m.over, credentials)
+                members = service_map(version, req.service, urls, m)
+            else:
+                assert req.template is not None
+                credentials = self._credentials(req.template)
+                urls = self.engine.storage.for_url(m.over).glob(m.over, credentials)
+                members = expand_map(
+                    req.template.model_dump(**dump),
+                    urls,
+                    over=m.over,
+                    chunk=m.chunk,
+                    to=m.to,
+                    input_dir=m.input_dir,
+                    output_dir=m.output_dir,
+                )
             spec.update(over=m.over, chunk=m.chunk, to=m.to, objects=len(urls))
             kind = "map"
 
@@ -187,6 +208,12 @@ class BatchBuilder:
             members.append(reduce)
             spec["reduce"] = len(members) - 1
         return members, where, spec, kind
+
+    def _version(self, service: BatchService) -> ServiceVersion:
+        catalog = self.engine.catalog
+        if catalog is None:
+            raise InvalidRequest("this server has no services catalog; give a template task")
+        return catalog.get(service.name, service.version)
 
     def _credentials(self, template: Task) -> dict[str, str]:
         """The template's credentials for listing the objects, if the policy allows them."""

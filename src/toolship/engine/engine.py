@@ -19,6 +19,7 @@ from toolship.catalog.trust import ImageTrust
 from toolship.compute.base import Attempt, Backend, Request
 from toolship.config import Settings
 from toolship.db import BatchRow, Store, TaskRow
+from toolship.db.catalog import CatalogStore
 from toolship.engine.alarm import AlarmClock
 from toolship.engine.batches import BatchBuilder
 from toolship.engine.core import EngineCore
@@ -97,9 +98,11 @@ class Engine:
         backend: Backend,
         policy: Policy | None = None,
         trust: ImageTrust | None = None,
+        catalog: CatalogStore | None = None,
     ) -> None:
         self.settings = settings
         self.trust = trust
+        self.catalog = catalog  # sweeps and maps of a service read their version here
         self.store = store
         self.storage = storage
         self.policy = policy or resolve_policy(settings.policy, embedded=False)
