@@ -24,7 +24,10 @@ def test_errors_form_one_tree() -> None:
             assert issubclass(obj, toolship.ToolshipError)
 
 
-SERVER_SIDE = ("fastapi", "uvicorn", "sqlalchemy", "toolship.engine", "toolship.api", "toolship.db")
+SERVER_SIDE = (
+    "fastapi", "uvicorn", "sqlalchemy",
+    "toolship.engine", "toolship.api", "toolship.db", "toolship.catalog",
+)  # fmt: skip
 
 
 def test_the_sdk_loads_nothing_of_the_server() -> None:
