@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.conftest import TASKS, Server, create, get, task, until, wait
+from tests.api.conftest import BATCHES, TASKS, Server, create, get, task, until, wait
 
 SERVICES = "/api/v1/services"
 BUILDS = "/api/v1/builds"
@@ -386,3 +386,16 @@ def test_a_map_of_a_service_stages_each_object_into_its_port(server: Server, tmp
             "/api/v1/batches", json={**batch, "service": {"name": "Clone", "port": "nope"}}
         )
         assert r.status_code == 400 and "directory input ports are" in r.json()["detail"]
+
+
+def test_a_batch_resolves_each_image_once(server: Server) -> None:
+    server.config = {"images": {"trust": "digest"}}
+    tool = server.images.add("localhost/tool:latest", {}, cmd=["true"])
+    template = {"executors": [{"image": "localhost/tool", "command": ["echo", "{x}"]}]}
+    with server.run() as api:
+        r = api.post(BATCHES, json={"template": template, "params": [{"x": i} for i in range(20)]})
+        assert r.status_code == 200, r.text
+        assert server.images.asked == ["localhost/tool"]
+        for task_id in r.json()["task_ids"][:3]:
+            assert wait(api, task_id) == "COMPLETE"
+        assert {a.job.task.executors[0].image for a in server.fake.attempts} == {tool.image}

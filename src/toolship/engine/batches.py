@@ -111,11 +111,12 @@ class BatchBuilder:
             where_ = ".".join(str(p) for p in first["loc"][1:])
             raise InvalidRequest(f"{where(index)}: {where_}: {first['msg']}") from None
         seen: dict[str, TaskOptions] = {}
+        pinned: dict[str, str] = {}  # images resolved once per batch (images.trust)
         for i, task in enumerate(tasks):
             try:
                 # Each member keeps its own creation time: sorted by it, members read
                 # in their order (index, then the reduce).
-                row, opts = self.engine.admit(task, seen=seen)
+                row, opts = self.engine.admit(task, seen=seen, pinned=pinned)
             except InvalidRequest as exc:
                 raise InvalidRequest(f"{where(i)}: {exc}") from None
             row.batch_id = batch_id

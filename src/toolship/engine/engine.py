@@ -172,6 +172,7 @@ class Engine:
         task: Task,
         *,
         seen: dict[str, TaskOptions] | None = None,
+        pinned: dict[str, str] | None = None,
     ) -> tuple[TaskRow, TaskOptions]:
         return admit(
             task,
@@ -181,6 +182,7 @@ class Engine:
             policy=self.policy,
             seen=seen,
             trust=self.trust,
+            pinned=pinned,
         )
 
     async def create(self, task: Task) -> str:

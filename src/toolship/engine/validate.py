@@ -43,13 +43,15 @@ def admit(
     policy: Policy,
     seen: dict[str, TaskOptions] | None = None,
     trust: ImageTrust | None = None,
+    pinned: dict[str, str] | None = None,
 ) -> tuple[TaskRow, TaskOptions]:
     """Check a task and make its row.
 
     A batch passes ``seen``: options already read and checked, by the resources' JSON
     (a sweep's members mostly share theirs).  With ``trust`` whose rules apply, each
     image is checked (and may be resolved to a digest: blocking I/O, callers on the
-    event loop run this in a thread).
+    event loop run this in a thread); a batch passes ``pinned``, the images its
+    members named so far and what they run, so each image is resolved once.
     """
     check_limits(task, settings.limits)
     found = layout_problems(task)
@@ -59,9 +61,11 @@ def admit(
         check_image(ex.image, policy, f"executors[{i}].image")
     images: tuple[str, ...] = ()
     if trust is not None and trust.active:
-        images = tuple(
-            trust.pin(ex.image, f"executors[{i}].image") for i, ex in enumerate(task.executors)
-        )
+        memo = pinned if pinned is not None else {}
+        for i, ex in enumerate(task.executors):
+            if ex.image not in memo:
+                memo[ex.image] = trust.pin(ex.image, f"executors[{i}].image")
+        images = tuple(memo[ex.image] for ex in task.executors)
     key = task.resources.model_dump_json() if seen is not None and task.resources else ""
     options = seen.get(key) if seen is not None else None
     if options is None:
