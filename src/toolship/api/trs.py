@@ -40,6 +40,7 @@ from toolship.api.trs_models import (
     ToolVersion,
     TrsError,
 )
+from toolship.catalog.trust import registry_of
 from toolship.errors import InvalidRequest, NotFound, ToolshipError
 from toolship.models import ServiceInfo, ServiceOrganization, ServiceType
 from toolship.services import ServiceVersion
@@ -94,14 +95,6 @@ def _json(data: Any, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse(data, headers=headers)
 
 
-def _registry_host(repository: str) -> str:
-    """The registry of a repository as podman reads it (no host part: Docker Hub)."""
-    first, _, rest = repository.partition("/")
-    if rest and ("." in first or ":" in first or first == "localhost"):
-        return first
-    return "docker.io"
-
-
 def _sha256(hex_or_digest: str) -> Checksum:
     return Checksum(checksum=hex_or_digest.removeprefix("sha256:"), type="sha-256")
 
@@ -121,7 +114,7 @@ class _Links:
 
 def _tool_version(v: ServiceVersion, links: _Links) -> ToolVersion:
     image = ImageData(
-        registry_host=_registry_host(v.repository),
+        registry_host=registry_of(v.repository),
         image_name=v.image,
         size=v.size,
         updated=v.created or v.registered,
@@ -212,14 +205,14 @@ async def list_tool_classes() -> JSONResponse:
 def _matches(tool: Tool, versions: list[ServiceVersion], f: dict[str, Any]) -> bool:
     """Does ``tool`` pass every filter given (exact, but ``description`` and ``author``)?"""
     repositories = {v.repository for v in versions}
-    paths = {r.partition("/")[2] if _registry_host(r) != "docker.io" else r for r in repositories}
+    paths = {r.partition("/")[2] if registry_of(r) != "docker.io" else r for r in repositories}
     authors = " ".join(v.oci.get("authors", "") for v in versions).casefold()
     checks: dict[str, Callable[[Any], bool]] = {
         "id": lambda x: x == tool.id,
         "toolname": lambda x: x == tool.name,
         "toolClass": lambda x: x in (TOOL_CLASS.id, TOOL_CLASS.name),
         "organization": lambda x: x == tool.organization,
-        "registry": lambda x: x in {_registry_host(r) for r in repositories},
+        "registry": lambda x: x in {registry_of(r) for r in repositories},
         "name": lambda x: x in repositories | paths,
         "description": lambda x: x.casefold() in tool.description.casefold(),
         "author": lambda x: x.casefold() in authors,
