@@ -355,6 +355,14 @@ class ImageSettings(BaseModel):
     # The registries.d folder that says where each registry's signatures are (lookaside);
     # None: the system's (/etc/containers/registries.d, or the user's).
     registries_d: Path | None = None
+    # What one `service build` may use: its RUN steps run as a task runs (local.task_user
+    # and local.task_subids, local.pids_limit) within this memory and these CPUs, and the
+    # whole build is stopped after build_timeout_seconds.  At most builds_at_once run;
+    # the others wait for their turn.
+    build_memory_gb: float = Field(default=4.0, gt=0)
+    build_cpus: float = Field(default=2.0, gt=0)
+    build_timeout_seconds: int = Field(default=3600, ge=1)
+    builds_at_once: int = Field(default=2, ge=1)
 
     @property
     def pull_from(self) -> list[str]:

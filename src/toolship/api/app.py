@@ -19,6 +19,7 @@ from toolship.api.limits import BodyLimit
 from toolship.api.state import AppState
 from toolship.catalog.builds import Builds, ImageTools
 from toolship.catalog.catalog import Catalog
+from toolship.catalog.confine import BuildLimits
 from toolship.catalog.images import Images
 from toolship.catalog.trust import ImageTrust
 from toolship.compute import BackendFactory, make_backend
@@ -149,7 +150,13 @@ def create_app(
             storage=storage,
             catalog=catalog,
             services=services,
-            builds=Builds(services, tools, settings.home / "builds"),
+            builds=Builds(
+                services,
+                tools,
+                settings.home / "builds",
+                limits=BuildLimits.from_settings(settings),
+                at_once=settings.images.builds_at_once,
+            ),
             embedded=embedded,
         )
         await engine.start()

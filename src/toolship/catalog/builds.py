@@ -9,6 +9,7 @@ that was running is not resumed; nothing else depends on it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import secrets
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from toolship.catalog.catalog import Catalog, ImageSource
+from toolship.catalog.confine import BuildLimits
 from toolship.catalog.images import ImageFacts
 from toolship.catalog.labels import read_labels
 from toolship.catalog.trust import ImageResolver
@@ -47,6 +49,7 @@ class Builder(Protocol):
         tag: str,
         network: bool,
         log: Callable[[bytes], None],
+        limits: BuildLimits,
     ) -> ImageFacts: ...
 
     def retag(self, facts: ImageFacts, reference: str) -> ImageFacts: ...
@@ -70,12 +73,18 @@ def _slug(name: str) -> str:
 
 
 class Builds:
-    """The builds this server ran since it started."""
+    """The builds this server ran since it started; ``at_once`` of them run at a time, each
+    within ``limits`` (the others wait, and their logs say so)."""
 
-    def __init__(self, catalog: Catalog, images: Builder, root: Path) -> None:
+    def __init__(
+        self, catalog: Catalog, images: Builder, root: Path, *, limits: BuildLimits, at_once: int
+    ) -> None:
         self.catalog = catalog
         self.images = images
         self.root = root
+        self.limits = limits
+        self.at_once = at_once
+        self._slots = asyncio.Semaphore(at_once)
         self._builds: dict[str, _Build] = {}
         self._running: set[asyncio.Task[None]] = set()
 
@@ -117,15 +126,25 @@ class Builds:
         build.log_path.touch(mode=0o600)
         self._builds[build_id] = build
         loop = asyncio.get_running_loop()
-        job = asyncio.create_task(
-            asyncio.to_thread(
-                self._run, build, context, containerfile, name, version, network, loop
-            ),
-            name=f"build-{build_id}",
+        run = functools.partial(
+            self._run, build, context, containerfile, name, version, network, loop
         )
+        job = asyncio.create_task(self._take_turn(build, run), name=f"build-{build_id}")
         self._running.add(job)
         job.add_done_callback(self._running.discard)
         return build.info
+
+    async def _take_turn(self, build: _Build, run: Callable[[], None]) -> None:
+        """Run ``run`` in a thread once fewer than ``at_once`` builds are running."""
+        if self._slots.locked():
+            with build.log_path.open("ab") as out:
+                out.write(
+                    f"toolship: waiting: images.builds_at_once = {self.at_once} builds are "
+                    "running; this one starts when one of them ends\n".encode()
+                )
+            build.changed.set()
+        async with self._slots:
+            await asyncio.to_thread(run)
 
     def _run(
         self,
@@ -151,6 +170,7 @@ class Builds:
                     tag=f"localhost/toolship-build:{build.info.id}",
                     network=network,
                     log=write,
+                    limits=self.limits,
                 )
                 described = read_labels(facts.labels, cmd=facts.cmd)
                 service = name or described.name or context.parent.name

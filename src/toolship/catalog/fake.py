@@ -3,7 +3,8 @@
 An image is its labels and CMD; ``add`` makes one (as ``podman build`` or a push
 would), and moving a tag is adding another image under the same reference.  A
 build reads the Containerfile's ``LABEL`` and ``CMD`` lines (JSON form) and fails
-when it holds ``RUN false``, writing what podman would to the log.
+when it holds ``RUN false``, writing what podman would to the log; one that holds
+``RUN hold`` waits until ``release`` is set.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import hashlib
 import json
 import re
 import shlex
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import BinaryIO
 
+from toolship.catalog.confine import BuildLimits
 from toolship.catalog.context import unpack_context
 from toolship.catalog.images import BuildFailed, ImageFacts, ImageNotFound
 from toolship.catalog.signatures import ImageRefused
@@ -38,6 +41,8 @@ class FakeImages:
         self.by_digest: dict[str, ImageFacts] = {}
         self.signed: dict[str, str] = {}  # digest → key name
         self.asked: list[str] = []  # every reference inspect() or resolve() was asked for
+        self.build_limits: list[BuildLimits] = []  # what each build was given
+        self.release = threading.Event()  # a build with "RUN hold" waits for it
 
     def factory(self) -> Callable[[ImageSettings], FakeImages]:
         def make(settings: ImageSettings) -> FakeImages:
@@ -112,9 +117,13 @@ class FakeImages:
         tag: str,
         network: bool,
         log: Callable[[bytes], None],
+        limits: BuildLimits,
     ) -> ImageFacts:
         text = (context / (file or "Containerfile")).read_text()
+        self.build_limits.append(limits)
         log(b"STEP 1/2: FROM localhost/toolship-busybox\n")
+        if "RUN hold" in text and not self.release.wait(60):
+            raise BuildFailed("the build was stopped at STEP 2/2: RUN hold: never released")
         if "RUN false" in text:
             log(b'STEP 2/2: RUN false\nError: building at STEP "RUN false": exit status 1\n')
             raise BuildFailed('the build failed at STEP 2/2 "RUN false" (exit status 1)')

@@ -18,12 +18,14 @@ import json
 import re
 import subprocess
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from toolship.catalog import signatures
+from toolship.catalog.confine import BuildLimits, Confinement
 from toolship.catalog.context import unpack_context
 from toolship.config import ImageSettings
 from toolship.errors import InvalidRequest, RuntimeUnavailable
@@ -31,6 +33,7 @@ from toolship.services import Signature
 
 __all__ = [
     "BuildFailed",
+    "BuildLimits",
     "ImageFacts",
     "ImageNotFound",
     "Images",
@@ -262,48 +265,97 @@ def build(
     tag: str,
     network: bool,
     log: Callable[[bytes], None],
+    limits: BuildLimits | None = None,
 ) -> ImageFacts:
     """Build ``context`` with podman as ``tag``; each line of its output goes to ``log``.
 
     Offline unless ``network``: ``RUN`` steps get no network and base images are never
     pulled (``FROM`` a local image works).  ``file`` is the Containerfile's path inside
-    the context (default ``Containerfile``, then ``Dockerfile``).  Raises
-    ``InvalidRequest`` when the Containerfile is missing or outside the context,
-    ``BuildFailed`` naming the failing step and podman's reason when the build fails,
-    ``RuntimeUnavailable`` when podman is missing.
+    the context (default ``Containerfile``, then ``Dockerfile``).  With ``limits`` the RUN
+    steps run as a task runs, within those limits, and the build is stopped at their
+    deadline (see :mod:`toolship.catalog.confine`); None: as podman runs them, without a
+    deadline.  Raises ``InvalidRequest`` when the Containerfile is missing or outside the
+    context, ``BuildFailed`` naming the failing step and podman's reason when the build
+    fails or runs past its deadline, ``RuntimeUnavailable`` when podman is missing.
     """
     containerfile = _containerfile(context, file)
-    argv = [
-        "podman", "build", f"--network={'private' if network else 'none'}",
-        # --pull takes its value only after "=" (a bare --pull means "always").
-        f"--pull={'missing' if network else 'never'}",
-        "--file", str(containerfile), "--tag", tag, str(context),
-    ]  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="toolship-build-") as tmp:
+        confine = None if limits is None else Confinement(limits, Path(tmp))
+        if confine is not None:
+            confine.write()
+            log(f"toolship: {confine.limits.describe()}".encode())
+        argv = [
+            "podman", *(confine.global_args() if confine else []),
+            "build", f"--network={'private' if network else 'none'}",
+            # --pull takes its value only after "=" (a bare --pull means "always").
+            f"--pull={'missing' if network else 'never'}",
+            *(confine.build_args() if confine else []),
+            "--file", str(containerfile), "--tag", tag, str(context),
+        ]  # fmt: skip
+        _podman_build(argv, confine, log)
+    facts = _local_facts(_parse(tag), tag)
+    if facts is None:  # pragma: no cover - podman just built it
+        raise BuildFailed(f"podman build succeeded but {tag} is not in the image storage")
+    return replace(facts, source="build")
+
+
+def _podman_build(
+    argv: list[str], confine: Confinement | None, log: Callable[[bytes], None]
+) -> None:
+    """Run ``argv``, its output to ``log``; raise ``BuildFailed`` naming the failing step."""
     step = b""
     last = b""
+    killed = False
     try:
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+        )
     except FileNotFoundError as exc:
         raise RuntimeUnavailable("podman is not installed on the server") from exc
     assert proc.stdout is not None
+    expired = threading.Event()
+
+    def deadline() -> None:
+        expired.set()
+        assert confine is not None
+        confine.stop(proc)
+
+    timer = None
+    if confine is not None:
+        timer = threading.Timer(confine.limits.timeout, deadline)
+        timer.daemon = True
+        timer.start()
     with proc:
         for line in proc.stdout:
             log(line)
             if _STEP.match(line):
                 step = line.strip()
+                killed = False
             if line.strip():
                 last = line.strip()
+            killed = killed or line.startswith(b"container exited on killed")
+    if timer is not None:
+        timer.cancel()
+    where = f" at {step.decode(errors='replace')}" if step else ""
+    if expired.is_set() and proc.returncode != 0 and confine is not None:
+        message = (
+            f"the build was stopped{where}: it ran past images.build_timeout_seconds "
+            f"({confine.limits.timeout:g} s); raise that setting on the server, or make the "
+            "build finish sooner"
+        )
+        log(f"toolship: {message}\n".encode())
+        raise BuildFailed(message)
     if proc.returncode != 0:
         reason = last.decode(errors="replace").removeprefix("Error: ")
         reason = re.sub(r'^building at STEP ".*": ', "", reason)
-        where = f" at {step.decode(errors='replace')}" if step else ""
+        if killed and confine is not None:
+            reason = (
+                "the step was killed: it may have needed more than images.build_memory_gb "
+                f"({confine.limits.memory_bytes / 1024**3:g} GiB of memory)"
+            )
         raise BuildFailed(
             f"the build failed{where} ({reason}); the build log shows that step's output"
         )
-    facts = _local_facts(_parse(tag), tag)
-    if facts is None:  # pragma: no cover - podman just built it
-        raise BuildFailed(f"podman build succeeded but {tag} is not in the image storage")
-    return replace(facts, source="build")
 
 
 def _containerfile(context: Path, file: str | None) -> Path:
@@ -395,8 +447,9 @@ class Images:
         tag: str,
         network: bool,
         log: Callable[[bytes], None],
+        limits: BuildLimits,
     ) -> ImageFacts:
-        return build(context, file=file, tag=tag, network=network, log=log)
+        return build(context, file=file, tag=tag, network=network, log=log, limits=limits)
 
     def unpack_context(self, source: BinaryIO, dest: Path) -> Path:
         return unpack_context(source, dest)
