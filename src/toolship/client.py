@@ -16,9 +16,9 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, TypeVar, Unpack
+from typing import IO, TypedDict, TypeVar, Unpack
 from urllib.parse import quote
 
 import httpx
@@ -51,6 +51,7 @@ from toolship.models import (
 )
 from toolship.models import Task as TesTask
 from toolship.services import (
+    BatchService,
     BuildInfo,
     BuildState,
     PortKind,
@@ -73,7 +74,7 @@ from toolship.spec import (
 )
 from toolship.states import TaskState, is_final
 
-__all__ = ["Batch", "Client", "Task"]
+__all__ = ["Batch", "Client", "ServiceArguments", "ServiceBatchArguments", "Task"]
 
 TES = "/ga4gh/tes/v1"
 SERVICES = "/api/v1/services"
@@ -82,6 +83,23 @@ _TAIL_LINES = 30  # of a failed build's log, in the error when nobody watched th
 _LONGEST_LINE = 4096  # bytes of a line kept for that tail
 M = TypeVar("M", bound=BaseModel)
 Query = Mapping[str, str | int | float | bool | Sequence[str]]
+Values = Mapping[str, str | int | float | bool] | Sequence[str] | None  # a service's parameters
+
+
+class ServiceArguments(TypedDict, total=False):
+    """Which run of a service: :meth:`Client.run_service`'s keywords (the CLI's
+    NAME@VERSION, --in, --param and --out)."""
+
+    version: str | None
+    in_ports: Pairs
+    parameters: Values
+    out_ports: Pairs
+
+
+class ServiceBatchArguments(ServiceArguments, TaskArguments, BatchArguments, total=False):
+    """What :meth:`Client.sweep_service` and :meth:`Client.map_service` take besides their
+    own: the run's, the members' task arguments (``params`` are backend parameters here,
+    as for :meth:`Client.run_service`: the rows are positional) and the batch's."""
 
 
 class Task:
@@ -569,7 +587,7 @@ class Client:
         *,
         version: str | None = None,
         in_ports: Pairs = None,
-        parameters: Mapping[str, str | int | float | bool] | Sequence[str] | None = None,
+        parameters: Values = None,
         out_ports: Pairs = None,
         **args: Unpack[TaskArguments],
     ) -> Task:
@@ -584,29 +602,10 @@ class Client:
         container path, env, ``name``, tags, …) but image and command, which the service
         gives.  The server checks ports and parameters before anything runs.
         """
-        target = self._service_target(service, version)
-        strings = {
-            key
-            for port in (target.interface.inputs if target else [])
-            if port.kind is PortKind.STRING
-            for key in (port.name, port.key)
-        }
-        request = ServiceRun(
-            version=target.version if target else version,
-            inputs={
-                port: value if port in strings else local_url(value)
-                for port, value in _named(in_ports, "--in", "PORT=URL")
-            },
-            parameters=(
-                dict(parameters)
-                if isinstance(parameters, Mapping)
-                else dict(_named(parameters, "--param", "NAME=VALUE"))
-            ),
-            outputs={
-                port: local_url(value) for port, value in _named(out_ports, "--out", "PORT=URL")
-            },
-            task=task_template(**args) or None,
+        given = ServiceArguments(
+            version=version, in_ports=in_ports, parameters=parameters, out_ports=out_ports
         )
+        request = self._service_run(service, given, task_template(**args))
         created = self._read(
             CreateTaskResponse,
             "POST",
@@ -614,6 +613,120 @@ class Client:
             json=request.model_dump(mode="json", exclude_none=True),
         )
         return Task(self, created.id)
+
+    def sweep_service(
+        self,
+        service: str,
+        rows: Sequence[Mapping[str, object]] | Mapping[str, Sequence[object]],
+        /,
+        **args: Unpack[ServiceBatchArguments],
+    ) -> Batch:
+        """One run of a service per row (a list of rows, or a dict of value lists = the
+        grid), all of one version (default: the latest now).
+
+        ``{name}`` in the values of ``in_ports``, ``parameters``, ``out_ports`` and in
+        ``name`` takes each row's value; a swept name that is a parameter of the service
+        sets it (as ``{name}``) unless ``parameters`` gives it.  The server checks every
+        member's parameters before anything runs.
+        """
+        table = grid(rows) if isinstance(rows, Mapping) else [dict(r) for r in rows]
+        batch = batch_fields(args)
+        body = self._service_batch(service, args, swept={key for row in table for key in row})
+        return self.create_batch({"service": body, "params": table, **batch})
+
+    def map_service(
+        self,
+        service: str,
+        /,
+        *,
+        over: str,
+        to: str,
+        chunk: int = 1,
+        port: str | None = None,
+        reduce: tuple[str, Sequence[str]] | Mapping[str, object] | None = None,
+        **args: Unpack[ServiceBatchArguments],
+    ) -> Batch:
+        """One run of a service per object matching ``over`` (per ``chunk`` objects).
+
+        Each member's objects are staged into the directory input port ``port`` (default:
+        the service's only directory input port not given in ``in_ports``); the service's
+        only directory output port, unless ``out_ports`` names it, goes to
+        ``to``/map/ITEM/.  ``{item}``, ``{input}`` and ``{inputs}`` in the values of
+        ``in_ports``, ``parameters``, ``out_ports`` and in ``name`` take each member's.
+        ``reduce`` is :meth:`map`'s ``(image, command)``, or a task document
+        (:func:`toolship.spec.build_task`'s).
+        """
+        batch = batch_fields(args)
+        doc: dict[str, object] = {
+            "service": self._service_batch(service, args, port=port),
+            "map": {"over": over, "to": to, "chunk": chunk},
+        }
+        if isinstance(reduce, Mapping):
+            doc["reduce"] = dict(reduce)
+        elif reduce is not None:
+            doc["reduce"] = build_task(reduce[0], reduce[1])
+        return self.create_batch({**doc, **batch})
+
+    def _service_batch(
+        self,
+        service: str,
+        args: ServiceBatchArguments,
+        *,
+        port: str | None = None,
+        swept: Collection[str] = (),
+    ) -> dict[str, object]:
+        """A batch request's ``service`` (:class:`toolship.services.BatchService`) from
+        the arguments left once the batch's own are taken out."""
+        run = ServiceArguments(
+            version=args.pop("version", None),
+            in_ports=args.pop("in_ports", None),
+            parameters=args.pop("parameters", None),
+            out_ports=args.pop("out_ports", None),
+        )
+        member: TaskArguments = args
+        lowered = self._service_run(service, run, task_template(**member), swept)
+        body = BatchService(name=service, port=port, **lowered.model_dump(exclude_none=True))
+        return body.model_dump(mode="json", exclude_none=True)
+
+    def _service_run(
+        self,
+        service: str,
+        run: ServiceArguments,
+        task: dict[str, object],
+        swept: Collection[str] = (),
+    ) -> ServiceRun:
+        """A run of ``service`` pinned to a version (default: the latest), local paths
+        as file:// URLs but for string ports; each ``swept`` name that is one of its
+        parameters and has no value is given ``{name}``."""
+        target = self._service_target(service, run.get("version"))
+        strings = {
+            key
+            for port in (target.interface.inputs if target else [])
+            if port.kind is PortKind.STRING
+            for key in (port.name, port.key)
+        }
+        parameters = run.get("parameters")
+        values: dict[str, str | int | float | bool] = (
+            dict(parameters)
+            if isinstance(parameters, Mapping)
+            else dict(_named(parameters, "--param", "NAME=VALUE"))
+        )
+        for p in target.interface.parameters if target else []:
+            if p.name in swept and p.name not in values:
+                values[p.name] = "{" + p.name + "}"
+        return ServiceRun(
+            version=target.version if target else run.get("version"),
+            inputs={
+                port: value if port in strings else local_url(value)
+                for port, value in _named(run.get("in_ports"), "--in", "PORT=URL")
+            },
+            parameters=values,
+            outputs={
+                port: local_url(value)
+                for port, value in _named(run.get("out_ports"), "--out", "PORT=URL")
+            },
+            task=task or None,
+        )
 
     def _service_target(self, name: str, version: str | None) -> ServiceVersion | None:
         """The version a run will use, to read its ports (None: the server will say why

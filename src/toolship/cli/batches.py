@@ -7,13 +7,15 @@ from pathlib import Path
 from typing import Unpack
 
 import click
+from click.core import ParameterSource
 from rich.console import Console
 from rich.table import Table
 
 from toolship.cli.context import Ctx
 from toolship.cli.format import wire_json
+from toolship.cli.services import split_ref
 from toolship.cli.tasks import F, task_options
-from toolship.client import Batch, Client
+from toolship.client import Batch, Client, ServiceBatchArguments
 from toolship.models import BatchInfo, BatchReport
 from toolship.spec import (
     BatchArguments,
@@ -70,6 +72,111 @@ class BatchOptions(TaskArguments, BatchArguments, total=False):
     detach: bool
 
 
+def _name_values(
+    _ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, str]:
+    pairs = {}
+    for text in values:
+        name, sep, value = text.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"{text!r} must look like NAME=VALUE, e.g. top={{top}}")
+        pairs[name] = value
+    return pairs
+
+
+_SERVICE_OPTIONS = [
+    click.option(
+        "--service",
+        metavar="NAME[@VERSION]",
+        help="Run a service of the catalog (its latest version, or NAME@VERSION) instead of "
+        "IMAGE -- COMMAND; -w defaults to the service's own workdir.",
+    ),
+    click.option(
+        "--in",
+        "in_ports",
+        multiple=True,
+        metavar="PORT=URL",
+        help="With --service: an input port's URL, local path or (string port) value.",
+    ),
+    click.option(
+        "--set",
+        "parameters",
+        multiple=True,
+        callback=_name_values,
+        metavar="NAME=VALUE",
+        help="With --service: a parameter of the service (checked for every member).",
+    ),
+    click.option(
+        "--out",
+        "out_ports",
+        multiple=True,
+        metavar="PORT=URL",
+        help="With --service: where an output port's results go (a URL or a local path).",
+    ),
+]
+
+
+def service_options(f: F) -> F:
+    """--service and its ports and parameters: ``service run``'s --in and --out; --set for
+    its parameters, since a sweep's --param is the grid."""
+    for option in reversed(_SERVICE_OPTIONS):
+        f = option(f)
+    return f
+
+
+class ServiceBatchOptions(BatchOptions, ServiceBatchArguments, total=False):
+    """What sweep and map get from service_options, batch_options and task_options."""
+
+    service: str | None
+    port: str | None  # map's
+
+
+def _service_of(
+    ctx: click.Context, image: str | None, command: tuple[str, ...], options: ServiceBatchOptions
+) -> str | None:
+    """--service's NAME[@VERSION], or None for IMAGE -- COMMAND: then checked to be given,
+    and the service's options checked not to be, and taken out of ``options``."""
+    service = options.pop("service", None)
+    if service is not None:
+        if image is not None or command:
+            raise click.UsageError(
+                "--service runs the service's own image and command: leave IMAGE and COMMAND "
+                f"out (got {' '.join([image or '', *command]).strip()!r})"
+            )
+        return service
+    if image is None:
+        raise click.UsageError(
+            f"give IMAGE -- COMMAND, or --service NAME[@VERSION] "
+            f"(toolship {ctx.info_name} --help shows both)"
+        )
+    given = {
+        "--in": options.pop("in_ports", None),
+        "--set": options.pop("parameters", None),
+        "--out": options.pop("out_ports", None),
+        "--port": options.pop("port", None),
+    }
+    if named := [option for option, value in given.items() if value]:
+        raise click.UsageError(
+            f"{', '.join(named)}: for a service's ports and parameters; add --service NAME, "
+            "or with IMAGE -- COMMAND use -i/-o and {placeholders} in the command"
+        )
+    return None
+
+
+def _service_members(
+    ctx: click.Context, ref: str, options: ServiceBatchOptions
+) -> tuple[str, bool, ServiceBatchArguments]:
+    """(The service's name, --detach, the SDK's arguments): -w only when given, so the
+    service's own workdir applies otherwise."""
+    name, version = split_ref(ref)
+    options["version"] = version
+    detach = options.pop("detach", False)
+    if ctx.get_parameter_source("workdir") is ParameterSource.DEFAULT:
+        options["workdir"] = None
+    args: ServiceBatchArguments = options
+    return name, detach, args
+
+
 def _take_batch(
     image: str, command: tuple[str, ...], options: BatchOptions
 ) -> tuple[dict[str, object], bool]:
@@ -91,7 +198,10 @@ def _command(command: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _submit(ctx: click.Context, request: dict[str, object], detach: bool) -> None:
-    created = _client(ctx).create_batch(request)
+    _show(_client(ctx).create_batch(request), detach)
+
+
+def _show(created: Batch, detach: bool) -> None:
     if detach:
         click.echo(created.id)
         return
@@ -118,8 +228,8 @@ def _print_counts(info: BatchInfo) -> None:
 
 
 @click.command(context_settings={"allow_interspersed_args": False})
-@click.argument("image")
-@click.argument("command", nargs=-1, required=True)
+@click.argument("image", required=False)
+@click.argument("command", nargs=-1)
 @click.option(
     "-p",
     "--param",
@@ -133,17 +243,18 @@ def _print_counts(info: BatchInfo) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Explicit rows: CSV with a header line, or JSON Lines (one object per line).",
 )
+@service_options
 @batch_options
 @task_options
 @click.pass_context
 def sweep(
     ctx: click.Context,
     /,
-    image: str,
+    image: str | None,
     command: tuple[str, ...],
     sweep_params: tuple[str, ...],
     params_file: Path | None,
-    **options: Unpack[BatchOptions],
+    **options: Unpack[ServiceBatchOptions],
 ) -> None:
     """Run COMMAND once per parameter combination; {NAME} takes each member's value.
 
@@ -152,10 +263,16 @@ def sweep(
     (--memory), so a sweep can measure how a tool scales.  Every member gets
     TOOLSHIP_ARRAY_INDEX and TOOLSHIP_ARRAY_SIZE.
 
+    With --service NAME, each member is a run of that service instead: --in, --set
+    (its parameters; --param stays the grid) and --out take {NAME} placeholders, and
+    a swept NAME that is a parameter of the service sets it unless --set gives it.
+
     \b
     Examples:
       toolship sweep --param lr=0.1,0.01 --param width=100,200 IMG -- train {lr} {width}
       toolship sweep --params-file runs.csv -o 'out/*=s3://b/runs/{name}/' IMG -- tool {x}
+      toolship sweep --service wordfreq --param top=5,50 --param book=a,b \\
+          --in 'text=books/{book}.txt' --out 'counts=out/{book}-{top}.csv'
     """
     if sweep_params and params_file:
         raise click.UsageError("give --param NAME=V1,V2 (a grid) or --params-file, not both")
@@ -163,14 +280,19 @@ def sweep(
         raise click.UsageError(
             "say what to sweep: --param NAME=V1,V2 (repeat for a grid) or --params-file FILE"
         )
+    ref = _service_of(ctx, image, command, options)
     rows = grid(sweep_params) if sweep_params else read_params_file(params_file or "")
-    request, detach = _take_batch(image, command, options)
+    if ref is not None:
+        name, detach, args = _service_members(ctx, ref, options)
+        _show(_client(ctx).sweep_service(name, rows, **args), detach)
+        return
+    request, detach = _take_batch(image or "", command, options)
     _submit(ctx, {**request, "params": rows}, detach)
 
 
 @click.command(name="map", context_settings={"allow_interspersed_args": False})
-@click.argument("image")
-@click.argument("command", nargs=-1, required=True)
+@click.argument("image", required=False)
+@click.argument("command", nargs=-1)
 @click.option(
     "--over",
     required=True,
@@ -194,20 +316,27 @@ def sweep(
     help="The reduce task's command (run with sh -c); it finds every map output in /work/in "
     "and writes to /work/out.",
 )
+@service_options
+@click.option(
+    "--port",
+    metavar="PORT",
+    help="With --service: the directory input port each task's objects are staged into "
+    "(default: the service's only one not given by --in).",
+)
 @batch_options
 @task_options
 @click.pass_context
 def map_(
     ctx: click.Context,
     /,
-    image: str,
+    image: str | None,
     command: tuple[str, ...],
     over: str,
     to: str,
     chunk: int,
     reduce_image: str | None,
     reduce_command: str | None,
-    **options: Unpack[BatchOptions],
+    **options: Unpack[ServiceBatchOptions],
 ) -> None:
     """Run COMMAND once per object matching --over (or per --chunk objects).
 
@@ -216,19 +345,26 @@ def map_(
     which is delivered to --to URL/map/ITEM/.  With --reduce, one more task runs
     after every map task is COMPLETE, with all their outputs in /work/in.
 
+    With --service NAME, each task is a run of that service instead: its objects are
+    staged into the service's directory input port (--port names one), its only
+    directory output port goes to --to URL/map/ITEM/ unless --out gives it, and
+    {item}, {input} and {inputs} work in --in, --set and --out values.
+
     \b
-    Example:
+    Examples:
       toolship map --over 's3://b/raw/*.segy' --to s3://b/index/ --chunk 5 \\
           --reduce IMG --reduce-command 'cat /work/in/*/* > /work/out/all.txt' \\
           IMG -- sh -c 'segy-index {inputs} > /work/out/index.txt'
+      toolship map --over 's3://b/books/*.txt' --to s3://b/copies/ --service Clone \\
+          --port 'Input Directory' --in 'Second Input=./common/'
     """
     if bool(reduce_image) != bool(reduce_command):
         raise click.UsageError("--reduce IMAGE and --reduce-command CMD go together")
-    request, detach = _take_batch(image, command, options)
-    request["map"] = {"over": over, "to": to, "chunk": chunk}
+    ref = _service_of(ctx, image, command, options)
+    reduce = None
     if reduce_image and reduce_command:
         # The reduce runs where the members ran, with their runtime, network and size.
-        request["reduce"] = build_task(
+        reduce = build_task(
             reduce_image,
             ["sh", "-c", reduce_command],
             name="reduce",
@@ -237,6 +373,18 @@ def map_(
             cpu=options.get("cpu") or None,
             memory=options.get("memory") or None,
         )
+    if ref is not None:
+        port = options.pop("port", None)
+        name, detach, args = _service_members(ctx, ref, options)
+        created = _client(ctx).map_service(
+            name, over=over, to=to, chunk=chunk, port=port, reduce=reduce, **args
+        )
+        _show(created, detach)
+        return
+    request, detach = _take_batch(image or "", command, options)
+    request["map"] = {"over": over, "to": to, "chunk": chunk}
+    if reduce is not None:
+        request["reduce"] = reduce
     _submit(ctx, request, detach)
 
 
