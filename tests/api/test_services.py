@@ -399,3 +399,13 @@ def test_a_batch_resolves_each_image_once(server: Server) -> None:
         for task_id in r.json()["task_ids"][:3]:
             assert wait(api, task_id) == "COMPLETE"
         assert {a.job.task.executors[0].image for a in server.fake.attempts} == {tool.image}
+
+
+def test_a_version_from_a_registry_is_pulled_onto_the_server_when_registered(
+    server: Server,
+) -> None:
+    labels = {"toolship.service.name": "tool"}
+    server.images.add("127.0.0.1:5055/team/tool:1", labels, source="registry")
+    with server.run() as api:
+        version = _register(api, "127.0.0.1:5055/team/tool:1")
+        assert server.images.pulled == [version["image"]]

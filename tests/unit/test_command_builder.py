@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from toolship.runtime import ExecSpec, IdMap, Mount
+from toolship.runtime.base import missing_image_message
 from toolship.runtime.container import ContainerRuntime, pullable
 from toolship.runtime.process import ProcessRuntime
 
@@ -204,3 +205,12 @@ def test_only_an_image_pinned_by_digest_in_a_named_registry_is_pulled(
     spec = dataclasses.replace(SPEC, image=image, pull=pull)
     argv = ContainerRuntime("podman", rootless=False).command(spec)
     assert argv[argv.index("--pull") + 1] == ("missing" if pull else "never")
+
+
+def test_a_missing_image_pinned_in_a_registry_names_the_settings_that_let_it_be_pulled() -> None:
+    pinned = "127.0.0.1:5055/team/tool@sha256:" + "a" * 64
+    message = missing_image_message(pinned, "Error: image not known\n")
+    assert "images.approved_registries and images.registry" in message
+    assert f"podman pull {pinned}" in message
+    local = missing_image_message("localhost/tool@sha256:" + "a" * 64, "")
+    assert "podman build -t" in local

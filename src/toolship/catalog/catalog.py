@@ -31,6 +31,8 @@ class ImageSource(Protocol):
 
     def push(self, facts: ImageFacts, registry: str) -> ImageFacts: ...
 
+    def pull(self, image: str) -> None: ...
+
     def verify(self, repository: str, digest: str) -> Signature | None:
         """The verified signature; None when the server requires none."""
         ...
@@ -107,6 +109,9 @@ class Catalog:
             if v.digest == facts.digest and v.repository == facts.repository:
                 return Registered(v, created=False)
         signature = self.images.verify(facts.repository, facts.digest)
+        if signature is None and facts.source == "registry":
+            # Here it then runs whatever the nodes may pull (a verified image is copied in).
+            self.images.pull(facts.image)
         label = version or described.version or f"sha256.{_short(facts.digest)}"
         _check_version(label)
         if version is None and any(v.version == label for v in earlier):

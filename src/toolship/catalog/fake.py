@@ -40,6 +40,7 @@ class FakeImages:
         self.tags: dict[str, ImageFacts] = {}  # repository:tag → what it names now
         self.by_digest: dict[str, ImageFacts] = {}
         self.signed: dict[str, str] = {}  # digest → key name
+        self.pulled: list[str] = []  # every image pull() brought in
         self.asked: list[str] = []  # every reference inspect() or resolve() was asked for
         self.build_limits: list[BuildLimits] = []  # what each build was given
         self.release = threading.Event()  # a build with "RUN hold" waits for it
@@ -52,7 +53,12 @@ class FakeImages:
         return make
 
     def add(
-        self, reference: str, labels: dict[str, str], cmd: Sequence[str] = ("true",)
+        self,
+        reference: str,
+        labels: dict[str, str],
+        cmd: Sequence[str] = ("true",),
+        *,
+        source: str = "local",
     ) -> ImageFacts:
         """An image named ``reference`` (REPO:TAG); a reference that exists moves to it."""
         repository, _, tag = reference.rpartition(":")
@@ -67,6 +73,7 @@ class FakeImages:
             labels=dict(labels),
             cmd=list(cmd),
             reference=reference,
+            source=source,
         )
         self.tags[f"{repository}:{tag}"] = facts
         self.by_digest[digest] = facts
@@ -91,6 +98,9 @@ class FakeImages:
         pushed = replace(facts, repository=f"{registry}/{facts.repository.rpartition('/')[2]}")
         self.by_digest[pushed.digest] = pushed
         return pushed
+
+    def pull(self, image: str) -> None:
+        self.pulled.append(image)
 
     def retag(self, facts: ImageFacts, reference: str) -> ImageFacts:
         repository, _, tag = reference.rpartition(":")

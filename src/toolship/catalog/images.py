@@ -387,6 +387,18 @@ def retag(facts: ImageFacts, reference: str) -> ImageFacts:
     return replace(facts, repository=ref.name, reference=reference)
 
 
+def pull(image: str) -> None:
+    """Bring ``REPO@sha256:…`` from its registry into this host's storage (``podman pull``).
+
+    A version registered from a registry then runs here even when its registry is not one
+    nodes pull from (``images.pull_from``).  Raises ``RuntimeUnavailable`` when the pull
+    fails.
+    """
+    done = _run(["podman", "pull", "-q", image], timeout=_PUSH_TIMEOUT)
+    if done.returncode != 0:
+        raise RuntimeUnavailable(f"podman pull {image}: {_last_line(done.stderr)}")
+
+
 def push(facts: ImageFacts, registry: str) -> ImageFacts:
     """Push the local image of ``facts`` to ``registry`` (``HOST[:PORT][/PATH]``).
 
@@ -438,6 +450,9 @@ class Images:
 
     def retag(self, facts: ImageFacts, reference: str) -> ImageFacts:
         return retag(facts, reference)
+
+    def pull(self, image: str) -> None:
+        pull(image)
 
     def build(
         self,

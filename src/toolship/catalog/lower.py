@@ -52,9 +52,7 @@ _EXECUTOR_FIELDS = ("env", "workdir", "stdin", "stdout", "stderr", "ignore_error
 Values = dict[str, str | None]  # placeholder -> its text (None: unset, the argument is left out)
 
 
-def lower(
-    version: ServiceVersion, run: ServiceRun, *, handled: Collection[str] = ()
-) -> Task:
+def lower(version: ServiceVersion, run: ServiceRun, *, handled: Collection[str] = ()) -> Task:
     """The TES task that runs ``run`` of ``version``; InvalidRequest lists every problem.
 
     ``handled``: ports (by key) whose data the caller stages or delivers itself (a map's

@@ -146,6 +146,14 @@ class Runtime(Protocol):
 
 def missing_image_message(image: str, stderr_tail: str) -> str:
     detail = stderr_tail.strip().splitlines()[-1] if stderr_tail.strip() else ""
+    name, _, digest = image.partition("@")
+    host, slash, _ = name.partition("/")
+    if digest and slash and ("." in host or ":" in host) and host != "localhost":
+        return (
+            f"image {image!r} is not on this host ({detail}), and a host pulls images pinned "
+            "by digest only from images.approved_registries and images.registry: the "
+            f"operator may add its registry there, or pull it here (`podman pull {image}`)"
+        )
     return (
         f"image {image!r} is not available locally and could not be pulled ({detail}). "
         f"Build it with `podman build -t {image} DIR`, load it with `podman load -i FILE`, "
