@@ -84,8 +84,7 @@ def _substituted(run: BatchService, values: Mapping[str, str]) -> ServiceRun:
         version=run.version,
         inputs={k: substitute(v, values) for k, v in run.inputs.items()},
         parameters={
-            k: substitute(v, values) if isinstance(v, str) else v
-            for k, v in run.parameters.items()
+            k: substitute(v, values) if isinstance(v, str) else v for k, v in run.parameters.items()
         },
         outputs={k: substitute(v, values) for k, v in run.outputs.items()},
         task=task or None,
