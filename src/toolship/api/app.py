@@ -64,6 +64,18 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(problems) or "invalid request"
 
 
+def _missing(path: str) -> str:
+    """What a 404 of a route with a path parameter means."""
+    for prefix, what in (
+        ("/api/v1/services/", "No such service or version; detail lists what there is"),
+        ("/api/v1/builds/", "No build with this id on this server (kept until it restarts)"),
+        ("/api/v1/batches/", "No batch with this id"),
+    ):
+        if path.startswith(prefix):
+            return what
+    return "No task with this id"
+
+
 class _Content(TypedDict):
     schema: dict[str, str]
 
@@ -107,8 +119,8 @@ class _App(FastAPI):
                     responses["413"] = _error_response("The body is over limits.max_body_bytes")
                 if self.auth and path != "/api/v1/health":
                     responses["401"] = _error_response("Missing or wrong bearer token")
-                if "{id}" in path:
-                    responses["404"] = _error_response("No task with this id")
+                if "{" in path:
+                    responses["404"] = _error_response(_missing(path))
         self.openapi_schema = schema
         return schema
 

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from toolship.api.batches import reply
 from toolship.api.state import app_state
 from toolship.catalog.lower import lower
-from toolship.models import CreateTaskResponse
+from toolship.models import CreateTaskResponse, ErrorResponse
 from toolship.services import (
     BuildInfo,
     RegisterImage,
@@ -37,7 +37,17 @@ async def list_services(
 
 
 @router.post(
-    "/services", operation_id="RegisterService", response_model=ServiceVersion, status_code=201
+    "/services",
+    operation_id="RegisterService",
+    response_model=ServiceVersion,
+    status_code=201,
+    responses={
+        200: {"model": ServiceVersion, "description": "This name already pins the digest"},
+        409: {
+            "model": ErrorResponse,
+            "description": "--version names a version that pins another digest",
+        },
+    },
 )
 async def register_service(
     request: Request, body: Annotated[RegisterImage, Body()]

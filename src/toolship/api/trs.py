@@ -39,10 +39,11 @@ from toolship.api.trs_models import (
     ToolClass,
     ToolVersion,
     TrsError,
+    TrsServiceInfo,
 )
 from toolship.catalog.trust import registry_of
 from toolship.errors import InvalidRequest, NotFound, ToolshipError
-from toolship.models import ServiceInfo, ServiceOrganization, ServiceType
+from toolship.models import ServiceOrganization, ServiceType
 from toolship.services import ServiceVersion
 
 __all__ = ["router"]
@@ -167,14 +168,15 @@ def _dump(model: BaseModel) -> Any:
     "/service-info",
     operation_id="trsServiceInfo",
     summary="GA4GH service-info of this tool registry",
-    response_model=ServiceInfo,
+    response_model=TrsServiceInfo,
     response_model_exclude_none=True,
     responses=_DENIED,
 )
 async def get_service_info(request: Request) -> JSONResponse:
     state = app_state(request)
     s = state.settings.server
-    info = ServiceInfo(
+    images = state.settings.images
+    info = TrsServiceInfo(
         id=f"org.toolship.{s.service_name}.trs",
         name=f"{s.service_name} tool registry",
         type=ServiceType(group="org.ga4gh", artifact="trs", version=TRS_VERSION),
@@ -183,12 +185,10 @@ async def get_service_info(request: Request) -> JSONResponse:
         documentationUrl="https://github.com/toolship/toolship",
         environment="embedded" if state.embedded else "production",
         version=__version__,
+        image_trust=images.trust,
+        approved_registries=images.approved_registries,
     )
-    # Which images this server runs (service-info allows more properties; the HDRUK TES
-    # extension asks for approved registries to be advertised).
-    images = state.settings.images
-    trust = {"image_trust": images.trust, "approved_registries": images.approved_registries}
-    return _json(_dump(info) | trust)
+    return _json(_dump(info))
 
 
 @router.get(

@@ -7,8 +7,11 @@ toolship fills are declared.  The schema is vendored in ``tests/data/trs``.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+
+from toolship.models import ServiceInfo
 
 __all__ = [
     "TOOL_CLASS",
@@ -22,6 +25,7 @@ __all__ = [
     "ToolClass",
     "ToolVersion",
     "TrsError",
+    "TrsServiceInfo",
 ]
 
 TRS_VERSION = "2.1.0"
@@ -29,6 +33,14 @@ TRS_VERSION = "2.1.0"
 
 class _Wire(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class TrsServiceInfo(ServiceInfo):
+    """GA4GH service-info, with which images this server runs (service-info allows more
+    properties; the HDRUK TES extension asks for approved registries to be advertised)."""
+
+    image_trust: Literal["any", "digest", "catalog"] = "any"
+    approved_registries: list[str] = Field(default_factory=list)
 
 
 class TrsError(_Wire):
