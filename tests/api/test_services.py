@@ -409,3 +409,19 @@ def test_a_version_from_a_registry_is_pulled_onto_the_server_when_registered(
     with server.run() as api:
         version = _register(api, "127.0.0.1:5055/team/tool:1")
         assert server.images.pulled == [version["image"]]
+
+
+def test_the_catalogs_own_registry_is_approved_for_registering_and_running(
+    server: Server,
+) -> None:
+    server.config = {
+        "images": {"approved_registries": ["docker.io/library"], "registry": "127.0.0.1:5055/cat"}
+    }
+    labels = {"toolship.service.name": "tool"}
+    server.images.add("127.0.0.1:5055/cat/tool:1", labels, source="registry")
+    with server.run() as api:
+        _register(api, "127.0.0.1:5055/cat/tool:1")
+        r = _run(api, "tool")
+        assert r.status_code == 200, r.text
+        r = api.post(TASKS, json={"executors": [{"image": "10.0.0.1:5000/x", "command": ["true"]}]})
+        assert r.status_code == 400 and "images.approved_registries" in r.json()["detail"]

@@ -21,7 +21,7 @@ from typing import BinaryIO, Protocol
 
 from toolship.catalog.catalog import Catalog, ImageSource
 from toolship.catalog.confine import BuildLimits
-from toolship.catalog.images import ImageFacts
+from toolship.catalog.images import ImageFacts, find_containerfile
 from toolship.catalog.labels import read_labels
 from toolship.catalog.trust import ImageResolver
 from toolship.errors import InvalidRequest, NotFound, ToolshipError
@@ -32,7 +32,6 @@ __all__ = ["Builder", "Builds", "ImageTools"]
 
 log = logging.getLogger(__name__)
 
-_CONTAINERFILES = ("Containerfile", "Dockerfile")
 _READ = 64 * 1024
 
 
@@ -230,17 +229,9 @@ def _read(path: Path, offset: int) -> bytes:
 
 def _containerfile(context: Path, file: str | None) -> tuple[str, str]:
     """The Containerfile's path in the context and its text (kept with the version)."""
-    names = (file,) if file else _CONTAINERFILES
-    for name in names:
-        candidate = (context / name).resolve()
-        if not candidate.is_relative_to(context.resolve()):
-            raise InvalidRequest(f"file {name!r} is outside the build context")
-        if candidate.is_file():
-            try:
-                return name, candidate.read_text(errors="replace")
-            except OSError as exc:
-                raise InvalidRequest(f"{name}: {exc.strerror}") from None
-    wanted = repr(file) if file else " or ".join(_CONTAINERFILES)
-    raise InvalidRequest(
-        f"the build context has no {wanted} at its top; add one, or name it with --file"
-    )
+    path = find_containerfile(context, file)
+    name = str(path.relative_to(context.resolve()))
+    try:
+        return name, path.read_text(errors="replace")
+    except OSError as exc:
+        raise InvalidRequest(f"{name}: {exc.strerror}") from None

@@ -8,7 +8,7 @@ from typing import Protocol
 
 from toolship.catalog.images import ImageFacts
 from toolship.catalog.labels import read_labels
-from toolship.catalog.trust import approved, repository_of
+from toolship.catalog.trust import allowed, repository_of
 from toolship.config import ImageSettings
 from toolship.db.catalog import CatalogStore
 from toolship.errors import InvalidRequest, NotFound
@@ -122,12 +122,12 @@ class Catalog:
             description=described.description,
             repository=facts.repository,
             digest=facts.digest,
-            image=f"{facts.repository}@{facts.digest}",
+            image=facts.image,
             image_id=facts.image_id,
             size=facts.size,
             created=facts.created,
             registered=now_rfc3339(),
-            source=source or ("local" if facts.repository.startswith("localhost/") else "registry"),
+            source=source or facts.source,
             reference=reference,
             labels=dict(facts.labels),
             interface=described.interface,
@@ -138,10 +138,8 @@ class Catalog:
         return Registered(self.store.add(new, containerfile), created=True)
 
     def _check_approved(self, repository: str) -> None:
-        registries = self.settings.approved_registries
-        if not approved(repository, registries) and not (
-            self.settings.registry and approved(repository, [self.settings.registry])
-        ):
+        if not allowed(repository, self.settings):
+            registries = self.settings.approved_registries
             raise InvalidRequest(
                 f"image {repository} is not from an approved registry "
                 f"(images.approved_registries: {', '.join(registries)}); "

@@ -29,6 +29,7 @@ from toolship.catalog.confine import BuildLimits, Confinement
 from toolship.catalog.context import unpack_context
 from toolship.config import ImageSettings
 from toolship.errors import InvalidRequest, RuntimeUnavailable
+from toolship.runtime.base import registry_host
 from toolship.services import Signature
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "ImageNotFound",
     "Images",
     "build",
+    "find_containerfile",
     "inspect",
     "push",
     "resolve",
@@ -93,10 +95,7 @@ class _Reference:
 
     @property
     def domain(self) -> str | None:
-        first, sep, _ = self.name.partition("/")
-        if sep and ("." in first or ":" in first or first == "localhost"):
-            return first
-        return None
+        return registry_host(self.name)
 
     @property
     def in_registry(self) -> bool:
@@ -278,7 +277,7 @@ def build(
     context, ``BuildFailed`` naming the failing step and podman's reason when the build
     fails or runs past its deadline, ``RuntimeUnavailable`` when podman is missing.
     """
-    containerfile = _containerfile(context, file)
+    containerfile = find_containerfile(context, file)
     with tempfile.TemporaryDirectory(prefix="toolship-build-") as tmp:
         confine = None if limits is None else Confinement(limits, Path(tmp))
         if confine is not None:
@@ -358,7 +357,9 @@ def _podman_build(
         )
 
 
-def _containerfile(context: Path, file: str | None) -> Path:
+def find_containerfile(context: Path, file: str | None) -> Path:
+    """The Containerfile inside ``context``: ``file``, else ``Containerfile``, else
+    ``Dockerfile``; ``InvalidRequest`` when it is missing or outside the context."""
     names = [file] if file else ["Containerfile", "Dockerfile"]
     root = context.resolve()
     for name in names:

@@ -16,9 +16,18 @@ from typing import Protocol
 from toolship.config import ImageSettings
 from toolship.db.catalog import CatalogStore
 from toolship.errors import InvalidRequest
+from toolship.runtime.base import registry_host, within
 from toolship.services import Signature
 
-__all__ = ["ImageResolver", "ImageTrust", "approved", "normalized", "registry_of", "repository_of"]
+__all__ = [
+    "ImageResolver",
+    "ImageTrust",
+    "allowed",
+    "approved",
+    "normalized",
+    "registry_of",
+    "repository_of",
+]
 
 # Verified digests remembered (a digest's bytes never change; nor does its signature).
 _REMEMBERED = 4096
@@ -34,10 +43,7 @@ class ImageResolver(Protocol):
 
 def registry_of(repository: str) -> str:
     """The registry host of an image repository (``docker.io`` when it names none)."""
-    first, sep, _ = repository.partition("/")
-    if sep and ("." in first or ":" in first or first == "localhost"):
-        return first
-    return "docker.io"
+    return registry_host(repository) or "docker.io"
 
 
 def normalized(repository: str) -> str:
@@ -49,10 +55,14 @@ def normalized(repository: str) -> str:
 
 def approved(repository: str, registries: Sequence[str]) -> bool:
     """Whether ``repository`` comes from one of ``registries`` (hosts or host/path prefixes)."""
-    if not registries:
-        return True
-    full = normalized(repository)
-    return any(full == r.rstrip("/") or full.startswith(r.rstrip("/") + "/") for r in registries)
+    return not registries or within(normalized(repository), registries)
+
+
+def allowed(repository: str, settings: ImageSettings) -> bool:
+    """Whether images may come from ``repository``: an approved registry, or the catalog's
+    own (``images.registry``, where ``service build`` pushes)."""
+    own = [settings.registry] if settings.registry else []
+    return approved(repository, settings.approved_registries) or within(normalized(repository), own)
 
 
 def repository_of(reference: str) -> str:
@@ -85,7 +95,7 @@ class ImageTrust:
         """
         s = self.settings
         repository = repository_of(image)
-        if not approved(repository, s.approved_registries):
+        if not allowed(repository, s):
             raise InvalidRequest(
                 f"{field}: image {image!r} comes from {registry_of(repository)}, which is not "
                 f"in images.approved_registries ({', '.join(s.approved_registries)}): use an "

@@ -8,6 +8,7 @@ run and *how to stop it*.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -22,6 +23,8 @@ __all__ = [
     "get_runtime",
     "known_runtimes",
     "missing_image_message",
+    "registry_host",
+    "within",
 ]
 
 
@@ -144,11 +147,27 @@ class Runtime(Protocol):
         ...
 
 
+def registry_host(reference: str) -> str | None:
+    """The registry an image reference names (``127.0.0.1:5055``, ``localhost``), or None
+    for a short name (``busybox``, ``team/tool``: Docker Hub's, as podman reads them)."""
+    first, sep, _ = reference.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        return first
+    return None
+
+
+def within(repository: str, registries: Sequence[str]) -> bool:
+    """Whether ``repository`` is one of ``registries`` (hosts, or host/path prefixes)."""
+    return any(
+        repository == r.rstrip("/") or repository.startswith(r.rstrip("/") + "/")
+        for r in registries
+    )
+
+
 def missing_image_message(image: str, stderr_tail: str) -> str:
     detail = stderr_tail.strip().splitlines()[-1] if stderr_tail.strip() else ""
     name, _, digest = image.partition("@")
-    host, slash, _ = name.partition("/")
-    if digest and slash and ("." in host or ":" in host) and host != "localhost":
+    if digest and registry_host(name) not in (None, "localhost"):
         return (
             f"image {image!r} is not on this host ({detail}), and a host pulls images pinned "
             "by digest only from images.approved_registries and images.registry: the "

@@ -22,7 +22,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from toolship.errors import RuntimeUnavailable
-from toolship.runtime.base import ExecSpec, IdMap, missing_image_message
+from toolship.runtime.base import (
+    ExecSpec,
+    IdMap,
+    missing_image_message,
+    registry_host,
+    within,
+)
 from toolship.runtime.launch import run_for_output
 
 __all__ = ["ContainerRuntime", "pullable"]
@@ -43,10 +49,9 @@ def pullable(image: str, registries: Sequence[str]) -> bool:
     would let a task make the server fetch what and from where it likes.
     """
     name, _, digest = image.partition("@")
-    host, slash, _ = name.partition("/")
-    if not (slash and ("." in host or ":" in host) and digest.startswith("sha256:")):
+    if registry_host(name) in (None, "localhost") or not digest.startswith("sha256:"):
         return False
-    return any(name == r.rstrip("/") or name.startswith(r.rstrip("/") + "/") for r in registries)
+    return within(name, registries)
 
 
 def _rootless() -> bool:
