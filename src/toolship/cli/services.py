@@ -397,7 +397,7 @@ def _usage(v: ServiceVersion) -> str:
     multiple=True,
     metavar="PORT=URL",
     help="Where an output port's results go (its name, or output1, …): a URL or a local "
-    "path. A port without a default must be given one.",
+    "path. Every output port must be given one.",
 )
 @task_options
 @click.option("-d", "--detach", is_flag=True, help="Print the task id and return at once.")
