@@ -8,11 +8,12 @@ executors' container paths to the host paths mounted there).
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from tests.api.conftest import Server, create, get, wait
+from tests.api.conftest import Server, create, get, until, wait
 from toolship.compute.local import LocalBackend
 from toolship.config import Settings
 from toolship.runtime import Runtime
@@ -110,3 +111,45 @@ def test_identical_duplicate_inputs_are_staged_once_and_conflicting_ones_refused
         assert r.status_code == 400, r.text
         detail = r.json()["detail"]
         assert "/in/data.txt" in detail and "different" in detail, detail
+
+
+def test_the_log_route_gives_every_executor_in_order_past_empty_and_large_captures(
+    real: Server,
+) -> None:
+    """Captures larger than a read, executors that print nothing, one executor alone."""
+    big = "x" * 99 + "\n"  # 1 000 lines: 100 000 bytes, more than one chunk
+    executors = [
+        {"image": "x", "command": ["sh", "-c", f"for i in $(seq 1000); do echo {'x' * 99}; done"]},
+        *[{"image": "x", "command": ["true"]}] * 50,
+        {"image": "x", "command": ["echo", "last"]},
+    ]
+    with real.run(local) as api:
+        tid = api.post("/ga4gh/tes/v1/tasks", json={"executors": executors}).json()["id"]
+        assert wait(api, tid) == "COMPLETE", get(api, tid)["logs"]
+        for follow in ("false", "true"):
+            r = api.get(f"/api/v1/tasks/{tid}/logs", params={"follow": follow})
+            assert r.text == big * 1000 + "last\n"
+        one = api.get(f"/api/v1/tasks/{tid}/logs", params={"executor": 51})
+        assert one.text == "last\n"
+        assert api.get(f"/api/v1/tasks/{tid}/logs", params={"executor": 52}).status_code == 400
+
+
+def test_following_the_log_waits_for_the_running_executor_and_ends_with_the_task(
+    real: Server, tmp_path: Path
+) -> None:
+    """The follow request starts while the first executor runs (it waits for ``go``).
+
+    The in-process transport hands back a body once it is complete: the whole
+    followed log arrives when the task has ended, all of it and in order.
+    """
+    started, go = tmp_path / "started", tmp_path / "go"
+    script = f"echo before; touch {started}; while [ ! -e {go} ]; do sleep 0.02; done; echo after"
+    executors = [{"image": "x", "command": ["sh", "-c", script]},
+                 {"image": "x", "command": ["echo", "second"]}]  # fmt: skip
+    with real.run(local) as api, ThreadPoolExecutor(1) as pool:
+        tid = api.post("/ga4gh/tes/v1/tasks", json={"executors": executors}).json()["id"]
+        until("the first executor to start", started.exists)
+        followed = pool.submit(api.get, f"/api/v1/tasks/{tid}/logs", params={"follow": "true"})
+        go.touch()
+        assert followed.result(60).text == "before\nafter\nsecond\n"
+        assert wait(api, tid) == "COMPLETE"

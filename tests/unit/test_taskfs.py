@@ -56,6 +56,28 @@ def test_reads_are_bounded(tmp_path: Path) -> None:
     assert taskfs.read_tail(tmp_path / "missing", 3) == b""
 
 
+def test_a_folder_reads_by_name_from_its_listing_and_never_follows_a_link(
+    tmp_path: Path,
+) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "a").write_bytes(b"0123456789")
+    (logs / "link").symlink_to(tmp_path / "host.txt")
+    (tmp_path / "host.txt").write_text("host\n")
+    os.mkfifo(logs / "fifo")
+    with taskfs.Folder(logs, "log file") as folder:
+        assert folder.read_at("a", 4, 3) == b"456"
+        assert folder.read_at("missing", 0, 10) == b""
+        (logs / "later").write_bytes(b"new")
+        assert folder.read_at("later", 0, 10) == b""  # not in the listing made on opening
+        assert folder.read_at("later", 0, 10, listed=False) == b"new"
+        for name, what in (("link", "a symbolic link"), ("fifo", "a FIFO")):
+            with pytest.raises(TaskPathError, match=f"log file {logs / name} is {what}"):
+                folder.read_at(name, 0, 10)
+    with taskfs.Folder(tmp_path / "none", "log file") as folder:
+        assert folder.read_at("a", 0, 10, listed=False) == b""
+
+
 def test_replacing_a_link_replaces_the_link_never_its_target(root: Path) -> None:
     source = root.parent / "capture"
     source.write_text("captured\n")

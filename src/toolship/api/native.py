@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
 import os
 import signal
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -91,7 +93,8 @@ async def task_logs(
     ``follow``, every later attempt (a retry) follows in order.
     """
     st = app_state(request)
-    row = st.store.get(id)
+    # Rows are read in a thread: a task's spec may hold thousands of executors.
+    row = await asyncio.to_thread(st.store.get, id, with_logs=False)
     count = len(row.spec["executors"])
     if executor is not None and not 0 <= executor < count:
         raise InvalidRequest(f"executor must be between 0 and {count - 1}")
@@ -107,7 +110,7 @@ async def _log_chunks(
 ) -> AsyncIterator[bytes]:
     """The latest attempt's stream; following, also every attempt a retry starts later."""
     while True:
-        row = st.store.get(task_id)
+        row = await asyncio.to_thread(st.store.get, task_id)
         base = row.runtime.attempt_dir
         if base is not None:
             break
@@ -119,12 +122,12 @@ async def _log_chunks(
         number = min(first, number)
     while True:
         async for chunk in _attempt_chunks(st, task_id, str(root / str(number)), indexes, stream,
-                                           follow):  # fmt: skip
+                                           follow, row):  # fmt: skip
             yield chunk
         if not follow:
             return
         while True:  # attempt directories are numbered; a retry makes the next one
-            row = st.store.get(task_id)
+            row = await asyncio.to_thread(st.store.get, task_id)
             if len(row.logs) > number:
                 number += 1
                 break
@@ -134,36 +137,83 @@ async def _log_chunks(
 
 
 async def _attempt_chunks(
-    st: AppState, task_id: str, base: str, indexes: list[int], stream: str, follow: bool
+    st: AppState,
+    task_id: str,
+    base: str,
+    indexes: list[int],
+    stream: str,
+    follow: bool,
+    row: TaskRow,
 ) -> AsyncIterator[bytes]:
     """One attempt's captures, executor after executor (only the server's own files in logs/).
 
-    Following, the task row is read once per poll and only while waiting for the
-    executor being shown: a task with thousands of executors costs one row read, not
-    one per executor and poll.
+    One thread hop reads up to a chunk across as many ended executors as it takes, so
+    a task with thousands of executors costs a handful of hops, not one per executor;
+    following, the task row is read once per poll, only while waiting for the
+    executor being shown.
     """
-    row = st.store.get(task_id)
     executors = row.spec["executors"]
-    layout = AttemptLayout(base=Path(base))
+    logs = AttemptLayout(base=Path(base)).logs
+    names = await asyncio.to_thread(_capture_names, executors, indexes, stream)
     final, done = _progress(row, base)
-    for index in indexes:
-        ex = executors[index]
-        out, err = layout.captures(index, ex.get("stdout"), ex.get("stderr"))
-        path = out if stream == "stdout" else err
-        offset = 0
-        while True:
-            finished = not follow or final or index < done
-            while True:
-                data = await asyncio.to_thread(_read_from, path, offset)
-                if data:
-                    offset += len(data)
-                    yield data
-                if len(data) < _CHUNK:
-                    break
-            if finished:
+    cursor = _Cursor()
+    while cursor.position < len(names):
+        # Executors before ``ended`` have written all they will: reading moves past them.
+        ended = len(names) if not follow or final else bisect.bisect_left(indexes, done)
+        data = await asyncio.to_thread(_read_span, logs, names, cursor, ended)
+        if data:
+            yield data
+            continue
+        if cursor.position >= len(names):
+            break
+        await asyncio.sleep(_FOLLOW_POLL)
+        final, done = _progress(await asyncio.to_thread(st.store.get, task_id), base)
+
+
+def _capture_names(executors: list[dict[str, Any]], indexes: list[int], stream: str) -> list[str]:
+    names = []
+    for i in indexes:
+        ex = executors[i]
+        out, err = AttemptLayout.capture_names(i, ex.get("stdout"), ex.get("stderr"))
+        names.append(out if stream == "stdout" else err)
+    return names
+
+
+@dataclass
+class _Cursor:
+    """Where a log stream stands: which capture, and how far into it."""
+
+    position: int = 0
+    offset: int = 0
+
+
+def _read_span(logs: Path, names: list[str], cursor: _Cursor, ended: int) -> bytes:
+    """Up to a chunk from the cursor on, moving past captures of executors that have ended.
+
+    A capture that has not ended is read to its current end and the cursor stays in
+    it.  The directory is listed once: an ended executor that printed nothing costs
+    no system call.
+    """
+    parts: list[bytes] = []
+    size = 0
+    with taskfs.Folder(logs, "log file") as folder:
+        while cursor.position < len(names) and size < _CHUNK:
+            # Whether it has ended is known before listing: what is read then is all of it.
+            over = cursor.position < ended
+            try:
+                data = folder.read_at(names[cursor.position], cursor.offset, _CHUNK - size,
+                                      listed=over)  # fmt: skip
+            except taskfs.TaskPathError:  # only a process-runtime task could put one there
+                data = b""
+            parts.append(data)
+            size += len(data)
+            cursor.offset += len(data)
+            if data:
+                continue  # there may be more of the same capture
+            if not over:
                 break
-            await asyncio.sleep(_FOLLOW_POLL)
-            final, done = _progress(st.store.get(task_id), base)
+            cursor.position, cursor.offset = cursor.position + 1, 0
+    return b"".join(parts)
 
 
 def _progress(row: TaskRow, base: str) -> tuple[bool, int]:
@@ -171,13 +221,6 @@ def _progress(row: TaskRow, base: str) -> tuple[bool, int]:
     final = is_final(row.state) or row.runtime.attempt_dir != base
     done = len(row.logs[-1].logs) if row.logs else 0
     return final, done
-
-
-def _read_from(path: Path, offset: int) -> bytes:
-    try:
-        return taskfs.read_at(path, offset, _CHUNK)
-    except taskfs.TaskPathError:  # only a process-runtime task could put one there
-        return b""
 
 
 @embedded_only.post("/server/shutdown", operation_id="Shutdown")

@@ -72,7 +72,7 @@ class AttemptLayout:
         return self.root / container_path.lstrip("/")
 
     def log_file(self, executor: int, stream: str) -> Path:
-        return self.logs / f"exec-{executor}.{stream}"
+        return self.logs / f"exec-{executor}.{stream}"  # the names capture_names gives
 
     def captures(self, executor: int, stdout: str | None, stderr: str | None) -> tuple[Path, Path]:
         """The files that capture an executor's stdout and stderr (both in ``logs/``).
@@ -80,9 +80,15 @@ class AttemptLayout:
         Both streams declared to one file share one capture, interleaved as a
         terminal shows them.
         """
-        out = self.log_file(executor, "stdout")
+        out, err = self.capture_names(executor, stdout, stderr)
+        return self.logs / out, self.logs / err
+
+    @staticmethod
+    def capture_names(executor: int, stdout: str | None, stderr: str | None) -> tuple[str, str]:
+        """The names in ``logs/`` of :meth:`captures` (cheap for thousands of executors)."""
+        out = f"exec-{executor}.stdout"
         same = stderr is not None and stderr == stdout
-        return out, out if same else self.log_file(executor, "stderr")
+        return out, out if same else f"exec-{executor}.stderr"
 
     def exit_file(self, executor: int) -> Path:
         return self.logs / f"exec-{executor}.exit"

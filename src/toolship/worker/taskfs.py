@@ -25,6 +25,7 @@ from pathlib import Path
 from toolship.errors import StagingError
 
 __all__ = [
+    "Folder",
     "TaskPathError",
     "describe",
     "fresh_directory",
@@ -161,9 +162,13 @@ def open_file(base: Path, rel: str, role: str, shown: str) -> int:
         raise _refuse(role, shown, "a directory")
     parent = _walk(base, parts[:-1], role, shown)
     try:
-        handle = os.open(parts[-1], _PATH, dir_fd=parent)
+        return _open_file_at(parent, parts[-1], role, shown)
     finally:
         os.close(parent)
+
+
+def _open_file_at(parent: int, name: str, role: str, shown: str) -> int:
+    handle = os.open(name, _PATH, dir_fd=parent)
     try:
         mode = os.fstat(handle).st_mode
         if not stat.S_ISREG(mode):
@@ -171,6 +176,49 @@ def open_file(base: Path, rel: str, role: str, shown: str) -> int:
         return os.open(f"/proc/self/fd/{handle}", os.O_RDONLY | os.O_CLOEXEC)
     finally:
         os.close(handle)
+
+
+class Folder:
+    """A directory the server made, held open and listed once; its files read by name.
+
+    For reading many small files of one directory (the captures of thousands of
+    executors): a name missing from the listing costs nothing, one present is
+    opened as :func:`open_file` opens it.  Use it as a context manager.
+    """
+
+    def __init__(self, path: Path, role: str) -> None:
+        self.path, self.role = path, role
+        try:
+            self._fd: int | None = os.open(path, _DIR)
+        except FileNotFoundError:
+            self._fd = None
+        # listed by descriptor: the directory opened, not whatever now has its name
+        listed = os.listdir(self._fd) if self._fd is not None else []  # noqa: PTH208
+        self.names = frozenset(listed)
+
+    def __enter__(self) -> Folder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def read_at(self, name: str, offset: int, size: int, *, listed: bool = True) -> bytes:
+        """At most ``size`` bytes from ``offset`` of the file ``name`` (b"" when missing).
+
+        ``listed``: trust the listing made on opening (a file created since is missing).
+        """
+        if self._fd is None or (listed and name not in self.names):
+            return b""
+        try:
+            fd = _open_file_at(self._fd, name, self.role, str(self.path / name))
+        except FileNotFoundError:
+            return b""
+        try:
+            return os.pread(fd, size, offset)
+        finally:
+            os.close(fd)
 
 
 def _open_path(path: Path, role: str) -> int:
