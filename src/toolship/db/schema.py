@@ -10,13 +10,25 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
     false,
 )
 
-__all__ = ["batches", "metadata", "service_versions", "task_tags", "tasks"]
+__all__ = [
+    "advisories",
+    "attempt_images",
+    "batches",
+    "cache_entries",
+    "components",
+    "metadata",
+    "sboms",
+    "service_versions",
+    "task_tags",
+    "tasks",
+]
 
 metadata = MetaData()
 
@@ -95,4 +107,73 @@ service_versions = Table(
     Column("containerfile", Text, nullable=True),
     Index("ux_service_versions_name_version", "name", "version", unique=True),
     Index("ix_service_versions_digest", "digest"),
+)
+
+# Supply chain and provenance (migration 0007; docs/provenance.md).
+
+attempt_images = Table(
+    "attempt_images",
+    metadata,
+    # Which image each executor of each attempt ran: the index "which results used X" joins.
+    Column("task_seq", Integer, ForeignKey("tasks.seq", ondelete="CASCADE"), nullable=False),
+    Column("attempt", Integer, nullable=False),  # 1 = the first
+    Column("executor", Integer, nullable=False),
+    Column("image", Text, nullable=False),  # the reference as run
+    Column("digest", String(80), nullable=False),  # manifest sha256:…
+    Column("image_id", String(80), nullable=False),  # config sha256:… ("" unknown)
+    PrimaryKeyConstraint("task_seq", "attempt", "executor"),
+    Index("ix_attempt_images_digest", "digest"),
+    Index("ix_attempt_images_image_id", "image_id"),
+)
+
+sboms = Table(
+    "sboms",
+    metadata,
+    # One per manifest digest, made once (syft); ``error`` says why none could be made.
+    Column("digest", String(80), primary_key=True),
+    Column("image", Text, nullable=False),
+    Column("image_id", String(80), nullable=False),
+    Column("made", Text, nullable=False),  # RFC 3339
+    Column("tool", Text, nullable=False),  # e.g. "syft 1.18.1"
+    Column("error", Text, nullable=True),
+    Column("cyclonedx", Text, nullable=True),  # CycloneDX 1.6 JSON
+    Column("cyclonedx14", Text, nullable=True),  # CycloneDX 1.4 JSON (Inspector-style)
+    Column("spdx", Text, nullable=True),  # SPDX 2.3 JSON
+)
+
+components = Table(
+    "components",
+    metadata,
+    # Every package of every SBOM, by purl parts: "audit" looks them up by name.
+    Column("digest", String(80), ForeignKey("sboms.digest", ondelete="CASCADE"), nullable=False),
+    Column("type", Text, nullable=False),  # purl type: deb, pypi, apk, …
+    Column("namespace", Text, nullable=False, server_default=""),
+    Column("name", Text, nullable=False),
+    Column("version", Text, nullable=False, server_default=""),
+    Column("purl", Text, nullable=False),
+    Index("ix_components_name_version", "name", "version"),
+    Index("ix_components_type_namespace_name", "type", "namespace", "name"),
+    Index("ix_components_digest", "digest"),
+)
+
+advisories = Table(
+    "advisories",
+    metadata,
+    # OSV records, one row per (advisory, affected package); ``doc`` is the whole record.
+    Column("id", Text, nullable=False),
+    Column("ecosystem", Text, nullable=False),
+    Column("package", Text, nullable=False),
+    Column("modified", Text, nullable=False, server_default=""),
+    Column("doc", Text, nullable=False),
+    PrimaryKeyConstraint("id", "ecosystem", "package"),
+    Index("ix_advisories_package", "package"),
+)
+
+cache_entries = Table(
+    "cache_entries",
+    metadata,
+    # A COMPLETE task whose exact key (supply.cache) a later task with ``cache`` may reuse.
+    Column("key", String(80), primary_key=True),
+    Column("task_seq", Integer, ForeignKey("tasks.seq", ondelete="CASCADE"), nullable=False),
+    Column("created", Text, nullable=False),
 )
