@@ -12,13 +12,17 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from tests.api.conftest import Server, create, get, until, wait
 from toolship.compute.local import LocalBackend
 from toolship.config import Settings
+from toolship.db import Store
+from toolship.db.schema import attempt_images
 from toolship.runtime import Runtime
 from toolship.runtime.fake import FakeRuntime
 from toolship.storage import StorageRegistry
+from toolship.supply.images import image_uses
 
 
 class FakeRuntimeBackend(LocalBackend):
@@ -153,3 +157,25 @@ def test_following_the_log_waits_for_the_running_executor_and_ends_with_the_task
         go.touch()
         assert followed.result(60).text == "before\nafter\nsecond\n"
         assert wait(api, tid) == "COMPLETE"
+
+
+def test_the_images_an_attempt_ran_are_recorded_and_indexed(real: Server) -> None:
+    """Per executor, the digest and id the runtime found; indexed once the task ends."""
+    executors = [{"image": "tool:1", "command": ["true"]},
+                 {"image": "other@sha256:" + "ab" * 32, "command": ["true"]}]  # fmt: skip
+    with real.run(local) as api:
+        tid = api.post("/ga4gh/tes/v1/tasks", json={"executors": executors}).json()["id"]
+        assert wait(api, tid) == "COMPLETE", get(api, tid)["logs"]
+        uses = image_uses(get(api, tid)["logs"][0]["metadata"])
+        assert [(u.executor, u.image) for u in uses] == [(0, "tool:1"), (1, executors[1]["image"])]
+        assert uses[0].digest.startswith("sha256:") and uses[0].image_id.startswith("sha256:")
+        assert uses[1].digest == "sha256:" + "ab" * 32  # what the reference pins
+        store = Store.open(real.settings().database_url)
+        with store.engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    attempt_images.c.attempt, attempt_images.c.executor, attempt_images.c.digest
+                ).order_by(attempt_images.c.executor)
+            ).all()
+        store.close()
+        assert [tuple(r) for r in rows] == [(1, 0, uses[0].digest), (1, 1, uses[1].digest)]

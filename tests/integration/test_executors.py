@@ -21,6 +21,7 @@ from tests.conftest import leftover_containers
 from toolship import Client
 from toolship.errors import InvalidRequest
 from toolship.states import TaskState
+from toolship.supply.images import image_uses
 from toolship.timeutil import parse_rfc3339
 
 
@@ -332,3 +333,27 @@ def test_the_images_entrypoint_runs_the_command_and_show_says_so(
     alone = client.run(entrypoint_image, ["echo", "alone"], params={"entrypoint": "command"})
     assert alone.state is TaskState.COMPLETE and alone.logs() == "alone\n"
     assert not any("ENTRYPOINT" in line for line in alone.info().logs[-1].system_logs or [])
+
+
+def test_every_attempt_records_the_image_each_executor_ran(client: Client, busybox: str) -> None:
+    """The manifest digest and image id, by executor: from the tag, and from a pinned name."""
+    found = subprocess.run(
+        ["podman", "image", "inspect", "--format", "{{.Digest}} {{.Id}}", busybox],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    digest, image_id = found[0], "sha256:" + found[1]
+    by_digest = f"{busybox.partition(':')[0]}@{digest}"
+    task = client.create(
+        {
+            "executors": [
+                {"image": busybox, "command": ["true"]},
+                {"image": by_digest, "command": ["true"]},
+            ]
+        }
+    )
+    assert task.wait() is TaskState.COMPLETE, task.info().logs
+    uses = image_uses(task.info().logs[-1].metadata)
+    assert [(u.executor, u.image, u.digest, u.image_id) for u in uses] == [
+        (0, busybox, digest, image_id),
+        (1, by_digest, digest, image_id),
+    ]

@@ -32,6 +32,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     create_engine,
+    delete,
     event,
     exists,
     func,
@@ -43,7 +44,7 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.sql.dml import Update
 
-from toolship.db.schema import batches, task_tags, tasks
+from toolship.db.schema import attempt_images, batches, task_tags, tasks
 from toolship.db.sealing import NONE, Sealer, is_plain
 from toolship.errors import InvalidRequest, NotFound
 from toolship.models import TaskLog
@@ -56,6 +57,7 @@ from toolship.states import (
     check_transition,
     is_final,
 )
+from toolship.supply.images import ImageUse, image_uses
 
 __all__ = ["BatchRow", "Change", "ListFilter", "Page", "Store", "TaskRow", "TaskSummary"]
 
@@ -282,6 +284,25 @@ def _row(r: Row[Any] | Any, with_logs: bool) -> TaskRow:
     )
 
 
+def _record_attempt_images(conn: Connection, task_id: str, logs: Sequence[TaskLog]) -> None:
+    """Index which image every executor of every attempt ran (written once, at the end)."""
+    uses = [(n, u) for n, log in enumerate(logs, 1) for u in image_uses(log.metadata)]
+    if uses:
+        seq = conn.execute(select(tasks.c.seq).where(tasks.c.id == task_id)).scalar_one()
+        conn.execute(delete(attempt_images).where(attempt_images.c.task_seq == seq))
+        _insert_images(conn, seq, uses)
+
+
+def _insert_images(conn: Connection, seq: int, uses: Sequence[tuple[int, ImageUse]]) -> None:
+    rows = [
+        {"task_seq": seq, "attempt": n, "executor": u.executor, "image": u.image,
+         "digest": u.digest, "image_id": u.image_id}
+        for n, u in uses
+    ]  # fmt: skip
+    if rows:
+        conn.execute(insert(attempt_images), rows)
+
+
 class Store:
     """Tasks and batches in SQL: the one object that reads and writes them.
 
@@ -438,6 +459,8 @@ class Store:
                 .where(and_(tasks.c.id == task_id, tasks.c.state.in_(sources)))
                 .values(**values)
             )
+            if result.rowcount == 1 and is_final(new) and logs is not None:
+                _record_attempt_images(conn, task_id, logs)
         if wipe:
             self._checkpoint()
         return result.rowcount == 1
@@ -478,9 +501,18 @@ class Store:
                 results.append(False)
             if plain:
                 conn.execute(_SAVE, plain)
+            for ch in changes:
+                if ch.states and is_final(ch.states[-1]):
+                    _record_attempt_images(conn, ch.task_id, ch.logs)
         if wipe:
             self._checkpoint()
         return results
+
+    def record_images(self, task_id: str, attempt: int, uses: Sequence[ImageUse]) -> None:
+        """Index the images one attempt ran (``apply`` does it when a task ends)."""
+        with self.engine.begin() as conn:
+            seq = conn.execute(select(tasks.c.seq).where(tasks.c.id == task_id)).scalar_one()
+            _insert_images(conn, seq, [(attempt, u) for u in uses])
 
     def request_cancel(self, task_id: str) -> None:
         with self.engine.begin() as conn:

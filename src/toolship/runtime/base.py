@@ -19,6 +19,7 @@ __all__ = [
     "ExecSpec",
     "IdMap",
     "Mount",
+    "RunImage",
     "Runtime",
     "get_runtime",
     "known_runtimes",
@@ -103,6 +104,16 @@ class ExecSpec:
     cgroup_parent: str | None = None  # for usage accounting (see runtime.usage)
 
 
+@dataclass(frozen=True, slots=True)
+class RunImage:
+    """An executor's image as the runtime found it."""
+
+    # The image's ENTRYPOINT that runs before the command ([]: the command alone).
+    entrypoint: list[str]
+    digest: str  # the manifest's sha256:… ("" when the runtime has none)
+    image_id: str  # the config's sha256:… (podman's image id)
+
+
 class Runtime(Protocol):
     name: str
     # False for the process runtime: `show` tells the user the task ran unisolated.
@@ -135,8 +146,11 @@ class Runtime(Protocol):
         """Commands that remove the pod ``pod`` with anything still running in it."""
         ...
 
-    async def entrypoint(self, spec: ExecSpec) -> list[str]:
-        """The image's ENTRYPOINT that runs before ``spec.command`` ([]: the command alone)."""
+    async def image(self, spec: ExecSpec) -> RunImage | None:
+        """What the executor's image is: its ENTRYPOINT, manifest digest and id.
+
+        None when the runtime runs no image (process) or cannot say (not pulled yet).
+        """
         ...
 
     def start_failure(self, exit_code: int, stderr_tail: str, image: str) -> str | None:

@@ -25,6 +25,7 @@ from toolship.errors import RuntimeUnavailable
 from toolship.runtime.base import (
     ExecSpec,
     IdMap,
+    RunImage,
     missing_image_message,
     registry_host,
     within,
@@ -90,16 +91,24 @@ class ContainerRuntime:
             return [*argv, spec.image, *spec.command]
         return [*argv, "--entrypoint", spec.command[0], spec.image, *spec.command[1:]]
 
-    async def entrypoint(self, spec: ExecSpec) -> list[str]:
-        if not spec.keep_entrypoint:
-            return []
-        inspect = [self.binary, "image", "inspect", "--format", "{{json .Config.Entrypoint}}"]
-        found = await run_for_output([*inspect, spec.image])
+    async def image(self, spec: ExecSpec) -> RunImage | None:
+        template = "{{json .Config.Entrypoint}}\t{{.Digest}}\t{{.Id}}"
+        found = await run_for_output([self.binary, "image", "inspect", "--format", template,
+                                      spec.image])  # fmt: skip
+        if found is None:
+            return None
+        words_json, _, rest = found.strip().partition("\t")
+        digest, _, image_id = rest.partition("\t")
         try:
-            words = json.loads(found or "null")
+            words = json.loads(words_json or "null")
         except ValueError:
-            return []
-        return [str(w) for w in words] if isinstance(words, list) else []
+            words = None
+        entrypoint = [str(w) for w in words] if isinstance(words, list) else []
+        return RunImage(
+            entrypoint=entrypoint if spec.keep_entrypoint else [],
+            digest=digest.strip(),
+            image_id=_sha256(image_id.strip()),
+        )
 
     def _confinement(self, spec: ExecSpec) -> list[str]:
         """Read-only root, a bounded /tmp, no new privileges, who the task is (see above)."""
@@ -184,6 +193,11 @@ def _id_maps(idmap: IdMap) -> list[str]:
         rest = f"1:{idmap.first}:{idmap.count - 1}"
         argv += ["--uidmap", rest, "--gidmap", rest]
     return argv
+
+
+def _sha256(image_id: str) -> str:
+    """docker says ``sha256:…``, podman the bare hex."""
+    return "sha256:" + image_id.removeprefix("sha256:") if image_id else ""
 
 
 def _labels(spec: ExecSpec) -> list[str]:

@@ -13,10 +13,11 @@ the worker's "image not available" path can be tested too.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
-from toolship.runtime.base import ExecSpec, missing_image_message
+from toolship.runtime.base import ExecSpec, RunImage, missing_image_message
 
 __all__ = ["FakeRuntime"]
 
@@ -48,8 +49,16 @@ class FakeRuntime:
     def remove_pod_commands(self, pod: str) -> list[list[str]]:
         return []
 
-    async def entrypoint(self, spec: ExecSpec) -> list[str]:
-        return []
+    async def image(self, spec: ExecSpec) -> RunImage | None:
+        """A made-up digest and id per image name (no storage to ask), as podman answers."""
+        if spec.image.startswith("missing/"):
+            return None
+        name = spec.image.encode()
+        return RunImage(
+            entrypoint=[],
+            digest="sha256:" + hashlib.sha256(b"manifest " + name).hexdigest(),
+            image_id="sha256:" + hashlib.sha256(b"config " + name).hexdigest(),
+        )
 
     def start_failure(self, exit_code: int, stderr_tail: str, image: str) -> str | None:
         if exit_code == 125 and _NOT_FOUND in stderr_tail:

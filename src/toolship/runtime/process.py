@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from toolship.runtime.base import ExecSpec
+from toolship.runtime.base import ExecSpec, RunImage
 
 __all__ = ["ProcessRuntime"]
 
@@ -55,8 +55,8 @@ class ProcessRuntime:
     def remove_pod_commands(self, pod: str) -> list[list[str]]:
         return []
 
-    async def entrypoint(self, spec: ExecSpec) -> list[str]:
-        return []
+    async def image(self, spec: ExecSpec) -> RunImage | None:
+        return None
 
     def start_failure(self, exit_code: int, stderr_tail: str, image: str) -> str | None:
         return None

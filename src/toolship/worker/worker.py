@@ -26,12 +26,14 @@ from toolship.errors import RuntimeUnavailable, StagingError
 from toolship.models import Executor, ExecutorLog, OutputFileLog, TaskLog
 from toolship.records import Job, Reporter, RuntimeRecord
 from toolship.runtime import ExecSpec, IdMap, Mount, Runtime
+from toolship.runtime.base import RunImage
 from toolship.runtime.container import pullable
 from toolship.runtime.launch import Launched, find_launched, launch, run_quietly, stop
 from toolship.runtime.usage import cgroup_name, read_usage, remove_cgroup
 from toolship.states import TaskState
 from toolship.storage import StageContext, StorageRegistry
 from toolship.storage.base import Progress
+from toolship.supply.images import ImageUse, image_metadata, pinned
 from toolship.timeutil import now_rfc3339
 from toolship.units import format_bytes, format_duration
 from toolship.worker import taskfs
@@ -143,6 +145,18 @@ class Worker:
         for f in files:
             if f.sha256:
                 meta[f"sha256:{f.path}"] = f.sha256
+
+    def _record_image(self, index: int, image: str, found: RunImage | None) -> None:
+        """Which image executor ``index`` ran: its manifest digest and id (provenance).
+
+        A reference pinned by digest is that digest; otherwise what the runtime found
+        when the executor started (a tag moved later does not change it).
+        """
+        if not self.env.runtime.isolated:
+            return  # the process runtime runs no image
+        digest = pinned(image) or (found.digest if found is not None else "")
+        image_id = found.image_id if found is not None else ""
+        self._metadata().update(image_metadata(ImageUse(index, image, digest, image_id)))
 
     def _metadata(self) -> dict[str, str]:
         if self.attempt.metadata is None:
@@ -309,9 +323,13 @@ class Worker:
                         os.close(stdin)
                 self.rt.pid, self.rt.container = launched.pid, spec.name
                 await self._report(wait=False)  # a restart finds it by its exit file anyway
-            entrypoint = asyncio.ensure_future(self.env.runtime.entrypoint(spec))
+            image = asyncio.ensure_future(self.env.runtime.image(spec))
             code, why = await self._wait(launched, spec.name)
-            self._note_entrypoint(index, await entrypoint)
+            found = await image
+            if found is None:  # pulled by the run itself: there now
+                found = await self.env.runtime.image(spec)
+            self._note_entrypoint(index, found.entrypoint if found is not None else [])
+            self._record_image(index, ex.image, found)
             if spec.pod is not None:
                 await close_pod(self.env.runtime, spec.pod)
             out_tail, err_tail, problem = await asyncio.to_thread(
