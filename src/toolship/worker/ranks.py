@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -204,6 +205,32 @@ def _scontrol(*args: str) -> str:
     ).stdout
 
 
+# Rendezvous ports: below Linux's ephemeral range (32768 on), so no outgoing connection
+# of the host holds one (a port from 29500 + job id % 20000 once collided with one).
+_PORTS = range(29500, 32768)
+
+
+def free_port(seed: int) -> int:
+    """A port of ``_PORTS`` free on this host now, tried from one the seed picks.
+
+    The batch step runs on the job's first node, where rank 0 listens; a port that
+    cannot be bound here is skipped (another job's rendezvous, a service).
+    """
+    for offset in range(len(_PORTS)):
+        port = _PORTS[(seed + offset) % len(_PORTS)]
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeUnavailable(
+        f"no free port between {_PORTS.start} and {_PORTS.stop - 1} on this node for the "
+        "ranks' rendezvous: free some, or run fewer multi-node tasks at once"
+    )
+
+
 def slurm_ranks(count: int) -> Ranks:
     """The ranks of the Slurm job this process runs in (call it on the batch node)."""
     hosts = tuple(_scontrol("show", "hostnames", os.environ["SLURM_JOB_NODELIST"]).split())
@@ -216,7 +243,7 @@ def slurm_ranks(count: int) -> Ranks:
         count=count,
         hosts=hosts,
         main_addr=main_addr,
-        port=29500 + job_id % 20000,
+        port=free_port(job_id),
         host_network=True,
         launcher=(
             "srun",
