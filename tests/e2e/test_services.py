@@ -561,6 +561,8 @@ def test_build_list_and_run_through_the_http_api_alone(
         assert 'RUN echo "preparing the adder"' in log and "\npreparing the adder" in log
         assert lines[-1] == f"registered adder@1 ({build['service']['image']})"
         assert build["service"]["containerfile"] is True
+        scratch = f"localhost/toolship-build:{build_id}"  # the build's own name is gone
+        assert subprocess.run(["podman", "image", "exists", scratch]).returncode == 1
 
         listed = api.get(SERVICES).json()["services"]
         adder = next(s for s in listed if s["name"] == "adder")

@@ -9,6 +9,7 @@ that was running is not resumed; nothing else depends on it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import re
@@ -52,6 +53,8 @@ class Builder(Protocol):
     ) -> ImageFacts: ...
 
     def retag(self, facts: ImageFacts, reference: str) -> ImageFacts: ...
+
+    def untag(self, reference: str) -> None: ...
 
 
 class ImageTools(ImageSource, ImageResolver, Builder, Protocol):
@@ -162,27 +165,32 @@ class Builds:
                 out.write(chunk)
                 loop.call_soon_threadsafe(build.changed.set)
 
+            scratch = f"localhost/toolship-build:{build.info.id}"
             try:
                 facts = self.images.build(
                     context,
                     file=path,
-                    tag=f"localhost/toolship-build:{build.info.id}",
+                    tag=scratch,
                     network=network,
                     log=write,
                     limits=self.limits,
                 )
-                described = read_labels(facts.labels, cmd=facts.cmd)
-                service = name or described.name or context.parent.name
-                label = version or described.version or build.info.id
-                facts = self.images.retag(facts, f"localhost/{_slug(service)}:{label}")
-                done = self.catalog.register(
-                    facts.reference,
-                    name=name,
-                    version=version,
-                    facts=facts,
-                    source="build",
-                    containerfile=text,
-                )
+                try:
+                    described = read_labels(facts.labels, cmd=facts.cmd)
+                    service = name or described.name or context.parent.name
+                    label = version or described.version or build.info.id
+                    facts = self.images.retag(facts, f"localhost/{_slug(service)}:{label}")
+                    done = self.catalog.register(
+                        facts.reference,
+                        name=name,
+                        version=version,
+                        facts=facts,
+                        source="build",
+                        containerfile=text,
+                    )
+                finally:  # the build's own name goes; the service's stays
+                    with contextlib.suppress(ToolshipError):
+                        self.images.untag(scratch)
                 build.info.service = done.version
                 build.info.name = done.version.name
                 build.info.state = BuildState.SUCCEEDED

@@ -102,6 +102,9 @@ class FakeImages:
     def pull(self, image: str) -> None:
         self.pulled.append(image)
 
+    def untag(self, reference: str) -> None:
+        self.tags.pop(reference, None)
+
     def retag(self, facts: ImageFacts, reference: str) -> ImageFacts:
         repository, _, tag = reference.rpartition(":")
         moved = replace(facts, repository=repository, reference=reference)

@@ -388,6 +388,12 @@ def retag(facts: ImageFacts, reference: str) -> ImageFacts:
     return replace(facts, repository=ref.name, reference=reference)
 
 
+def untag(reference: str) -> None:
+    """Remove the name ``reference`` (the image stays under its other names); no error
+    when there is no such name."""
+    _run(["podman", "untag", reference, reference])
+
+
 def pull(image: str) -> None:
     """Bring ``REPO@sha256:…`` from its registry into this host's storage (``podman pull``).
 
@@ -451,6 +457,9 @@ class Images:
 
     def retag(self, facts: ImageFacts, reference: str) -> ImageFacts:
         return retag(facts, reference)
+
+    def untag(self, reference: str) -> None:
+        untag(reference)
 
     def pull(self, image: str) -> None:
         pull(image)

@@ -9,6 +9,7 @@ from typing import Unpack
 
 from toolship.client.base import TES
 from toolship.client.handles import Batch, Task
+from toolship.client.reruns import Reruns
 from toolship.client.services import Services
 from toolship.models import (
     BatchInfo,
@@ -38,7 +39,7 @@ from toolship.spec import (
 from toolship.states import TaskState, is_final
 
 
-class Client(Services):
+class Client(Services, Reruns):
     """One httpx client for one server; every method is one request (or a page loop).
 
     Why it is shaped so: the CLI is built on it, so the SDK and the CLI can never
