@@ -7,6 +7,7 @@ keys are advertised in service-info.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -54,6 +55,10 @@ BACKEND_PARAMETERS: dict[str, str] = {
     "s3_session_token": "per-task S3 credentials",
     "webdav_username": "per-task WebDAV credentials (kept apart, never echoed)",
     "webdav_password": "per-task WebDAV credentials",
+    "inputs_sha256": (
+        'JSON object {"/container/path": "sha256 hex"}: every staged input file must have '
+        "these bytes, checked before any executor runs (what `toolship rerun` sets)"
+    ),
 }
 # Parameters that are credentials: never stored with the task, never shown.
 SECRET_PARAMETERS = frozenset(
@@ -70,6 +75,7 @@ SECRET_PARAMETERS = frozenset(
 SLURM_PARAMETERS = ("partition", "account", "qos", "constraint")
 
 _SLURM_VALUE = re.compile(r"[A-Za-z0-9_.,&|:\[\]*-]{1,200}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
@@ -94,6 +100,8 @@ class TaskOptions:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     after: tuple[str, ...] = ()
     keep_entrypoint: bool = True  # the image's ENTRYPOINT runs, with the command as arguments
+    # Container path -> sha256 hex each staged input file must have (a rerun's check).
+    inputs_sha256: dict[str, str] = field(default_factory=dict)
 
     def pinned(self) -> OptionDefaults:
         """The defaults that read these options back from the same resources.
@@ -221,6 +229,7 @@ def read_options(resources: Resources | None, defaults: OptionDefaults) -> TaskO
         retry=retry,
         after=after,
         keep_entrypoint=_keep_entrypoint(params),
+        inputs_sha256=_inputs_sha256(params.get("inputs_sha256")),
     )
 
 
@@ -232,6 +241,29 @@ def _keep_entrypoint(params: dict[str, str]) -> bool:
             "(the image's ENTRYPOINT runs the command) or command (the command runs alone)"
         )
     return entrypoint == "image"
+
+
+def _inputs_sha256(text: str | None) -> dict[str, str]:
+    if text is None:
+        return {}
+    fix = (
+        "give a JSON object of absolute container paths to 64-digit sha256 hex, "
+        'e.g. {"/in/a.txt": "9f86d0…"}'
+    )
+    try:
+        found = json.loads(text)
+    except ValueError:
+        raise InvalidRequest(
+            f"resources.backend_parameters.inputs_sha256 is not JSON; {fix}"
+        ) from None
+    if not isinstance(found, dict):
+        raise InvalidRequest(f"resources.backend_parameters.inputs_sha256 is not an object; {fix}")
+    for path, digest in found.items():
+        if not path.startswith("/") or not isinstance(digest, str) or not _SHA256.fullmatch(digest):
+            raise InvalidRequest(
+                f"resources.backend_parameters.inputs_sha256[{path!r}]={digest!r}: {fix}"
+            )
+    return found
 
 
 def _flag(params: dict[str, str], key: str) -> bool:

@@ -37,6 +37,7 @@ from toolship.supply.images import ImageUse, image_metadata, pinned
 from toolship.timeutil import now_rfc3339
 from toolship.units import format_bytes, format_duration
 from toolship.worker import taskfs
+from toolship.worker.inputs import check_inputs, hash_mounted
 from toolship.worker.layout import AttemptLayout, plan_layout
 from toolship.worker.outputs import collect_outputs
 from toolship.worker.ranks import (
@@ -48,7 +49,7 @@ from toolship.worker.ranks import (
     pod_name,
     rank_name,
 )
-from toolship.worker.staging import SharedDirs, StagedFile, prepare_inputs
+from toolship.worker.staging import SharedDirs, StagedFile, prepare_inputs, read_manifest
 from toolship.worker.streams import finish_streams, open_stdin
 
 __all__ = ["Worker", "WorkerEnv", "read_tail", "timed_out"]
@@ -241,6 +242,8 @@ class Worker:
             self.rt.failed = failed_state is S.EXECUTOR_ERROR
             await self._report(wait=False)
         failed = self.rt.failed
+        if not self.job.options.inputs_sha256:  # mounted inputs, hashed after the executors
+            self._record_hashes(await asyncio.to_thread(hash_mounted, read_manifest(self.layout)))
         outputs: list[StagedFile] = []
         warnings: list[str] = []
         if task.outputs:
@@ -287,6 +290,10 @@ class Worker:
         )
         mounts, staged, notes = await asyncio.to_thread(prepare) if staging else prepare()
         self._record_hashes(staged)
+        if self.job.options.inputs_sha256:  # a rerun: the bytes the original read, or no run
+            self._record_hashes(
+                await asyncio.to_thread(check_inputs, staged, self.job.options.inputs_sha256)
+            )
         if self.env.ranks is not None:
             hostfile = self.layout.base / "hostfile"
             hostfile.write_text(self.env.ranks.hostfile_text())

@@ -1,0 +1,59 @@
+"""Exact reruns at /api/v1/tasks/{id}/rerun, and a rerun's outputs checked at .../verify."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Query, Request
+
+from toolship.api.state import app_state
+from toolship.errors import InvalidRequest
+from toolship.provenance.rerun import rerun_task, verification
+from toolship.supply.reruns import RERUN_OF, RerunInfo, RerunRequest, Verification
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1", tags=["toolship"])
+
+
+@router.post(
+    "/tasks/{id}/rerun",
+    operation_id="RerunTask",
+    response_model=RerunInfo,
+    responses={
+        404: {"description": "No such task"},
+        409: {"description": "Not exactly rerunnable"},
+    },
+)
+async def rerun(
+    request: Request, id: str, body: Annotated[RerunRequest | None, Body()] = None
+) -> RerunInfo:
+    """A new task that runs the recorded image digests on the original's input bytes."""
+    st = app_state(request)
+    original = await asyncio.to_thread(st.store.get, id)
+    task, places, checked = rerun_task(original, body or RerunRequest())
+    new = await st.engine.create(task)
+    return RerunInfo(id=new, rerun_of=id, outputs=places, inputs_checked=checked)
+
+
+@router.get(
+    "/tasks/{id}/verify",
+    operation_id="VerifyRerun",
+    response_model=Verification,
+    responses={404: {"description": "No such task"}, 409: {"description": "Still running"}},
+)
+async def verify(
+    request: Request, id: str, against: Annotated[str | None, Query()] = None
+) -> Verification:
+    """The task's output files against ``against``'s (default: the task it reruns)."""
+    st = app_state(request)
+    row = await asyncio.to_thread(st.store.get, id)
+    original_id = against or (row.spec.get("tags") or {}).get(RERUN_OF)
+    if not original_id:
+        raise InvalidRequest(
+            f"task {id} is not a rerun (it has no {RERUN_OF} tag): name the task to compare "
+            "it with (?against=TASK_ID)"
+        )
+    original = await asyncio.to_thread(st.store.get, original_id)
+    return verification(row, original)
