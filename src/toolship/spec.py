@@ -153,11 +153,13 @@ class TaskArguments(MemberArguments, total=False):
     (``**args: Unpack[TaskArguments]``, which mypy checks at call sites, and
     :func:`build_task` at run time); the CLI's task options carry the same names
     (a unit test fails if they drift).  Every key is optional; ``Pairs`` are
-    ``["KEY=VALUE", ...]`` or a mapping.  A batch member takes all but these two:
-    a batch has its own priority, and a sweep's ``params`` are its rows.
+    ``["KEY=VALUE", ...]`` or a mapping.  A batch member takes all but these three:
+    a batch has its own priority, a sweep's ``params`` are its rows, and the result
+    cache answers tasks created one by one (``cache`` is ``toolship run``'s alone).
     """
 
     priority: int | None  # --priority: higher starts first (default 0)
+    cache: bool  # --cache (run only): answer from the result cache when the exact key matches
     params: Pairs  # -b KEY=VALUE: a backend parameter (partition=gpu, account=lab, ...)
 
 
@@ -299,6 +301,7 @@ def _backend_parameters(args: TaskArguments) -> dict[str, str]:
         "after": ",".join(args.get("after", ())) or None,
         "gpus": str(args.get("gpus") or "") or None,
         "nodes": None if nodes is None else str(nodes),
+        "cache": "true" if args.get("cache") else None,
     }
     extra = {k: v for k, v in given.items() if v is not None}
     extra.update((k.lower(), v) for k, v in _pairs(args.get("params"), "--param"))

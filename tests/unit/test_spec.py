@@ -10,7 +10,7 @@ import click
 import pytest
 
 from toolship.cli.batches import batch_options
-from toolship.cli.tasks import F, task_options
+from toolship.cli.tasks import F, run, task_options
 from toolship.errors import InvalidRequest
 from toolship.spec import TASK_ARGUMENTS, BatchArguments, MemberArguments, build_task
 
@@ -116,7 +116,10 @@ RENAMED: dict[str, str] = {}
 
 
 def test_the_cli_task_options_are_the_task_arguments() -> None:
-    assert _parameter_names(task_options) == {RENAMED.get(a, a) for a in TASK_ARGUMENTS}
+    # --cache is `run`'s own option: batch members are not answered from the cache.
+    expected = {RENAMED.get(a, a) for a in TASK_ARGUMENTS} - {"cache"}
+    assert _parameter_names(task_options) == expected
+    assert "cache" in {p.name for p in run.params}
 
 
 def test_the_cli_batch_options_are_the_batch_arguments() -> None:
@@ -124,4 +127,4 @@ def test_the_cli_batch_options_are_the_batch_arguments() -> None:
     # --priority is a task option (it orders the batch as well); -d is the CLI's alone.
     assert _parameter_names(batch_options) == own - {"priority"} | {"detach"}
     assert "priority" in TASK_ARGUMENTS
-    assert MemberArguments.__optional_keys__ == TASK_ARGUMENTS - {"priority", "params"}
+    assert MemberArguments.__optional_keys__ == TASK_ARGUMENTS - {"priority", "params", "cache"}

@@ -152,6 +152,12 @@ def task_options(f: F) -> F:
 @click.argument("image")
 @click.argument("command", nargs=-1, required=True)
 @task_options
+@click.option(
+    "--cache",
+    is_flag=True,
+    help="Answer from an earlier COMPLETE task with the same exact key (image digest, "
+    "command, env, input bytes) when its outputs are intact; else run, and store the key.",
+)
 @click.option("-d", "--detach", is_flag=True, help="Print the task id and return at once.")
 @click.pass_context
 def run(

@@ -8,6 +8,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Unpack
 
 from toolship.client.base import TES
+from toolship.client.cache import Cache
 from toolship.client.handles import Batch, Task
 from toolship.client.reruns import Reruns
 from toolship.client.services import Services
@@ -39,7 +40,7 @@ from toolship.spec import (
 from toolship.states import TaskState, is_final
 
 
-class Client(Services, Reruns):
+class Client(Services, Reruns, Cache):
     """One httpx client for one server; every method is one request (or a page loop).
 
     Why it is shaped so: the CLI is built on it, so the SDK and the CLI can never

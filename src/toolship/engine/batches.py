@@ -119,6 +119,7 @@ class BatchBuilder:
                 row, opts = self.engine.admit(task, seen=seen, pinned=pinned)
             except InvalidRequest as exc:
                 raise InvalidRequest(f"{where(i)}: {exc}") from None
+            _no_cache(opts, where(i))
             row.batch_id = batch_id
             rows.append(row)
             options.append(opts)
@@ -255,3 +256,13 @@ class BatchBuilder:
             if resolved:
                 row.spec["resources"]["backend_parameters"]["after"] = ",".join(resolved)
         return afters
+
+
+def _no_cache(options: TaskOptions, where: str) -> None:
+    """A member asking for the result cache is refused: only single tasks are looked up."""
+    if options.cache:
+        raise InvalidRequest(
+            f"{where}: resources.backend_parameters.cache: the result cache answers tasks "
+            "created one by one, not members of a batch; create the tasks one by one "
+            "(toolship run --cache) or leave cache out"
+        )

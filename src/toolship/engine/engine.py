@@ -47,9 +47,11 @@ from toolship.engine.writer import ReportWriter
 from toolship.errors import InvalidRequest
 from toolship.models import BatchRequest, Task, TaskLog
 from toolship.options import OptionDefaults, TaskOptions, read_options
+from toolship.provenance.cache import ResultCache
 from toolship.records import Job
 from toolship.states import TaskState, is_final
 from toolship.storage import StorageRegistry
+from toolship.supply.images import image_uses
 from toolship.timeutil import now_rfc3339
 
 __all__ = ["Engine", "task_of"]
@@ -110,6 +112,9 @@ class Engine:
         self.backend = backend
         self.core = EngineCore(backend.free)  # takes from and gives back to the backend's free
         self.batches = BatchBuilder(self)
+        resolve = None if trust is None else (lambda image: trust.images.resolve(image)[1])
+        self.cache = ResultCache(store, storage, resolve)
+        self._remembering: set[asyncio.Task[bool]] = set()
         self._stopping = False
         self._attempts: dict[str, _Running] = {}
         self._waiters: dict[str, asyncio.Event] = {}
@@ -137,6 +142,7 @@ class Engine:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*self._remembering, return_exceptions=True)
         self.writer.flush()
         await self.backend.close()
 
@@ -191,6 +197,8 @@ class Engine:
         else:
             row, options = self.admit(task)
         states = self.parent_states(options.after)
+        if options.cache and await self._from_cache(row, options, states):
+            return row.id
         self.store.insert_tasks([row])
         self._place(self.backend.request(row.id, options), options.after, states)
         # Dispatched in this same call, it is still QUEUED as just stored: no read back.
@@ -218,6 +226,26 @@ class Engine:
             await asyncio.sleep(0)
         self._dispatch_now()
         return batch.id, [r.id for r in rows]
+
+    async def _from_cache(
+        self, row: TaskRow, options: TaskOptions, parents: dict[str, TaskState]
+    ) -> bool:
+        """Store ``row`` COMPLETE when the result cache answers it (hashing in a thread).
+
+        A task waiting for parents that have not completed is not looked up: its inputs
+        may be what they will write.
+        """
+        if any(state is not S.COMPLETE for state in parents.values()):
+            return False
+        hit = await asyncio.to_thread(
+            self.cache.lookup, row, task_of(row), options.credentials, runtime=options.runtime
+        )
+        if hit is None:
+            return False
+        row.state, row.logs = S.COMPLETE, [hit]
+        self.store.insert_tasks([row])
+        self.store.record_images(row.id, 1, image_uses(hit.metadata))
+        return True
 
     def parent_states(self, after: tuple[str, ...]) -> dict[str, TaskState]:
         """The parents' states; a 400 when one does not exist."""
@@ -435,8 +463,27 @@ class Engine:
         self._apply(self.core.handle(AttemptExited(task_id, state)))
         if is_final(state):
             self._settled(task_id)
+            self._remember(task_id, state)
         if not self._stopping:
             self._dispatch_now()
+
+    def _remember(self, task_id: str, state: TaskState) -> None:
+        """A task that asked for the cache and completed: its key is stored (in a thread)."""
+        if not self.cache.asked(task_id):
+            return
+        if state is not S.COMPLETE:
+            self.cache.forget(task_id)
+            return
+        task = asyncio.create_task(
+            asyncio.to_thread(self.cache.remember, task_id), name=f"cache-{task_id}"
+        )
+        self._remembering.add(task)
+        task.add_done_callback(self._remembered)
+
+    def _remembered(self, done: asyncio.Task[bool]) -> None:
+        self._remembering.discard(done)
+        if not done.cancelled() and done.exception() is not None:
+            log.error("storing a cache key failed", exc_info=done.exception())
 
     def _request(self, row: TaskRow, options: TaskOptions) -> Request:
         request = self.backend.request(row.id, options)

@@ -49,6 +49,10 @@ BACKEND_PARAMETERS: dict[str, str] = {
     "retries": "how many more attempts a failed task gets (default 0)",
     "retry_on": "what is retried: system-error (the default), oom, exit:CODE[,CODE...]",
     "after": "comma-separated task ids this task waits for (each must end COMPLETE)",
+    "cache": (
+        "true: answer from an earlier COMPLETE task with the same exact key (image digests, "
+        "commands, environment, input bytes), and store this one's key when it completes"
+    ),
     "s3_profile": "named AWS profile (of the server's user) for s3:// URLs",
     "s3_access_key_id": "per-task S3 credentials (kept apart, never echoed, wiped at the end)",
     "s3_secret_access_key": "per-task S3 credentials",
@@ -100,6 +104,7 @@ class TaskOptions:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     after: tuple[str, ...] = ()
     keep_entrypoint: bool = True  # the image's ENTRYPOINT runs, with the command as arguments
+    cache: bool = False  # answer from (and feed) the result cache
     # Container path -> sha256 hex each staged input file must have (a rerun's check).
     inputs_sha256: dict[str, str] = field(default_factory=dict)
 
@@ -229,6 +234,7 @@ def read_options(resources: Resources | None, defaults: OptionDefaults) -> TaskO
         retry=retry,
         after=after,
         keep_entrypoint=_keep_entrypoint(params),
+        cache=_flag(params, "cache"),
         inputs_sha256=_inputs_sha256(params.get("inputs_sha256")),
     )
 
