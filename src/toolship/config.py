@@ -363,6 +363,12 @@ class ImageSettings(BaseModel):
     build_cpus: float = Field(default=2.0, gt=0)
     build_timeout_seconds: int = Field(default=3600, ge=1)
     builds_at_once: int = Field(default=2, ge=1)
+    # An SBOM is made once per image digest (syft, offline; docs/provenance.md): on request,
+    # and unless this is false also when a service version is registered and when an attempt
+    # first runs a digest (in the background, never holding a task).  A scan that runs
+    # longer than sbom_timeout_seconds is stopped and recorded as failed.
+    sboms_on_use: bool = True
+    sbom_timeout_seconds: int = Field(default=600, ge=1)
 
     @property
     def pull_from(self) -> list[str]:

@@ -28,6 +28,7 @@ from toolship.catalog.fake import FakeImages
 from toolship.compute import BackendFactory
 from toolship.compute.fake import FakeBackend, FakeClock
 from toolship.config import Settings
+from toolship.provenance.sbom_fake import FakeScanner
 
 TES = "/ga4gh/tes/v1"
 TASKS = f"{TES}/tasks"
@@ -117,6 +118,7 @@ class Server:
     tokens: list[str] = field(default_factory=lambda: [TOKEN])
     backends: list[FakeBackend] = field(default_factory=list)
     images: FakeImages = field(default_factory=FakeImages)  # the catalog's images, in memory
+    scanner: FakeScanner = field(default_factory=FakeScanner)  # SBOMs without syft
 
     @property
     def fake(self) -> FakeBackend:
@@ -142,6 +144,7 @@ class Server:
             embedded=self.embedded,
             backend=real,
             images=self.images.factory(),
+            scanner=self.scanner,
         )
         headers = {"Authorization": f"Bearer {self.tokens[0]}"} if self.tokens else {}
         served = InProcess(app)

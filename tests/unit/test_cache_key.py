@@ -25,14 +25,14 @@ def test_the_key_is_a_sha256_and_stable() -> None:
 
 
 def test_every_part_of_the_key_changes_it() -> None:
+    one_byte = (("", "4" * 64),)
     changed = [
         cache_key([dataclasses.replace(EX, digest="sha256:" + "b" * 64)], IN, OUT, ["/vol"]),
         cache_key([dataclasses.replace(EX, command=("sh", "-c", "y"))], IN, OUT, ["/vol"]),
         cache_key([dataclasses.replace(EX, env=(("A", "1"), ("B", "3")))], IN, OUT, ["/vol"]),
         cache_key([dataclasses.replace(EX, workdir="/w")], IN, OUT, ["/vol"]),
         cache_key([dataclasses.replace(EX, stdout="/out/log")], IN, OUT, ["/vol"]),
-        cache_key([EX], [dataclasses.replace(IN[0], files=(("", "4" * 64),)), IN[1]], OUT,
-                  ["/vol"]),  # fmt: skip
+        cache_key([EX], [dataclasses.replace(IN[0], files=one_byte), IN[1]], OUT, ["/vol"]),
         cache_key([EX], [dataclasses.replace(IN[0], path="/in/b"), IN[1]], OUT, ["/vol"]),
         cache_key([EX], IN, [OutputKey("/out/r", "DIRECTORY")], ["/vol"]),
         cache_key([EX], IN, [OutputKey("/out/s", "FILE")], ["/vol"]),

@@ -12,6 +12,7 @@ from toolship.config import Settings
 from toolship.db import Store
 from toolship.db.catalog import CatalogStore
 from toolship.engine.engine import Engine
+from toolship.provenance.sboms import Sboms
 from toolship.storage import StorageRegistry
 
 __all__ = ["AppState", "app_state"]
@@ -27,6 +28,7 @@ class AppState:
     services: Catalog
     builds: Builds
     embedded: bool = False
+    sboms: Sboms | None = None  # one SBOM per image digest (provenance.sboms)
 
 
 def app_state(request: Request) -> AppState:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -65,10 +66,18 @@ def _check_version(version: str) -> str:
 class Catalog:
     """The catalog's rules around its store: names, versions, where images may come from."""
 
-    def __init__(self, store: CatalogStore, settings: ImageSettings, images: ImageSource) -> None:
+    def __init__(
+        self,
+        store: CatalogStore,
+        settings: ImageSettings,
+        images: ImageSource,
+        *,
+        registered: Callable[[ServiceVersion], None] | None = None,
+    ) -> None:
         self.store = store
         self.settings = settings
         self.images = images
+        self.registered = registered  # told of each new version (its SBOM is queued so)
 
     def register(
         self,
@@ -135,7 +144,10 @@ class Catalog:
             signature=signature,
             oci=dict(described.oci),
         )
-        return Registered(self.store.add(new, containerfile), created=True)
+        added = self.store.add(new, containerfile)
+        if self.registered is not None:
+            self.registered(added)
+        return Registered(added, created=True)
 
     def _check_approved(self, repository: str) -> None:
         if not allowed(repository, self.settings):

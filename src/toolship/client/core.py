@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Unpack
 
+from toolship.client.audit import Audit
 from toolship.client.base import TES
 from toolship.client.cache import Cache
 from toolship.client.handles import Batch, Task
@@ -40,7 +41,7 @@ from toolship.spec import (
 from toolship.states import TaskState, is_final
 
 
-class Client(Services, Reruns, Cache):
+class Client(Services, Reruns, Cache, Audit):
     """One httpx client for one server; every method is one request (or a page loop).
 
     Why it is shaped so: the CLI is built on it, so the SDK and the CLI can never

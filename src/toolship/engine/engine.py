@@ -12,7 +12,7 @@ import contextlib
 import dataclasses
 import functools
 import logging
-from collections.abc import Container, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass
 
 from toolship.catalog.trust import ImageTrust
@@ -112,6 +112,8 @@ class Engine:
         self.backend = backend
         self.core = EngineCore(backend.free)  # takes from and gives back to the backend's free
         self.batches = BatchBuilder(self)
+        # Called with each task that ends, on the loop (SBOMs of new digests are queued so).
+        self.final_hooks: list[Callable[[str], None]] = []
         resolve = None if trust is None else (lambda image: trust.images.resolve(image)[1])
         self.cache = ResultCache(store, storage, resolve)
         self._remembering: set[asyncio.Task[bool]] = set()
@@ -463,6 +465,8 @@ class Engine:
         self._apply(self.core.handle(AttemptExited(task_id, state)))
         if is_final(state):
             self._settled(task_id)
+            for hook in self.final_hooks:
+                hook(task_id)
             self._remember(task_id, state)
         if not self._stopping:
             self._dispatch_now()
