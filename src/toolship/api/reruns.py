@@ -9,6 +9,7 @@ from fastapi import APIRouter, Body, Query, Request
 
 from toolship.api.state import app_state
 from toolship.errors import InvalidRequest
+from toolship.models import ErrorResponse
 from toolship.provenance.rerun import rerun_task, verification
 from toolship.supply.reruns import RERUN_OF, RerunInfo, RerunRequest, Verification
 
@@ -41,7 +42,7 @@ async def rerun(
     "/tasks/{id}/verify",
     operation_id="VerifyRerun",
     response_model=Verification,
-    responses={404: {"description": "No such task"}, 409: {"description": "Still running"}},
+    responses={409: {"model": ErrorResponse, "description": "The task has not ended"}},
 )
 async def verify(
     request: Request, id: str, against: Annotated[str | None, Query()] = None
