@@ -23,8 +23,10 @@ router = APIRouter(prefix="/api/v1", tags=["toolship"])
     operation_id="RerunTask",
     response_model=RerunInfo,
     responses={
-        404: {"description": "No such task"},
-        409: {"description": "Not exactly rerunnable"},
+        409: {
+            "model": ErrorResponse,
+            "description": "The task has not ended, or recorded no digest or input sha256",
+        }
     },
 )
 async def rerun(
