@@ -19,6 +19,7 @@ FULL: dict[str, list[str]] = {
     "memory": [],
     "staging": [],
     "batch": [],
+    "audit": [],  # stores 100 000 tasks once (about 2 minutes), then cached
     "slurm": ["--n", "100", "--short", "40"],  # about 2 1/2 minutes
 }
 SMOKE: dict[str, list[str]] = {
@@ -31,6 +32,7 @@ SMOKE: dict[str, list[str]] = {
         *("--repeat", "1", "--latency-repeat", "1"),
     ],
     "batch": ["--members", "50", "--small", "100", "--big", "1000", "--ticks", "50"],
+    "audit": ["--tasks", "2000", "--requests", "3"],
     "slurm": ["--n", "4", "--short", "4", "--rounds", "1"],
 }
 
