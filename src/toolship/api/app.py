@@ -15,7 +15,18 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
 from toolship import __version__
-from toolship.api import audit, batches, cache, native, reruns, services, tes, trs, worker
+from toolship.api import (
+    audit,
+    batches,
+    cache,
+    native,
+    provenance,
+    reruns,
+    services,
+    tes,
+    trs,
+    worker,
+)
 from toolship.api.auth import TokenAuth
 from toolship.api.limits import BodyLimit
 from toolship.api.state import AppState
@@ -215,6 +226,7 @@ def create_app(
     app.include_router(reruns.router, dependencies=protected)
     app.include_router(services.router, dependencies=protected)
     app.include_router(audit.router, dependencies=protected)
+    app.include_router(provenance.router, dependencies=protected)
     app.include_router(trs.router, prefix=TRS_PREFIX, dependencies=protected)
     if embedded:
         app.include_router(native.embedded_only, dependencies=protected)

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from toolship import __version__
-from toolship.cli import audit, batches, cache, reruns, services, tasks
+from toolship.cli import audit, batches, cache, reruns, sboms, services, tasks
 from toolship.cli.context import Ctx
 from toolship.errors import ToolshipError
 
@@ -144,6 +144,7 @@ tasks.register(cli)
 batches.register(cli)
 cache.register(cli)
 services.register(cli)
+sboms.register(cli)
 audit.register(cli)
 reruns.register(cli)
 
