@@ -22,6 +22,7 @@ from toolship.api import (
     native,
     provenance,
     reruns,
+    sboms,
     services,
     tes,
     trs,
@@ -39,13 +40,17 @@ from toolship.compute import BackendFactory, make_backend
 from toolship.config import ImageSettings, Settings
 from toolship.db import Store
 from toolship.db.catalog import CatalogStore
+from toolship.db.sboms import SbomStore
 from toolship.db.sealing import SEALER, Sealer
 from toolship.engine.engine import Engine
 from toolship.engine.policy import resolve_policy
 from toolship.errors import ToolshipError
 from toolship.models import ErrorResponse
+from toolship.provenance.sbom import Scanner, Syft
+from toolship.provenance.sboms import Sboms
 from toolship.secrets import secure_home
 from toolship.storage import make_registry
+from toolship.supply.images import ImageUse
 
 __all__ = ["create_app"]
 
@@ -145,9 +150,11 @@ def create_app(
     embedded: bool = False,
     backend: BackendFactory = make_backend,
     images: Callable[[ImageSettings], ImageTools] = Images,
+    scanner: Scanner | None = None,
 ) -> FastAPI:
     """The app; ``backend`` builds the compute backend the engine is handed, ``images`` the
-    image tools of the catalog and the trust policy (tests: fakes)."""
+    image tools of the catalog and the trust policy, ``scanner`` what makes SBOMs (syft)
+    (tests: fakes)."""
     auth = TokenAuth(tokens or [])
 
     @asynccontextmanager
@@ -167,7 +174,19 @@ def create_app(
         engine = Engine(
             settings, store, storage, backend(settings, storage), policy, trust, catalog
         )
-        services = Catalog(catalog, settings.images, tools)
+        sbom_maker = Sboms(
+            SbomStore(store.engine),
+            scanner or Syft(settings.images.sbom_timeout_seconds),
+            tools,
+            automatic=settings.images.sboms_on_use,
+        )
+        engine.final_hooks.append(sbom_maker.after_task)
+        services = Catalog(
+            catalog,
+            settings.images,
+            tools,
+            registered=lambda v: sbom_maker.later(ImageUse(0, v.image, v.digest, v.image_id)),
+        )
         app.state.toolship = AppState(
             settings=settings,
             store=store,
@@ -183,6 +202,7 @@ def create_app(
                 at_once=settings.images.builds_at_once,
             ),
             embedded=embedded,
+            sboms=sbom_maker,
         )
         # Streamed responses (log routes) start an anyio task group: the first one loads
         # anyio's asyncio backend, tens of ms with the event loop stalled; load it now.
@@ -197,6 +217,7 @@ def create_app(
         try:
             yield
         finally:
+            sbom_maker.close()
             await engine.stop()
             store.close()
 
@@ -222,6 +243,7 @@ def create_app(
         )
     app.include_router(native.router, dependencies=protected)
     app.include_router(batches.router, dependencies=protected)
+    app.include_router(sboms.router, dependencies=protected)
     app.include_router(cache.router, dependencies=protected)
     app.include_router(reruns.router, dependencies=protected)
     app.include_router(services.router, dependencies=protected)
