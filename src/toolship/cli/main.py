@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from toolship import __version__
-from toolship.cli import audit, batches, cache, reruns, sboms, services, tasks
+from toolship.cli import audit, batches, cache, provenance, reruns, sboms, services, tasks
 from toolship.cli.context import Ctx
 from toolship.errors import ToolshipError
 
@@ -147,6 +147,7 @@ services.register(cli)
 sboms.register(cli)
 audit.register(cli)
 reruns.register(cli)
+provenance.register(cli)
 
 
 def main() -> None:
