@@ -113,7 +113,10 @@ def _time(stamp: str | None) -> str | None:
     """The profile's ISO 8601 form: milliseconds and a ``+00:00`` offset (not ``Z``)."""
     if not stamp:
         return None
-    when = datetime.fromisoformat(stamp).astimezone(UTC)
+    try:
+        when = datetime.fromisoformat(stamp).astimezone(UTC)
+    except ValueError:  # not a time (a hand-written log): left out rather than fail the crate
+        return None
     return when.isoformat(timespec="milliseconds")
 
 
