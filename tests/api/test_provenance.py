@@ -17,12 +17,17 @@ from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner, Result
 
-from tests.api.conftest import BATCHES, Server
+from tests.api.conftest import BATCHES, TOKEN, Server
 from tests.crates import required, validate
+from toolship.cli.context import Ctx
+from toolship.cli.provenance import provenance
+from toolship.client import Client
 from toolship.db import BatchRow, Store, TaskRow
 from toolship.db.sboms import SbomStore
 from toolship.db.sealing import SEALER, Sealer
+from toolship.errors import InvalidRequest
 from toolship.models import ExecutorLog, OutputFileLog, TaskLog
 from toolship.states import TaskState
 from toolship.supply.images import ImageUse, image_metadata
@@ -162,7 +167,8 @@ def test_a_task_crate_passes_the_process_run_crate_profile(
     assert not [
         i
         for i in issues
-        if "actionStatus" in i.message or "Action SHOULD" in i.message and "agent" not in i.message
+        if "actionStatus" in i.message
+        or ("Action SHOULD" in i.message and "agent" not in i.message)
     ], issues
     (action,) = of_type(graph, "CreateAction")
     assert action["description"] == "sh -c 'cat /in/a /in/b > /out/c' (in /in)"
@@ -217,3 +223,33 @@ def test_unknown_tasks_and_batches_are_named(api: httpx.Client) -> None:
         r = api.get(path)
         assert r.status_code == 404, r.text
         assert "nope" in r.json()["detail"]
+
+
+def test_the_cli_writes_crates_and_prints_the_record(
+    api: httpx.Client, store: Store, tmp_path: Path
+) -> None:
+    batch = BatchRow(
+        id="b1", name="counts", kind="tasks", creation_time="2026-11-28T09:59Z", size=1
+    )
+    store.insert_tasks([stored("m1", batch_id="b1")], batch)
+    client = Client("http://toolship.test", TOKEN, transport=api._transport)
+    ctx = Ctx(server=None, token=None, _client=client)
+
+    def cli(*args: str) -> Result:
+        return CliRunner().invoke(provenance, list(args), obj=ctx, catch_exceptions=False)
+
+    license = "https://spdx.org/licenses/CC-BY-4.0"
+    zipped = tmp_path / "batch.zip"
+    done = cli("b1", "--batch", "--crate", str(zipped), "--license", license)
+    assert done.exit_code == 0, done.output
+    graph = crate_of(zipped.read_bytes(), tmp_path / "crate")
+    assert graph["./"]["license"] == {"@id": license}
+    assert graph[license]["@type"] == "CreativeWork"
+    record = Provenance.model_validate_json(cli("m1", "--json").stdout)
+    assert record.attempts[0].outputs[0].sha256 == sha(OUT)
+    shown = cli("m1").stdout
+    assert DIGEST in shown and sha(IN_S3) in shown and "none stored" in shown
+    with pytest.raises(InvalidRequest, match="add --crate"):
+        cli("b1", "--batch")
+    with pytest.raises(InvalidRequest, match="not empty"):
+        cli("m1", "--crate", str(tmp_path / "crate"))
