@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import httpx
+import pytest
+from click.testing import CliRunner, Result
 
-from tests.api.conftest import Server, create, until, wait
+from tests.api.conftest import TOKEN, Server, create, until, wait
+from toolship import Client
+from toolship.cli.context import Ctx
+from toolship.cli.sboms import sbom
 from toolship.db import Store
+from toolship.errors import ToolshipError
 from toolship.models import TaskLog
 from toolship.supply.images import ImageUse, image_metadata
 
@@ -108,3 +115,31 @@ def test_a_tasks_sbom_is_the_digest_its_executor_ran(server: Server) -> None:
         assert _info(api, facts.digest) is not None
         r = api.get(f"/api/v1/tasks/{task_id}/sbom", params={"executor": 3})
         assert r.status_code == 404 and "no executor 3" in r.json()["detail"]
+
+
+def test_the_cli_gives_an_images_a_services_and_a_digests_sbom(
+    server: Server, tmp_path: Path
+) -> None:
+    facts = server.images.add("localhost/tool:1", LABELS)
+    with server.run() as api:
+        client = Client("http://toolship.test", TOKEN, transport=api._transport)
+        ctx = Ctx(server=None, token=None, _client=client)
+
+        def cli(*args: str) -> Result:
+            return CliRunner().invoke(sbom, list(args), obj=ctx, catch_exceptions=False)
+
+        out = tmp_path / "tool.spdx.json"
+        done = cli("localhost/tool:1", "--format", "spdx", "-o", str(out))
+        assert done.exit_code == 0, done.output
+        assert json.loads(out.read_text())["spdxVersion"] == "SPDX-2.3"
+        assert api.post("/api/v1/services", json={"image": "localhost/tool:1"}).status_code == 201
+        done = cli("tool@1.0")
+        assert json.loads(done.stdout)["specVersion"] == "1.6"
+        done = cli(facts.digest, "--format", "cyclonedx-1.4")
+        assert json.loads(done.stdout)["specVersion"] == "1.4"
+        assert server.scanner.scanned == [facts.image_id]  # made once, by the first
+        assert client.sbom_info(facts.digest).components == 2
+        server.scanner.refused["localhost/other"] = "image localhost/other: load it"
+        server.images.add("localhost/other:1", LABELS)
+        with pytest.raises(ToolshipError, match=r"no SBOM of localhost/other:1: .*load it"):
+            client.image_sbom("localhost/other:1")
