@@ -17,6 +17,7 @@ from toolship.provenance.rerun import rerun_task, verification
 from toolship.states import TaskState
 from toolship.supply.images import ImageUse, image_metadata
 from toolship.supply.reruns import RERUN_OF, RerunRequest
+from toolship.worker import inputs
 from toolship.worker.inputs import check_inputs, hash_mounted
 from toolship.worker.staging import StagedFile
 
@@ -168,3 +169,23 @@ def test_the_worker_stops_naming_each_input_that_is_not_the_originals(tmp_path: 
     )
     assert "/in/gone is missing" in message and "--allow-changed-inputs" in message
     assert "/in/d/sub/x" not in message
+
+
+def test_a_mounted_input_is_read_again_only_once_it_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "ref.fa"
+    data.write_text("ACGT\n")
+    staged = [StagedFile("/in/ref.fa", f"file://{data}", 5, "", 0, str(data))]
+    first = inputs.hash_mounted(staged)[0].sha256
+    reads: list[Path] = []
+    real = inputs.sha256_file
+
+    def counting(path: Path) -> str:
+        reads.append(path)
+        return real(path)
+
+    monkeypatch.setattr(inputs, "sha256_file", counting)
+    assert inputs.hash_mounted(staged)[0].sha256 == first and reads == []
+    data.write_text("ACGA\n")  # same size: its ctime says it changed
+    assert inputs.hash_mounted(staged)[0].sha256 != first and reads == [data]
