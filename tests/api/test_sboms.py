@@ -13,10 +13,13 @@ from tests.api.conftest import TOKEN, Server, create, until, wait
 from toolship import Client
 from toolship.cli.context import Ctx
 from toolship.cli.sboms import sbom
+from toolship.compute.local import LocalBackend
 from toolship.db import Store
 from toolship.errors import ToolshipError
 from toolship.models import TaskLog
-from toolship.supply.images import ImageUse, image_metadata
+from toolship.runtime import Runtime
+from toolship.runtime.fake import FakeRuntime
+from toolship.supply.images import ImageUse, image_metadata, image_uses
 
 SBOMS = "/api/v1/sboms"
 LABELS = {"toolship.service.name": "tool", "org.opencontainers.image.version": "1.0"}
@@ -143,3 +146,28 @@ def test_the_cli_gives_an_images_a_services_and_a_digests_sbom(
         server.images.add("localhost/other:1", LABELS)
         with pytest.raises(ToolshipError, match=r"no SBOM of localhost/other:1: .*load it"):
             client.image_sbom("localhost/other:1")
+
+
+class _FakeRuntimeBackend(LocalBackend):
+    def runtime(self, name: str) -> Runtime:
+        return FakeRuntime()  # digests and ids as podman would record them, made up
+
+
+def test_an_attempts_new_digests_get_their_sbom_after_the_task_ends(server: Server) -> None:
+    server.config = {"local": {"runtime": "process", "accounting": False, "cpus": 2,
+                               "memory_gb": 8}}  # fmt: skip
+    executors = [{"image": "tool:1", "command": ["true"]},
+                 {"image": "other@sha256:" + "ab" * 32, "command": ["true"]}]  # fmt: skip
+    with server.run(lambda settings, storage: _FakeRuntimeBackend(settings, storage)) as api:
+        tid = api.post("/ga4gh/tes/v1/tasks", json={"executors": executors}).json()["id"]
+        assert wait(api, tid) == "COMPLETE"
+        uses = image_uses(api.get(f"/ga4gh/tes/v1/tasks/{tid}?view=FULL").json()["logs"][0]
+                          ["metadata"])  # fmt: skip
+        for use in uses:
+            info = until(f"the SBOM of {use.image}", lambda u=use: _info(api, u.digest))
+            assert info["image"] == use.pinned
+        # Scanned by image id: podman finds it whatever its name and tags.
+        assert sorted(server.scanner.scanned) == sorted(u.image_id for u in uses)
+        second = api.post("/ga4gh/tes/v1/tasks", json={"executors": executors}).json()["id"]
+        assert wait(api, second) == "COMPLETE"
+        assert len(server.scanner.scanned) == 2  # made once per digest
