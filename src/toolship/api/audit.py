@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from toolship.api.state import app_state
 from toolship.db.audit import AuditStore
 from toolship.errors import InvalidRequest
+from toolship.models import ErrorResponse
 from toolship.supply.audit import AdvisoryImport, AdvisoryList, AuditReport, VulnReport
 from toolship.supply.osv import read_records
 from toolship.supply.purls import parse_query
@@ -52,7 +53,12 @@ async def audit(
     return _reply(report)
 
 
-@router.post("/advisories", operation_id="ImportAdvisories", response_model=AdvisoryImport)
+@router.post(
+    "/advisories",
+    operation_id="ImportAdvisories",
+    response_model=AdvisoryImport,
+    responses={400: {"model": ErrorResponse, "description": "No OSV records in the body"}},
+)
 async def import_advisories(request: Request) -> JSONResponse:
     """Import OSV records: the body is OSV's ``all.zip`` (or any zip of OSV JSON files),
     one OSV record, or a JSON list of records.  No network is used."""
@@ -86,7 +92,12 @@ async def list_advisories(
     return _reply(await asyncio.to_thread(store.advisories, package, limit))
 
 
-@router.get("/vulns", operation_id="Vulns", response_model=VulnReport)
+@router.get(
+    "/vulns",
+    operation_id="Vulns",
+    response_model=VulnReport,
+    responses={404: {"model": ErrorResponse, "description": "No such task or service"}},
+)
 async def vulns(
     request: Request,
     task: Annotated[str | None, Query(description="Only the images this task ran")] = None,

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Query, Request
@@ -82,7 +82,14 @@ async def get_provenance(request: Request, task_id: str) -> JSONResponse:
     return JSONResponse(record.model_dump(mode="json", exclude_none=True))
 
 
-@router.get("/tasks/{task_id}/crate", operation_id="GetTaskCrate")
+_ZIP: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/zip": {}}, "description": "The crate, zipped"}
+}
+
+
+@router.get(
+    "/tasks/{task_id}/crate", operation_id="GetTaskCrate", response_class=Response, responses=_ZIP
+)
 async def get_task_crate(request: Request, task_id: str, license: License = None) -> Response:
     """The task as a Process Run Crate (RO-Crate 1.1), zipped."""
     store = app_state(request).store
@@ -94,7 +101,12 @@ async def get_task_crate(request: Request, task_id: str, license: License = None
     return _attachment(await anyio.to_thread.run_sync(build), f"{task_id}.crate.zip")
 
 
-@router.get("/batches/{batch_id}/crate", operation_id="GetBatchCrate")
+@router.get(
+    "/batches/{batch_id}/crate",
+    operation_id="GetBatchCrate",
+    response_class=Response,
+    responses=_ZIP,
+)
 async def get_batch_crate(request: Request, batch_id: str, license: License = None) -> Response:
     """Every member of the batch in one Process Run Crate, zipped."""
     store = app_state(request).store
