@@ -20,6 +20,7 @@ import os
 import secrets
 import shutil
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from toolship.errors import StagingError
@@ -209,16 +210,11 @@ class Folder:
 
         ``listed``: trust the listing made on opening (a file created since is missing).
         """
-        if self._fd is None or (listed and name not in self.names):
+        folder = self._fd
+        if folder is None or (listed and name not in self.names):
             return b""
-        try:
-            fd = _open_file_at(self._fd, name, self.role, str(self.path / name))
-        except FileNotFoundError:
-            return b""
-        try:
-            return os.pread(fd, size, offset)
-        finally:
-            os.close(fd)
+        shown = str(self.path / name)
+        return _read(lambda: _open_file_at(folder, name, self.role, shown), offset, size)
 
 
 def _open_path(path: Path, role: str) -> int:
@@ -240,8 +236,14 @@ def read_tail(path: Path, limit: int, role: str = "log file") -> bytes:
 
 def read_at(path: Path, offset: int, size: int, role: str = "log file") -> bytes:
     """At most ``size`` bytes from ``offset`` of a regular file (b"" when it does not exist)."""
+    return _read(lambda: _open_path(path, role), offset, size)
+
+
+def _read(opened: Callable[[], int], offset: int, size: int) -> bytes:
+    """At most ``size`` bytes from ``offset`` of the file ``opened()`` opens (b"" when
+    it does not exist)."""
     try:
-        fd = _open_path(path, role)
+        fd = opened()
     except FileNotFoundError:
         return b""
     try:
