@@ -22,7 +22,7 @@ PYTHON_IMAGE = "localhost/toolship-python"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # The servers tests start make no SBOM of each image a task ran (images.sboms_on_use): a
 # scan of the python image is 12-20 s of CPU on two cores, behind every suite's back.
-# tests/api/test_sboms.py turns it on where it is the subject (in process).
+# (The in-process API tests clear TOOLSHIP_* variables: there it is on, as shipped.)
 os.environ.setdefault("TOOLSHIP_IMAGES__SBOMS_ON_USE", "false")
 
 
