@@ -8,6 +8,7 @@ executors' container paths to the host paths mounted there).
 from __future__ import annotations
 
 import hashlib
+import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,10 +20,12 @@ from toolship.compute.local import LocalBackend
 from toolship.config import Settings
 from toolship.db import Store
 from toolship.db.schema import attempt_images
+from toolship.provenance.rerun import rerun_task
 from toolship.runtime import Runtime
 from toolship.runtime.fake import FakeRuntime
 from toolship.storage import StorageRegistry
 from toolship.supply.images import image_uses
+from toolship.supply.reruns import RerunRequest
 
 
 class FakeRuntimeBackend(LocalBackend):
@@ -179,3 +182,38 @@ def test_the_images_an_attempt_ran_are_recorded_and_indexed(real: Server) -> Non
             ).all()
         store.close()
         assert [tuple(r) for r in rows] == [(1, 0, uses[0].digest), (1, 1, uses[1].digest)]
+
+
+def test_a_task_rewriting_an_input_keeps_the_inputs_hash_for_provenance_and_rerun(
+    real: Server,
+) -> None:
+    """Issue 16: the input's hash is what was read, the output's what was written."""
+    doc = {
+        "inputs": [
+            {"path": "/work/data.txt", "content": "original\n"},
+            {"path": "/in/new.txt", "content": "changed\n"},
+        ],
+        "outputs": [{"path": "/work/data.txt", "url": "file:///dev/null/unused"}],
+        "executors": [{"image": "x", "command": ["cp", "/in/new.txt", "/work/data.txt"]}],
+    }
+    with real.run(local) as api:
+        out = real.home.parent / "delivered.txt"
+        doc["outputs"][0]["url"] = f"file://{out}"  # type: ignore[index]
+        tid = api.post("/ga4gh/tes/v1/tasks", json=doc).json()["id"]
+        assert wait(api, tid) == "COMPLETE", get(api, tid)["logs"]
+        assert out.read_text() == "changed\n"
+        sha = {t: hashlib.sha256(t.encode()).hexdigest() for t in ("original\n", "changed\n")}
+        record = api.get(f"/api/v1/tasks/{tid}/provenance").json()
+        [attempt] = record["attempts"]
+        inputs = {i["path"]: i["sha256"] for i in attempt["inputs"]}
+        assert inputs["/work/data.txt"] == sha["original\n"]
+        assert [o["sha256"] for o in attempt["outputs"]] == [sha["changed\n"]]
+        row = Store.open(real.settings().database_url)
+        try:
+            task = row.get(tid)
+        finally:
+            row.close()
+        expected = json.loads(
+            rerun_task(task, RerunRequest())[0].resources.backend_parameters["inputs_sha256"]  # type: ignore[union-attr,index]
+        )
+        assert expected["/work/data.txt"] == sha["original\n"]

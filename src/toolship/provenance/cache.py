@@ -41,6 +41,7 @@ from toolship.supply.cache import (
     OutputKey,
     cache_key,
 )
+from toolship.supply.hashes import file_hashes, record_hash
 from toolship.supply.images import ImageUse, image_metadata, image_uses, pinned
 from toolship.timeutil import now_rfc3339
 
@@ -152,10 +153,11 @@ class ResultCache:
         after = task.outputs or []
         start = now_rfc3339()
         delivered: list[OutputFileLog] = []
+        written: list[tuple[str, str]] = []  # output path, sha256
         metadata = {CACHED_FROM: original_id, CACHE_KEY: key}
         with _context(credentials) as ctx, tempfile.TemporaryDirectory() as tmp:
             for n, out in enumerate(attempt.outputs):
-                sha = recorded.get(f"sha256:{out.path}")
+                sha = file_hashes(recorded).get(out.path)
                 copy = Path(tmp) / str(n)
                 try:
                     got = self.storage.for_url(out.url).fetch(out.url, copy, "FILE", ctx)
@@ -168,7 +170,7 @@ class ResultCache:
                 url = _moved(out.url, before, after)
                 self.storage.for_url(url).deliver(copy, url, ctx)
                 delivered.append(OutputFileLog(url=url, path=out.path, size_bytes=out.size_bytes))
-                metadata[f"sha256:{out.path}"] = sha
+                written.append((out.path, sha))
             for j, spec in enumerate(after):
                 if spec.type is FileType.DIRECTORY and not any(
                     _under(o.url, before[j].url) for o in attempt.outputs
@@ -176,7 +178,10 @@ class ResultCache:
                     self.storage.for_url(spec.url).deliver_directory(spec.url, ctx)
         for inp in inputs:
             for rel, sha in inp.files:
-                metadata[f"sha256:{posixpath.join(inp.path, rel) if rel else inp.path}"] = sha
+                path = posixpath.join(inp.path, rel) if rel else inp.path
+                record_hash(metadata, path, sha, output=False)
+        for path, sha in written:  # after the inputs, as a worker records them
+            record_hash(metadata, path, sha, output=True)
         for use, image, digest in zip(
             image_uses(recorded), [e.image for e in task.executors], digests, strict=False
         ):

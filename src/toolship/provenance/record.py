@@ -14,6 +14,7 @@ from typing import Any
 
 from toolship.db import TaskRow
 from toolship.models import TaskLog
+from toolship.supply.hashes import file_hashes, input_hashes
 from toolship.supply.images import ImageUse, image_uses
 from toolship.supply.record import (
     AttemptRecord,
@@ -26,7 +27,6 @@ from toolship.supply.record import (
 __all__ = ["SbomLookup", "provenance_of"]
 
 SbomLookup = Callable[[str], SbomRef | None]  # digest → where its SBOM is, when stored
-_HASH = "sha256:"
 
 
 def _no_sbom(_digest: str) -> SbomRef | None:
@@ -52,7 +52,8 @@ def _attempt(
     number: int, spec: Mapping[str, Any], log: TaskLog, sboms: SbomLookup
 ) -> AttemptRecord:
     meta = log.metadata or {}
-    hashes = {k.removeprefix(_HASH): v for k, v in meta.items() if k.startswith(_HASH)}
+    hashes = file_hashes(meta)
+    inputs = {**hashes, **input_hashes(meta)}  # an input's own hash, where an output took it
     images = {u.executor: u for u in image_uses(meta)}
     executors = [
         _executor(i, ex, log, images.get(i), sboms)
@@ -63,7 +64,7 @@ def _attempt(
         start_time=log.start_time,
         end_time=log.end_time,
         executors=executors,
-        inputs=[_input(inp, hashes) for inp in spec.get("inputs") or []],
+        inputs=[_input(inp, inputs) for inp in spec.get("inputs") or []],
         outputs=[
             FileRecord(path=o.path, url=o.url, size=int(o.size_bytes), sha256=hashes.get(o.path))
             for o in log.outputs

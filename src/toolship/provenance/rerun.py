@@ -19,25 +19,18 @@ from toolship.db import TaskRow
 from toolship.errors import Conflict, InvalidRequest
 from toolship.models import FileType, Output, Resources, Task, TaskLog
 from toolship.states import is_final
+from toolship.supply.hashes import file_hashes, input_hashes
 from toolship.supply.images import image_uses
 from toolship.supply.reruns import RERUN_OF, OutputPlace, RerunRequest, Verification, compare
 
-__all__ = ["file_hashes", "output_hashes", "rerun_task", "verification"]
-
-_SHA = "sha256:"
-
-
-def file_hashes(attempt: TaskLog | None) -> dict[str, str]:
-    """Every file's sha256 an attempt recorded (inputs and outputs), by container path."""
-    meta = (attempt.metadata if attempt is not None else None) or {}
-    return {k.removeprefix(_SHA): v for k, v in meta.items() if k.startswith(_SHA)}
+__all__ = ["output_hashes", "rerun_task", "verification"]
 
 
 def output_hashes(attempt: TaskLog | None) -> dict[str, str]:
     """The attempt's output files: container path -> sha256 ("" when none was recorded)."""
     if attempt is None:
         return {}
-    hashes = file_hashes(attempt)
+    hashes = file_hashes(attempt.metadata)
     return {o.path: hashes.get(o.path, "") for o in attempt.outputs}
 
 
@@ -105,8 +98,9 @@ def _pin_images(row: TaskRow, task: Task, attempt: TaskLog) -> None:
 
 def _input_hashes(row: TaskRow, task: Task, attempt: TaskLog) -> dict[str, str]:
     """The sha256 the original staged for every input file, by container path."""
-    hashes = file_hashes(attempt)
-    produced = {o.path for o in attempt.outputs}
+    kept = input_hashes(attempt.metadata)  # inputs an output of the same path overwrote
+    produced = {o.path for o in attempt.outputs} - kept.keys()
+    hashes = {**file_hashes(attempt.metadata), **kept}
     expected: dict[str, str] = {}
     for inp in task.inputs or []:
         if inp.type is FileType.DIRECTORY:

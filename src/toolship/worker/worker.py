@@ -33,6 +33,7 @@ from toolship.runtime.usage import cgroup_name, read_usage, remove_cgroup
 from toolship.states import TaskState
 from toolship.storage import StageContext, StorageRegistry
 from toolship.storage.base import Progress
+from toolship.supply.hashes import record_hash
 from toolship.supply.images import ImageUse, image_metadata, pinned
 from toolship.timeutil import now_rfc3339
 from toolship.units import format_bytes, format_duration
@@ -140,12 +141,12 @@ class Worker:
             )
         return self._context
 
-    def _record_hashes(self, files: list[StagedFile]) -> None:
+    def _record_hashes(self, files: list[StagedFile], *, outputs: bool = False) -> None:
         """sha256 of every staged byte, in the attempt's TES metadata (for provenance)."""
         meta = self._metadata()
         for f in files:
             if f.sha256:
-                meta[f"sha256:{f.path}"] = f.sha256
+                record_hash(meta, f.path, f.sha256, output=outputs)
 
     def _record_image(self, index: int, image: str, found: RunImage | None) -> None:
         """Which image executor ``index`` ran: its manifest digest and id (provenance).
@@ -258,7 +259,7 @@ class Worker:
         self.attempt.outputs = [
             OutputFileLog(url=o.url, path=o.path, size_bytes=str(o.size)) for o in outputs
         ]
-        self._record_hashes(outputs)
+        self._record_hashes(outputs, outputs=True)
         for w in warnings:
             self._system_log(w)
         return await self._finish(S.EXECUTOR_ERROR if failed else S.COMPLETE)
