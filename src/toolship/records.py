@@ -79,6 +79,8 @@ class RuntimeRecord(_Record):
     deadline: float | None = None  # the executors' wall-clock limit, as a Unix time
     failed: bool = False  # an executor failed: outputs are collected leniently
     slurm: SlurmRecord | None = None  # the attempt's Slurm job (Slurm backend only)
+    # The host indexes of the GPUs the local scheduler granted: a restart reclaims them.
+    gpus: list[int] | None = None
 
 
 class Reporter(Protocol):

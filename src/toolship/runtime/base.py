@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from toolship.errors import ConfigError
+from toolship.runtime.gpus import Gpu
 
 __all__ = [
     "ExecSpec",
@@ -102,6 +103,9 @@ class ExecSpec:
     env_passthrough: tuple[str, ...] = ()
     labels: dict[str, str] = field(default_factory=dict)
     cgroup_parent: str | None = None  # for usage accounting (see runtime.usage)
+    # The GPUs the executor gets (runtime.gpus); None: the server knows no GPUs, so the
+    # environment is left alone; (): it must see none.
+    gpus: tuple[Gpu, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ from toolship.runtime.base import (
     registry_host,
     within,
 )
+from toolship.runtime.gpus import container_devices, visible_env
 from toolship.runtime.launch import run_for_output
 
 __all__ = ["ContainerRuntime", "pullable"]
@@ -80,11 +81,13 @@ class ContainerRuntime:
             argv += ["--log-driver", "none"]
         argv += self._confinement(spec)
         argv += _resources(spec)
+        devices = container_devices(spec.gpus or ())
+        argv += devices
         if spec.interactive:
             argv.append("--interactive")
         if spec.workdir:
             argv += ["--workdir", spec.workdir]
-        argv += _environment(spec)
+        argv += _environment(spec, renumbered=bool(devices))
         for m in spec.mounts:
             argv += ["--volume", f"{m.host}:{m.container}:{'ro' if m.readonly else 'rw'}"]
         if spec.keep_entrypoint:  # as `podman run IMAGE COMMAND`, and as CWL and Funnel do
@@ -218,9 +221,11 @@ def _resources(spec: ExecSpec) -> list[str]:
     return argv
 
 
-def _environment(spec: ExecSpec) -> list[str]:
+def _environment(spec: ExecSpec, *, renumbered: bool) -> list[str]:
     argv: list[str] = []
-    for key, value in sorted(spec.env.items()):
+    # The task's GPUs win over what its executor's env says: it may not pick another's.
+    env = {**spec.env, **visible_env(spec.gpus, renumbered=renumbered)}
+    for key, value in sorted(env.items()):
         argv += ["--env", f"{key}={value}"]
     for key in spec.env_passthrough:
         argv += ["--env", key]  # the value comes from the launching environment

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 from toolship.runtime.base import ExecSpec, RunImage
+from toolship.runtime.gpus import visible_env
 
 __all__ = ["ProcessRuntime"]
 
@@ -39,6 +40,8 @@ class ProcessRuntime:
         env.update({k: v for k, v in os.environ.items() if k.startswith("SLURM_")})
         env["TOOLSHIP_ROOT"] = str(spec.root)
         env.update(spec.env)
+        # The host's devices, named by UUID or host index: the task's own and no other.
+        env.update(visible_env(spec.gpus))
         return env
 
     def cwd(self, spec: ExecSpec) -> Path | None:

@@ -28,6 +28,7 @@ from toolship.records import Job, Reporter, RuntimeRecord
 from toolship.runtime import ExecSpec, IdMap, Mount, Runtime
 from toolship.runtime.base import RunImage
 from toolship.runtime.container import pullable
+from toolship.runtime.gpus import Gpu, GpuSampler, GpuUsage, gpu_metadata
 from toolship.runtime.launch import Launched, find_launched, launch, run_quietly, stop
 from toolship.runtime.usage import cgroup_name, read_usage, remove_cgroup
 from toolship.states import TaskState
@@ -35,7 +36,7 @@ from toolship.storage import StageContext, StorageRegistry
 from toolship.storage.base import Progress
 from toolship.supply.hashes import record_hash
 from toolship.supply.images import ImageUse, image_metadata, pinned
-from toolship.timeutil import now_rfc3339
+from toolship.timeutil import now_rfc3339, parse_rfc3339
 from toolship.units import format_bytes, format_duration
 from toolship.worker import taskfs
 from toolship.worker.inputs import check_inputs, hash_mounted
@@ -79,6 +80,10 @@ class WorkerEnv:
     idmap: IdMap | None = None  # containers run as root of this user namespace
     # Registries whose images pinned by digest this host may pull (images.pull_from).
     pull_from: tuple[str, ...] = ()
+    # The GPUs the executors get (runtime.gpus): None, the server knows no GPUs (the
+    # environment is left alone); (), the task asked for none and must see none.
+    gpus: tuple[Gpu, ...] | None = None
+    gpu_sample_seconds: float = 0.5  # NVML sampling of those GPUs' use (0: off)
 
 
 class _Stopped(Exception):
@@ -109,6 +114,7 @@ class Worker:
         self.cancel_reason = "canceled by request"
         self._waking: asyncio.Future[str] | None = None  # what _wait sleeps on
         self._context: StageContext | None = None  # made by the first transfer
+        self._gpu_usage: GpuUsage | None = None  # what the GPUs did, when NVML sampled them
         self.layout: AttemptLayout = plan_layout(
             job.task, env.work_dir / job.task_id / str(job.attempt_number)
         )
@@ -190,6 +196,9 @@ class Worker:
         self.attempt.end_time = now_rfc3339()
         self.rt.phase = "done"
         self._account()
+        if self.env.gpus:
+            run = sum(_seconds(e.start_time, e.end_time) for e in self.attempt.logs)
+            self._metadata().update(gpu_metadata(self.env.gpus, run, self._gpu_usage))
         await self.reporter.update(state, self.attempt, self.rt)
         return state
 
@@ -204,6 +213,13 @@ class Worker:
             meta["toolship.cpu_seconds"] = f"{usage.cpu_seconds:.3f}"
             meta["toolship.peak_memory_bytes"] = str(usage.peak_memory_bytes)
             remove_cgroup(name)
+
+    async def _sample_gpus(self) -> GpuSampler | None:
+        """Start sampling the attempt's GPUs (None: it has none, or NVML is missing)."""
+        if not self.env.gpus or self.env.gpu_sample_seconds <= 0:
+            return None
+        sampler = GpuSampler(self.env.gpus, self.env.gpu_sample_seconds)
+        return sampler if await asyncio.to_thread(sampler.start) else None
 
     # --- the attempt --------------------------------------------------------
 
@@ -236,7 +252,12 @@ class Worker:
         else:  # staged before the restart, and executors may have changed the files since
             mounts = _recorded_mounts(self.rt)
         if self.rt.phase == "run":
-            failed_state = await self._executors(mounts)
+            sampler = await self._sample_gpus()
+            try:
+                failed_state = await self._executors(mounts)
+            finally:
+                if sampler is not None:
+                    self._gpu_usage = await asyncio.to_thread(sampler.stop)
             if failed_state is not None and failed_state is not S.EXECUTOR_ERROR:
                 return failed_state
             self.rt.phase = "outputs"
@@ -536,6 +557,7 @@ class Worker:
                 else None
             ),
             labels=dict(self.env.labels),
+            gpus=self.env.gpus,
         )
 
 
@@ -554,6 +576,12 @@ def _recorded_mounts(runtime: RuntimeRecord) -> list[Mount]:
 def _settle(future: asyncio.Future[Any] | None, value: Any) -> None:
     if future is not None and not future.done():
         future.set_result(value)
+
+
+def _seconds(start: str | None, end: str | None) -> float:
+    if not start or not end:
+        return 0.0
+    return max(0.0, (parse_rfc3339(end) - parse_rfc3339(start)).total_seconds())
 
 
 def timed_out(index: int, seconds: float) -> str:
