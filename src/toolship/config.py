@@ -17,6 +17,7 @@ from typing import Any, Literal, TypedDict
 
 from pydantic import (
     BaseModel,
+    ConfigDict,
     Field,
     PrivateAttr,
     ValidationError,
@@ -109,6 +110,16 @@ class DatabaseSettings(BaseModel):
     url: str = ""
 
 
+class GpuDevice(BaseModel):
+    """A GPU listed in the settings (local.gpu_devices) rather than found."""
+
+    model_config = ConfigDict(extra="forbid")
+    index: int = Field(ge=0)  # the host's index (nvidia-smi's; /dev/nvidia{index})
+    uuid: str = ""  # "GPU-…": what CUDA_VISIBLE_DEVICES names it by when given
+    name: str = ""
+    memory_mib: int = Field(default=0, ge=0)
+
+
 class LocalSettings(BaseModel):
     """The local executor: what this machine offers and how containers run."""
 
@@ -116,7 +127,13 @@ class LocalSettings(BaseModel):
     # Capacity the scheduler hands out; defaults to the whole machine.
     cpus: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     memory_gb: float = Field(default_factory=_total_memory_gb, gt=0)
-    gpus: int = Field(default=0, ge=0)
+    # GPUs tasks get (README, "GPUs"): None, every device found at start (NVML, else
+    # nvidia-smi); N, at most N of them (0: none; more than found: the rest are counted
+    # devices without a UUID, a warning).  gpu_devices lists them instead of finding them.
+    gpus: int | None = Field(default=None, ge=0)
+    gpu_devices: list[GpuDevice] = Field(default_factory=list)
+    gpu_share: int = Field(default=1, ge=1)  # tasks one device runs at once
+    gpu_sample_seconds: float = Field(default=0.5, ge=0)  # NVML sampling (0: off)
     # Cores accounted for a task that does not say.
     default_cpus: int = Field(default=1, ge=1)
     # Memory reserved for, and enforced on, a task that does not say (resources.ram_gb):
@@ -172,6 +189,18 @@ class LocalSettings(BaseModel):
                     f"({', '.join(map(str, shared)) or 'none'}): tasks may write inputs in "
                     "place only where they can write anyway; add it (or a folder above it) "
                     "to local.shared_dirs, or remove it"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _gpu_devices_distinct(self) -> LocalSettings:
+        for what in ("index", "uuid"):
+            seen = [getattr(d, what) for d in self.gpu_devices if getattr(d, what) != ""]
+            twice = sorted({str(v) for v in seen if seen.count(v) > 1})
+            if twice:
+                raise ValueError(
+                    f"local.gpu_devices: {what} {', '.join(twice)} is listed more than once; "
+                    f"each device has its own {what}: list every device once"
                 )
         return self
 

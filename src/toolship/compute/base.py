@@ -13,6 +13,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Protocol
 
+from toolship.compute.devices import GpuPool
 from toolship.models import TaskLog
 from toolship.options import TaskOptions
 from toolship.records import Job, Reporter, RuntimeRecord, WorkerJob
@@ -49,19 +50,35 @@ class Capacity:
     cpus: float
     memory_gb: float
     gpus: int = 0
+    # Which devices: with an inventory, taking a request's GPUs picks them (by task id).
+    devices: GpuPool | None = None
 
     def fits(self, r: Request) -> bool:
-        return r.cpus <= self.cpus and r.memory_gb <= self.memory_gb + 1e-9 and r.gpus <= self.gpus
+        return (
+            r.cpus <= self.cpus
+            and r.memory_gb <= self.memory_gb + 1e-9
+            and r.gpus <= self.gpus
+            and (not r.gpus or self.devices is None or self.devices.fits(r.gpus))
+        )
 
     def take(self, r: Request) -> None:
         self.cpus -= r.cpus
         self.memory_gb -= r.memory_gb
         self.gpus -= r.gpus
+        if r.gpus and self.devices is not None:
+            self.devices.take(r.task_id, r.gpus)
 
     def give(self, r: Request) -> None:
         self.cpus += r.cpus
         self.memory_gb += r.memory_gb
         self.gpus += r.gpus
+        if r.gpus and self.devices is not None:
+            self.devices.give(r.task_id)
+
+    def scratch(self) -> Capacity:
+        """A copy to plan with: taking from it changes nothing here."""
+        devices = self.devices.copy() if self.devices is not None else None
+        return Capacity(self.cpus, self.memory_gb, self.gpus, devices)
 
 
 class Attempt(Protocol):

@@ -2,22 +2,27 @@
 
 It accounts the cores, memory and GPUs of running attempts against what the
 machine (or the configuration) offers, and refuses at creation a task that
-could never fit.
+could never fit.  GPUs are devices, not a number: each attempt is handed
+specific ones (see :mod:`toolship.compute.devices`), and its executors see
+exactly those.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 from pathlib import Path
 
 from toolship.compute.base import Capacity, RemoteAttempt, Request
-from toolship.config import Settings
+from toolship.compute.devices import GpuPool
+from toolship.config import LocalSettings, Settings
 from toolship.errors import ResourcesUnavailable
 from toolship.models import TaskLog
 from toolship.options import SLURM_PARAMETERS, TaskOptions
 from toolship.records import Job, Reporter, RuntimeRecord
 from toolship.runtime import IdMap, Runtime, get_runtime
+from toolship.runtime.gpus import Gpu, discover
 from toolship.runtime.usage import accounting_available
 from toolship.states import TaskState, is_final
 from toolship.storage import StorageRegistry
@@ -25,7 +30,40 @@ from toolship.storage.local import release_mounts
 from toolship.worker.ranks import local_ranks
 from toolship.worker.worker import Worker, WorkerEnv
 
-__all__ = ["LocalBackend"]
+__all__ = ["LocalBackend", "gpu_inventory"]
+
+log = logging.getLogger(__name__)
+
+
+def gpu_inventory(local: LocalSettings) -> tuple[list[Gpu], list[str]]:
+    """The GPUs tasks get here, and what the operator should hear about them."""
+    if local.gpus == 0:
+        return [], ["GPUs: none (local.gpus = 0)"]
+    if local.gpu_devices:
+        gpus = [Gpu(d.index, d.uuid, d.name, d.memory_mib) for d in local.gpu_devices]
+        how = "listed in local.gpu_devices"
+    else:
+        gpus, found_by = discover()
+        how = f"found through {found_by}" if found_by != "none" else "found none"
+    notes: list[str] = []
+    if local.gpus is not None and len(gpus) > local.gpus:
+        gpus = gpus[: local.gpus]
+        how += f", the first {local.gpus} used (local.gpus)"
+    elif local.gpus is not None and len(gpus) < local.gpus:
+        taken = {g.index for g in gpus}
+        extra = [i for i in range(local.gpus + len(gpus)) if i not in taken]
+        extra = extra[: local.gpus - len(gpus)]
+        gpus = [*gpus, *(Gpu(i) for i in extra)]
+        notes.append(
+            f"local.gpus = {local.gpus} but {len(taken)} device(s) {how}: devices "
+            f"{', '.join(map(str, extra))} are counted without being found; tasks get "
+            "their index in CUDA_VISIBLE_DEVICES and no device node. List the devices in "
+            "local.gpu_devices (index, uuid), or lower local.gpus"
+        )
+    share = f", each shared by up to {local.gpu_share} tasks" if local.gpu_share > 1 else ""
+    listing = "; ".join(g.describe() for g in gpus)
+    notes.insert(0, f"GPUs: {len(gpus)} ({how}){share}{': ' if gpus else ''}{listing}")
+    return gpus, notes
 
 
 class LocalBackend:
@@ -37,8 +75,13 @@ class LocalBackend:
         self.settings = local = settings.local
         self.storage = storage
         self.work_dir = settings.work_dir
-        self.total = Capacity(float(local.cpus), local.memory_gb, local.gpus)
-        self.free = Capacity(float(local.cpus), local.memory_gb, local.gpus)
+        self.gpus, notes = gpu_inventory(local)
+        for note in notes:
+            (log.warning if note.startswith("local.gpus") else log.info)("%s", note)
+        slots = len(self.gpus) * local.gpu_share
+        pool = GpuPool(self.gpus, local.gpu_share) if self.gpus else None
+        self.total = Capacity(float(local.cpus), local.memory_gb, slots)
+        self.free = Capacity(float(local.cpus), local.memory_gb, slots, pool)
         self._runtimes: dict[str, Runtime] = {}
 
     async def open(self) -> None:
@@ -80,8 +123,8 @@ class LocalBackend:
             problems.append(
                 f"{memory_gb:g} GiB of memory (this machine offers {self.total.memory_gb:g} GiB)"
             )
-        if gpus > self.total.gpus:
-            problems.append(f"{gpus} GPUs (this machine offers {self.total.gpus})")
+        if gpus > len(self.gpus):
+            problems.append(f"{gpus} GPUs (this machine offers {len(self.gpus)})")
         if options.disk_gb is not None:
             self.work_dir.mkdir(parents=True, exist_ok=True)
             free_gb = shutil.disk_usage(self.work_dir).free / 1024**3
@@ -131,10 +174,37 @@ class LocalBackend:
             user=self.all_settings.task_user,
             idmap=IdMap.for_task(self.all_settings.task_user, self.all_settings.task_subids),
             pull_from=tuple(self.all_settings.images.pull_from),
+            gpus=self._granted(job),
+            gpu_sample_seconds=local.gpu_sample_seconds,
         )
         attempt_dir = self.work_dir / job.task_id / str(job.attempt_number)
         attempt_dir.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the task's own
         return Worker(job, env, _Releasing(reporter, attempt_dir))
+
+    def _granted(self, job: Job) -> tuple[Gpu, ...] | None:
+        """The devices the attempt's executors get (None: this machine has no GPUs).
+
+        A fresh attempt was handed its devices when the scheduler took its capacity,
+        and records them; a resumed one (after a restart) reclaims what it recorded.
+        """
+        pool = self.free.devices
+        if pool is None:
+            return None
+        if not job.options.gpus:
+            return ()
+        held = pool.held(job.task_id)
+        if held:
+            job.runtime = job.runtime.model_copy(update={"gpus": [g.index for g in held]})
+            return held
+        recorded = job.runtime.gpus or []
+        missing = pool.reserve(job.task_id, recorded)
+        if missing:
+            log.warning(
+                "task %s: GPUs %s it ran on are no longer in the inventory",
+                job.task_id,
+                ", ".join(map(str, missing)),
+            )
+        return tuple(g for g in self.gpus if g.index in recorded)
 
 
 class _Releasing:

@@ -53,7 +53,7 @@ class Queue:
 
 def pick(queue: Iterable[Request], free: Capacity, *, min_cpus: int = 1) -> list[Request]:
     """The requests to start now, in start order.  ``free`` is not modified."""
-    left = Capacity(free.cpus, free.memory_gb, free.gpus)
+    left = free.scratch()
     chosen: list[Request] = []
     for r in queue:
         if left.cpus < min_cpus:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import json
 import logging
 import shutil
 import subprocess
@@ -171,13 +172,23 @@ def _cdi_names() -> set[str]:
         except OSError:
             continue
         for spec in specs:
-            with contextlib.suppress(OSError, UnicodeDecodeError):
-                names.update(_declared(spec.read_text()))
+            with contextlib.suppress(OSError, UnicodeDecodeError, ValueError):
+                names.update(_declared(spec.read_text(), json_=spec.suffix == ".json"))
     return names
 
 
-def _declared(text: str) -> set[str]:
-    """Device names of a CDI spec of kind nvidia.com/gpu (YAML or JSON, read loosely)."""
+def _declared(text: str, *, json_: bool) -> set[str]:
+    """Device names of a CDI spec of kind nvidia.com/gpu.
+
+    YAML is read line by line (a ``name:`` key; no YAML parser needed for that).
+    """
+    if json_:
+        spec = json.loads(text)
+        if not isinstance(spec, dict) or spec.get("kind") != CDI_KIND:
+            return set()
+        devices = spec.get("devices")
+        devices = devices if isinstance(devices, list) else []
+        return {str(d["name"]) for d in devices if isinstance(d, dict) and "name" in d}
     if CDI_KIND not in text:
         return set()
     names = set()

@@ -1,0 +1,165 @@
+"""GPUs as devices: the inventory, which task holds which device, what executors are told."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from toolship.compute.base import Capacity, Request
+from toolship.compute.devices import GpuPool
+from toolship.compute.local import gpu_inventory
+from toolship.config import LocalSettings
+from toolship.engine.core import EngineCore
+from toolship.engine.events import AttemptExited, Dispatch, Start, TaskCreated
+from toolship.engine.scheduler import pick
+from toolship.runtime import gpus as gpus_module
+from toolship.runtime.base import ExecSpec
+from toolship.runtime.container import ContainerRuntime
+from toolship.runtime.gpus import Gpu, container_devices, gpu_metadata, visible_env
+from toolship.runtime.process import ProcessRuntime
+from toolship.states import TaskState
+
+TWO = [Gpu(0, "GPU-aaaa", "Fake", 16384), Gpu(1, "GPU-bbbb", "Fake", 16384)]
+
+
+def gpu_task(task_id: str, gpus: int = 1) -> Request:
+    return Request(task_id, cpus=1, memory_gb=0, gpus=gpus)
+
+
+def test_one_gpu_tasks_get_different_devices_and_a_third_waits() -> None:
+    pool = GpuPool(TWO)
+    assert pool.take("a", 1) == (TWO[0],)
+    assert pool.take("b", 1) == (TWO[1],)
+    assert not pool.fits(1)
+    pool.give("a")
+    assert pool.fits(1) and not pool.fits(2)
+    assert pool.take("c", 1) == (TWO[0],), "the third gets the freed device"
+    pool.give("b")
+    pool.give("c")
+    assert pool.take("both", 2) == tuple(TWO)
+
+
+def test_shared_devices_spread_tasks_and_never_give_one_task_a_device_twice() -> None:
+    pool = GpuPool(TWO, share=2)
+    assert [pool.take(t, 1)[0].index for t in "abc"] == [0, 1, 0]
+    assert pool.fits(1) and not pool.fits(2), "one device has room, so a 2-GPU task waits"
+    pool.give("a")
+    assert pool.take("wide", 2) == tuple(TWO)
+
+
+def test_a_resumed_task_gets_back_exactly_its_devices() -> None:
+    pool = GpuPool(TWO)
+    assert pool.reserve("old", [1, 7]) == [7], "a device gone from the inventory is reported"
+    assert pool.take("old", 1) == (TWO[1],)
+    assert pool.take("new", 1) == (TWO[0],)
+
+
+def test_the_scheduler_starts_what_the_devices_allow() -> None:
+    free = Capacity(8, 64, 2, GpuPool(TWO))
+    chosen = pick([gpu_task("a"), gpu_task("b"), gpu_task("c"), gpu_task("d", 0)], free)
+    assert [r.task_id for r in chosen] == ["a", "b", "d"]
+    assert free.devices is not None and free.devices.fits(2), "planning took nothing"
+
+
+def test_the_engine_core_hands_out_devices_and_takes_them_back() -> None:
+    pool = GpuPool(TWO)
+    core = EngineCore(Capacity(8, 64, 2, pool))
+    for name in ("a", "b", "c"):
+        core.handle(TaskCreated(gpu_task(name)))
+    started = [i.request.task_id for i in core.handle(Dispatch()) if isinstance(i, Start)]
+    assert started == ["a", "b"]
+    assert {pool.held("a")[0].index, pool.held("b")[0].index} == {0, 1}
+    freed = pool.held("a")
+    core.handle(AttemptExited("a", TaskState.COMPLETE))
+    assert [i.request.task_id for i in core.handle(Dispatch()) if isinstance(i, Start)] == ["c"]
+    assert pool.held("c") == freed
+
+
+def test_executors_see_their_devices_by_uuid_or_none_at_all() -> None:
+    assert visible_env(None) == {}, "a server without GPUs leaves the environment alone"
+    assert visible_env(()) == {
+        "CUDA_VISIBLE_DEVICES": "",
+        "NVIDIA_VISIBLE_DEVICES": "void",
+        "TOOLSHIP_GPUS": "",
+    }
+    assert visible_env(TWO)["CUDA_VISIBLE_DEVICES"] == "GPU-aaaa,GPU-bbbb"
+    bare = [Gpu(3), Gpu(5)]
+    assert visible_env(bare)["CUDA_VISIBLE_DEVICES"] == "3,5"
+    renumbered = visible_env(bare, renumbered=True)
+    assert renumbered["CUDA_VISIBLE_DEVICES"] == "0,1", "a container sees only its own nodes"
+    assert renumbered["TOOLSHIP_GPUS"] == "3,5"
+
+
+def spec(tmp_path: Path, gpus: tuple[Gpu, ...] | None, env: dict[str, str]) -> ExecSpec:
+    return ExecSpec(
+        name="t", task_id="t", image="img", command=("true",), workdir=None, env=env,
+        mounts=(), root=tmp_path, gpus=gpus,
+    )  # fmt: skip
+
+
+def test_a_task_cannot_choose_another_device_through_its_environment(tmp_path: Path) -> None:
+    mine = spec(tmp_path, (TWO[1],), {"CUDA_VISIBLE_DEVICES": "GPU-aaaa", "X": "1"})
+    env = ProcessRuntime().environment(mine)
+    assert env is not None
+    assert (env["CUDA_VISIBLE_DEVICES"], env["X"]) == ("GPU-bbbb", "1")
+    argv = ContainerRuntime("podman", rootless=False).command(mine)
+    assert "CUDA_VISIBLE_DEVICES=GPU-bbbb" in argv and "CUDA_VISIBLE_DEVICES=GPU-aaaa" not in argv
+    none = ProcessRuntime().environment(spec(tmp_path, (), {"CUDA_VISIBLE_DEVICES": "0"}))
+    assert none is not None and none["CUDA_VISIBLE_DEVICES"] == ""
+
+
+def test_containers_get_cdi_devices_when_a_spec_names_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cdi = tmp_path / "cdi"
+    cdi.mkdir()
+    monkeypatch.setattr(gpus_module, "CDI_DIRS", (cdi,))
+    assert container_devices(TWO[:1]) == [], "no spec, no node: a listed test device"
+    (cdi / "nvidia.yaml").write_text(
+        "cdiVersion: 0.5.0\nkind: nvidia.com/gpu\ndevices:\n"
+        "- name: '0'\n  containerEdits: {}\n- name: GPU-aaaa\n  containerEdits: {}\n"
+    )
+    assert container_devices(TWO[:1]) == ["--device", "nvidia.com/gpu=GPU-aaaa"]
+    assert container_devices([Gpu(0)]) == ["--device", "nvidia.com/gpu=0"]
+    assert container_devices(TWO[1:]) == [], "a device the spec does not name"
+    (cdi / "nvidia.json").write_text(
+        json.dumps({"kind": "nvidia.com/gpu", "devices": [{"name": "GPU-bbbb"}]})
+    )
+    assert container_devices(TWO) == [
+        "--device", "nvidia.com/gpu=GPU-aaaa", "--device", "nvidia.com/gpu=GPU-bbbb",
+    ]  # fmt: skip
+
+
+def test_the_inventory_is_listed_found_or_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    listed = LocalSettings(
+        gpu_devices=[{"index": 0, "uuid": "GPU-aaaa"}, {"index": 1, "uuid": "GPU-bbbb"}]
+    )
+    gpus, notes = gpu_inventory(listed)
+    assert [g.id for g in gpus] == ["GPU-aaaa", "GPU-bbbb"]
+    assert notes[0].startswith("GPUs: 2 (listed in local.gpu_devices): 0: GPU (GPU-aaaa)")
+    monkeypatch.setattr("toolship.compute.local.discover", lambda: (TWO, "NVML"))
+    gpus, notes = gpu_inventory(LocalSettings())
+    assert gpus == TWO and "found through NVML" in notes[0]
+    assert gpu_inventory(LocalSettings(gpus=1))[0] == TWO[:1]
+    assert gpu_inventory(LocalSettings(gpus=0)) == ([], ["GPUs: none (local.gpus = 0)"])
+    gpus, notes = gpu_inventory(LocalSettings(gpus=3))
+    assert [g.index for g in gpus] == [0, 1, 2]
+    assert "devices 2 are counted without being found" in notes[1]
+    assert "local.gpu_devices" in notes[1]
+
+
+def test_a_device_listed_twice_is_refused_with_the_fix() -> None:
+    with pytest.raises(ValidationError, match="index 0 is listed more than once"):
+        LocalSettings(gpu_devices=[{"index": 0}, {"index": 0, "uuid": "GPU-x"}])
+    with pytest.raises(ValidationError, match="uuid GPU-x is listed more than once"):
+        LocalSettings(gpu_devices=[{"index": 0, "uuid": "GPU-x"}, {"index": 1, "uuid": "GPU-x"}])
+
+
+def test_an_attempt_records_its_devices_and_gpu_time() -> None:
+    assert gpu_metadata(TWO, 10.0, None) == {
+        "toolship.gpus": "GPU-aaaa,GPU-bbbb",
+        "toolship.gpu_seconds": "20.000",
+    }
