@@ -10,7 +10,7 @@
 #   scripts/slurm-cluster.sh status   print sinfo (exit 0) or "not running" (exit 1)
 #
 # Everything lives under ${TOOLSHIP_SLURM_DIR:-/tmp/toolship-slurm}: slurm.conf,
-# munge key/socket, state, spool, logs and pid files. Nothing is written to
+# gres.conf, munge key/socket, state, spool, logs and pid files. Nothing is written to
 # /etc/slurm or /etc/munge: Debian's slurm 22.05 daemons and clients honour
 # SLURM_CONF, and munged runs with its own key, socket, pid and log file (so it
 # neither needs nor disturbs a system munged on /run/munge).
@@ -19,6 +19,13 @@
 #     export SLURM_CONF=/tmp/toolship-slurm/slurm.conf
 # `start` prints that line and also writes it to ${TOOLSHIP_SLURM_DIR}/env
 # (so `. /tmp/toolship-slurm/env` works).
+#
+# GPUs: node1 has two fake GPUs (gres/gpu, `Gres=gpu:2`), so Slurm allots devices
+# to `--gres=gpu:N` jobs and sets SLURM_JOB_GPUS / CUDA_VISIBLE_DEVICES as on a real
+# GPU node. Their device files are character devices made here ($DIR/gpu/nvidia0,
+# nvidia1, with the null device's numbers), never /dev/nvidia*: nothing else on the
+# host mistakes them for GPUs, and no container is given them. node2 has none: a
+# GPU job always lands on node1.
 #
 # Stdout of `start` is exactly two lines:
 #     slurm ready: 2 nodes (node1,node2), partition debug
@@ -42,6 +49,8 @@ set -euo pipefail
 
 DIR="${TOOLSHIP_SLURM_DIR:-/tmp/toolship-slurm}"
 CONF="$DIR/slurm.conf"
+GRES_CONF="$DIR/gres.conf"   # slurmd reads gres.conf beside slurm.conf
+GPU_DIR="$DIR/gpu"
 CTLD_PORT="${TOOLSHIP_SLURM_CTLD_PORT:-17000}"
 SLURMD_PORTS="${TOOLSHIP_SLURMD_PORTS:-17001-17002}"
 CPUS="${TOOLSHIP_SLURM_CPUS:-2}"
@@ -119,9 +128,12 @@ node_mem() {
 }
 
 write_conf() {   # writes $1
-    local host mem
+    local host mem port1 port2
     host="$(hostname -s)"
     mem="$(node_mem)"
+    port1="${SLURMD_PORTS%-*}"
+    port2="${SLURMD_PORTS#*-}"
+    [ "$port2" != "$SLURMD_PORTS" ] || port2=$(( port1 + 1 ))
     [ "$mem" -ge 1000 ] || die "too little memory for two 1 GB nodes (per-node RealMemory would be $mem MB)"
     cat >"$1" <<EOF
 # Written by toolship scripts/slurm-cluster.sh -- regenerated on every start.
@@ -189,9 +201,32 @@ JobRequeue=0
 # A node that comes back (slurmd restarted) returns to service by itself.
 ReturnToService=2
 
-NodeName=node[1-2] NodeHostname=$host NodeAddr=127.0.0.1 Port=$SLURMD_PORTS CPUs=$CPUS RealMemory=$mem State=UNKNOWN
+# node1 has two (fake) GPUs, node2 none: see gres.conf.
+GresTypes=gpu
+NodeName=node1 NodeHostname=$host NodeAddr=127.0.0.1 Port=$port1 CPUs=$CPUS RealMemory=$mem Gres=gpu:2 State=UNKNOWN
+NodeName=node2 NodeHostname=$host NodeAddr=127.0.0.1 Port=$port2 CPUs=$CPUS RealMemory=$mem State=UNKNOWN
 PartitionName=debug Nodes=node[1-2] Default=YES MaxTime=INFINITE State=UP
 EOF
+}
+
+write_gres_conf() {   # writes $1
+    cat >"$1" <<EOF
+# Written by toolship scripts/slurm-cluster.sh -- regenerated on every start.
+# Two fake GPUs on node1: character devices made by this script (not /dev/nvidia*).
+AutoDetect=off
+NodeName=node1 Name=gpu File=$GPU_DIR/nvidia[0-1]
+EOF
+}
+
+# make_gpu_nodes: the fake GPUs' device files (slurmd wants character devices).
+make_gpu_nodes() {
+    local i
+    mkdir -p "$GPU_DIR"
+    for i in 0 1; do
+        [ -c "$GPU_DIR/nvidia$i" ] && continue
+        rm -f "$GPU_DIR/nvidia$i"
+        mknod -m 0666 "$GPU_DIR/nvidia$i" c 1 3 || die "mknod $GPU_DIR/nvidia$i failed"
+    done
 }
 
 # --- daemons -------------------------------------------------------------------
@@ -285,13 +320,16 @@ do_start() {
     [ -e "$DIR/plugstack.conf" ] || : >"$DIR/plugstack.conf"
     install -m 0755 "$(dirname "$(readlink -f "$0")")/slurm-epilog.sh" "$DIR/slurm-epilog.sh"
 
-    local new="$CONF.new.$$"
+    make_gpu_nodes
+    local new="$CONF.new.$$" new_gres="$GRES_CONF.new.$$"
     write_conf "$new"
-    if [ -e "$CONF" ] && ! cmp -s "$new" "$CONF" && running_any; then
-        log "slurm.conf changed: restarting the cluster"
+    write_gres_conf "$new_gres"
+    if { ! cmp -s "$new" "$CONF" || ! cmp -s "$new_gres" "$GRES_CONF"; } && running_any; then
+        log "slurm.conf or gres.conf changed: restarting the cluster"
         do_stop
     fi
     mv -f "$new" "$CONF"
+    mv -f "$new_gres" "$GRES_CONF"
     printf 'export SLURM_CONF=%s\n' "$CONF" >"$DIR/env"
 
     start_munged

@@ -6,11 +6,13 @@ Against the real local two-node cluster (scripts/slurm-cluster.sh); nothing is f
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,15 +65,50 @@ def client(slurm: Path, server: Any) -> Iterator[Client]:
         yield c
 
 
-def test_gpus_on_a_cluster_without_gpus_are_refused_at_creation(
-    client: Client, busybox: str
-) -> None:
-    with pytest.raises(InvalidRequest, match="no partition offers GPUs"):
-        client.submit(busybox, ["nvidia-smi"], gpus=1)
+def test_what_no_partition_can_hold_is_refused_at_creation(client: Client, busybox: str) -> None:
+    # The cluster's GPUs: two on node1 (fake devices, scripts/slurm-cluster.sh).
+    with pytest.raises(InvalidRequest, match=r"3 GPUs each \(debug: .* 2 GPUs\)"):
+        client.submit(busybox, ["nvidia-smi"], gpus=3)
     with pytest.raises(InvalidRequest, match="partition 'gpu' does not exist"):
         client.submit(busybox, ["true"], params={"partition": "gpu"})
     with pytest.raises(InvalidRequest, match=r"3 node\(s\)"):
         client.submit(busybox, ["true"], nodes=3)
+
+
+@pytest.fixture
+def meeting(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A folder every container sees (local.shared_dirs), where concurrent tasks meet."""
+    # Not under tmp_path: tasks run as local.task_user, who cannot enter pytest's folders.
+    folder = Path(tempfile.mkdtemp(prefix="toolship-meet-"))
+    folder.chmod(0o777)
+    monkeypatch.setenv("TOOLSHIP_LOCAL__SHARED_DIRS", json.dumps([str(folder)]))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_gpu_tasks_get_the_devices_slurm_allotted_and_no_others(
+    meeting: Path, client: Client, busybox: str
+) -> None:
+    # Each one-GPU task waits in the meeting folder until the other runs too, so both
+    # hold a device at once: Slurm must give them different ones.
+    show = 'echo "cuda=$CUDA_VISIBLE_DEVICES slurm=$SLURM_JOB_GPUS toolship=$TOOLSHIP_GPUS"'
+    meet = (
+        f"touch {meeting}/$ME; n=0; "
+        f"until [ -e {meeting}/a ] && [ -e {meeting}/b ]; do "
+        "n=$((n+1)); [ $n -lt 1200 ] || exit 9; sleep 0.05; done; "
+    )
+    pair = [client.submit(busybox, ["sh", "-c", meet + show], gpus=1, env={"ME": me})
+            for me in ("a", "b")]  # fmt: skip
+    for task in pair:
+        assert task.wait(120) is TaskState.COMPLETE, task.info().logs[-1].system_logs
+    seen = sorted(task.logs() for task in pair)
+    # Slurm's host indexes; SLURM_JOB_GPUS stays outside the container.
+    assert seen == ["cuda=0 slurm= toolship=0\n", "cuda=1 slurm= toolship=1\n"], seen
+    assert sorted(t.info().logs[-1].metadata["toolship.gpus"] for t in pair) == ["0", "1"]
+    both = client.submit(busybox, ["sh", "-c", show], gpus=2)
+    assert both.wait(120) is TaskState.COMPLETE, both.info().logs[-1].system_logs
+    assert both.logs() == "cuda=0,1 slurm= toolship=0,1\n"
+    assert both.info().logs[-1].metadata["toolship.gpus"] == "0,1"
 
 
 def _node_of(task_id: str) -> str:

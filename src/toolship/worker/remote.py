@@ -43,6 +43,7 @@ from toolship.states import TaskState
 from toolship.storage import make_registry
 from toolship.storage.local import release_mounts
 from toolship.worker.ranks import local_ranks, slurm_ranks
+from toolship.worker.slurm_gpus import allotted_gpus, node_gpus
 from toolship.worker.worker import Worker, WorkerEnv
 
 __all__ = ["HttpReporter", "ServerConnection", "main", "read_token", "run_remote"]
@@ -225,6 +226,11 @@ async def run_remote(server: str, task_id: str, token: str) -> TaskState | None:
                 ranks = await asyncio.to_thread(slurm_ranks, job.options.nodes)
             else:
                 ranks = local_ranks(job.options.nodes, 29500)
+        runtime = get_runtime(job.options.runtime)
+        # The devices Slurm allotted to this job, and only those (worker.slurm_gpus).
+        gpus = allotted_gpus(
+            os.environ, await asyncio.to_thread(node_gpus), containers=runtime.isolated
+        )
         env = WorkerEnv(
             work_dir=e.work_dir,
             storage=make_registry(
@@ -234,7 +240,7 @@ async def run_remote(server: str, task_id: str, token: str) -> TaskState | None:
                 owner=e.output_owner,
                 mount=job.options.nodes == 1,  # other nodes would not see a mount made here
             ),
-            runtime=get_runtime(job.options.runtime),
+            runtime=runtime,
             transfers=e.transfers,
             transfer_attempts=e.transfer_attempts,
             log_tail_bytes=e.log_tail_bytes,
@@ -247,6 +253,7 @@ async def run_remote(server: str, task_id: str, token: str) -> TaskState | None:
             user=user,
             idmap=IdMap.for_task(user, e.task_subids),
             pull_from=tuple(e.pull_from),
+            gpus=gpus,
         )
         reporter = HttpReporter(conn, task_id)
         worker = Worker(job, env, reporter)
