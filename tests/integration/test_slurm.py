@@ -109,6 +109,11 @@ def test_gpu_tasks_get_the_devices_slurm_allotted_and_no_others(
     assert both.wait(120) is TaskState.COMPLETE, both.info().logs[-1].system_logs
     assert both.logs() == "cuda=0,1 slurm= toolship=0,1\n"
     assert both.info().logs[-1].metadata["toolship.gpus"] == "0,1"
+    # The process runtime runs in the job, with Slurm's own variables and CUDA's numbering.
+    host = client.submit("none", ["sh", "-c", show], gpus=1, params={"runtime": "process"})
+    assert host.wait(120) is TaskState.COMPLETE, host.info().logs[-1].system_logs
+    device = host.info().logs[-1].metadata["toolship.gpus"]
+    assert host.logs() == f"cuda={device} slurm={device} toolship={device}\n"
 
 
 def _node_of(task_id: str) -> str:
