@@ -516,6 +516,10 @@ class MemberReport(_Reply):
     run_seconds: float
     cpu_seconds: float | None = None
     peak_memory_bytes: int | None = None
+    # GPUs: devices x executors' time (what is priced), then NVML's samples when taken.
+    gpu_seconds: float | None = None
+    gpu_busy_seconds: float | None = None
+    gpu_memory_peak_bytes: int | None = None
     cost: float
     start: str | None = None
     end: str | None = None
@@ -529,6 +533,9 @@ class ReportTotals(_Reply):
     run_seconds: float
     cpu_seconds: float | None = None
     peak_memory_bytes: int | None = None
+    gpu_seconds: float | None = None
+    gpu_busy_seconds: float | None = None
+    gpu_memory_peak_bytes: int | None = None
     cost: float
     turnaround_seconds: float | None = None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from pydantic import ValidationError
@@ -11,10 +12,12 @@ from pydantic import ValidationError
 from toolship.compute.base import Capacity, Request
 from toolship.compute.devices import GpuPool
 from toolship.compute.local import gpu_inventory
-from toolship.config import LocalSettings
+from toolship.config import LocalSettings, PriceSettings
+from toolship.engine.accounting import member_usage, summarize
 from toolship.engine.core import EngineCore
 from toolship.engine.events import AttemptExited, Dispatch, Start, TaskCreated
 from toolship.engine.scheduler import pick
+from toolship.models import TaskLog
 from toolship.runtime import gpus as gpus_module
 from toolship.runtime.base import ExecSpec
 from toolship.runtime.container import ContainerRuntime
@@ -163,3 +166,26 @@ def test_an_attempt_records_its_devices_and_gpu_time() -> None:
         "toolship.gpus": "GPU-aaaa,GPU-bbbb",
         "toolship.gpu_seconds": "20.000",
     }
+
+
+def test_the_report_sums_gpu_time_and_keeps_the_peak_gpu_memory() -> None:
+    def attempt(gpu_seconds: str, peak: str) -> TaskLog:
+        return TaskLog.model_validate({
+            "start_time": "2026-01-01T00:00:00Z", "end_time": "2026-01-01T00:00:10Z",
+            "metadata": {"toolship.gpus": "GPU-aaaa", "toolship.gpu_seconds": gpu_seconds,
+                         "toolship.gpu_busy_seconds": "4.0",
+                         "toolship.gpu_memory_peak_bytes": peak},
+        })  # fmt: skip
+
+    prices = PriceSettings(core_hour=0, gb_hour=0, gpu_hour=36.0)
+    attempts = [attempt("8.0", "1024"), attempt("9.5", "4096")]
+    row = SimpleNamespace(id="t", name=None, state=TaskState.COMPLETE, cpus=1, memory_gb=0.0,
+                          gpus=1, logs=attempts)  # fmt: skip
+    member = member_usage(row, {}, prices)
+    assert (member.gpu_seconds, member.gpu_busy_seconds) == (17.5, 8.0)
+    assert member.gpu_memory_peak_bytes == 4096
+    assert member.cost == pytest.approx(20 / 3600 * 36.0), "priced by the GPU-hour, as reserved"
+    plain = member_usage(SimpleNamespace(**{**vars(row), "gpus": 0, "logs": []}), {}, prices)
+    totals = summarize([member, plain])
+    assert (totals.gpu_seconds, totals.gpu_memory_peak_bytes) == (17.5, 4096)
+    assert plain.gpu_seconds is None

@@ -500,13 +500,21 @@ def _print_report(data: BatchReport) -> None:
         f"{_fmt(t.peak_memory_bytes, 'b')} · turn-around {_fmt(t.turnaround_seconds, 's')}"
         f" · cost {t.cost:.4g} {data.currency}"
     )
+    gpus = t.gpu_seconds is not None
+    if gpus:
+        out.print(
+            f"  GPU time {_fmt(t.gpu_seconds, 's')} · busy {_fmt(t.gpu_busy_seconds, 's')}"
+            f" · peak GPU memory {_fmt(t.gpu_memory_peak_bytes, 'b')}"
+        )
     table = Table(box=None, pad_edge=False)
-    for col in ("task", "params", "state", "cpus", "tries", "run", "wall", "cpu", "peak", "cost"):
+    columns = ["task", "params", "state", "cpus", "tries", "run", "wall", "cpu", "peak"]
+    columns += ["gpus", "gpu time", "gpu peak"] if gpus else []
+    for col in [*columns, "cost"]:
         left = col in ("task", "params", "state")
         table.add_column(col, justify="left" if left else "right", no_wrap=col == "task")
     for m in data.members[:200]:
         params = " ".join(f"{k}={v}" for k, v in m.params.items())
-        table.add_row(
+        row = [
             m.id,
             params or (m.name or ""),
             m.state.value,
@@ -516,8 +524,14 @@ def _print_report(data: BatchReport) -> None:
             _fmt(m.wall_seconds, "s"),
             _fmt(m.cpu_seconds, "s"),
             _fmt(m.peak_memory_bytes, "b"),
-            f"{m.cost:.4g}",
-        )
+        ]
+        if gpus:
+            row += [
+                str(m.gpus),
+                _fmt(m.gpu_seconds, "s"),
+                _fmt(m.gpu_memory_peak_bytes, "b"),
+            ]
+        table.add_row(*row, f"{m.cost:.4g}")
     out.print(table)
     if len(data.members) > 200:
         out.print(f"  … and {len(data.members) - 200} more (--json for all)")

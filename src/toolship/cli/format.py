@@ -81,6 +81,24 @@ def _resources(res: Resources | None) -> str:
     return ", ".join(b for b in bits if b)
 
 
+def _usage(meta: dict[str, str]) -> str:
+    """What an attempt used, as its runtime measured it (TES logs[].metadata)."""
+    parts = []
+    if "toolship.cpu_seconds" in meta:
+        parts.append(f"CPU {format_duration(float(meta['toolship.cpu_seconds']))}")
+    if "toolship.peak_memory_bytes" in meta:
+        parts.append(f"peak memory {format_bytes(int(meta['toolship.peak_memory_bytes']))}")
+    if meta.get("toolship.gpus"):
+        gpu = f"GPUs {meta['toolship.gpus']}: GPU time "
+        gpu += format_duration(float(meta.get("toolship.gpu_seconds", "0")))
+        if "toolship.gpu_busy_seconds" in meta:
+            gpu += f", busy {format_duration(float(meta['toolship.gpu_busy_seconds']))}"
+        if "toolship.gpu_memory_peak_bytes" in meta:
+            gpu += f", peak GPU memory {format_bytes(int(meta['toolship.gpu_memory_peak_bytes']))}"
+        parts.append(gpu)
+    return " · ".join(parts)
+
+
 def print_show(console: Console, details: TaskDetails) -> None:
     task = details.task
     p = console.print
@@ -104,6 +122,9 @@ def print_show(console: Console, details: TaskDetails) -> None:
         for n, log in enumerate(attempt.logs):
             took = _duration(log.start_time, log.end_time)
             p(f"    executor {n}: exit [bold]{log.exit_code}[/]  {took}")
+        used = _usage(attempt.metadata or {})
+        if used:
+            p(f"    used       {used}")
         for o in attempt.outputs:
             size = format_bytes(int(o.size_bytes))
             p(f"    output   {o.path} -> {escape(o.url)}  ({size})")

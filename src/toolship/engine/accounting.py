@@ -3,8 +3,10 @@
 Per attempt: ``wall_seconds`` (the attempt's start to end, staging included:
 what the reservation lasted), ``run_seconds`` (the executors alone), and,
 when the runtime measured them (TES ``logs[].metadata``), CPU seconds and
-peak memory.  Cost is reservation time * (cores * core-hour price + GiB *
-GiB-hour price + GPUs * GPU-hour price), summed over attempts.
+peak memory; for tasks with GPUs, GPU time (devices x executors' time) and,
+where NVML sampled the devices, busy GPU time and peak GPU memory.  Cost is
+reservation time * (cores * core-hour price + GiB * GiB-hour price + GPUs *
+GPU-hour price), summed over attempts.
 
 Scaling (for sweeps over ``cpu``/``cpus``/``nodes``): T(n) is the median run
 time of the COMPLETE members with n; speed-up S(n) = T(b) * b / T(n) where b
@@ -34,6 +36,23 @@ def _span(start: str | None, end: str | None) -> float:
     return max(0.0, (parse_rfc3339(end) - parse_rfc3339(start)).total_seconds())
 
 
+class _Sums:
+    """GPU figures over a task's attempts (None: no attempt recorded any)."""
+
+    def __init__(self) -> None:
+        self.seconds: float | None = None
+        self.busy: float | None = None
+        self.peak: int | None = None
+
+    def add(self, meta: Mapping[str, str]) -> None:
+        if "toolship.gpu_seconds" in meta:
+            self.seconds = (self.seconds or 0.0) + float(meta["toolship.gpu_seconds"])
+        if "toolship.gpu_busy_seconds" in meta:
+            self.busy = (self.busy or 0.0) + float(meta["toolship.gpu_busy_seconds"])
+        if "toolship.gpu_memory_peak_bytes" in meta:
+            self.peak = max(self.peak or 0, int(meta["toolship.gpu_memory_peak_bytes"]))
+
+
 class Member(Protocol):
     """What accounting reads of a stored task (a ``db.TaskRow`` has it)."""
 
@@ -59,6 +78,7 @@ def member_usage(row: Member, params: Mapping[str, str], prices: PriceSettings) 
     wall = run = 0.0
     cpu: float | None = None
     peak: int | None = None
+    gpu = _Sums()
     attempts = 0
     starts: list[str] = []
     ends: list[str] = []
@@ -75,6 +95,7 @@ def member_usage(row: Member, params: Mapping[str, str], prices: PriceSettings) 
             cpu = (cpu or 0.0) + float(meta["toolship.cpu_seconds"])
         if "toolship.peak_memory_bytes" in meta:
             peak = max(peak or 0, int(meta["toolship.peak_memory_bytes"]))
+        gpu.add(meta)
     hourly = cpus * prices.core_hour + memory_gb * prices.gb_hour + gpus * prices.gpu_hour
     return MemberReport(
         id=row.id,
@@ -89,6 +110,9 @@ def member_usage(row: Member, params: Mapping[str, str], prices: PriceSettings) 
         run_seconds=round(run, 6),
         cpu_seconds=cpu,
         peak_memory_bytes=peak,
+        gpu_seconds=gpu.seconds,
+        gpu_busy_seconds=gpu.busy,
+        gpu_memory_peak_bytes=gpu.peak,
         cost=round(wall / 3600 * hourly, 6),
         start=min(starts) if starts else None,
         end=max(ends) if ends else None,
@@ -100,6 +124,9 @@ def summarize(members: Sequence[MemberReport]) -> ReportTotals:
     ends = [m.end for m in members if m.end]
     cpu = [m.cpu_seconds for m in members if m.cpu_seconds is not None]
     peaks = [m.peak_memory_bytes for m in members if m.peak_memory_bytes is not None]
+    gpu = [m.gpu_seconds for m in members if m.gpu_seconds is not None]
+    busy = [m.gpu_busy_seconds for m in members if m.gpu_busy_seconds is not None]
+    gpu_peaks = [m.gpu_memory_peak_bytes for m in members if m.gpu_memory_peak_bytes is not None]
     counts: dict[TaskState, int] = {}
     for m in members:
         counts[m.state] = counts.get(m.state, 0) + 1
@@ -111,6 +138,9 @@ def summarize(members: Sequence[MemberReport]) -> ReportTotals:
         run_seconds=round(sum(m.run_seconds for m in members), 6),
         cpu_seconds=round(sum(cpu), 3) if cpu else None,
         peak_memory_bytes=max(peaks) if peaks else None,
+        gpu_seconds=round(sum(gpu), 3) if gpu else None,
+        gpu_busy_seconds=round(sum(busy), 3) if busy else None,
+        gpu_memory_peak_bytes=max(gpu_peaks) if gpu_peaks else None,
         cost=round(sum(m.cost for m in members), 6),
         turnaround_seconds=_span(min(starts), max(ends)) if starts and ends else None,
     )
