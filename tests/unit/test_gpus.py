@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -11,19 +12,22 @@ from pydantic import ValidationError
 
 from toolship.compute.base import Capacity, Request
 from toolship.compute.devices import GpuPool
-from toolship.compute.local import gpu_inventory
-from toolship.config import LocalSettings, PriceSettings
+from toolship.compute.local import LocalBackend, gpu_inventory
+from toolship.config import LocalSettings, PriceSettings, Settings
 from toolship.engine.accounting import member_usage, summarize
 from toolship.engine.core import EngineCore
 from toolship.engine.events import AttemptExited, Dispatch, Start, TaskCreated
 from toolship.engine.scheduler import pick
-from toolship.models import TaskLog
+from toolship.models import Executor, Resources, Task, TaskLog
+from toolship.options import OptionDefaults, read_options
+from toolship.records import Job, RuntimeRecord
 from toolship.runtime import gpus as gpus_module
 from toolship.runtime.base import ExecSpec
 from toolship.runtime.container import ContainerRuntime
 from toolship.runtime.gpus import Gpu, container_devices, gpu_metadata, visible_env
 from toolship.runtime.process import ProcessRuntime
 from toolship.states import TaskState
+from toolship.storage import StorageRegistry
 
 TWO = [Gpu(0, "GPU-aaaa", "Fake", 16384), Gpu(1, "GPU-bbbb", "Fake", 16384)]
 
@@ -189,3 +193,38 @@ def test_the_report_sums_gpu_time_and_keeps_the_peak_gpu_memory() -> None:
     totals = summarize([member, plain])
     assert (totals.gpu_seconds, totals.gpu_memory_peak_bytes) == (17.5, 4096)
     assert plain.gpu_seconds is None
+
+
+def test_a_restarted_server_gives_a_running_task_back_its_own_devices(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key in [k for k in os.environ if k.startswith("TOOLSHIP_")]:
+        monkeypatch.delenv(key)
+    listed = [
+        {"index": g.index, "uuid": g.uuid, "name": g.name, "memory_mib": g.memory_mib} for g in TWO
+    ]
+    settings = Settings(home=tmp_path, local=LocalSettings(runtime="process", gpu_devices=listed))
+
+    def job(task_id: str, gpus: int, recorded: list[int] | None = None) -> Job:
+        resources = Resources(backend_parameters={"gpus": str(gpus)})
+        task = Task(executors=[Executor(image="x", command=["true"])], resources=resources)
+        options = read_options(resources, OptionDefaults.of(settings))
+        return Job(task_id, task, options, runtime=RuntimeRecord(gpus=recorded))
+
+    first = LocalBackend(settings, StorageRegistry([]))
+    fresh = job("fresh", 1)
+    first.free.take(first.request("fresh", fresh.options))  # the scheduler's Start
+    worker = first.start(fresh, reporter=None)  # type: ignore[arg-type]
+    assert worker.env.gpus == (TWO[0],)
+    assert worker.rt.gpus == [0], "the attempt records its devices for a restart"
+
+    again = LocalBackend(settings, StorageRegistry([]))  # the server restarted
+    resumed = job("resumed", 1, recorded=[1])
+    worker = again.start(resumed, reporter=None)  # type: ignore[arg-type]
+    again.free.take(again.request("resumed", resumed.options))  # AttemptResumed
+    assert worker.env.gpus == (TWO[1],)
+    newcomer = job("new", 1)
+    again.free.take(again.request("new", newcomer.options))
+    assert again.start(newcomer, reporter=None).env.gpus == (TWO[0],)  # type: ignore[arg-type]
+    plain = job("cpu-only", 0)
+    assert again.start(plain, reporter=None).env.gpus == (), "it must see no device"  # type: ignore[arg-type]
