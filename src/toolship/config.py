@@ -100,6 +100,9 @@ class ServerSettings(BaseModel):
     # Serve without tokens on an address other hosts can reach: anyone who can connect may
     # then run tasks.  Off: `toolship serve` refuses to start that way.
     allow_unauthenticated: bool = False
+    # HTTPS: the certificate chain and its key (PEM); both or neither.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
     service_name: str = "toolship"
     organization: str = "toolship"
     organization_url: str = "https://github.com/toolship"
@@ -283,6 +286,67 @@ class SlurmSettings(BaseModel):
     prologue: list[str] = Field(default_factory=list)
 
 
+class OidcSettings(BaseModel):
+    """Bearer JWTs from an OpenID Connect issuer (README, "Many users")."""
+
+    model_config = ConfigDict(extra="forbid")
+    # The issuer (its iss claim); "" turns OIDC off.  Its JWKS comes from jwks_url or, when
+    # that is empty, from the issuer's /.well-known/openid-configuration.
+    issuer: str = ""
+    audience: str = ""  # the aud a token must carry (e.g. the client id)
+    jwks_url: str = ""
+    # Asymmetric algorithms only: "none" and HMAC (HS256…) are always refused.
+    algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256", "PS256", "EdDSA"])
+    leeway_seconds: int = Field(default=60, ge=0, le=600)  # clock skew allowed on exp/nbf/iat
+    jwks_cache_seconds: int = Field(default=3600, ge=0)  # refreshed early on an unknown kid
+    user_claim: str = "preferred_username"  # the user name (falls back to "sub")
+    groups_claim: str = "groups"
+    # Groups mapped to roles (the highest wins); anyone else gets default_role.
+    admin_groups: list[str] = Field(default_factory=list)
+    maintainer_groups: list[str] = Field(default_factory=list)
+    user_groups: list[str] = Field(default_factory=list)
+    viewer_groups: list[str] = Field(default_factory=list)
+    default_role: Literal["viewer", "user", "maintainer", "admin", "none"] = "user"
+    # For the web UI's login (authorisation code + PKCE).
+    client_id: str = ""
+
+
+class Quota(BaseModel):
+    """Limits of one user or group (None: no limit)."""
+
+    model_config = ConfigDict(extra="forbid")
+    running_cpus: int | None = Field(default=None, ge=0)  # beyond: tasks wait
+    running_memory_gb: float | None = Field(default=None, ge=0)
+    running_gpus: int | None = Field(default=None, ge=0)
+    queued_tasks: int | None = Field(default=None, ge=0)  # beyond: 429
+    batch_size: int | None = Field(default=None, ge=1)  # beyond: 400
+
+
+class AccessSettings(BaseModel):
+    """Who sees and does what on a server with users (README, "Many users")."""
+
+    model_config = ConfigDict(extra="forbid")
+    # all: everyone sees everything; owner: each user their own; owner-or-admin: and
+    # admins everything.
+    mode: Literal["all", "owner", "owner-or-admin"] = "owner-or-admin"
+    oidc: OidcSettings = Field(default_factory=OidcSettings)
+    # Quotas per user and per group by name; default applies to users not named.
+    user_quotas: dict[str, Quota] = Field(default_factory=dict)
+    group_quotas: dict[str, Quota] = Field(default_factory=dict)
+    default_quota: Quota = Field(default_factory=Quota)
+    # Fair share among users (then groups) in the local scheduler: usage in core-seconds
+    # decayed with this half-life; weights per user and group (default 1).
+    fair_share: bool = True
+    fair_share_half_life_hours: float = Field(default=168.0, gt=0)
+    user_weights: dict[str, float] = Field(default_factory=dict)
+    group_weights: dict[str, float] = Field(default_factory=dict)
+    # Slurm: each user's jobs are submitted with --account (this map; unset: no --account).
+    slurm_accounts: dict[str, str] = Field(default_factory=dict)
+    # Requests per second each token may make (0: unlimited), and the burst above it.
+    rate_limit_per_second: float = Field(default=0.0, ge=0)
+    rate_limit_burst: int = Field(default=100, ge=1)
+
+
 class PriceSettings(BaseModel):
     """What resources cost, for per-task and per-batch cost in reports (0: not priced)."""
 
@@ -422,6 +486,7 @@ class Settings(BaseSettings):
     policy: PolicySettings = Field(default_factory=PolicySettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     images: ImageSettings = Field(default_factory=ImageSettings)
+    access: AccessSettings = Field(default_factory=AccessSettings)
 
     # The config file these settings were read from (one of toolship's own files).
     _config_file: Path | None = PrivateAttr(default=None)

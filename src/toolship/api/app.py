@@ -28,7 +28,7 @@ from toolship.api import (
     trs,
     worker,
 )
-from toolship.api.auth import TokenAuth
+from toolship.api.auth import Authenticator
 from toolship.api.limits import BodyLimit
 from toolship.api.state import AppState
 from toolship.catalog.builds import Builds, ImageTools
@@ -155,7 +155,7 @@ def create_app(
     """The app; ``backend`` builds the compute backend the engine is handed, ``images`` the
     image tools of the catalog and the trust policy, ``scanner`` what makes SBOMs (syft)
     (tests: fakes)."""
-    auth = TokenAuth(tokens or [])
+    auth = Authenticator(tokens or [])
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from toolship.api.auth import principal
 from toolship.api.state import app_state
 from toolship.db import BatchRow, Store
 from toolship.engine.accounting import member_usage, scaling, scaling_key, summarize
@@ -68,7 +69,7 @@ def _summary(store: Store, batch: BatchRow) -> BatchInfo:
 @router.post("/batches", operation_id="CreateBatch", response_model=CreateBatchResponse)
 async def create_batch(request: Request, batch: Annotated[BatchRequest, Body()]) -> JSONResponse:
     """Create every member of a sweep, map or task list in one transaction."""
-    batch_id, task_ids = await app_state(request).engine.create_batch(batch)
+    batch_id, task_ids = await app_state(request).engine.create_batch(batch, principal(request))
     return JSONResponse({"id": batch_id, "task_ids": task_ids})
 
 

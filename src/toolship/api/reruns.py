@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Request
 
+from toolship.api.auth import principal
 from toolship.api.state import app_state
 from toolship.errors import InvalidRequest
 from toolship.models import ErrorResponse
@@ -36,7 +37,7 @@ async def rerun(
     st = app_state(request)
     original = await asyncio.to_thread(st.store.get, id)
     task, places, checked = rerun_task(original, body or RerunRequest())
-    new = await st.engine.create(task)
+    new = await st.engine.create(task, principal(request))
     return RerunInfo(id=new, rerun_of=id, outputs=places, inputs_checked=checked)
 
 

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from toolship.api.auth import principal
 from toolship.api.batches import reply
 from toolship.api.state import app_state
 from toolship.catalog.lower import lower
@@ -103,7 +104,7 @@ async def run_service(
     """Run a service: its ports and parameters checked, then an ordinary TES task created."""
     state = app_state(request)
     version = state.services.runnable(name, run.version)
-    task_id = await state.engine.create(lower(version, run))
+    task_id = await state.engine.create(lower(version, run), principal(request))
     return JSONResponse({"id": task_id})
 
 

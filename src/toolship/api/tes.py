@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from toolship import __version__
+from toolship.api.auth import principal
 from toolship.api.state import AppState, app_state
 from toolship.api.views import render
 from toolship.db.store import ListFilter
@@ -148,7 +149,7 @@ async def list_tasks(
     response_model=CreateTaskResponse,
 )
 async def create_task(request: Request, task: Annotated[Task, Body()]) -> JSONResponse:
-    task_id = await app_state(request).engine.create(task)
+    task_id = await app_state(request).engine.create(task, principal(request))
     return _json({"id": task_id})
 
 

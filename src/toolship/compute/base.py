@@ -32,6 +32,9 @@ class Request:
     priority: int = 0
     # The batch this request belongs to, for its max-parallel throttle (None: no batch).
     group: str | None = None
+    # Who it runs for (quotas, fair share): its owner and the owner's group.
+    owner: str | None = None
+    owner_group: str | None = None
 
     @classmethod
     def on_this_machine(cls, task_id: str, options: TaskOptions) -> Request:

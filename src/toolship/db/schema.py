@@ -23,11 +23,14 @@ __all__ = [
     "batches",
     "cache_entries",
     "components",
+    "events",
     "metadata",
     "sboms",
     "service_versions",
     "task_tags",
     "tasks",
+    "user_tokens",
+    "users",
 ]
 
 metadata = MetaData()
@@ -59,7 +62,11 @@ tasks = Table(
     Column("secrets", Text, nullable=False, server_default="{}"),
     # The batch (sweep, map) this task is a member of.
     Column("batch_id", String(32), nullable=True),
+    # Who created it, and the group it counts against (migration 0008; None: before users).
+    Column("owner", String(255), nullable=True),
+    Column("owner_group", String(255), nullable=True),
     Index("ix_tasks_state_seq", "state", "seq"),
+    Index("ix_tasks_owner_seq", "owner", "seq"),
     Index("ix_tasks_batch_state", "batch_id", "state"),
     Index("ix_tasks_name_seq", "name", "seq"),
 )
@@ -89,6 +96,8 @@ batches = Table(
     Column("deadline", Float, nullable=True),
     # What the batch was made from: parameter rows, the map pattern, the reduce task id.
     Column("spec", Text, nullable=False, server_default="{}"),
+    Column("owner", String(255), nullable=True),
+    Column("owner_group", String(255), nullable=True),
 )
 
 service_versions = Table(
@@ -176,4 +185,45 @@ cache_entries = Table(
     Column("key", String(80), primary_key=True),
     Column("task_seq", Integer, ForeignKey("tasks.seq", ondelete="CASCADE"), nullable=False),
     Column("created", Text, nullable=False),
+)
+
+# Many users (migration 0008; README, "Many users").
+
+users = Table(
+    "users",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("role", String(16), nullable=False),  # viewer, user, maintainer, admin
+    Column("groups", Text, nullable=False, server_default="[]"),  # JSON list
+    Column("disabled", Boolean, nullable=False, server_default=false()),
+    Column("created", Text, nullable=False),  # RFC 3339
+)
+
+user_tokens = Table(
+    "user_tokens",
+    metadata,
+    # A user's bearer tokens, stored as sha256 (the token itself is shown once).
+    Column("id", String(32), primary_key=True),
+    Column("user", String(255), ForeignKey("users.name", ondelete="CASCADE"), nullable=False),
+    Column("digest", String(64), nullable=False, unique=True),
+    Column("created", Text, nullable=False),
+    Column("revoked", Text, nullable=True),  # when (RFC 3339); None: valid
+    Column("last_used", Text, nullable=True),
+    Index("ix_user_tokens_user", "user"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    # Who did what, append-only: creates, cancels, builds, deprecations, user and token
+    # changes, logins.
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("time", Text, nullable=False),  # RFC 3339
+    Column("actor", String(255), nullable=False),
+    Column("action", String(64), nullable=False),  # e.g. task.create, user.add
+    Column("target", Text, nullable=False, server_default=""),  # a task id, a user name…
+    Column("address", String(64), nullable=False, server_default=""),  # the client's
+    Column("detail", Text, nullable=False, server_default=""),
+    Index("ix_events_actor_seq", "actor", "seq"),
+    Index("ix_events_action_seq", "action", "seq"),
 )

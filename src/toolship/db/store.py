@@ -90,6 +90,8 @@ class TaskRow:
     secrets: dict[str, str] = field(default_factory=dict)
     batch_id: str | None = None
     sealed: str = ""
+    owner: str | None = None  # who created it (None: before users, migration 0008)
+    owner_group: str | None = None
 
 
 @dataclass(slots=True)
@@ -103,6 +105,8 @@ class BatchRow:
     priority: int = 0
     deadline: float | None = None
     spec: dict[str, Any] = field(default_factory=dict)
+    owner: str | None = None
+    owner_group: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +125,7 @@ class ListFilter:
     state: TaskState | None = None
     tags: tuple[tuple[str, str], ...] = ()
     batch: str | None = None
+    owner: str | None = None  # only this owner's (None: anyone's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +210,8 @@ _ROW_COLS = (
     tasks.c.resolved,
     tasks.c.cancel_requested,
     tasks.c.batch_id,
+    tasks.c.owner,
+    tasks.c.owner_group,
 )
 
 _FULL_COLS = (*_ROW_COLS, tasks.c.logs, tasks.c.runtime, tasks.c.secrets)
@@ -281,6 +288,8 @@ def _row(r: Row[Any] | Any, with_logs: bool) -> TaskRow:
         cancel_requested=bool(r.cancel_requested),
         batch_id=r.batch_id,
         sealed=r.secrets if with_logs else "",
+        owner=r.owner,
+        owner_group=r.owner_group,
     )
 
 
@@ -391,6 +400,8 @@ class Store:
                 "runtime": _dumps_runtime(row.runtime),
                 "secrets": self.sealer.seal(row.secrets),
                 "batch_id": row.batch_id,
+                "owner": row.owner,
+                "owner_group": row.owner_group,
             }
             for row in rows
         ]
@@ -407,6 +418,8 @@ class Store:
                         priority=batch.priority,
                         deadline=batch.deadline,
                         spec=_dumps(batch.spec),
+                        owner=batch.owner,
+                        owner_group=batch.owner_group,
                     )
                 )
             if len(rows) == 1:
@@ -556,6 +569,8 @@ class Store:
             conds.append(tasks.c.state == flt.state.value)
         if flt.batch is not None:
             conds.append(tasks.c.batch_id == flt.batch)
+        if flt.owner is not None:
+            conds.append(tasks.c.owner == flt.owner)
         if flt.name_prefix:
             # Range on the name index instead of LIKE (which would treat % and _ specially).
             conds.append(tasks.c.name >= flt.name_prefix)
@@ -607,8 +622,11 @@ class Store:
             raise NotFound(f"no batch with id {batch_id!r}")
         return _batch(r)
 
-    def list_batches(self, limit: int = 50) -> builtins.list[BatchRow]:
+    def list_batches(self, limit: int = 50, owner: str | None = None) -> builtins.list[BatchRow]:
+        """The newest batches (``owner``: only that owner's)."""
         query = select(batches).order_by(batches.c.seq.desc()).limit(limit)
+        if owner is not None:
+            query = query.where(batches.c.owner == owner)
         with self.engine.connect() as conn:
             return [_batch(r) for r in conn.execute(query)]
 
@@ -704,4 +722,6 @@ def _batch(r: Any) -> BatchRow:
         priority=r.priority,
         deadline=r.deadline,
         spec=json.loads(r.spec),
+        owner=r.owner,
+        owner_group=r.owner_group,
     )

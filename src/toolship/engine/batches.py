@@ -20,6 +20,7 @@ from toolship.engine.limits import check_text
 from toolship.engine.policy import check_policy
 from toolship.engine.service_batches import service_map, service_sweep
 from toolship.errors import InvalidRequest
+from toolship.identity import ANONYMOUS, Principal
 from toolship.models import BatchRequest, Task
 from toolship.options import OptionDefaults, TaskOptions, read_options
 from toolship.services import BatchService, ServiceVersion
@@ -58,7 +59,7 @@ class BatchBuilder:
         self.engine = engine
 
     def store(
-        self, request: BatchRequest
+        self, request: BatchRequest, owner: Principal = ANONYMOUS
     ) -> tuple[BatchRow, list[TaskRow], list[tuple[str, ...]], dict[str, TaskState]]:
         """Build, check and store a batch; its members' ``after``, the outside parents' states.
 
@@ -70,6 +71,9 @@ class BatchBuilder:
         gc.disable()
         try:
             batch, rows, afters = self.build(request)
+            batch.owner, batch.owner_group = owner.name, owner.group
+            for row in rows:
+                row.owner, row.owner_group = owner.name, owner.group
             parents = {p for after in afters for p in after} - {r.id for r in rows}
             states = self.engine.parent_states(tuple(sorted(parents)))
             self.engine.store.insert_tasks(rows, batch)

@@ -45,6 +45,7 @@ from toolship.engine.reporter import AttemptReporter
 from toolship.engine.validate import admit
 from toolship.engine.writer import ReportWriter
 from toolship.errors import InvalidRequest
+from toolship.identity import ANONYMOUS, Principal
 from toolship.models import BatchRequest, Task, TaskLog
 from toolship.options import OptionDefaults, TaskOptions, read_options
 from toolship.provenance.cache import ResultCache
@@ -193,28 +194,31 @@ class Engine:
             pinned=pinned,
         )
 
-    async def create(self, task: Task) -> str:
+    async def create(self, task: Task, owner: Principal = ANONYMOUS) -> str:
         if self.trust is not None and self.trust.active:  # podman, skopeo: off the loop
             row, options = await asyncio.to_thread(self.admit, task)
         else:
             row, options = self.admit(task)
+        row.owner, row.owner_group = owner.name, owner.group
         states = self.parent_states(options.after)
         if options.cache and await self._from_cache(row, options, states):
             return row.id
         self.store.insert_tasks([row])
-        self._place(self.backend.request(row.id, options), options.after, states)
+        self._place(self._request(row, options), options.after, states)
         # Dispatched in this same call, it is still QUEUED as just stored: no read back.
         self._dispatch_now(fresh=row)
         return row.id
 
-    async def create_batch(self, request: BatchRequest) -> tuple[str, list[str]]:
+    async def create_batch(
+        self, request: BatchRequest, owner: Principal = ANONYMOUS
+    ) -> tuple[str, list[str]]:
         """Store a sweep, map or list of tasks in one transaction and queue its members.
 
         Checking and storing tens of thousands of members takes seconds: that runs in a
         thread, and the members are queued here a chunk at a time, so the server keeps
         answering meanwhile.
         """
-        batch, rows, afters, states = await asyncio.to_thread(self.batches.store, request)
+        batch, rows, afters, states = await asyncio.to_thread(self.batches.store, request, owner)
         self._add_batch(batch)
         group = batch.id if batch.max_parallel else None
         later = {r.id for r in rows}
@@ -224,7 +228,9 @@ class Engine:
             ):
                 later.discard(row.id)
                 cost = (row.cpus, row.memory_gb, row.gpus, row.priority)
-                self._place(Request(row.id, *cost, group=group), after, states, later)
+                request_ = Request(row.id, *cost, group=group, owner=row.owner,
+                                   owner_group=row.owner_group)  # fmt: skip
+                self._place(request_, after, states, later)
             await asyncio.sleep(0)
         self._dispatch_now()
         return batch.id, [r.id for r in rows]
@@ -491,9 +497,11 @@ class Engine:
 
     def _request(self, row: TaskRow, options: TaskOptions) -> Request:
         request = self.backend.request(row.id, options)
-        if row.batch_id is not None and self.core.throttled(row.batch_id):
-            request = dataclasses.replace(request, group=row.batch_id)
-        return request
+        throttled = row.batch_id is not None and self.core.throttled(row.batch_id)
+        group = row.batch_id if throttled else None
+        return dataclasses.replace(
+            request, group=group, owner=row.owner, owner_group=row.owner_group
+        )
 
     def _options(self, row: TaskRow, task: Task) -> TaskOptions:
         """The options the task was accepted with, whatever the server's defaults are now."""
