@@ -25,6 +25,7 @@ from toolship.errors import (
     ServerUnavailable,
     StagingError,
     ToolshipError,
+    TooManyRequests,
     Unauthorized,
 )
 from toolship.states import TaskState
@@ -60,6 +61,7 @@ __all__ = [
     "StagingError",
     "Task",
     "TaskState",
+    "TooManyRequests",
     "ToolshipError",
     "Unauthorized",
     "View",

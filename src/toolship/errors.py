@@ -9,6 +9,7 @@
     ├── Forbidden                  403  token valid, action not allowed
     ├── NotFound                   404  unknown task id
     ├── Conflict                   409  a remote worker reports on an attempt that is over
+    ├── TooManyRequests            429  over a quota or the rate limit; the message says which
     ├── ConfigError                      settings that cannot work (raised at start-up)
     ├── RuntimeUnavailable               the container engine cannot be used
     ├── StagingError                     an input could not be fetched or an output not delivered
@@ -32,6 +33,7 @@ __all__ = [
     "RuntimeUnavailable",
     "ServerUnavailable",
     "StagingError",
+    "TooManyRequests",
     "ToolshipError",
     "Unauthorized",
 ]
@@ -74,6 +76,10 @@ class Conflict(ToolshipError):
     status_code = 409
 
 
+class TooManyRequests(ToolshipError):
+    status_code = 429
+
+
 class ConfigError(ToolshipError):
     pass
 
@@ -100,6 +106,7 @@ BY_STATUS: dict[int, type[ToolshipError]] = {
     403: Forbidden,
     404: NotFound,
     409: Conflict,
+    429: TooManyRequests,
     413: InvalidRequest,  # a body over the server's limit
     503: ServerUnavailable,
 }

@@ -11,7 +11,7 @@ def test_public_surface_is_explicit() -> None:
         "Batch", "Client", "Task", "TaskState", "View", "__version__", "ToolshipError",
         "InvalidRequest", "ResourcesUnavailable", "Unauthorized", "Forbidden", "NotFound",
         "Conflict", "ConfigError", "RuntimeUnavailable", "StagingError", "ServerUnavailable",
-        "BuildFailed",
+        "BuildFailed", "TooManyRequests",
     }  # fmt: skip
     for name in toolship.__all__:
         assert hasattr(toolship, name)
