@@ -30,6 +30,7 @@ from toolship.api import (
 )
 from toolship.api.auth import Authenticator
 from toolship.api.limits import BodyLimit
+from toolship.api.ratelimit import Buckets, RateLimit, exempt
 from toolship.api.state import AppState
 from toolship.catalog.builds import Builds, ImageTools
 from toolship.catalog.catalog import Catalog
@@ -112,6 +113,7 @@ class _App(FastAPI):
     """The app; its OpenAPI schema lists toolship's real error responses, not FastAPI's 422."""
 
     auth = False  # are tokens asked for (a 401 on every protected route)
+    rate_limited = False  # access.rate_limit_per_second (a 429 on every limited route)
 
     def openapi(self) -> dict[str, Any]:
         if self.openapi_schema:
@@ -135,6 +137,13 @@ class _App(FastAPI):
                     responses["400"] = _error_response("The request is invalid; detail says why")
                 if op.get("requestBody"):
                     responses["413"] = _error_response("The body is over limits.max_body_bytes")
+                if self.rate_limited and not exempt(path):
+                    responses.setdefault(
+                        "429",
+                        _error_response(
+                            "Over access.rate_limit_per_second; Retry-After says when to retry"
+                        ),
+                    )
                 if self.auth and path != "/api/v1/health":
                     responses["401"] = _error_response("Missing or wrong bearer token")
                 if "{" in path:
@@ -258,6 +267,11 @@ def create_app(
 
     app.auth = auth.enabled
     app.add_middleware(BodyLimit, max_bytes=settings.limits.max_body_bytes)
+    access = settings.access
+    if access.rate_limit_per_second > 0:  # outermost: refused before a body is read
+        app.rate_limited = True
+        buckets = Buckets(access.rate_limit_per_second, access.rate_limit_burst)
+        app.add_middleware(RateLimit, buckets=buckets)
 
     @app.exception_handler(ToolshipError)
     async def _toolship_error(_request: Request, exc: ToolshipError) -> JSONResponse:
