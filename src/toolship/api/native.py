@@ -14,10 +14,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from toolship.api import access
 from toolship.api.state import AppState, app_state
 from toolship.api.views import render, resolved_resources
 from toolship.db import TaskRow
 from toolship.errors import InvalidRequest
+from toolship.identity import Role
 from toolship.models import View
 from toolship.states import is_final
 from toolship.worker import taskfs
@@ -45,6 +47,7 @@ async def wait_task(
     request: Request, id: str, timeout: Annotated[float, Query(ge=0, le=600)] = 30.0
 ) -> JSONResponse:
     """Answer when the task is final, or with its current state after ``timeout`` seconds."""
+    await access.check_task(request, id)
     state = await app_state(request).engine.wait(id, timeout)
     return JSONResponse({"id": id, "state": state.value, "final": is_final(state)})
 
@@ -53,7 +56,7 @@ async def wait_task(
 async def task_details(request: Request, id: str) -> JSONResponse:
     """The FULL TES task plus what only toolship knows (runtime, resources, directories)."""
     st = app_state(request)
-    row = st.store.get(id)
+    row = access.check_row(request, st.store.get(id))
     resources = resolved_resources(row)
     runtime_name = (resources.get("backend_parameters") or {}).get("runtime")
     rt = row.runtime
@@ -94,7 +97,7 @@ async def task_logs(
     """
     st = app_state(request)
     # Rows are read in a thread: a task's spec may hold thousands of executors.
-    row = await asyncio.to_thread(st.store.get, id, with_logs=False)
+    row = await access.visible_task(request, id, with_logs=False)
     count = len(row.spec["executors"])
     if executor is not None and not 0 <= executor < count:
         raise InvalidRequest(f"executor must be between 0 and {count - 1}")
@@ -226,5 +229,6 @@ def _progress(row: TaskRow, base: str) -> tuple[bool, int]:
 @embedded_only.post("/server/shutdown", operation_id="Shutdown")
 async def shutdown(request: Request) -> JSONResponse:
     """Stop the server; running executors keep running and are followed again on restart."""
+    access.require(request, Role.ADMIN, "stopping the server")
     asyncio.get_running_loop().call_later(0.1, os.kill, os.getpid(), signal.SIGTERM)
     return JSONResponse({"status": "stopping"})

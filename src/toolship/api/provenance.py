@@ -9,6 +9,7 @@ import anyio
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
+from toolship.api import access
 from toolship.api.state import app_state
 from toolship.db import Store, TaskRow
 from toolship.db.sboms import SbomStore
@@ -78,7 +79,8 @@ async def get_provenance(request: Request, task_id: str) -> JSONResponse:
     """How the task's results were made: each attempt's images by digest, commands,
     environment, times, exit codes, and its inputs and outputs with their sha256."""
     store = app_state(request).store
-    (record,) = await anyio.to_thread.run_sync(lambda: _records(store, [store.get(task_id)]))
+    row = await access.visible_task(request, task_id)
+    (record,) = await anyio.to_thread.run_sync(lambda: _records(store, [row]))
     return JSONResponse(record.model_dump(mode="json", exclude_none=True))
 
 
@@ -93,9 +95,10 @@ _ZIP: dict[int | str, dict[str, Any]] = {
 async def get_task_crate(request: Request, task_id: str, license: License = None) -> Response:
     """The task as a Process Run Crate (RO-Crate 1.1), zipped."""
     store = app_state(request).store
+    row = await access.visible_task(request, task_id)
 
     def build() -> bytes:
-        records = _records(store, [store.get(task_id)])
+        records = _records(store, [row])
         return _zip(store, records, f"toolship task {task_id}", _about(records), license)
 
     return _attachment(await anyio.to_thread.run_sync(build), f"{task_id}.crate.zip")
@@ -112,7 +115,7 @@ async def get_batch_crate(request: Request, batch_id: str, license: License = No
     store = app_state(request).store
 
     def build() -> bytes:
-        batch = store.get_batch(batch_id)
+        batch = access.check_batch(request, store.get_batch(batch_id))
         records = _records(store, store.batch_members(batch_id))
         title = f"toolship batch {batch.name or batch_id}"
         return _zip(store, records, title, f"{len(records)} tasks of batch {batch_id}", license)

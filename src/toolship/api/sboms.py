@@ -8,9 +8,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse, Response
 
+from toolship.api import access
 from toolship.api.batches import reply
 from toolship.api.state import app_state
 from toolship.errors import NotFound
+from toolship.identity import Role
 from toolship.provenance.sboms import Sboms
 from toolship.supply.images import image_uses
 from toolship.supply.sboms import MEDIA_TYPES, MakeSbom, SbomInfo, StoredSbom, check_format
@@ -52,6 +54,7 @@ async def make_sbom(request: Request, body: Annotated[MakeSbom, Body()]) -> JSON
     201 when made by this request, 200 when stored already; ``error`` says why none
     could be made (then GET answers 404 with it).
     """
+    access.require(request, Role.USER, "making SBOMs")
     sboms = _sboms(request)
     sbom, made = await asyncio.to_thread(sboms.for_image, body.image)
     info = sboms.store.info(sbom.digest)
@@ -83,7 +86,7 @@ async def get_task_sbom(
     """The SBOM of the image an executor of the task's latest attempt ran (by the digest
     it recorded), made now when none is stored."""
     check_format(format)
-    row = await asyncio.to_thread(app_state(request).store.get, id)
+    row = await access.visible_task(request, id)
     attempts = [uses for log in row.logs if (uses := image_uses(log.metadata))]
     if not attempts:
         raise NotFound(

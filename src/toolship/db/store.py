@@ -59,7 +59,17 @@ from toolship.states import (
 )
 from toolship.supply.images import ImageUse, image_uses
 
-__all__ = ["BatchRow", "Change", "ListFilter", "Page", "Store", "TaskRow", "TaskSummary"]
+__all__ = [
+    "BatchRow",
+    "Change",
+    "ListFilter",
+    "Page",
+    "Store",
+    "TaskRow",
+    "TaskSummary",
+    "no_batch",
+    "no_task",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +142,16 @@ class ListFilter:
 class Page:
     items: list[TaskSummary] | list[TaskRow]
     next_token: str | None
+
+
+def no_task(task_id: str) -> NotFound:
+    """The 404 of a task that is not there, or that the caller may not see (the same)."""
+    return NotFound(f"no task with id {task_id!r}")
+
+
+def no_batch(batch_id: str) -> NotFound:
+    """The 404 of a batch that is not there, or that the caller may not see (the same)."""
+    return NotFound(f"no batch with id {batch_id!r}")
 
 
 def encode_token(seq: int) -> str:
@@ -538,15 +558,33 @@ class Store:
         with self.engine.connect() as conn:
             r = conn.execute(query, {"b_id": task_id}).first()
         if r is None:
-            raise NotFound(f"no task with id {task_id!r}")
+            raise no_task(task_id)
         return _row(r, with_logs)
 
     def get_state(self, task_id: str) -> TaskState:
         with self.engine.connect() as conn:
             state = conn.execute(_GET_STATE, {"b_id": task_id}).scalar()
         if state is None:
-            raise NotFound(f"no task with id {task_id!r}")
+            raise no_task(task_id)
         return TaskState(state)
+
+    def owner_of(self, task_id: str) -> str | None:
+        """Who created the task (None: no one recorded, before users existed)."""
+        with self.engine.connect() as conn:
+            r = conn.execute(select(tasks.c.owner).where(tasks.c.id == task_id)).first()
+        if r is None:
+            raise no_task(task_id)
+        return None if r.owner is None else str(r.owner)
+
+    def owners(self, task_ids: Sequence[str]) -> dict[str, str | None]:
+        """The owners of those of ``task_ids`` that exist."""
+        out: dict[str, str | None] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(task_ids), 500):
+                chunk = list(task_ids[start : start + 500])
+                query = select(tasks.c.id, tasks.c.owner).where(tasks.c.id.in_(chunk))
+                out.update({r.id: r.owner for r in conn.execute(query)})
+        return out
 
     def list(
         self,
@@ -619,7 +657,7 @@ class Store:
         with self.engine.connect() as conn:
             r = conn.execute(select(batches).where(batches.c.id == batch_id)).first()
         if r is None:
-            raise NotFound(f"no batch with id {batch_id!r}")
+            raise no_batch(batch_id)
         return _batch(r)
 
     def list_batches(self, limit: int = 50, owner: str | None = None) -> builtins.list[BatchRow]:
