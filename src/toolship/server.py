@@ -7,15 +7,20 @@ import json
 import logging
 import os
 import socket
+import ssl
+from pathlib import Path
 
 import uvicorn
+from sqlalchemy import select
 
 from toolship.api import create_app
-from toolship.config import ServerState, Settings, state_file, token_file
+from toolship.config import ServerSettings, ServerState, Settings, state_file, token_file
+from toolship.db.schema import users
+from toolship.db.store import make_engine, migrate
 from toolship.errors import ConfigError
 from toolship.secrets import ensure_token_file, read_tokens
 
-__all__ = ["serve"]
+__all__ = ["require_authentication", "serve", "tls_files"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +53,84 @@ def _loopback(host: str) -> bool:
         return False  # a host name: it may resolve to anything
 
 
+def _users(settings: Settings) -> bool:
+    """Has the server users (it then asks every request for a token, theirs or its own)?"""
+    engine = make_engine(settings.database_url)
+    try:
+        migrate(engine)  # what the app's start does next anyway
+        with engine.connect() as conn:
+            return conn.execute(select(users.c.name).limit(1)).first() is not None
+    finally:
+        engine.dispose()
+
+
+def require_authentication(settings: Settings, tokens: list[str]) -> None:
+    """Refuse to serve an address other hosts reach when nobody would have to authenticate.
+
+    Server tokens, users of the server's own (their tokens) and an OIDC issuer each make
+    every request show a credential; loopback is the operator's own machine.
+    """
+    host = settings.server.host
+    if tokens or _loopback(host) or settings.access.oidc.issuer or _users(settings):
+        return
+    if not settings.server.allow_unauthenticated:
+        raise ConfigError(
+            f"refusing to serve on {host} without authentication: anyone who can reach "
+            "that address could run tasks. Give the server a way to authenticate: "
+            "server.token_file (a file of bearer tokens, one a line), users with tokens "
+            "of their own (`toolship user add NAME`, run while it listens on 127.0.0.1 or "
+            "with a token of server.token_file), or OIDC (access.oidc.issuer); or listen "
+            "on 127.0.0.1. If a proxy in front authenticates every request, start it "
+            "with --insecure-no-auth (server.allow_unauthenticated = true)"
+        )
+    log.warning(
+        "serving on %s without authentication (--insecure-no-auth, "
+        "server.allow_unauthenticated): anyone who reaches it may run tasks",
+        host,
+    )
+
+
+def tls_files(server: ServerSettings) -> tuple[Path, Path] | None:
+    """The certificate chain and key to serve HTTPS with (checked now), or None: HTTP."""
+    cert, key = server.tls_cert_file, server.tls_key_file
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise ConfigError(
+            "server.tls_cert_file and server.tls_key_file go together: set both (the "
+            "certificate chain and its private key, PEM files) to serve HTTPS, or neither "
+            "to serve HTTP"
+        )
+    asked: list[bool] = []
+
+    def password() -> bytes:  # never a prompt on the terminal of a server
+        asked.append(True)
+        return b""
+
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key, password)
+    except ssl.SSLError as exc:
+        if asked:
+            problem = (
+                f"server.tls_key_file {key} is encrypted; give the server an unencrypted "
+                "key, readable only by the server's user"
+            )
+        elif "KEY_VALUES_MISMATCH" in str(exc):
+            problem = f"server.tls_key_file {key} is not the key of server.tls_cert_file {cert}"
+        else:
+            problem = (
+                f"server.tls_cert_file {cert} and server.tls_key_file {key} are not a PEM "
+                f"certificate chain and its private key ({exc.reason or exc})"
+            )
+        raise ConfigError(f"cannot serve HTTPS: {problem}") from None
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot serve HTTPS: cannot read {exc.filename or f'{cert} or {key}'} "
+            f"({exc.strerror}); check server.tls_cert_file and server.tls_key_file"
+        ) from None
+    return cert, key
+
+
 def serve(settings: Settings, *, embedded: bool = False) -> None:
     """Serve until SIGINT/SIGTERM.  Running executors survive and are resumed next start."""
     settings.home.mkdir(parents=True, exist_ok=True)
@@ -58,26 +141,18 @@ def serve(settings: Settings, *, embedded: bool = False) -> None:
         if not settings.server.token_file.is_file():
             raise ConfigError(f"server.token_file {settings.server.token_file} does not exist")
         tokens = read_tokens(settings.server.token_file)
-    if not tokens and not _loopback(settings.server.host):
-        if not settings.server.allow_unauthenticated:
-            raise ConfigError(
-                f"refusing to serve on {settings.server.host} without authentication: anyone "
-                "who can reach that address could run tasks. Set server.token_file (a file "
-                "of bearer tokens, one a line), listen on 127.0.0.1, or set "
-                "server.allow_unauthenticated = true if a proxy in front authenticates"
-            )
-        log.warning(
-            "serving on %s without authentication (server.allow_unauthenticated)",
-            settings.server.host,
-        )
+    require_authentication(settings, tokens)
+    # The embedded server listens on loopback for its own CLI, which trusts no private CA.
+    tls = None if embedded else tls_files(settings.server)
+    scheme = "https" if tls else "http"
     sock = _bind(settings.server.host, settings.server.port)
     host, port = sock.getsockname()[:2]
-    url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
+    url = f"{scheme}://{host if ':' not in host else f'[{host}]'}:{port}"
     if settings.backend == "slurm" and not settings.slurm.server_url:
         # Compute nodes report here; a wildcard address is no place to connect to.
         wildcard = host in ("0.0.0.0", "::")  # noqa: S104
         reach = socket.gethostname() if wildcard else host
-        reach_url = f"http://{reach if ':' not in reach else f'[{reach}]'}:{port}"
+        reach_url = f"{scheme}://{reach if ':' not in reach else f'[{reach}]'}:{port}"
         settings = settings.model_copy(
             update={"slurm": settings.slurm.model_copy(update={"server_url": reach_url})}
         )
@@ -86,7 +161,13 @@ def serve(settings: Settings, *, embedded: bool = False) -> None:
     settings = settings.model_copy(update={"storage": storage})
     app = create_app(settings, tokens=tokens, embedded=embedded)
     config = uvicorn.Config(
-        app, log_level="warning", access_log=False, timeout_graceful_shutdown=3, lifespan="on"
+        app,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=3,
+        lifespan="on",
+        ssl_certfile=tls[0] if tls else None,
+        ssl_keyfile=tls[1] if tls else None,
     )
     server = uvicorn.Server(config)
     state = state_file(settings.home)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import ssl
 import subprocess
 import sys
 import time
@@ -30,13 +31,20 @@ class Shared:
         )
 
 
-def wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
+def wait_healthy(
+    url: str,
+    proc: subprocess.Popen[bytes],
+    log: Path,
+    timeout: float = 60,
+    verify: ssl.SSLContext | bool = True,
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise AssertionError(f"the server exited ({proc.returncode}): {log.read_text()}")
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/api/v1/health", timeout=2).status_code == 200:
+            health = httpx.get(f"{url}/api/v1/health", timeout=2, verify=verify)
+            if health.status_code == 200:
                 return
         time.sleep(0.1)
     raise AssertionError(f"the server did not answer within {timeout:.0f}s: {log.read_text()}")

@@ -55,12 +55,20 @@ def cli(ctx: click.Context, server: str | None, token: str | None) -> None:
     type=click.Choice(["local", "slurm"]),
     help="Where tasks run: this machine (default) or a Slurm cluster (see [slurm] settings).",
 )
+@click.option(
+    "--insecure-no-auth",
+    is_flag=True,
+    help="Serve an address other hosts reach with no authentication at all (no token file, "
+    "users or OIDC): only behind a proxy that authenticates every request "
+    "(server.allow_unauthenticated).",
+)
 @click.option("--embedded", is_flag=True, hidden=True)
 def serve(
     host: str | None,
     port: int | None,
     config_file: Path | None,
     backend: str | None,
+    insecure_no_auth: bool,
     embedded: bool,
 ) -> None:
     """Run the toolship server in the foreground (TES API at /ga4gh/tes/v1).
@@ -82,6 +90,8 @@ def serve(
         listen = listen.model_copy(update={"host": host})
     if port is not None:
         listen = listen.model_copy(update={"port": port})
+    if insecure_no_auth:
+        listen = listen.model_copy(update={"allow_unauthenticated": True})
     settings = settings.model_copy(update={"server": listen})
     if backend:
         settings = settings.model_copy(update={"backend": backend})
