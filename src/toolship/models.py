@@ -29,15 +29,20 @@ __all__ = [
     "CancelBatchResponse",
     "CreateBatchResponse",
     "CreateTaskResponse",
+    "CreatedUser",
     "ErrorResponse",
+    "EventInfo",
+    "EventList",
     "Executor",
     "ExecutorLog",
     "FileType",
     "Input",
+    "IssuedToken",
     "LegacyServiceInfo",
     "ListTasksResponse",
     "MapSpec",
     "MemberReport",
+    "NewUser",
     "Output",
     "OutputFileLog",
     "Prices",
@@ -55,7 +60,11 @@ __all__ = [
     "TaskLog",
     "TaskView",
     "TaskWait",
+    "TokenInfo",
+    "UserInfo",
+    "UserList",
     "View",
+    "Whoami",
     "distinct_inputs",
     "is_reply",
     "static_dir",
@@ -571,3 +580,77 @@ class BatchReport(_Reply):
     totals: ReportTotals
     members: list[MemberReport]
     scaling: Scaling | None = None
+
+
+# --- users, tokens and who did what (/api/v1/users, /api/v1/events, /api/v1/me) ---------
+
+
+class NewUser(_Spec):
+    """``POST /api/v1/users``: a user and its role and groups (the first group is the one
+    its tasks count against)."""
+
+    name: str
+    role: str = "user"
+    groups: list[str] = Field(default_factory=list)
+
+
+class TokenInfo(_Reply):
+    """A user's token as the server keeps it: never the token itself."""
+
+    id: str
+    user: str
+    created: str
+    revoked: str | None = None
+    last_used: str | None = None
+
+
+class IssuedToken(_Reply):
+    """A new token: ``token`` is shown this once; the server keeps only its sha256."""
+
+    id: str
+    user: str
+    token: str
+
+
+class UserInfo(_Reply):
+    name: str
+    role: str
+    groups: list[str] = Field(default_factory=list)
+    disabled: bool = False
+    created: str
+    tokens: list[TokenInfo] = Field(default_factory=list)
+
+
+class UserList(_Reply):
+    users: list[UserInfo]
+
+
+class CreatedUser(_Reply):
+    user: UserInfo
+    token: IssuedToken
+
+
+class Whoami(_Reply):
+    """``GET /api/v1/me``: who the server takes the caller for, and how it knows."""
+
+    name: str
+    role: str
+    groups: list[str] = Field(default_factory=list)
+    via: str
+
+
+class EventInfo(_Reply):
+    """One line of who did what: ``action`` on ``target`` by ``actor`` from ``address``."""
+
+    seq: int
+    time: str
+    actor: str
+    action: str
+    target: str = ""
+    address: str = ""
+    detail: str = ""
+
+
+class EventList(_Reply):
+    events: list[EventInfo]
+    next_page_token: str | None = None

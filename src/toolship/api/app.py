@@ -19,6 +19,7 @@ from toolship.api import (
     audit,
     batches,
     cache,
+    events,
     native,
     provenance,
     reruns,
@@ -26,6 +27,7 @@ from toolship.api import (
     services,
     tes,
     trs,
+    users,
     worker,
 )
 from toolship.api.auth import Authenticator
@@ -41,8 +43,10 @@ from toolship.compute import BackendFactory, make_backend
 from toolship.config import ImageSettings, Settings
 from toolship.db import Store
 from toolship.db.catalog import CatalogStore
+from toolship.db.events import EventLog
 from toolship.db.sboms import SbomStore
 from toolship.db.sealing import SEALER, Sealer
+from toolship.db.users import UserStore
 from toolship.engine.engine import Engine
 from toolship.engine.policy import resolve_policy
 from toolship.errors import ToolshipError
@@ -196,6 +200,8 @@ def create_app(
             tools,
             registered=lambda v: sbom_maker.later(ImageUse(0, v.image, v.digest, v.image_id)),
         )
+        user_store = UserStore(store.engine)
+        auth.verifiers.append(users.UserTokens(user_store))
         app.state.toolship = AppState(
             settings=settings,
             store=store,
@@ -210,6 +216,8 @@ def create_app(
                 limits=BuildLimits.from_settings(settings),
                 at_once=settings.images.builds_at_once,
             ),
+            users=user_store,
+            events=EventLog(store.engine),
             embedded=embedded,
             sboms=sbom_maker,
         )
@@ -236,7 +244,8 @@ def create_app(
         description="GA4GH TES v1.1 at /ga4gh/tes/v1 (and /v1); toolship's own API at /api/v1.",
         lifespan=lifespan,
     )
-    protected = [Depends(auth)]
+    # Who proved to be whom: a login event once an hour per principal and address.
+    protected = [Depends(auth), Depends(events.Logins())]
     # TES 1.0's path, which TES 1.0 clients (py-tes 0.4) ask, answered in TES 1.0's shape;
     # it must come before /v1/tasks/{id}.
     app.add_api_route(
@@ -258,6 +267,8 @@ def create_app(
     app.include_router(services.router, dependencies=protected)
     app.include_router(audit.router, dependencies=protected)
     app.include_router(provenance.router, dependencies=protected)
+    app.include_router(users.router, dependencies=protected)
+    app.include_router(events.router, dependencies=protected)
     app.include_router(trs.router, prefix=TRS_PREFIX, dependencies=protected)
     if embedded:
         app.include_router(native.embedded_only, dependencies=protected)

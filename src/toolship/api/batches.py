@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from toolship.api.auth import principal
+from toolship.api.events import record
 from toolship.api.state import app_state
 from toolship.db import BatchRow, Store
 from toolship.engine.accounting import member_usage, scaling, scaling_key, summarize
@@ -70,6 +71,7 @@ def _summary(store: Store, batch: BatchRow) -> BatchInfo:
 async def create_batch(request: Request, batch: Annotated[BatchRequest, Body()]) -> JSONResponse:
     """Create every member of a sweep, map or task list in one transaction."""
     batch_id, task_ids = await app_state(request).engine.create_batch(batch, principal(request))
+    record(request, "batch.create", batch_id, f"{len(task_ids)} tasks")
     return JSONResponse({"id": batch_id, "task_ids": task_ids})
 
 
@@ -88,6 +90,7 @@ async def cancel_batch(request: Request, id: str) -> JSONResponse:
     st = app_state(request)
     st.store.get_batch(id)
     count = await st.engine.cancel_batch(id)
+    record(request, "batch.cancel", id, f"{count} tasks canceled")
     return reply(CancelBatchResponse(id=id, canceled=count))
 
 

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, Request
 
 from toolship.api.auth import principal
+from toolship.api.events import record
 from toolship.api.state import app_state
 from toolship.errors import InvalidRequest
 from toolship.models import ErrorResponse
@@ -38,6 +39,7 @@ async def rerun(
     original = await asyncio.to_thread(st.store.get, id)
     task, places, checked = rerun_task(original, body or RerunRequest())
     new = await st.engine.create(task, principal(request))
+    record(request, "task.create", new, f"rerun of {id}")
     return RerunInfo(id=new, rerun_of=id, outputs=places, inputs_checked=checked)
 
 

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from toolship.api.auth import principal
 from toolship.api.batches import reply
+from toolship.api.events import record
 from toolship.api.state import app_state
 from toolship.catalog.lower import lower
 from toolship.models import CreateTaskResponse, ErrorResponse
@@ -62,6 +63,9 @@ async def register_service(
     done = await asyncio.to_thread(
         services.register, body.image, name=body.name, version=body.version
     )
+    if done.created:
+        v = done.version
+        record(request, "service.publish", f"{v.name}@{v.version}", body.image)
     return JSONResponse(
         done.version.model_dump(mode="json", exclude_none=True),
         status_code=201 if done.created else 200,
@@ -94,7 +98,9 @@ async def get_service_version(request: Request, name: str, version: str) -> JSON
 )
 async def deprecate_service_version(request: Request, name: str, version: str) -> JSONResponse:
     """Hide a version from the catalog and refuse new runs of it; old tasks keep it."""
-    return reply(app_state(request).catalog.deprecate(name, version))
+    deprecated = app_state(request).catalog.deprecate(name, version)
+    record(request, "service.deprecate", f"{name}@{version}")
+    return reply(deprecated)
 
 
 @router.post("/services/{name}/runs", operation_id="RunService", response_model=CreateTaskResponse)
@@ -105,6 +111,7 @@ async def run_service(
     state = app_state(request)
     version = state.services.runnable(name, run.version)
     task_id = await state.engine.create(lower(version, run), principal(request))
+    record(request, "task.create", task_id, f"service {version.name}@{version.version}")
     return JSONResponse({"id": task_id})
 
 
@@ -120,6 +127,7 @@ async def build_service(
     """Build an image from an uploaded context and register it; follow its log at …/log."""
     builds = app_state(request).builds
     info = await builds.start(context.file, file=file, name=name, version=version, network=network)
+    record(request, "service.build", info.id, "@".join(x for x in (name, version) if x))
     return JSONResponse(info.model_dump(mode="json", exclude_none=True), status_code=202)
 
 

@@ -11,6 +11,8 @@ from toolship.catalog.catalog import Catalog
 from toolship.config import Settings
 from toolship.db import Store
 from toolship.db.catalog import CatalogStore
+from toolship.db.events import EventLog
+from toolship.db.users import UserStore
 from toolship.engine.engine import Engine
 from toolship.provenance.sboms import Sboms
 from toolship.storage import StorageRegistry
@@ -27,6 +29,8 @@ class AppState:
     catalog: CatalogStore
     services: Catalog
     builds: Builds
+    users: UserStore  # users and their tokens (api/users.py)
+    events: EventLog  # who did what (api/events.py)
     embedded: bool = False
     sboms: Sboms | None = None  # one SBOM per image digest (provenance.sboms)
 

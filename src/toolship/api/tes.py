@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from toolship import __version__
 from toolship.api.auth import principal
+from toolship.api.events import record
 from toolship.api.state import AppState, app_state
 from toolship.api.views import render
 from toolship.db.store import ListFilter
@@ -150,6 +151,7 @@ async def list_tasks(
 )
 async def create_task(request: Request, task: Annotated[Task, Body()]) -> JSONResponse:
     task_id = await app_state(request).engine.create(task, principal(request))
+    record(request, "task.create", task_id, task.name or "")
     return _json({"id": task_id})
 
 
@@ -162,6 +164,7 @@ async def create_task(request: Request, task: Annotated[Task, Body()]) -> JSONRe
 )
 async def cancel_task(request: Request, id: str) -> JSONResponse:
     app_state(request).engine.cancel(id)
+    record(request, "task.cancel", id)
     return _json({})
 
 

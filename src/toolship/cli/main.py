@@ -10,7 +10,17 @@ from rich.console import Console
 from rich.markup import escape
 
 from toolship import __version__
-from toolship.cli import audit, batches, cache, provenance, reruns, sboms, services, tasks
+from toolship.cli import (
+    audit,
+    batches,
+    cache,
+    provenance,
+    reruns,
+    sboms,
+    services,
+    tasks,
+    users,
+)
 from toolship.cli.context import Ctx
 from toolship.errors import ToolshipError
 
@@ -158,6 +168,7 @@ sboms.register(cli)
 audit.register(cli)
 reruns.register(cli)
 provenance.register(cli)
+users.register(cli)
 
 
 def main() -> None:

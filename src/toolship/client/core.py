@@ -15,6 +15,7 @@ from toolship.client.provenance import Provenances
 from toolship.client.reruns import Reruns
 from toolship.client.sboms import Sboms
 from toolship.client.services import Services
+from toolship.client.users import Users
 from toolship.models import (
     BatchInfo,
     BatchList,
@@ -43,7 +44,7 @@ from toolship.spec import (
 from toolship.states import TaskState, is_final
 
 
-class Client(Services, Reruns, Cache, Audit, Sboms, Provenances):
+class Client(Services, Reruns, Cache, Audit, Sboms, Provenances, Users):
     """One httpx client for one server; every method is one request (or a page loop).
 
     Why it is shaped so: the CLI is built on it, so the SDK and the CLI can never
