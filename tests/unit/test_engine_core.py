@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from toolship.compute.base import Capacity, Request
+from toolship.config import Quota
 from toolship.engine.core import EngineCore
 from toolship.engine.events import (
     Alarm,
@@ -29,6 +30,8 @@ from toolship.engine.events import (
     TaskCreated,
     Tick,
 )
+from toolship.engine.quotas import Quotas
+from toolship.engine.scheduler import Accounts
 from toolship.models import ExecutorLog, TaskLog
 from toolship.options import RetryPolicy, parse_retry
 from toolship.states import TaskState, is_final
@@ -289,6 +292,16 @@ def test_a_start_found_not_queued_any_more_ends_there() -> None:
 # --- invariants over random histories ------------------------------------------
 
 TOTAL = Capacity(4, 8, 1)
+OWNERS = ("alice", "bob", None)
+BOB_CPUS = 2  # bob's running-cores quota (his tasks ask for at most that many)
+
+
+def new_core() -> EngineCore:
+    quotas = Quotas(users={"bob": Quota(running_cpus=BOB_CPUS)})
+    capacity = Capacity(TOTAL.cpus, TOTAL.memory_gb, TOTAL.gpus)
+    return EngineCore(capacity, accounts=Accounts(quotas=quotas))
+
+
 # Drawn by small numbers first (hypothesis favours them): the interesting cases lead.
 OUTCOMES = [S.SYSTEM_ERROR, S.COMPLETE, S.EXECUTOR_ERROR, S.COMPLETE]
 POLICIES = [parse_retry("1", None), parse_retry("2", "exit:75"), NO_RETRY]
@@ -298,7 +311,7 @@ POLICIES = [parse_retry("1", None), parse_retry("2", "exit:75"), NO_RETRY]
 class World:
     """The shell and the store, as the core sees them: applies instructions, checks each."""
 
-    core: EngineCore = field(default_factory=lambda: EngineCore(Capacity(4, 8, 1)))
+    core: EngineCore = field(default_factory=new_core)
     store: dict[str, S] = field(default_factory=dict)
     after: dict[str, tuple[str, ...]] = field(default_factory=dict)
     request: dict[str, Request] = field(default_factory=dict)
@@ -353,6 +366,8 @@ class World:
         batch = task_id.split(".")[0]
         if batch in self.deadlines:
             assert self.now < self.deadlines[batch], f"{task_id} started after its deadline"
+        bob = sum(r.cpus for t in self.running if (r := self.request[t]).owner == "bob")
+        assert bob <= BOB_CPUS, f"bob runs {bob} cores, his quota is {BOB_CPUS}"
         limit = self.limits.get(group) if group else None
         if limit is not None:
             together = sum(1 for t in self.running if self.request[t].group == group)
@@ -402,7 +417,7 @@ class World:
 
     def restart(self) -> None:
         """A new core, rebuilt from the store the way Engine.recover does it."""
-        self.core = EngineCore(Capacity(TOTAL.cpus, TOTAL.memory_gb, TOTAL.gpus))
+        self.core = new_core()
         self.alarm = None
         self.stopping.clear()  # the attempts are new objects: told again, or not at all
         for b, members in self.members.items():
@@ -426,13 +441,17 @@ class World:
         self.store[task_id] = S.QUEUED
         self.after[task_id] = after
         self.policy[task_id] = POLICIES[seed % len(POLICIES)]
+        owner = OWNERS[(seed // 5) % len(OWNERS)]
+        cpus = 1 + seed % 4
         self.request[task_id] = Request(
             task_id,
-            cpus=1 + seed % 4,
+            cpus=min(cpus, BOB_CPUS) if owner == "bob" else cpus,
             memory_gb=(seed // 4) % 9,
             gpus=(seed // 36) % 2,
             priority=(seed // 72) % 3,
             group=group,
+            owner=owner,
+            owner_group=None if owner is None else f"{owner}-lab",
         )
 
 
@@ -531,8 +550,9 @@ SETTINGS = settings(max_examples=250, deadline=None, derandomize=True, database=
 def test_random_histories_keep_every_invariant(ops: list[Op]) -> None:
     """Checked at each step (World.apply/start/end): only a QUEUED task starts, after every
     parent is COMPLETE, never twice at once nor more often than its retries allow; a batch
-    never runs more than its max-parallel and starts nothing past its deadline; capacity
-    never goes negative; no task ends twice.  Checked at the end, below."""
+    never runs more than its max-parallel and starts nothing past its deadline; bob never
+    runs beyond his quota; capacity never goes negative; no task ends twice.  Checked at
+    the end, below."""
     w = play(ops)
     assert w.running == {}
     assert {t: s for t, s in w.store.items() if not is_final(s)} == {}, "a task never ended"
@@ -541,6 +561,9 @@ def test_random_histories_keep_every_invariant(ops: list[Op]) -> None:
     free = w.core.free
     assert (free.cpus, round(free.memory_gb, 6), free.gpus) == (4, 8, 1), "capacity leaked"
     assert len(w.core.queue) == 0
+    tally = w.core.accounts.tally
+    for use in (*tally.users.values(), *tally.groups.values()):
+        assert (use.cpus, round(use.memory_gb, 6), use.gpus, use.queued) == (0, 0, 0, 0), use
     assert not any(w.core.is_live(t) for t in w.store)
     assert w.expired <= set(w.deadlines)
     for t, after in w.after.items():

@@ -43,7 +43,7 @@ from toolship.engine.events import (
     TaskCreated,
     Tick,
 )
-from toolship.engine.scheduler import Queue, Throttle, pick
+from toolship.engine.scheduler import Accounts, Queue, Throttle, pick
 from toolship.options import retry_reason
 from toolship.states import TaskState, is_final
 
@@ -84,12 +84,19 @@ class EngineCore:
     A task is live here from ``TaskCreated`` (or ``AttemptResumed``) until it
     ends; each live task has one entry that says where it waits.  ``capacity``
     is what the scheduler may still hand out (the backend's ``free``): a
-    ``Start`` takes from it, the end of the attempt gives back.
+    ``Start`` takes from it, the end of the attempt gives back.  ``accounts``
+    keeps what each user and group runs and has waiting (their quotas) and
+    their usage (fair share); the time comes with ``Dispatch``, ``AttemptExited``
+    and ``Tick``.
     """
 
-    def __init__(self, capacity: Capacity, *, min_cpus: int = 1) -> None:
+    def __init__(
+        self, capacity: Capacity, *, min_cpus: int = 1, accounts: Accounts | None = None
+    ) -> None:
         self.free = capacity
         self.min_cpus = min_cpus
+        self.accounts = accounts or Accounts()
+        self.now = 0.0  # the latest time an event brought
         self.queue = Queue()
         self.throttle = Throttle()
         self._tasks: dict[str, _Entry] = {}
@@ -126,18 +133,25 @@ class EngineCore:
             case AttemptResumed():
                 self._resumed(event, out)
             case Dispatch():
+                self._clock(event.now)
                 self._dispatch(out)
             case StartFailed():
                 self._withdraw(event.task_id)
             case AttemptEnded():
                 self._attempt_ended(event, out)
             case AttemptExited():
+                self._clock(event.now)
                 self._attempt_exited(event, out)
             case CancelRequested():
                 self._cancel_requested(event, out)
             case Tick():
+                self._clock(event.now)
                 self._tick(event.now, out)
         return out
+
+    def _clock(self, now: float | None) -> None:
+        if now is not None:
+            self.now = max(self.now, now)
 
     def _batch_added(self, e: BatchAdded, out: list[Instruction]) -> None:
         self.throttle.limit(e.batch_id, e.max_parallel)
@@ -161,6 +175,7 @@ class EngineCore:
             pending.add(parent)
         entry = _Entry(e.request, _Status.HELD, pending)
         self._tasks[task_id] = entry
+        self.accounts.tally.waiting(e.request, 1)
         for parent in pending:
             self._children.setdefault(parent, set()).add(task_id)
         if not pending:
@@ -170,14 +185,18 @@ class EngineCore:
         r = e.request
         self._tasks[r.task_id] = _Entry(r, _Status.RUNNING, stop=e.cancel_requested)
         self.throttle.occupy(r)  # whatever the limit: it runs already
-        self.free.take(r)
+        self._run(r)
         if e.cancel_requested:
             out.append(Stop(r.task_id))
 
     def _dispatch(self, out: list[Instruction]) -> None:
-        for r in pick(self.queue, self.free, min_cpus=self.min_cpus):
+        chosen = pick(
+            self.queue, self.free, min_cpus=self.min_cpus, accounts=self.accounts, now=self.now
+        )
+        for r in chosen:
             self.queue.remove(r.task_id)
-            self.free.take(r)
+            self.accounts.tally.waiting(r, -1)
+            self._run(r)
             self._tasks[r.task_id].status = _Status.RUNNING
             out.append(Start(r))
 
@@ -208,7 +227,8 @@ class EngineCore:
             out.append(Cancel(e.task_id))
             self._ended(e.task_id, S.CANCELED, out)
         else:  # a retry: back in the queue, still holding its batch slot
-            self.free.give(entry.request)
+            self._release(entry.request)
+            self.accounts.tally.waiting(entry.request, 1)
             entry.status = _Status.QUEUED
             self.queue.add(entry.request)
 
@@ -235,6 +255,17 @@ class EngineCore:
 
     # --- moves -------------------------------------------------------------
 
+    def _run(self, r: Request) -> None:
+        """An attempt holds its capacity, counted to its owner (quotas, fair share)."""
+        self.free.take(r)
+        self.accounts.tally.running(r, 1)
+        self.accounts.ledger.start(r, self.now)
+
+    def _release(self, r: Request) -> None:
+        self.free.give(r)
+        self.accounts.tally.running(r, -1)
+        self.accounts.ledger.stop(r, self.now)
+
     def _admit(self, entry: _Entry) -> None:
         """Parents done: into the queue, or the batch's backlog when its slots are full."""
         if self.throttle.admit(entry.request):
@@ -249,10 +280,12 @@ class EngineCore:
         if entry is None:
             return None
         r = entry.request
+        if entry.status is _Status.RUNNING:
+            self._release(r)
+        else:
+            self.accounts.tally.waiting(r, -1)
         if entry.status is _Status.QUEUED:
             self.queue.remove(task_id)
-        elif entry.status is _Status.RUNNING:
-            self.free.give(r)
         elif entry.status is _Status.HELD:
             for parent in entry.pending:
                 children = self._children.get(parent)

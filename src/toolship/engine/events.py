@@ -71,7 +71,9 @@ class AttemptResumed:
 
 @dataclass(frozen=True, slots=True)
 class Dispatch:
-    """Capacity may be free: start what fits."""
+    """Capacity may be free: start what fits.  ``now``: the time (fair share's clock)."""
+
+    now: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,10 +96,14 @@ class AttemptEnded:
 
 @dataclass(frozen=True, slots=True)
 class AttemptExited:
-    """An attempt is over; ``state`` is the task's state as stored now (QUEUED: a retry)."""
+    """An attempt is over; ``state`` is the task's state as stored now (QUEUED: a retry).
+
+    ``now``: when (the cores it held are counted to its owner's usage up to then).
+    """
 
     task_id: str
     state: TaskState
+    now: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
