@@ -27,8 +27,8 @@ packages=(
     fastapi starlette opentelemetry-api uvicorn httptools
     pydantic pydantic-core pydantic-settings python-dotenv annotated-types typing-inspection
     python-multipart sqlalchemy alembic mako
-    # per-task credentials sealed at rest (Fernet)
-    cryptography cffi
+    # per-task credentials sealed at rest (Fernet); OIDC bearer JWTs (imported when the API loads)
+    cryptography cffi pyjwt
     # imported when the API loads: provenance crates (rocrate) and purls (audit, SBOM rows)
     rocrate arcp packageurl-python univers semantic-version semver
     # there already, carried anyway: pydantic-core needs a recent one, and it is 45 kB

@@ -32,6 +32,7 @@ from toolship.api import (
 )
 from toolship.api.auth import Authenticator
 from toolship.api.limits import BodyLimit
+from toolship.api.oidc import OidcVerifier
 from toolship.api.ratelimit import Buckets, RateLimit, exempt
 from toolship.api.state import AppState
 from toolship.catalog.builds import Builds, ImageTools
@@ -169,6 +170,8 @@ def create_app(
     image tools of the catalog and the trust policy, ``scanner`` what makes SBOMs (syft)
     (tests: fakes)."""
     auth = Authenticator(tokens or [])
+    if settings.access.oidc.issuer:  # checked now: settings that weaken it stop the start
+        auth.verifiers.append(OidcVerifier(settings.access.oidc))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
