@@ -12,7 +12,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter, ValidationError
-
+from toolship.compute.base import Request
 from toolship.db import BatchRow, TaskRow
 from toolship.engine.expand import check_graph, expand_map, expand_sweep, reduce_member
 from toolship.engine.ids import new_batch_id
@@ -71,6 +71,7 @@ class BatchBuilder:
         gc.disable()
         try:
             batch, rows, afters = self.build(request)
+            self._within_quotas(rows, owner)
             batch.owner, batch.owner_group = owner.name, owner.group
             for row in rows:
                 row.owner, row.owner_group = owner.name, owner.group
@@ -81,6 +82,16 @@ class BatchBuilder:
             if paused:
                 gc.enable()
         return batch, rows, afters, states
+
+    def _within_quotas(self, rows: list[TaskRow], owner: Principal) -> None:
+        """The owner's batch-size and queued-task quotas; each member's running quota."""
+        accounts = self.engine.core.accounts
+        accounts.quotas.admit_batch(owner.name, owner.group, len(rows))
+        for row in rows:
+            cost = Request(row.id, row.cpus, row.memory_gb, row.gpus, owner=owner.name,
+                           owner_group=owner.group)  # fmt: skip
+            accounts.quotas.could_start(cost)
+        accounts.quotas.admit(owner.name, owner.group, accounts.tally, adding=len(rows))
 
     def build(self, req: BatchRequest) -> tuple[BatchRow, list[TaskRow], list[tuple[str, ...]]]:
         batch_id = new_batch_id()

@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import functools
 import logging
+import time
 from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -40,8 +41,11 @@ from toolship.engine.events import (
     TaskCreated,
     Tick,
 )
+from toolship.engine.fairshare import Shares
 from toolship.engine.policy import Policy, resolve_policy
+from toolship.engine.quotas import Quotas
 from toolship.engine.reporter import AttemptReporter
+from toolship.engine.scheduler import Accounts
 from toolship.engine.validate import admit
 from toolship.engine.writer import ReportWriter
 from toolship.errors import InvalidRequest
@@ -111,7 +115,10 @@ class Engine:
         self.policy = policy or resolve_policy(settings.policy, embedded=False)
         self.writer = ReportWriter(store)
         self.backend = backend
-        self.core = EngineCore(backend.free)  # takes from and gives back to the backend's free
+        # Takes from and gives back to the backend's free; counts use per user and group.
+        access = settings.access
+        accounts = Accounts(Quotas.of(access), Shares.of(access))
+        self.core = EngineCore(backend.free, accounts=accounts)
         self.batches = BatchBuilder(self)
         # Called with each task that ends, on the loop (SBOMs of new digests are queued so).
         self.final_hooks: list[Callable[[str], None]] = []
@@ -203,8 +210,11 @@ class Engine:
         states = self.parent_states(options.after)
         if options.cache and await self._from_cache(row, options, states):
             return row.id
+        request = self._request(row, options)
+        self.core.accounts.quotas.could_start(request)
+        self.core.accounts.quotas.admit(owner.name, owner.group, self.core.accounts.tally)
         self.store.insert_tasks([row])
-        self._place(self._request(row, options), options.after, states)
+        self._place(request, options.after, states)
         # Dispatched in this same call, it is still QUEUED as just stored: no read back.
         self._dispatch_now(fresh=row)
         return row.id
@@ -426,7 +436,7 @@ class Engine:
 
     def dispatch(self, fresh: TaskRow | None = None) -> None:
         """Start what the free capacity allows; ``fresh``: a row just stored, not re-read."""
-        for ins in self.core.handle(Dispatch()):
+        for ins in self.core.handle(Dispatch(time.time())):
             assert isinstance(ins, Start)
             self._start(ins.request, fresh)
 
@@ -438,7 +448,7 @@ class Engine:
             else:
                 row = self.store.get(task_id)
                 if row.state is not S.QUEUED:  # it ended meanwhile: nothing to start
-                    self._apply(self.core.handle(AttemptExited(task_id, row.state)))
+                    self._apply(self.core.handle(AttemptExited(task_id, row.state, time.time())))
                     return
             task = task_of(row)
             self._launch(row, task, self._options(row, task), resume=False)
@@ -468,7 +478,7 @@ class Engine:
         if self._attempts.pop(task_id, None) is None or done.cancelled():
             return  # server shutting down: the attempt resumes on restart
         state = self.store.get_state(task_id)
-        self._apply(self.core.handle(AttemptExited(task_id, state)))
+        self._apply(self.core.handle(AttemptExited(task_id, state, time.time())))
         if is_final(state):
             self._settled(task_id)
             for hook in self.final_hooks:

@@ -1,0 +1,115 @@
+"""Quotas through the API, in process: a user's tasks wait at his running limit, a 429
+beyond his queued-task limit and a 400 beyond his batch size, each naming the limit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import Request
+
+import toolship.api.app
+from tests.api.conftest import TASKS, Server, state_of, task, until
+from toolship.api.auth import Authenticator
+from toolship.identity import Principal, Role
+
+USERS = {
+    "alice": Principal("alice", Role.USER, ("lab",)),
+    "bob": Principal("bob", Role.USER, ("lab",)),
+    "root": Principal("root", Role.ADMIN),
+}
+
+
+class _Names:
+    """Tokens that are the users' names: how the token was proven is not the point here."""
+
+    active = True
+
+    async def verify(self, token: str, request: Request) -> Principal | None:
+        del request
+        return USERS.get(token)
+
+
+class _WithUsers(Authenticator):
+    def __init__(self, tokens: list[str]) -> None:
+        super().__init__(tokens)
+        self.verifiers.append(_Names())
+
+
+@pytest.fixture(autouse=True)
+def _users(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(toolship.api.app, "Authenticator", _WithUsers)
+
+
+def make(api: httpx.Client, who: str, *command: str) -> httpx.Response:
+    return api.post(TASKS, json=task(*command), headers={"Authorization": f"Bearer {who}"})
+
+
+def made(api: httpx.Client, who: str, *command: str) -> str:
+    r = make(api, who, *command)
+    assert r.status_code == 200, r.text
+    task_id: str = r.json()["id"]
+    return task_id
+
+
+def quota(**bob: Any) -> dict[str, Any]:
+    return {"access": {"user_quotas": {"bob": bob}}}
+
+
+def test_bobs_second_task_waits_at_his_running_cores_limit_while_alices_runs(
+    server: Server,
+) -> None:
+    server.config = quota(running_cpus=1)
+    with server.run(cpus=2) as api:
+        first = made(api, "bob", "sleep", "10")
+        until("bob's first task runs", lambda: state_of(api, first) == "RUNNING")
+        second = made(api, "bob", "sleep", "10")
+        alices = made(api, "alice", "sleep", "10")
+        until("alice's task runs", lambda: state_of(api, alices) == "RUNNING")
+        assert state_of(api, second) == "QUEUED"  # a core is free, but not for bob
+        server.clock.advance(10)
+        until("bob's second task runs", lambda: state_of(api, second) == "RUNNING")
+
+
+def test_a_task_beyond_the_queued_task_limit_is_a_429_naming_limit_and_use(
+    server: Server,
+) -> None:
+    server.config = quota(queued_tasks=2)
+    with server.run(cpus=1) as api:
+        made(api, "alice", "sleep", "10")  # holds the only core
+        for _ in range(2):
+            made(api, "bob", "true")
+        r = make(api, "bob", "true")
+        assert r.status_code == 429, r.text
+        assert r.json()["detail"] == (
+            "queued-task quota: user bob may have at most 2 tasks waiting "
+            "(access.user_quotas.bob.queued_tasks = 2) and has 2; this request adds 1. "
+            "Wait until some start, cancel some, or ask an admin to raise it"
+        )
+        assert make(api, "alice", "true").status_code == 200  # alice has no such limit
+
+
+def test_a_batch_beyond_the_batch_size_or_the_queued_limit_is_refused(server: Server) -> None:
+    server.config = quota(batch_size=3, queued_tasks=4)
+    with server.run(cpus=1) as api:
+        bob = {"Authorization": "Bearer bob"}
+        sweep = {"template": task("echo", "{i}"), "params": [{"i": str(i)} for i in range(4)]}
+        r = api.post("/api/v1/batches", json=sweep, headers=bob)
+        assert r.status_code == 400, r.text
+        assert "access.user_quotas.bob.batch_size = 3); this batch has 4" in r.json()["detail"]
+        made(api, "alice", "sleep", "10")
+        sweep["params"] = sweep["params"][:3]
+        assert api.post("/api/v1/batches", json=sweep, headers=bob).status_code == 200
+        r = api.post("/api/v1/batches", json=sweep, headers=bob)
+        assert r.status_code == 429, r.text
+        assert "has 3; this request adds 3" in r.json()["detail"]
+
+
+def test_a_task_bigger_than_the_running_limit_is_refused_at_once(server: Server) -> None:
+    server.config = quota(running_cpus=1)
+    with server.run(cpus=4) as api:
+        body = task("true", resources={"cpu_cores": 2})
+        r = api.post(TASKS, json=body, headers={"Authorization": "Bearer bob"})
+        assert r.status_code == 400, r.text
+        assert "asks for 2 cores but user bob may run at most 1 at once" in r.json()["detail"]
