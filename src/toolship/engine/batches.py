@@ -12,6 +12,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter, ValidationError
+
 from toolship.compute.base import Request
 from toolship.db import BatchRow, TaskRow
 from toolship.engine.expand import check_graph, expand_map, expand_sweep, reduce_member
