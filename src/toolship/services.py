@@ -221,3 +221,4 @@ class BuildInfo(_Reply):
     finished: str | None = None
     error: str | None = None  # FAILED: the cause (the failing step's output is in the log)
     service: ServiceVersion | None = None  # SUCCEEDED: the version it registered
+    owner: str | None = None  # who started it (only they, and admins, see it)

@@ -11,9 +11,12 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from toolship.api import access
 from toolship.api.state import app_state
 from toolship.db.audit import AuditStore
+from toolship.db.store import Store
 from toolship.errors import InvalidRequest
+from toolship.identity import Role
 from toolship.models import ErrorResponse
 from toolship.supply.audit import AdvisoryImport, AdvisoryList, AuditReport, VulnReport
 from toolship.supply.osv import read_records
@@ -32,6 +35,23 @@ def _store(request: Request) -> AuditStore:
     return AuditStore(app_state(request).store.engine)
 
 
+def _seen(store: Store, reader: str | None, task_ids: list[str]) -> set[str]:
+    """Those of ``task_ids`` that ``reader`` may see (None: all of them)."""
+    if reader is None:
+        return set(task_ids)
+    owners = store.owners(task_ids)
+    return {t for t in task_ids if owners.get(t) == reader}
+
+
+def _only_seen(report: AuditReport, seen: set[str]) -> AuditReport:
+    """The report without the attempts of tasks the caller may not see (nor their counts)."""
+    report.tasks = [t for t in report.tasks if t.id in seen]
+    for image in report.images:
+        image.tasks = sum(image.digest in t.digests for t in report.tasks)
+    report.batches = sorted({t.batch_id for t in report.tasks if t.batch_id})
+    return report
+
+
 @router.get("/audit", operation_id="Audit", response_model=AuditReport)
 async def audit(
     request: Request,
@@ -48,7 +68,14 @@ async def audit(
     query = parse_query(q)
     store = _store(request)
     started = time.perf_counter()
-    report = await asyncio.to_thread(store.audit, query, q)
+    reader = access.reader(request)
+    tasks = app_state(request).store
+
+    def work() -> AuditReport:
+        found = store.audit(query, q)
+        return _only_seen(found, _seen(tasks, reader, [t.id for t in found.tasks]))
+
+    report = await asyncio.to_thread(work)
     report.seconds = round(time.perf_counter() - started, 4)
     return _reply(report)
 
@@ -62,6 +89,7 @@ async def audit(
 async def import_advisories(request: Request) -> JSONResponse:
     """Import OSV records: the body is OSV's ``all.zip`` (or any zip of OSV JSON files),
     one OSV record, or a JSON list of records.  No network is used."""
+    access.require(request, Role.MAINTAINER, "importing advisories")
     data = await request.body()
     if not data:
         raise InvalidRequest(
@@ -111,8 +139,17 @@ async def vulns(
     if sum(x is not None for x in (task, service, image)) > 1:
         raise InvalidRequest("name one of task, service or image (or none: every image)")
     store = _store(request)
+    reader = access.reader(request)
+    if task is not None:
+        await access.check_task(request, task)
+    tasks = app_state(request).store
 
     def work() -> VulnReport:
-        return store.vulns(task=task, service=service, image=image)
+        report = store.vulns(task=task, service=service, image=image)
+        ran = sorted({t for v in report.vulns for t in v.tasks})
+        seen = _seen(tasks, reader, ran)
+        for v in report.vulns:
+            v.tasks = [t for t in v.tasks if t in seen]
+        return report
 
     return _reply(await asyncio.to_thread(work))

@@ -8,11 +8,12 @@ from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from toolship.api.auth import principal
+from toolship.api import access
 from toolship.api.events import record
 from toolship.api.state import app_state
 from toolship.db import BatchRow, Store
 from toolship.engine.accounting import member_usage, scaling, scaling_key, summarize
+from toolship.identity import Role
 from toolship.models import (
     BatchInfo,
     BatchList,
@@ -70,7 +71,8 @@ def _summary(store: Store, batch: BatchRow) -> BatchInfo:
 @router.post("/batches", operation_id="CreateBatch", response_model=CreateBatchResponse)
 async def create_batch(request: Request, batch: Annotated[BatchRequest, Body()]) -> JSONResponse:
     """Create every member of a sweep, map or task list in one transaction."""
-    batch_id, task_ids = await app_state(request).engine.create_batch(batch, principal(request))
+    owner = access.require(request, Role.USER, "creating batches")
+    batch_id, task_ids = await app_state(request).engine.create_batch(batch, owner)
     record(request, "batch.create", batch_id, f"{len(task_ids)} tasks")
     return JSONResponse({"id": batch_id, "task_ids": task_ids})
 
@@ -81,14 +83,16 @@ async def list_batches(
 ) -> JSONResponse:
     """The newest batches first, each with its members' counts by state."""
     store = app_state(request).store
-    return reply(BatchList(batches=[_summary(store, b) for b in store.list_batches(limit)]))
+    listed = store.list_batches(limit, owner=access.reader(request))
+    return reply(BatchList(batches=[_summary(store, b) for b in listed]))
 
 
 @router.post("/batches/{id}:cancel", operation_id="CancelBatch")
 async def cancel_batch(request: Request, id: str) -> JSONResponse:
     """Cancel every member that has not finished."""
+    access.require(request, Role.USER, "canceling batches")
     st = app_state(request)
-    st.store.get_batch(id)
+    access.check_batch(request, st.store.get_batch(id))
     count = await st.engine.cancel_batch(id)
     record(request, "batch.cancel", id, f"{count} tasks canceled")
     return reply(CancelBatchResponse(id=id, canceled=count))
@@ -97,14 +101,14 @@ async def cancel_batch(request: Request, id: str) -> JSONResponse:
 @router.get("/batches/{id}", operation_id="GetBatch")
 async def get_batch(request: Request, id: str) -> JSONResponse:
     store = app_state(request).store
-    return reply(_summary(store, store.get_batch(id)))
+    return reply(_summary(store, access.check_batch(request, store.get_batch(id))))
 
 
 @router.get("/batches/{id}/report", operation_id="BatchReport")
 async def batch_report(request: Request, id: str) -> JSONResponse:
     """Per member wall time, CPU seconds, peak memory and cost; totals; scaling of a sweep."""
     st = app_state(request)
-    batch = st.store.get_batch(id)
+    batch = access.check_batch(request, st.store.get_batch(id))
     rows = st.store.batch_members(id)
     params: list[dict[str, str]] = batch.spec.get("params", [])
     members = [

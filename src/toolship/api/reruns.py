@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Request
 
-from toolship.api.auth import principal
+from toolship.api import access
 from toolship.api.events import record
 from toolship.api.state import app_state
 from toolship.errors import InvalidRequest
+from toolship.identity import Role
 from toolship.models import ErrorResponse
 from toolship.provenance.rerun import rerun_task, verification
 from toolship.supply.reruns import RERUN_OF, RerunInfo, RerunRequest, Verification
@@ -35,10 +35,10 @@ async def rerun(
     request: Request, id: str, body: Annotated[RerunRequest | None, Body()] = None
 ) -> RerunInfo:
     """A new task that runs the recorded image digests on the original's input bytes."""
-    st = app_state(request)
-    original = await asyncio.to_thread(st.store.get, id)
+    owner = access.require(request, Role.USER, "rerunning tasks")
+    original = await access.visible_task(request, id)
     task, places, checked = rerun_task(original, body or RerunRequest())
-    new = await st.engine.create(task, principal(request))
+    new = await app_state(request).engine.create(task, owner)
     record(request, "task.create", new, f"rerun of {id}")
     return RerunInfo(id=new, rerun_of=id, outputs=places, inputs_checked=checked)
 
@@ -53,13 +53,12 @@ async def verify(
     request: Request, id: str, against: Annotated[str | None, Query()] = None
 ) -> Verification:
     """The task's output files against ``against``'s (default: the task it reruns)."""
-    st = app_state(request)
-    row = await asyncio.to_thread(st.store.get, id)
+    row = await access.visible_task(request, id)
     original_id = against or (row.spec.get("tags") or {}).get(RERUN_OF)
     if not original_id:
         raise InvalidRequest(
             f"task {id} is not a rerun (it has no {RERUN_OF} tag): name the task to compare "
             "it with (?against=TASK_ID)"
         )
-    original = await asyncio.to_thread(st.store.get, original_id)
+    original = await access.visible_task(request, original_id)
     return verification(row, original)

@@ -9,11 +9,12 @@ from typing import Annotated
 from fastapi import APIRouter, Body, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from toolship.api.auth import principal
+from toolship.api import access
 from toolship.api.batches import reply
 from toolship.api.events import record
 from toolship.api.state import app_state
 from toolship.catalog.lower import lower
+from toolship.identity import Role
 from toolship.models import CreateTaskResponse, ErrorResponse
 from toolship.services import (
     BuildInfo,
@@ -59,6 +60,7 @@ async def register_service(
     201 with the new version; 200 with the version this name already pins the
     image's digest as.
     """
+    access.require(request, Role.MAINTAINER, "registering services")
     services = app_state(request).services
     done = await asyncio.to_thread(
         services.register, body.image, name=body.name, version=body.version
@@ -98,6 +100,7 @@ async def get_service_version(request: Request, name: str, version: str) -> JSON
 )
 async def deprecate_service_version(request: Request, name: str, version: str) -> JSONResponse:
     """Hide a version from the catalog and refuse new runs of it; old tasks keep it."""
+    access.require(request, Role.MAINTAINER, "deprecating services")
     deprecated = app_state(request).catalog.deprecate(name, version)
     record(request, "service.deprecate", f"{name}@{version}")
     return reply(deprecated)
@@ -108,9 +111,10 @@ async def run_service(
     request: Request, name: str, run: Annotated[ServiceRun, Body()]
 ) -> JSONResponse:
     """Run a service: its ports and parameters checked, then an ordinary TES task created."""
+    owner = access.require(request, Role.USER, "running services")
     state = app_state(request)
     version = state.services.runnable(name, run.version)
-    task_id = await state.engine.create(lower(version, run), principal(request))
+    task_id = await state.engine.create(lower(version, run), owner)
     record(request, "task.create", task_id, f"service {version.name}@{version.version}")
     return JSONResponse({"id": task_id})
 
@@ -125,15 +129,18 @@ async def build_service(
     network: Annotated[bool, Form(description="Let the build reach the network")] = False,
 ) -> JSONResponse:
     """Build an image from an uploaded context and register it; follow its log at …/log."""
+    who = access.require(request, Role.MAINTAINER, "building services")
     builds = app_state(request).builds
-    info = await builds.start(context.file, file=file, name=name, version=version, network=network)
+    info = await builds.start(
+        context.file, file=file, name=name, version=version, network=network, owner=who.name
+    )
     record(request, "service.build", info.id, "@".join(x for x in (name, version) if x))
     return JSONResponse(info.model_dump(mode="json", exclude_none=True), status_code=202)
 
 
 @router.get("/builds/{id}", operation_id="GetBuild", response_model=BuildInfo)
 async def get_build(request: Request, id: str) -> JSONResponse:
-    return reply(app_state(request).builds.get(id))
+    return reply(app_state(request).builds.get(id, reader=access.reader(request)))
 
 
 @router.get(
@@ -149,7 +156,7 @@ async def build_log(
 ) -> StreamingResponse:
     """The build's output (podman build's), streamed as it is written."""
     builds = app_state(request).builds
-    builds.get(id)
+    builds.get(id, reader=access.reader(request))
 
     async def chunks() -> AsyncIterator[bytes]:
         async for chunk in builds.log(id, follow=follow):

@@ -9,12 +9,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from toolship import __version__
-from toolship.api.auth import principal
+from toolship.api import access
 from toolship.api.events import record
 from toolship.api.state import AppState, app_state
 from toolship.api.views import render
 from toolship.db.store import ListFilter
 from toolship.errors import InvalidRequest
+from toolship.identity import Role
 from toolship.models import (
     CreateTaskResponse,
     LegacyServiceInfo,
@@ -131,7 +132,9 @@ async def list_tasks(
         raise InvalidRequest("more tag_value than tag_key parameters; they are paired in order")
     tags = tuple((k, values[i] if i < len(values) else "") for i, k in enumerate(keys))
     page = st.store.list(
-        ListFilter(name_prefix=name_prefix or None, state=state, tags=tags),
+        ListFilter(
+            name_prefix=name_prefix or None, state=state, tags=tags, owner=access.reader(request)
+        ),
         page_size=page_size,
         page_token=page_token or None,
         full_rows=view is not View.MINIMAL,
@@ -150,7 +153,8 @@ async def list_tasks(
     response_model=CreateTaskResponse,
 )
 async def create_task(request: Request, task: Annotated[Task, Body()]) -> JSONResponse:
-    task_id = await app_state(request).engine.create(task, principal(request))
+    owner = access.require(request, Role.USER, "creating tasks")
+    task_id = await app_state(request).engine.create(task, owner)
     record(request, "task.create", task_id, task.name or "")
     return _json({"id": task_id})
 
@@ -163,6 +167,8 @@ async def create_task(request: Request, task: Annotated[Task, Body()]) -> JSONRe
     response_model=CancelTaskResponse,
 )
 async def cancel_task(request: Request, id: str) -> JSONResponse:
+    access.require(request, Role.USER, "canceling tasks")
+    await access.check_task(request, id)
     app_state(request).engine.cancel(id)
     record(request, "task.cancel", id)
     return _json({})
@@ -178,5 +184,6 @@ async def cancel_task(request: Request, id: str) -> JSONResponse:
 async def get_task(request: Request, id: str, view: ViewParam = View.MINIMAL) -> JSONResponse:
     store = app_state(request).store
     if view is View.MINIMAL:
+        await access.check_task(request, id)
         return _json({"id": id, "state": store.get_state(id).value})
-    return _json(render(store.get(id), view))
+    return _json(render(access.check_row(request, store.get(id)), view))

@@ -90,12 +90,13 @@ class Builds:
         self._builds: dict[str, _Build] = {}
         self._running: set[asyncio.Task[None]] = set()
 
-    def get(self, build_id: str) -> BuildInfo:
-        return self._get(build_id).info
+    def get(self, build_id: str, *, reader: str | None = None) -> BuildInfo:
+        """The build; ``reader``: only if it is this owner's (another's is not found)."""
+        return self._get(build_id, reader).info
 
-    def _get(self, build_id: str) -> _Build:
+    def _get(self, build_id: str, reader: str | None = None) -> _Build:
         build = self._builds.get(build_id)
-        if build is None:
+        if build is None or (reader is not None and build.info.owner != reader):
             raise NotFound(
                 f"no build {build_id!r} on this server (builds are kept until it restarts)"
             )
@@ -109,8 +110,9 @@ class Builds:
         name: str | None,
         version: str | None,
         network: bool,
+        owner: str | None = None,
     ) -> BuildInfo:
-        """Unpack the context (a bad one is a 400 now) and start building it."""
+        """Unpack the context (a bad one is a 400 now) and start building it for ``owner``."""
         build_id = secrets.token_hex(8)
         folder = self.root / build_id
         folder.mkdir(parents=True, mode=0o700)
@@ -122,7 +124,13 @@ class Builds:
             shutil.rmtree(folder, ignore_errors=True)
             raise
         build = _Build(
-            BuildInfo(id=build_id, state=BuildState.RUNNING, name=name, started=now_rfc3339()),
+            BuildInfo(
+                id=build_id,
+                state=BuildState.RUNNING,
+                name=name,
+                started=now_rfc3339(),
+                owner=owner,
+            ),
             folder / "build.log",
         )
         build.log_path.touch(mode=0o600)

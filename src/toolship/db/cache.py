@@ -32,35 +32,44 @@ class CacheStore:
     def lookup(self, key: str, *, reader: str | None = None) -> str | None:
         """The COMPLETE task stored for ``key`` that ``reader`` may read, or None.
 
-        ``reader``: who asks.  toolship has one tenant today (every caller reads every
-        task), so it filters nothing yet; owners (issue 17) are checked here, so that
+        ``reader``: the owner whose tasks alone may answer (None: anyone's), so that
         nobody is answered with a result of a task they could not read.
         """
-        del reader  # one tenant: see the docstring
         query = (
             select(tasks.c.id)
             .select_from(ce.join(tasks, tasks.c.seq == ce.c.task_seq))
             .where(ce.c.key == key, tasks.c.state == TaskState.COMPLETE.value)
         )
+        if reader is not None:
+            query = query.where(tasks.c.owner == reader)
         with self.engine.connect() as conn:
             found = conn.execute(query).scalar()
         return None if found is None else str(found)
 
-    def list(self, limit: int = 100) -> list[CacheEntry]:
-        """The newest entries first."""
+    def list(self, limit: int = 100, *, owner: str | None = None) -> list[CacheEntry]:
+        """The newest entries first (``owner``: only those of that owner's tasks)."""
         query = (
             select(ce.c.key, ce.c.created, tasks.c.id, tasks.c.name)
             .select_from(ce.join(tasks, tasks.c.seq == ce.c.task_seq))
             .order_by(ce.c.created.desc(), ce.c.key)
             .limit(limit)
         )
+        if owner is not None:
+            query = query.where(tasks.c.owner == owner)
         with self.engine.connect() as conn:
             return [
                 CacheEntry(key=r.key, task_id=r.id, task_name=r.name, created=r.created)
                 for r in conn.execute(query)
             ]
 
-    def delete(self, key: str) -> bool:
-        """Forget ``key`` (the task and its outputs stay); whether it was there."""
+    def delete(self, key: str, *, owner: str | None = None) -> bool:
+        """Forget ``key`` (the task and its outputs stay); whether it was there.
+
+        ``owner``: only if its task is that owner's (else it is left, as if not there).
+        """
+        query = delete(ce).where(ce.c.key == key)
+        if owner is not None:
+            mine = select(tasks.c.seq).where(tasks.c.owner == owner)
+            query = query.where(ce.c.task_seq.in_(mine))
         with self.engine.begin() as conn:
-            return bool(conn.execute(delete(ce).where(ce.c.key == key)).rowcount)
+            return bool(conn.execute(query).rowcount)

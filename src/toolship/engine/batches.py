@@ -77,7 +77,7 @@ class BatchBuilder:
             for row in rows:
                 row.owner, row.owner_group = owner.name, owner.group
             parents = {p for after in afters for p in after} - {r.id for r in rows}
-            states = self.engine.parent_states(tuple(sorted(parents)))
+            states = self.engine.parent_states(tuple(sorted(parents)), owner)
             self.engine.store.insert_tasks(rows, batch)
         finally:
             if paused:

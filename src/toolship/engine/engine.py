@@ -207,8 +207,9 @@ class Engine:
         else:
             row, options = self.admit(task)
         row.owner, row.owner_group = owner.name, owner.group
-        states = self.parent_states(options.after)
-        if options.cache and await self._from_cache(row, options, states):
+        states = self.parent_states(options.after, owner)
+        reader = owner.owner_filter(self.settings.access.mode)
+        if options.cache and await self._from_cache(row, options, states, reader):
             return row.id
         request = self._request(row, options)
         self.core.accounts.quotas.could_start(request)
@@ -246,17 +247,27 @@ class Engine:
         return batch.id, [r.id for r in rows]
 
     async def _from_cache(
-        self, row: TaskRow, options: TaskOptions, parents: dict[str, TaskState]
+        self,
+        row: TaskRow,
+        options: TaskOptions,
+        parents: dict[str, TaskState],
+        reader: str | None,
     ) -> bool:
         """Store ``row`` COMPLETE when the result cache answers it (hashing in a thread).
 
         A task waiting for parents that have not completed is not looked up: its inputs
-        may be what they will write.
+        may be what they will write.  ``reader``: only that owner's tasks may answer it
+        (None: anyone's; see ``Principal.owner_filter``).
         """
         if any(state is not S.COMPLETE for state in parents.values()):
             return False
         hit = await asyncio.to_thread(
-            self.cache.lookup, row, task_of(row), options.credentials, runtime=options.runtime
+            self.cache.lookup,
+            row,
+            task_of(row),
+            options.credentials,
+            runtime=options.runtime,
+            reader=reader,
         )
         if hit is None:
             return False
@@ -265,11 +276,17 @@ class Engine:
         self.store.record_images(row.id, 1, image_uses(hit.metadata))
         return True
 
-    def parent_states(self, after: tuple[str, ...]) -> dict[str, TaskState]:
-        """The parents' states; a 400 when one does not exist."""
+    def parent_states(
+        self, after: tuple[str, ...], owner: Principal = ANONYMOUS
+    ) -> dict[str, TaskState]:
+        """The parents' states; a 400 when one does not exist or ``owner`` may not see it."""
         if not after:
             return {}
         states = self.store.states(list(after))
+        reader = owner.owner_filter(self.settings.access.mode)
+        if reader is not None:
+            owners = self.store.owners(list(states))
+            states = {t: s for t, s in states.items() if owners.get(t) == reader}
         missing = [p for p in after if p not in states]
         if missing:
             raise InvalidRequest(
