@@ -35,6 +35,7 @@ __all__ = [
     "EventList",
     "Executor",
     "ExecutorLog",
+    "FairShareStanding",
     "FileType",
     "Input",
     "IssuedToken",
@@ -46,6 +47,9 @@ __all__ = [
     "Output",
     "OutputFileLog",
     "Prices",
+    "QuotaLimits",
+    "QuotaReport",
+    "QuotaUse",
     "ReportTotals",
     "Resources",
     "Scaling",
@@ -654,3 +658,38 @@ class EventInfo(_Reply):
 class EventList(_Reply):
     events: list[EventInfo]
     next_page_token: str | None = None
+
+
+class QuotaUse(_Reply):
+    running_cpus: float
+    running_memory_gb: float
+    running_gpus: int
+    queued_tasks: int
+
+
+class QuotaLimits(_Reply):
+    """One user's or group's limits (None: no limit) and what counts against them now."""
+
+    name: str
+    setting: str  # where the limits come from: access.user_quotas.NAME, access.default_quota …
+    running_cpus: int | None = None
+    running_memory_gb: float | None = None
+    running_gpus: int | None = None
+    queued_tasks: int | None = None
+    batch_size: int | None = None
+    use: QuotaUse
+
+
+class FairShareStanding(_Reply):
+    on: bool
+    usage_core_seconds: float  # decayed, with what running attempts have held so far
+    weight: float
+    half_life_hours: float
+
+
+class QuotaReport(_Reply):
+    """``GET /api/v1/quota``: a user's limits and use, its group's, its fair-share standing."""
+
+    user: QuotaLimits
+    group: QuotaLimits | None = None
+    fair_share: FairShareStanding

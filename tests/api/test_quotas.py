@@ -113,3 +113,38 @@ def test_a_task_bigger_than_the_running_limit_is_refused_at_once(server: Server)
         r = api.post(TASKS, json=body, headers={"Authorization": "Bearer bob"})
         assert r.status_code == 400, r.text
         assert "asks for 2 cores but user bob may run at most 1 at once" in r.json()["detail"]
+
+
+def test_quota_shows_limits_and_use_to_the_user_and_to_admins_only(server: Server) -> None:
+    server.config = {
+        "access": {
+            "user_quotas": {"bob": {"running_cpus": 1, "queued_tasks": 5}},
+            "group_quotas": {"lab": {"running_cpus": 2}},
+            "user_weights": {"bob": 2},
+        }
+    }
+    with server.run(cpus=2) as api:
+        first = made(api, "bob", "sleep", "10")
+        until("bob's task runs", lambda: state_of(api, first) == "RUNNING")
+        made(api, "bob", "sleep", "10")
+        r = api.get("/api/v1/quota", headers={"Authorization": "Bearer bob"})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["user"]["name"] == "bob"
+        assert body["user"]["setting"] == "access.user_quotas.bob"
+        assert body["user"]["running_cpus"] == 1
+        assert body["user"]["use"] == {
+            "running_cpus": 1, "running_memory_gb": 2, "running_gpus": 0, "queued_tasks": 1
+        }  # fmt: skip
+        assert body["group"]["name"] == "lab"
+        assert body["group"]["use"]["running_cpus"] == 1
+        assert body["fair_share"]["weight"] == 2
+        r = api.get(
+            "/api/v1/quota", params={"user": "bob"}, headers={"Authorization": "Bearer alice"}
+        )
+        assert r.status_code == 403
+        assert "only admins see another user's quota" in r.json()["detail"]
+        r = api.get(
+            "/api/v1/quota", params={"user": "bob"}, headers={"Authorization": "Bearer root"}
+        )
+        assert r.json()["user"]["use"]["queued_tasks"] == 1

@@ -22,6 +22,7 @@ from toolship.api import (
     events,
     native,
     provenance,
+    quota,
     reruns,
     sboms,
     services,
@@ -272,6 +273,7 @@ def create_app(
     app.include_router(provenance.router, dependencies=protected)
     app.include_router(users.router, dependencies=protected)
     app.include_router(events.router, dependencies=protected)
+    app.include_router(quota.router, dependencies=protected)
     app.include_router(trs.router, prefix=TRS_PREFIX, dependencies=protected)
     if embedded:
         app.include_router(native.embedded_only, dependencies=protected)
