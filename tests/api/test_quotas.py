@@ -7,11 +7,16 @@ from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner
 from fastapi import Request
 
 import toolship.api.app
 from tests.api.conftest import TASKS, Server, state_of, task, until
 from toolship.api.auth import Authenticator
+from toolship.cli.context import Ctx
+from toolship.cli.quota import quota as quota_command
+from toolship.client import Client
+from toolship.errors import Forbidden
 from toolship.identity import Principal, Role
 
 USERS = {
@@ -148,3 +153,26 @@ def test_quota_shows_limits_and_use_to_the_user_and_to_admins_only(server: Serve
             "/api/v1/quota", params={"user": "bob"}, headers={"Authorization": "Bearer root"}
         )
         assert r.json()["user"]["use"]["queued_tasks"] == 1
+
+
+def test_toolship_quota_prints_limits_use_and_fair_share(server: Server) -> None:
+    server.config = quota(running_cpus=1, queued_tasks=5)
+    with server.run(cpus=2) as api:
+        made(api, "bob", "sleep", "10")
+
+        def cli(who: str, *args: str) -> str:
+            client = Client("http://toolship.test", who, transport=api._transport)
+            ctx = Ctx(server=None, token=None, _client=client)
+            result = CliRunner().invoke(quota_command, list(args), obj=ctx, catch_exceptions=False)
+            assert result.exit_code == 0, result.output
+            return result.output
+
+        until("bob's task counted", lambda: "running cores" in cli("bob") and " 1 " in cli("bob"))
+        out = cli("bob")
+        assert "user bob" in out and "group lab" in out and "no limit" in out
+        assert "limits from: access.user_quotas.bob" in out
+        assert "fair share: usage" in out and "weight 1" in out
+        assert '"queued_tasks": 5' in cli("root", "bob", "--json")
+        alice = Client("http://toolship.test", "alice", transport=api._transport)
+        with pytest.raises(Forbidden, match="only admins see another user's quota"):
+            alice.quota("bob")

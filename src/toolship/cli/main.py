@@ -15,6 +15,7 @@ from toolship.cli import (
     batches,
     cache,
     provenance,
+    quota,
     reruns,
     sboms,
     services,
@@ -169,6 +170,7 @@ audit.register(cli)
 reruns.register(cli)
 provenance.register(cli)
 users.register(cli)
+quota.register(cli)
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ from toolship.client.base import TES
 from toolship.client.cache import Cache
 from toolship.client.handles import Batch, Task
 from toolship.client.provenance import Provenances
+from toolship.client.quota import Quotas
 from toolship.client.reruns import Reruns
 from toolship.client.sboms import Sboms
 from toolship.client.services import Services
@@ -44,7 +45,7 @@ from toolship.spec import (
 from toolship.states import TaskState, is_final
 
 
-class Client(Services, Reruns, Cache, Audit, Sboms, Provenances, Users):
+class Client(Services, Reruns, Cache, Audit, Sboms, Provenances, Users, Quotas):
     """One httpx client for one server; every method is one request (or a page loop).
 
     Why it is shaped so: the CLI is built on it, so the SDK and the CLI can never
