@@ -114,6 +114,7 @@ class Job:
     attempt_number: int = 1
     # Per-task credentials for staging; never stored in the task record or logged.
     credentials: dict[str, str] = field(default_factory=dict)
+    owner: str | None = None  # who it runs for (the Slurm backend: access.slurm_accounts)
 
 
 class WorkerSettings(_Record):

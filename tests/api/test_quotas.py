@@ -176,3 +176,12 @@ def test_toolship_quota_prints_limits_use_and_fair_share(server: Server) -> None
         alice = Client("http://toolship.test", "alice", transport=api._transport)
         with pytest.raises(Forbidden, match="only admins see another user's quota"):
             alice.quota("bob")
+
+
+def test_a_task_naming_another_slurm_account_than_its_owners_is_a_400(server: Server) -> None:
+    server.config = {"access": {"slurm_accounts": {"bob": "proj-bob"}}}
+    with server.run() as api:
+        body = task("true", resources={"backend_parameters": {"account": "proj-alice"}})
+        r = api.post(TASKS, json=body, headers={"Authorization": "Bearer bob"})
+        assert r.status_code == 400, r.text
+        assert "charged to Slurm account 'proj-bob' (access.slurm_accounts.bob)" in r.text

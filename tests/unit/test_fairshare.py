@@ -11,7 +11,7 @@ from toolship.config import AccessSettings, Quota
 from toolship.engine.core import EngineCore
 from toolship.engine.events import AttemptExited, Dispatch, Start, TaskCreated
 from toolship.engine.fairshare import Ledger, Shares, Usage, order
-from toolship.engine.quotas import Quotas, Tally
+from toolship.engine.quotas import Quotas, Tally, check_account
 from toolship.engine.scheduler import Accounts, Queue, pick
 from toolship.errors import ConfigError, InvalidRequest, TooManyRequests
 from toolship.states import TaskState
@@ -268,3 +268,11 @@ def test_a_task_bigger_than_its_running_quota_is_refused_as_it_could_never_start
     quotas = Quotas(users={"bob": Quota(running_cpus=2)})
     with pytest.raises(InvalidRequest, match=r"asks for 4 cores but user bob may run at most 2"):
         quotas.could_start(r("big", "bob", cpus=4))
+
+
+def test_a_task_naming_another_slurm_account_than_its_owners_is_refused() -> None:
+    accounts = {"bob": "proj-bob"}
+    check_account(accounts, "bob", {"account": "proj-bob"})
+    check_account(accounts, "alice", {"account": "anything"})  # not mapped: hers to name
+    with pytest.raises(InvalidRequest, match=r"user bob's jobs are charged to Slurm account"):
+        check_account(accounts, "bob", {"account": "proj-alice"})

@@ -120,3 +120,17 @@ def test_what_no_partition_holds_is_refused_saying_what_there_is() -> None:
     with pytest.raises(ResourcesUnavailable, match="partition 'gpu' does not exist"):
         check_partitions(options(backend_parameters={"partition": "gpu"}), DEBUG, "")  # type: ignore[arg-type]
     check_partitions(options(cpu_cores=2, ram_gb=3, backend_parameters={"nodes": "2"}), DEBUG, "")  # type: ignore[arg-type]
+
+
+def test_the_owners_slurm_account_is_given_as_account() -> None:
+    text = batch_script(
+        options(),  # type: ignore[arg-type]
+        SLURM,
+        task_id="1m80abc",
+        attempt=1,
+        task_dir=Path("/shared/toolship/tasks/1m80abc"),
+        server_url="http://head:8000",
+        account="proj-bob",
+    )
+    assert "#SBATCH --account=proj-bob" in text.splitlines()
+    assert "--account" not in script(options())  # no map entry: Slurm's default account

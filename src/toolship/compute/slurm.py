@@ -154,6 +154,7 @@ class SlurmBackend:
             attempt=job.attempt_number,
             task_dir=task_dir,
             server_url=self.server_url,
+            account=self.settings.access.slurm_accounts.get(job.owner or ""),
         )
         token = worker_token(self.worker_secret, job.task_id)
         # The files are written off the event loop (on a shared file system a write can

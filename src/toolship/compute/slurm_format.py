@@ -66,9 +66,18 @@ def _duration(seconds: float) -> str:
 
 
 def directives(
-    options: TaskOptions, slurm: SlurmSettings, *, task_id: str, attempt: int, output: Path
+    options: TaskOptions,
+    slurm: SlurmSettings,
+    *,
+    task_id: str,
+    attempt: int,
+    output: Path,
+    account: str | None = None,
 ) -> list[tuple[str, str]]:
-    """The sbatch options of one attempt, in a fixed order (golden-file tested)."""
+    """The sbatch options of one attempt, in a fixed order (golden-file tested).
+
+    ``account``: the owner's Slurm account (access.slurm_accounts), before the task's own.
+    """
     found: list[tuple[str, str]] = [
         ("job-name", f"toolship-{task_id}"),
         # Which attempt the job is: a restarted server finds a job it submitted but did
@@ -89,8 +98,10 @@ def directives(
     partition = options.parameters.get("partition") or slurm.default_partition
     if partition:
         found.append(("partition", partition))
+    if account is not None:
+        found.append(("account", account))
     for key in ("account", "qos", "constraint"):
-        if key in options.parameters:
+        if key in options.parameters and not (key == "account" and account is not None):
             found.append((key, options.parameters[key]))
     return found
 
@@ -103,6 +114,7 @@ def batch_script(
     attempt: int,
     task_dir: Path,
     server_url: str,
+    account: str | None = None,
 ) -> str:
     token_file = task_dir / "worker.token"
     command = [*slurm.worker_command, "--server", server_url, "--task", task_id]
@@ -114,6 +126,7 @@ def batch_script(
             task_id=task_id,
             attempt=attempt,
             output=task_dir / f"slurm-{attempt}.out",
+            account=account,
         ),
         comment=[
             f"toolship task {task_id}, attempt {attempt}.",

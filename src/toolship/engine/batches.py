@@ -19,6 +19,7 @@ from toolship.engine.expand import check_graph, expand_map, expand_sweep, reduce
 from toolship.engine.ids import new_batch_id
 from toolship.engine.limits import check_text
 from toolship.engine.policy import check_policy
+from toolship.engine.quotas import check_account
 from toolship.engine.service_batches import service_map, service_sweep
 from toolship.errors import InvalidRequest
 from toolship.identity import ANONYMOUS, Principal
@@ -92,6 +93,8 @@ class BatchBuilder:
             cost = Request(row.id, row.cpus, row.memory_gb, row.gpus, owner=owner.name,
                            owner_group=owner.group)  # fmt: skip
             accounts.quotas.could_start(cost)
+            params = row.spec.get("resources", {}).get("backend_parameters") or {}
+            check_account(self.engine.settings.access.slurm_accounts, owner.name, params)
         accounts.quotas.admit(owner.name, owner.group, accounts.tally, adding=len(rows))
 
     def build(self, req: BatchRequest) -> tuple[BatchRow, list[TaskRow], list[tuple[str, ...]]]:

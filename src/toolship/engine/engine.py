@@ -43,7 +43,7 @@ from toolship.engine.events import (
 )
 from toolship.engine.fairshare import Shares
 from toolship.engine.policy import Policy, resolve_policy
-from toolship.engine.quotas import Quotas
+from toolship.engine.quotas import Quotas, check_account
 from toolship.engine.reporter import AttemptReporter
 from toolship.engine.scheduler import Accounts
 from toolship.engine.validate import admit
@@ -213,6 +213,7 @@ class Engine:
             return row.id
         request = self._request(row, options)
         self.core.accounts.quotas.could_start(request)
+        check_account(self.settings.access.slurm_accounts, owner.name, options.parameters)
         self.core.accounts.quotas.admit(owner.name, owner.group, self.core.accounts.tally)
         self.store.insert_tasks([row])
         self._place(request, options.after, states)
@@ -484,6 +485,7 @@ class Engine:
             runtime=row.runtime,
             attempt_number=max(1, len(logs)) if resume else len(logs) + 1,
             credentials={**options.credentials, **self.store.secrets_of(row)},
+            owner=row.owner,
         )
         earlier = logs[:-1] if resume else logs
         worker = self.backend.start(job, AttemptReporter(self.core, self.writer, job, earlier))

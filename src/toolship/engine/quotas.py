@@ -17,7 +17,7 @@ from toolship.compute.base import Request
 from toolship.config import AccessSettings, Quota
 from toolship.errors import InvalidRequest, TooManyRequests
 
-__all__ = ["Quotas", "Tally", "Use"]
+__all__ = ["Quotas", "Tally", "Use", "check_account"]
 
 _NONE = Quota()
 
@@ -178,3 +178,16 @@ def _never_fits(r: Request, quota: Quota, where: str, who: str) -> None:
                 f"at once ({where}.{key} = {limit:g}), so it could never start; ask for "
                 "less, or ask an admin to raise the quota"
             )
+
+
+def check_account(
+    accounts: Mapping[str, str], owner: str | None, parameters: Mapping[str, str]
+) -> None:
+    """A user mapped to a Slurm account (access.slurm_accounts) is charged to it alone."""
+    mine = accounts.get(owner or "")
+    theirs = parameters.get("account")
+    if mine is not None and theirs is not None and theirs != mine:
+        raise InvalidRequest(
+            f"resources.backend_parameters.account={theirs!r}: user {owner}'s jobs are charged "
+            f"to Slurm account {mine!r} (access.slurm_accounts.{owner}); leave account out"
+        )
