@@ -293,12 +293,14 @@ def test_the_report_of_a_sweep_has_each_members_times_on_the_clock(
     assert report["batch"]["map"] is None and report["batch"]["name"] is None
     assert list(report["members"][0]) == [
         "id", "name", "state", "params", "cpus", "memory_gb", "gpus", "attempts",
-        "wall_seconds", "run_seconds", "cpu_seconds", "peak_memory_bytes", "cost", "start", "end",
+        "wall_seconds", "run_seconds", "cpu_seconds", "peak_memory_bytes", "gpu_seconds",
+        "gpu_busy_seconds", "gpu_memory_peak_bytes", "cost", "start", "end",
     ]  # fmt: skip
     assert report["members"][0]["params"] == {"cpu": "1", "s": "40"}
     assert list(report["totals"]) == [
         "members", "counts", "attempts", "wall_seconds", "run_seconds", "cpu_seconds",
-        "peak_memory_bytes", "cost", "turnaround_seconds",
+        "peak_memory_bytes", "gpu_seconds", "gpu_busy_seconds", "gpu_memory_peak_bytes", "cost",
+        "turnaround_seconds",
     ]  # fmt: skip
     assert report["scaling"]["points"][0] == {
         "n": 1,
