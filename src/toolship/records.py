@@ -152,6 +152,7 @@ class WorkerJob(_Record):
     runtime: RuntimeRecord = Field(default_factory=RuntimeRecord)
     attempt_number: int = 1
     credentials: dict[str, str] = Field(default_factory=dict)
+    owner: str | None = None  # whose task (file:// roots naming {user} are its own)
     env: WorkerSettings
     storage: StorageSettings
 
@@ -165,6 +166,7 @@ class WorkerJob(_Record):
             runtime=self.runtime,
             attempt_number=self.attempt_number,
             credentials=dict(self.credentials),
+            owner=self.owner,
         )
 
 

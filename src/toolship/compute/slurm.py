@@ -281,6 +281,7 @@ class SlurmAttempt:
             runtime=runtime,
             attempt_number=job.attempt_number,
             credentials=job.credentials,
+            owner=job.owner,
             env=WorkerSettings(
                 work_dir=self.backend.work_dir,
                 log_tail_bytes=settings.local.log_tail_bytes,

@@ -72,7 +72,7 @@ class BatchBuilder:
         paused = gc.isenabled()
         gc.disable()
         try:
-            batch, rows, afters = self.build(request)
+            batch, rows, afters = self.build(request, owner.name)
             self._within_quotas(rows, owner)
             batch.owner, batch.owner_group = owner.name, owner.group
             for row in rows:
@@ -97,7 +97,9 @@ class BatchBuilder:
             check_account(self.engine.settings.access.slurm_accounts, owner.name, params)
         accounts.quotas.admit(owner.name, owner.group, accounts.tally, adding=len(rows))
 
-    def build(self, req: BatchRequest) -> tuple[BatchRow, list[TaskRow], list[tuple[str, ...]]]:
+    def build(
+        self, req: BatchRequest, owner: str | None = None
+    ) -> tuple[BatchRow, list[TaskRow], list[tuple[str, ...]]]:
         batch_id = new_batch_id()
         limits = self.engine.settings.limits
         check_text(req.model_dump(mode="json", include={"name", "tags", "params"}))
@@ -135,7 +137,7 @@ class BatchBuilder:
             try:
                 # Each member keeps its own creation time: sorted by it, members read
                 # in their order (index, then the reduce).
-                row, opts = self.engine.admit(task, seen=seen, pinned=pinned)
+                row, opts = self.engine.admit(task, seen=seen, pinned=pinned, owner=owner)
             except InvalidRequest as exc:
                 raise InvalidRequest(f"{where(i)}: {exc}") from None
             _no_cache(opts, where(i))

@@ -189,10 +189,11 @@ class Engine:
         *,
         seen: dict[str, TaskOptions] | None = None,
         pinned: dict[str, str] | None = None,
+        owner: str | None = None,
     ) -> tuple[TaskRow, TaskOptions]:
         return admit(
             task,
-            storage=self.storage,
+            storage=self.storage.for_owner(owner),  # file:// roots naming {user}: its own
             backend=self.backend,
             settings=self.settings,
             policy=self.policy,
@@ -203,9 +204,9 @@ class Engine:
 
     async def create(self, task: Task, owner: Principal = ANONYMOUS) -> str:
         if self.trust is not None and self.trust.active:  # podman, skopeo: off the loop
-            row, options = await asyncio.to_thread(self.admit, task)
+            row, options = await asyncio.to_thread(self.admit, task, owner=owner.name)
         else:
-            row, options = self.admit(task)
+            row, options = self.admit(task, owner=owner.name)
         row.owner, row.owner_group = owner.name, owner.group
         states = self.parent_states(options.after, owner)
         reader = owner.owner_filter(self.settings.access.mode)

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 from toolship.errors import InvalidRequest
@@ -136,11 +136,28 @@ class Storage(Protocol):
         ...
 
 
+@runtime_checkable
+class Scoped(Protocol):
+    """A storage whose reach depends on the task's owner (file:// roots naming {user})."""
+
+    def for_owner(self, name: str | None) -> Storage: ...
+
+
 class StorageRegistry:
     def __init__(self, backends: Sequence[Storage], missing: Mapping[str, str] | None = None):
         self._by_scheme = {s: b for b in backends for s in b.schemes}
         # scheme -> how to get it (optional extras that are not installed)
         self._missing = dict(missing or {})
+
+    def for_owner(self, name: str | None) -> StorageRegistry:
+        """The registry as a task of ``name`` sees it (itself when no storage depends on it)."""
+        backends = self._by_scheme.values()
+        scoped = {id(b): b.for_owner(name) for b in backends if isinstance(b, Scoped)}
+        if all(scoped[id(b)] is b for b in backends if id(b) in scoped):
+            return self
+        out = StorageRegistry([], self._missing)
+        out._by_scheme = {k: scoped.get(id(b), b) for k, b in self._by_scheme.items()}
+        return out
 
     def for_url(self, url: str) -> Storage:
         scheme = scheme_of(url)

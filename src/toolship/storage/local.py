@@ -22,6 +22,7 @@ directories made for them, empty ones of a directory output included).
 from __future__ import annotations
 
 import contextlib
+import copy
 import ctypes
 import errno
 import os
@@ -35,7 +36,9 @@ from toolship.errors import InvalidRequest, StagingError
 from toolship.storage.base import StageContext, split_pattern
 from toolship.storage.transfer import FileRecord, copy_stream, partial_name, with_retries
 
-__all__ = ["LocalStorage", "Pinned", "hand_over", "release_mounts"]
+__all__ = ["USER", "LocalStorage", "Pinned", "hand_over", "release_mounts"]
+
+USER = "{user}"  # in an allowed root: the name of the task's owner ("/data/{user}")
 
 CHUNK = 1024 * 1024
 MS_RDONLY, MS_REMOUNT, MS_BIND = 1, 32, 4096
@@ -76,11 +79,27 @@ class LocalStorage:
         ``mount``: False where the containers run on other machines too (a multi-node
         Slurm task), which would not see a mount made here.
         """
-        self.roots = [Path(r).resolve() for r in allowed_roots]
+        # Roots naming {user} are each owner's own (for_owner); without an owner, none.
+        self.templates = [str(r) for r in allowed_roots if USER in str(r)]
+        self.roots = [Path(r).resolve() for r in allowed_roots if USER not in str(r)]
         self.excluded = {Path(p).resolve(): what for p, what in (excluded or {}).items()}
         self.reader = reader
         self.owner = owner
         self.mount = mount
+
+    def for_owner(self, name: str | None) -> LocalStorage:
+        """This storage as a task of ``name`` sees it: each root naming {user}, its own.
+
+        A name that is not one path component (empty, ".", "..", with "/") gets none.
+        """
+        if not self.templates:
+            return self
+        scoped = copy.copy(self)
+        safe = bool(name) and name not in (".", "..") and not {"/", "\x00"} & set(name or "")
+        if safe and name is not None:
+            own = [Path(t.replace(USER, name)).resolve() for t in self.templates]
+            scoped.roots = [*self.roots, *own]
+        return scoped
 
     # --- the check -----------------------------------------------------------
 

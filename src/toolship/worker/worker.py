@@ -110,6 +110,8 @@ class Worker:
         self.job = job
         self.env = env
         self.reporter = reporter
+        # What the task's owner may reach (file:// roots naming {user}: its own).
+        self.storage = env.storage.for_owner(job.owner)
         self.cancelled = asyncio.Event()
         self.cancel_reason = "canceled by request"
         self._waking: asyncio.Future[str] | None = None  # what _wait sleeps on
@@ -273,7 +275,7 @@ class Worker:
                 collect_outputs,
                 task,
                 self.layout,
-                self.env.storage,
+                self.storage,
                 self.stage_context,
                 strict=not failed,
             )
@@ -303,7 +305,7 @@ class Worker:
             prepare_inputs,
             task,
             self.layout,
-            self.env.storage,
+            self.storage,
             self.stage_context,
             isolated=self.env.runtime.isolated,
             shared=SharedDirs(self.env.shared_dirs, self.env.writable_shared_dirs),
