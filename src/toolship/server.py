@@ -11,12 +11,12 @@ import ssl
 from pathlib import Path
 
 import uvicorn
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 
 from toolship.api import create_app
 from toolship.config import ServerSettings, ServerState, Settings, state_file, token_file
 from toolship.db.schema import users
-from toolship.db.store import make_engine, migrate
+from toolship.db.store import make_engine
 from toolship.errors import ConfigError
 from toolship.secrets import ensure_token_file, read_tokens
 
@@ -57,8 +57,9 @@ def _users(settings: Settings) -> bool:
     """Has the server users (it then asks every request for a token, theirs or its own)?"""
     engine = make_engine(settings.database_url)
     try:
-        migrate(engine)  # what the app's start does next anyway
-        with engine.connect() as conn:
+        with engine.connect() as conn:  # a database from before users (0008) has none
+            if not inspect(conn).has_table(users.name):
+                return False
             return conn.execute(select(users.c.name).limit(1)).first() is not None
     finally:
         engine.dispose()

@@ -29,7 +29,7 @@ from tests.integration.servers import free_port
 from tests.security.shared import wait_healthy
 from toolship.config import Settings
 from toolship.db.schema import users
-from toolship.db.store import make_engine
+from toolship.db.store import make_engine, migrate
 from toolship.errors import ConfigError
 from toolship.server import require_authentication, tls_files
 
@@ -77,7 +77,8 @@ def test_users_are_enough_even_when_all_are_disabled(tmp_path: Path) -> None:
     """The server asks every request for a token once it has users; disabled, none works."""
     settings = public(tmp_path)
     assert "toolship user add" in refusal(settings)
-    engine = make_engine(settings.database_url)  # migrated by the refusal's look
+    engine = make_engine(settings.database_url)
+    migrate(engine)
     with engine.begin() as conn:
         alice = {"name": "alice", "role": "user", "disabled": True, "created": "2025-01-01"}
         conn.execute(insert(users).values(**alice))
@@ -206,6 +207,7 @@ def test_serve_on_a_public_address_without_authentication_exits_naming_the_ways(
     for named in ("server.token_file", "toolship user add", "access.oidc.issuer"):
         assert named in text, (named, text)
     assert "--insecure-no-auth" in text and "Traceback" not in text, text
+    assert "Running upgrade" not in text, text  # a refusal leaves the database as it was
 
 
 def test_insecure_no_auth_serves_a_public_address_open_and_warns(tmp_path: Path) -> None:
