@@ -189,7 +189,7 @@ def test_bob_at_his_running_cores_limit_waits_while_alice_runs_and_his_queue_is_
         r = create("bob")
         assert r.status_code == 429, r.text
         print(f"\nbob's third task: {r.status_code} {r.json()['detail']}")
-        assert "at most 1 tasks waiting (access.user_quotas.bob.queued_tasks = 1)" in r.text
+        assert "at most 1 task waiting (access.user_quotas.bob.queued_tasks = 1)" in r.text
         alices = create("alice").json()["id"]
         until("alice's task runs", lambda: state(api, alices) == "RUNNING", 30)
         assert state(api, second) == "QUEUED"  # the second core is alice's; bob's limit is 1
@@ -199,3 +199,15 @@ def test_bob_at_his_running_cores_limit_waits_while_alice_runs_and_his_queue_is_
             api.post(f"{TES}/{task_id}:cancel", headers=as_("root"))
         for task_id in (first, second, alices):  # no sleeper outlives the test
             until(f"{task_id} cancelled", lambda t=task_id: state(api, t) == "CANCELED", 30)
+        # Who did what: the admin reads each action with its user (the 429 created nothing).
+        events = api.get("/api/v1/events", params={"action": "task"}, headers=as_("root"))
+        assert events.status_code == 200, events.text
+        seen = [(e["actor"], e["action"], e["target"]) for e in reversed(events.json()["events"])]
+        print("\nwho did what:", *(" ".join(e) for e in seen), sep="\n  ")
+        assert seen == [
+            ("bob", "task.create", first), ("bob", "task.create", second),
+            ("alice", "task.create", alices), ("root", "task.cancel", first),
+            ("root", "task.cancel", second), ("root", "task.cancel", alices),
+        ]  # fmt: skip
+        refused = api.get("/api/v1/events", headers=as_("bob"))
+        assert refused.status_code == 403, "only admins read the log"

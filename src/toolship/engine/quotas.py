@@ -122,7 +122,8 @@ class Quotas:
             limit = quota.queued_tasks
             if where and limit is not None and use.queued + adding > limit:
                 raise TooManyRequests(
-                    f"queued-task quota: {who} may have at most {limit} tasks waiting "
+                    f"queued-task quota: {who} may have at most {limit} "
+                    f"{'task' if limit == 1 else 'tasks'} waiting "
                     f"({where}.queued_tasks = {limit}) and has {use.queued}; this request adds "
                     f"{adding}. Wait until some start, cancel some, or ask an admin to raise it"
                 )
