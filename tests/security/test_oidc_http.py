@@ -80,3 +80,12 @@ def test_a_real_server_takes_the_issuers_tokens_and_says_why_it_refuses_others(
     assert me(oidc_server.token).json()["via"] == "server-token"
     # Discovery once, the key set once: the unknown kid came within the refresh cooldown.
     assert (provider.discovery_fetches, provider.jwks_fetches) == (1, 1)
+    # Who did what: alice's login through the issuer, once, from this address.
+    log = httpx.get(
+        f"{oidc_server.url}/api/v1/events",
+        params={"action": "login", "actor": "alice"},
+        headers={"Authorization": f"Bearer {oidc_server.token}"},
+    )
+    assert log.status_code == 200, log.text
+    logins = [(e["actor"], e["address"]) for e in log.json()["events"]]
+    assert logins == [("alice", "127.0.0.1")], logins
