@@ -101,5 +101,16 @@ def test_bob_is_answered_for_alices_task_as_for_none_through_http_and_the_cli(
 
         assert alice.post(f"{TASKS}/{tid}:cancel").status_code == 200
         until("canceled", lambda: alice.get(f"{TASKS}/{tid}").json()["state"] == "CANCELED")
+
+        # Who did what (admins only): the users made, alice's create and cancel, each user's
+        # login; bob's and carol's refused attempts changed nothing, so left no event.
+        assert bob.get("/api/v1/events").status_code == 403
+        events = admin.get("/api/v1/events", params={"limit": 200}).json()["events"]
+        seen = {(e["actor"], e["action"], e["target"]) for e in events}
+        for user in ("alice", "bob", "carol"):
+            assert ("admin", "user.add", user) in seen, seen
+            assert any(e["actor"] == user and e["action"] == "login" for e in events), user
+        assert ("alice", "task.create", tid) in seen and ("alice", "task.cancel", tid) in seen
+        assert not any(e["actor"] in ("bob", "carol") and e["action"] != "login" for e in events)
         for client in (alice, bob, carol):
             client.close()
