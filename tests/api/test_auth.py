@@ -33,6 +33,7 @@ def test_no_or_a_wrong_token_is_a_401_that_says_what_to_send(
     assert wrong.json() == {"detail": "the bearer token is not valid for this server"}
     basic = api.request(method, path, headers={"Authorization": "Basic dXNlcjpwdw=="})
     assert basic.status_code == 401
+    assert {r.headers.get("www-authenticate") for r in (anonymous, wrong, basic)} == {"Bearer"}
 
 
 def test_health_needs_no_token(api: httpx.Client) -> None:
@@ -65,6 +66,8 @@ def test_the_schema_documents_the_real_error_responses(api: httpx.Client) -> Non
     assert {"200", "400", "401", "413"} <= set(create_task) and "422" not in create_task
     assert "404" in paths["/ga4gh/tes/v1/tasks/{id}"]["get"]["responses"]
     assert "401" not in paths["/api/v1/health"]["get"]["responses"]
+    assert "403" in create_task and "403" in paths["/api/v1/events"]["get"]["responses"]
+    assert "403" not in paths["/ga4gh/tes/v1/tasks/{id}"]["get"]["responses"]
     assert "/v1/tasks" not in paths  # the older prefix is served, not published
     components = schema.json()["components"]["schemas"]
     assert "ErrorResponse" in components and "HTTPValidationError" not in components

@@ -115,6 +115,17 @@ def _error_response(description: str) -> _ErrorDoc:
     return {"description": description, "content": {"application/json": {"schema": ref}}}
 
 
+# Routes that check the caller's role (api/access.py): what changes something, and the
+# admins' own (users, tokens, the who-did-what log, another user's quota).
+_ADMIN_PATHS = ("/api/v1/users", "/api/v1/tokens", "/api/v1/events", "/api/v1/quota")
+
+
+def _role_checked(method: str, path: str) -> bool:
+    if path.startswith("/api/v1/worker/") or path == "/api/v1/health":
+        return False
+    return method in ("post", "put", "patch", "delete") or path.startswith(_ADMIN_PATHS)
+
+
 class _App(FastAPI):
     """The app; its OpenAPI schema lists toolship's real error responses, not FastAPI's 422."""
 
@@ -132,30 +143,34 @@ class _App(FastAPI):
             components.pop(unused, None)
         components["ErrorResponse"] = ErrorResponse.model_json_schema()
         for path, operations in schema.get("paths", {}).items():
-            for op in operations.values():
-                responses = op.setdefault("responses", {})
-                responses.pop("422", None)
-                if path.startswith(TRS_PREFIX):  # TRS's own Error shape, as api/trs.py says
-                    if not self.auth:
-                        responses.pop("401", None)
-                    continue
-                if op.get("parameters") or op.get("requestBody"):
-                    responses["400"] = _error_response("The request is invalid; detail says why")
-                if op.get("requestBody"):
-                    responses["413"] = _error_response("The body is over limits.max_body_bytes")
-                if self.rate_limited and not exempt(path):
-                    responses.setdefault(
-                        "429",
-                        _error_response(
-                            "Over access.rate_limit_per_second; Retry-After says when to retry"
-                        ),
-                    )
-                if self.auth and path != "/api/v1/health":
-                    responses["401"] = _error_response("Missing or wrong bearer token")
-                if "{" in path:
-                    responses["404"] = _error_response(_missing(path))
+            for method, op in operations.items():
+                self._document(path, method, op)
         self.openapi_schema = schema
         return schema
+
+    def _document(self, path: str, method: str, op: dict[str, Any]) -> None:
+        """The error responses one operation really gives."""
+        responses = op.setdefault("responses", {})
+        responses.pop("422", None)
+        if path.startswith(TRS_PREFIX):  # TRS's own Error shape, as api/trs.py says
+            if not self.auth:
+                responses.pop("401", None)
+            return
+        if op.get("parameters") or op.get("requestBody"):
+            responses["400"] = _error_response("The request is invalid; detail says why")
+        if op.get("requestBody"):
+            responses["413"] = _error_response("The body is over limits.max_body_bytes")
+        if self.rate_limited and not exempt(path):
+            why = "Over access.rate_limit_per_second; Retry-After says when to retry"
+            responses.setdefault("429", _error_response(why))
+        if self.auth and path != "/api/v1/health":
+            responses["401"] = _error_response("Missing or wrong bearer token")
+        if _role_checked(method, path):
+            responses["403"] = _error_response(
+                "The caller's role does not allow this; detail names the role needed"
+            )
+        if "{" in path:
+            responses["404"] = _error_response(_missing(path))
 
 
 def create_app(
@@ -291,7 +306,9 @@ def create_app(
 
     @app.exception_handler(ToolshipError)
     async def _toolship_error(_request: Request, exc: ToolshipError) -> JSONResponse:
-        return JSONResponse({"detail": exc.message}, status_code=exc.status_code)
+        # RFC 6750: a 401 says which scheme the server takes.
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        return JSONResponse({"detail": exc.message}, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
