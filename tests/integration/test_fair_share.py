@@ -135,6 +135,13 @@ def race(server: Server, access: dict[str, Any]) -> Figures:
         for batch_id in batches:
             api.post(f"/api/v1/batches/{batch_id}:cancel", headers=as_("root"))
         alice, bob = starts(api, "alice"), starts(api, "bob")
+        # Who did what: each user's batch, and the admin's cancels, in the log.
+        log = api.get("/api/v1/events", params={"action": "batch"}, headers=as_("root"))
+        seen = [(e["actor"], e["action"], e["target"]) for e in reversed(log.json()["events"])]
+        assert seen == [
+            ("alice", "batch.create", batches[0]), ("bob", "batch.create", batches[1]),
+            ("root", "batch.cancel", batches[0]), ("root", "batch.cancel", batches[1]),
+        ], seen  # fmt: skip
     until_ = min(alice[-1], bob[-1])  # the last start of whoever ran out first
     a = sum(1 for t in alice if bob_from <= t <= until_)
     b = sum(1 for t in bob if bob_from <= t <= until_)

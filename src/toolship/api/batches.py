@@ -22,6 +22,7 @@ from toolship.models import (
     BatchRequest,
     CancelBatchResponse,
     CreateBatchResponse,
+    ErrorResponse,
     Prices,
     Scaling,
 )
@@ -68,7 +69,12 @@ def _summary(store: Store, batch: BatchRow) -> BatchInfo:
     )
 
 
-@router.post("/batches", operation_id="CreateBatch", response_model=CreateBatchResponse)
+@router.post(
+    "/batches",
+    operation_id="CreateBatch",
+    response_model=CreateBatchResponse,
+    responses={404: {"model": ErrorResponse, "description": "The service it names does not exist"}},
+)
 async def create_batch(request: Request, batch: Annotated[BatchRequest, Body()]) -> JSONResponse:
     """Create every member of a sweep, map or task list in one transaction."""
     owner = access.require(request, Role.USER, "creating batches")

@@ -37,6 +37,8 @@ router = APIRouter(prefix="/api/v1", tags=["users"])
 _ADMINS: dict[int | str, dict[str, Any]] = {
     403: {"model": ErrorResponse, "description": "The caller is not an admin"}
 }
+_EXISTS = {**_ADMINS, 409: {"model": ErrorResponse, "description": "The user exists already"}}
+_REVOKED = {**_ADMINS, 409: {"model": ErrorResponse, "description": "The token was revoked"}}
 
 
 class UserTokens:
@@ -85,7 +87,7 @@ async def whoami(request: Request) -> JSONResponse:
     return _reply(Whoami(name=who.name, role=who.role.label, groups=list(who.groups), via=who.via))
 
 
-@router.post("/users", operation_id="AddUser", response_model=CreatedUser, responses=_ADMINS)
+@router.post("/users", operation_id="AddUser", response_model=CreatedUser, responses=_EXISTS)
 async def add_user(request: Request, body: Annotated[NewUser, Body()]) -> JSONResponse:
     """Add a user with a first token; the answer is the only time the token is shown."""
     admin_only(request, "adding users")
@@ -147,7 +149,7 @@ async def new_token(request: Request, name: str) -> JSONResponse:
 
 
 @router.delete(
-    "/tokens/{id}", operation_id="RevokeToken", response_model=TokenInfo, responses=_ADMINS
+    "/tokens/{id}", operation_id="RevokeToken", response_model=TokenInfo, responses=_REVOKED
 )
 async def revoke_token(request: Request, id: str) -> JSONResponse:
     """Refuse the token from now on (the user's other tokens stay good)."""
