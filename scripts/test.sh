@@ -33,4 +33,4 @@ echo "== import layers (docs/architecture.md)"
 echo "== mypy --strict"
 .venv/bin/mypy
 echo "== pytest"
-.venv/bin/pytest "$@"
+.venv/bin/pytest --durations=30 "$@"  # the slowest tests: the budget of CI time
