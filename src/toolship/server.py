@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import os
@@ -11,14 +10,13 @@ import ssl
 from pathlib import Path
 
 import uvicorn
-from sqlalchemy import inspect, select
 
 from toolship.api import create_app
 from toolship.config import ServerSettings, ServerState, Settings, state_file, token_file
-from toolship.db.schema import users
-from toolship.db.store import make_engine
+from toolship.db.users import has_users
 from toolship.errors import ConfigError
 from toolship.secrets import ensure_token_file, read_tokens
+from toolship.storage.egress import is_loopback_host
 
 __all__ = ["require_authentication", "serve", "tls_files"]
 
@@ -44,27 +42,6 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a host name: it may resolve to anything
-
-
-def _users(settings: Settings) -> bool:
-    """Has the server users (it then asks every request for a token, theirs or its own)?"""
-    engine = make_engine(settings.database_url)
-    try:
-        with engine.connect() as conn:  # a database from before users (0008) has none
-            if not inspect(conn).has_table(users.name):
-                return False
-            return conn.execute(select(users.c.name).limit(1)).first() is not None
-    finally:
-        engine.dispose()
-
-
 def require_authentication(settings: Settings, tokens: list[str]) -> None:
     """Refuse to serve an address other hosts reach when nobody would have to authenticate.
 
@@ -72,7 +49,9 @@ def require_authentication(settings: Settings, tokens: list[str]) -> None:
     every request show a credential; loopback is the operator's own machine.
     """
     host = settings.server.host
-    if tokens or _loopback(host) or settings.access.oidc.issuer or _users(settings):
+    if tokens or is_loopback_host(host) or settings.access.oidc.issuer:
+        return
+    if has_users(settings.database_url):
         return
     if not settings.server.allow_unauthenticated:
         raise ConfigError(

@@ -17,7 +17,6 @@ start-up.  Claims map to a user name, groups, and a role by group (README,
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -33,6 +32,7 @@ from jwt.algorithms import requires_cryptography
 from toolship.config import OidcSettings
 from toolship.errors import ConfigError, ServerUnavailable, Unauthorized
 from toolship.identity import ANONYMOUS, SERVER_ADMIN, Principal, Role, parse_role
+from toolship.storage.egress import is_loopback_host
 
 __all__ = ["OidcVerifier", "principal_from_claims"]
 
@@ -394,18 +394,9 @@ def _url_problem(url: str) -> str | None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return "it must be an http(s) URL"
-    if parts.scheme == "http" and not _loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
         return (
             "plain HTTP to a host that is not this machine: anyone on the way could swap "
             "the issuer's keys; use https:// (plain http is for an issuer on loopback)"
         )
     return None
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

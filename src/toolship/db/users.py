@@ -21,15 +21,16 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
-from sqlalchemy import Connection, Engine, Row, insert, select, update
+from sqlalchemy import Connection, Engine, Row, insert, inspect, select, update
 from sqlalchemy.exc import IntegrityError
 
 from toolship.db.schema import user_tokens, users
+from toolship.db.store import make_engine
 from toolship.errors import Conflict, InvalidRequest, NotFound, Unauthorized
 from toolship.identity import Principal, Role, parse_role
 from toolship.timeutil import now_rfc3339
 
-__all__ = ["PREFIX", "IssuedToken", "TokenRecord", "User", "UserStore", "digest"]
+__all__ = ["PREFIX", "IssuedToken", "TokenRecord", "User", "UserStore", "digest", "has_users"]
 
 PREFIX = "tsh_"
 CACHE_SECONDS = 30.0  # what a lookup found, trusted this long (changes made here: at once)
@@ -110,6 +111,19 @@ def _groups(given: Iterable[str]) -> tuple[str, ...]:
 
 def _no_user(name: str) -> NotFound:
     return NotFound(f"no user {name!r} on this server: see the users with `toolship user ls`")
+
+
+def has_users(database_url: str) -> bool:
+    """Has the server at ``database_url`` users? Read without migrating the database (a
+    server that refuses to start leaves it as it was); one from before users has none."""
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            if not inspect(conn).has_table(users.name):
+                return False
+            return conn.execute(select(users.c.name).limit(1)).first() is not None
+    finally:
+        engine.dispose()
 
 
 class UserStore:

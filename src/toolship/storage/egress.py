@@ -37,7 +37,14 @@ if TYPE_CHECKING:
     import aiohttp
     import httpx
 
-__all__ = ["EgressPolicy", "EgressRefused", "aiohttp_session", "httpx_transport", "refusal_in"]
+__all__ = [
+    "EgressPolicy",
+    "EgressRefused",
+    "aiohttp_session",
+    "httpx_transport",
+    "is_loopback_host",
+    "refusal_in",
+]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -93,6 +100,19 @@ def address_class(address: str) -> str | None:
         if ip.version == network.version and ip in network:
             return name
     return None
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """Is ``host`` this machine for certain (``localhost`` or a loopback address)?
+
+    A host name other than localhost may resolve to anything: it is not.
+    """
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
 
 
 def _is_address(host: str) -> bool:
