@@ -8,7 +8,7 @@ users' tokens through real HTTP are in tests/security/test_users_access.py.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import httpx
@@ -29,24 +29,29 @@ PRINCIPALS = {
 
 
 class FixedTokens:
-    """A verifier whose tokens are the principals' names (plus "-token")."""
+    """A verifier whose tokens are the principals' names (plus "-token", or not)."""
 
     active = True
 
+    def __init__(self, principals: Mapping[str, Principal]) -> None:
+        self.principals = principals
+
     async def verify(self, token: str, request: Request) -> Principal | None:
         del request
-        return PRINCIPALS.get(token.removesuffix("-token"))
+        return self.principals.get(token.removesuffix("-token"))
 
 
-class _WithUsers(Authenticator):
-    def __init__(self, tokens: list[str]) -> None:
-        super().__init__(tokens)
-        self.verifiers.append(FixedTokens())
-
-
-def with_users(monkeypatch: pytest.MonkeyPatch) -> None:
+def with_users(
+    monkeypatch: pytest.MonkeyPatch, principals: Mapping[str, Principal] = PRINCIPALS
+) -> None:
     """Apps created from now on also accept the principals' tokens (an autouse fixture's)."""
-    monkeypatch.setattr(toolship.api.app, "Authenticator", _WithUsers)
+
+    class WithUsers(Authenticator):
+        def __init__(self, tokens: list[str]) -> None:
+            super().__init__(tokens)
+            self.verifiers.append(FixedTokens(principals))
+
+    monkeypatch.setattr(toolship.api.app, "Authenticator", WithUsers)
 
 
 def by(name: str) -> dict[str, str]:

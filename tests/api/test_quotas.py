@@ -8,43 +8,18 @@ from typing import Any
 import httpx
 import pytest
 from click.testing import CliRunner
-from fastapi import Request
 
-import toolship.api.app
 from tests.api.conftest import TASKS, Server, state_of, task, until
-from toolship.api.auth import Authenticator
+from tests.api.principals import with_users
 from toolship.cli.context import Ctx
 from toolship.cli.quota import quota as quota_command
 from toolship.client import Client
 from toolship.errors import Forbidden
-from toolship.identity import Principal, Role
-
-USERS = {
-    "alice": Principal("alice", Role.USER, ("lab",)),
-    "bob": Principal("bob", Role.USER, ("lab",)),
-    "root": Principal("root", Role.ADMIN),
-}
-
-
-class _Names:
-    """Tokens that are the users' names: how the token was proven is not the point here."""
-
-    active = True
-
-    async def verify(self, token: str, request: Request) -> Principal | None:
-        del request
-        return USERS.get(token)
-
-
-class _WithUsers(Authenticator):
-    def __init__(self, tokens: list[str]) -> None:
-        super().__init__(tokens)
-        self.verifiers.append(_Names())
 
 
 @pytest.fixture(autouse=True)
 def _users(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(toolship.api.app, "Authenticator", _WithUsers)
+    with_users(monkeypatch)  # alice and bob (users of lab), root (admin)
 
 
 def make(api: httpx.Client, who: str, *command: str) -> httpx.Response:

@@ -17,11 +17,9 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import Request
 
-import toolship.api.app
 from tests.api.conftest import Server, until
-from toolship.api.auth import Authenticator
+from tests.api.principals import with_users
 from toolship.compute.local import LocalBackend
 from toolship.config import Settings
 from toolship.identity import Principal, Role
@@ -42,26 +40,12 @@ USERS = {
 }
 
 
-class _Names:
-    active = True
-
-    async def verify(self, token: str, request: Request) -> Principal | None:
-        del request
-        return USERS.get(token)
-
-
-class _WithUsers(Authenticator):
-    def __init__(self, tokens: list[str]) -> None:
-        super().__init__(tokens)
-        self.verifiers.append(_Names())
-
-
 @pytest.fixture
 def server(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Server:
     for key in list(os.environ):
         if key.startswith("TOOLSHIP_"):
             monkeypatch.delenv(key)
-    monkeypatch.setattr(toolship.api.app, "Authenticator", _WithUsers)
+    with_users(monkeypatch, USERS)
     return Server(home=tmp_path / "home")
 
 
