@@ -126,7 +126,8 @@ def race(server: Server, access: dict[str, Any]) -> Figures:
             ("alice", "batch.create", batches[0]), ("bob", "batch.create", batches[1]),
             ("root", "batch.cancel", batches[0]), ("root", "batch.cancel", batches[1]),
         ], seen  # fmt: skip
-    until_ = min(alice[-1], bob[-1])  # the last start of whoever ran out first
+    # The last start of whoever ran out first; first come, first served may start none of bob's.
+    until_ = min(found[-1] for found in (alice, bob) if found)
     a = sum(1 for t in alice if bob_from <= t <= until_)
     b = sum(1 for t in bob if bob_from <= t <= until_)
     return Figures(bob=b, alice=a, share=b / (a + b), fifo=not bob or bob[0] >= alice[-1])
