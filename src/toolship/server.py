@@ -17,6 +17,7 @@ from toolship.db.users import has_users
 from toolship.errors import ConfigError
 from toolship.secrets import ensure_token_file, read_tokens
 from toolship.storage.egress import is_loopback_host
+from toolship.web import install as install_ui
 
 __all__ = ["require_authentication", "serve", "tls_files"]
 
@@ -140,6 +141,7 @@ def serve(settings: Settings, *, embedded: bool = False) -> None:
     storage = settings.storage.for_server(embedded=embedded)
     settings = settings.model_copy(update={"storage": storage})
     app = create_app(settings, tokens=tokens, embedded=embedded)
+    install_ui(app, settings)  # the web UI under /ui
     config = uvicorn.Config(
         app,
         log_level="warning",

@@ -29,6 +29,7 @@ from toolship.compute import BackendFactory
 from toolship.compute.fake import FakeBackend, FakeClock
 from toolship.config import Settings
 from toolship.provenance.sbom_fake import FakeScanner
+from toolship.web import install as install_ui
 
 TES = "/ga4gh/tes/v1"
 TASKS = f"{TES}/tasks"
@@ -138,14 +139,16 @@ class Server:
             fake = FakeBackend(clock=self.clock, **backend)
             self.backends.append(fake)
             real = fake.factory()
+        settings = self.settings()
         app = create_app(
-            self.settings(),
+            settings,
             tokens=self.tokens,
             embedded=self.embedded,
             backend=real,
             images=self.images.factory(),
             scanner=self.scanner,
         )
+        install_ui(app, settings)  # the web UI, as toolship serve has it
         headers = {"Authorization": f"Bearer {self.tokens[0]}"} if self.tokens else {}
         served = InProcess(app)
         served.start()

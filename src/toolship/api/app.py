@@ -297,6 +297,7 @@ def create_app(
     app.include_router(worker.router)
 
     app.auth = auth.enabled
+    app.state.authenticator = auth  # the web UI's login checks pasted tokens with it
     app.add_middleware(BodyLimit, max_bytes=settings.limits.max_body_bytes)
     access = settings.access
     if access.rate_limit_per_second > 0:  # outermost: refused before a body is read
