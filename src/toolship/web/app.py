@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from toolship.api.auth import Authenticator
 from toolship.config import Settings
 from toolship.errors import ToolshipError
-from toolship.web import batches, login, services, tasks
+from toolship.web import batches, live, login, newtask, services, tasks
 from toolship.web.pages import STATIC, LoginRequired, login_url, page
 from toolship.web.session import Sessions
 
@@ -23,7 +23,7 @@ def install(app: FastAPI, settings: Settings) -> None:
     auth: Authenticator = app.state.authenticator
     app.state.ui_sessions = Sessions(settings.home, auth)
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="ui-static")
-    for module in (login, tasks, batches, services):
+    for module in (login, tasks, live, batches, services, newtask):
         app.include_router(module.router)
     app.include_router(login.api_router, dependencies=[Depends(auth)])
     json_errors = app.exception_handlers[ToolshipError]
