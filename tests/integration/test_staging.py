@@ -58,7 +58,10 @@ def test_directories_and_wildcards_round_trip_with_hashes(
     small = {f"small/f{i:04d}.txt": os.urandom(512) for i in range(1000)}
     for key, data in small.items():
         bucket.put_object(Bucket="data", Key=key, Body=data)
-    big = os.urandom(1024 * 1024) * 1024  # 1 GiB (1 MiB of random bytes, repeated)
+    # 96 MiB: several of staging's 16 MiB ranges in and several multipart parts out.  The
+    # 1 GiB figure (throughput against boto3's) is bench.staging's: through moto, a 1 GiB round
+    # trip here cost three minutes of CI for no more proof of correctness.
+    big = os.urandom(1024 * 1024) * 96
     bucket.put_object(Bucket="data", Key="big.bin", Body=big)
     big_sha = sha(big)
     task = client.run(
@@ -82,7 +85,7 @@ def test_directories_and_wildcards_round_trip_with_hashes(
         stored = bucket.get_object(Bucket="data", Key=f"result/small/{name}")["Body"].read()
         assert stored == data
     sizes = {o.path: o.size_bytes for o in task.outputs}
-    assert sizes["/work/out/copy.bin"] == str(1024**3)
+    assert sizes["/work/out/copy.bin"] == str(96 * 1024**2)
     assert len(sizes) == 1001
 
 
