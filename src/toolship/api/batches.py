@@ -28,7 +28,7 @@ from toolship.models import (
 )
 from toolship.states import FINAL_STATES, TaskState
 
-__all__ = ["batch_state", "router"]
+__all__ = ["batch_state", "cancel", "newest", "report_of", "router"]
 
 router = APIRouter(prefix="/api/v1", tags=["toolship"])
 S = TaskState
@@ -88,20 +88,29 @@ async def list_batches(
     request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 50
 ) -> JSONResponse:
     """The newest batches first, each with its members' counts by state."""
+    return reply(BatchList(batches=newest(request, limit)))
+
+
+def newest(request: Request, limit: int) -> list[BatchInfo]:
+    """The caller's visible batches, newest first (the web UI's list too)."""
     store = app_state(request).store
-    listed = store.list_batches(limit, owner=access.reader(request))
-    return reply(BatchList(batches=[_summary(store, b) for b in listed]))
+    return [_summary(store, b) for b in store.list_batches(limit, owner=access.reader(request))]
 
 
 @router.post("/batches/{id}:cancel", operation_id="CancelBatch")
 async def cancel_batch(request: Request, id: str) -> JSONResponse:
     """Cancel every member that has not finished."""
+    return reply(CancelBatchResponse(id=id, canceled=await cancel(request, id)))
+
+
+async def cancel(request: Request, id: str) -> int:
+    """Cancel batch ``id`` as the caller (the web UI's button too): how many were canceled."""
     access.require(request, Role.USER, "canceling batches")
     st = app_state(request)
     access.check_batch(request, st.store.get_batch(id))
     count = await st.engine.cancel_batch(id)
     record(request, "batch.cancel", id, f"{count} tasks canceled")
-    return reply(CancelBatchResponse(id=id, canceled=count))
+    return count
 
 
 @router.get("/batches/{id}", operation_id="GetBatch")
@@ -113,6 +122,11 @@ async def get_batch(request: Request, id: str) -> JSONResponse:
 @router.get("/batches/{id}/report", operation_id="BatchReport")
 async def batch_report(request: Request, id: str) -> JSONResponse:
     """Per member wall time, CPU seconds, peak memory and cost; totals; scaling of a sweep."""
+    return reply(report_of(request, id))
+
+
+def report_of(request: Request, id: str) -> BatchReport:
+    """Batch ``id``'s report, if the caller may see it (the web UI's batch page too)."""
     st = app_state(request)
     batch = access.check_batch(request, st.store.get_batch(id))
     rows = st.store.batch_members(id)
@@ -123,7 +137,7 @@ async def batch_report(request: Request, id: str) -> JSONResponse:
     ]
     key = scaling_key(members)
     prices = st.settings.prices
-    report = BatchReport(
+    return BatchReport(
         batch=_summary(st.store, batch),
         currency=prices.currency,
         prices=Prices.model_validate(prices.model_dump()),
@@ -131,4 +145,3 @@ async def batch_report(request: Request, id: str) -> JSONResponse:
         members=members,
         scaling=Scaling(parameter=key, points=scaling(members, key)) if key else None,
     )
-    return reply(report)

@@ -25,7 +25,7 @@ from toolship.services import (
     ServiceVersions,
 )
 
-__all__ = ["router"]
+__all__ = ["router", "run_as_task"]
 
 router = APIRouter(prefix="/api/v1", tags=["services"])
 
@@ -111,12 +111,17 @@ async def run_service(
     request: Request, name: str, run: Annotated[ServiceRun, Body()]
 ) -> JSONResponse:
     """Run a service: its ports and parameters checked, then an ordinary TES task created."""
+    return JSONResponse({"id": await run_as_task(request, name, run)})
+
+
+async def run_as_task(request: Request, name: str, run: ServiceRun) -> str:
+    """The id of the task that runs ``run`` of service ``name`` (the web UI's form too)."""
     owner = access.require(request, Role.USER, "running services")
     state = app_state(request)
     version = state.services.runnable(name, run.version)
     task_id = await state.engine.create(lower(version, run), owner)
     record(request, "task.create", task_id, f"service {version.name}@{version.version}")
-    return JSONResponse({"id": task_id})
+    return task_id
 
 
 @router.post("/builds", operation_id="BuildService", response_model=BuildInfo, status_code=202)

@@ -30,7 +30,7 @@ from toolship.models import (
 from toolship.options import BACKEND_PARAMETERS
 from toolship.states import TaskState
 
-__all__ = ["get_legacy_service_info", "router"]
+__all__ = ["create", "get_legacy_service_info", "router"]
 
 router = APIRouter(tags=["TaskService"])
 
@@ -153,10 +153,15 @@ async def list_tasks(
     response_model=CreateTaskResponse,
 )
 async def create_task(request: Request, task: Annotated[Task, Body()]) -> JSONResponse:
+    return _json({"id": await create(request, task)})
+
+
+async def create(request: Request, task: Task) -> str:
+    """CreateTask as the caller (the web UI's new-task form too): the new task's id."""
     owner = access.require(request, Role.USER, "creating tasks")
     task_id = await app_state(request).engine.create(task, owner)
     record(request, "task.create", task_id, task.name or "")
-    return _json({"id": task_id})
+    return task_id
 
 
 # Declared before GET /tasks/{id}: "{id}" would otherwise also match "x:cancel".

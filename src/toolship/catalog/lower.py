@@ -43,13 +43,21 @@ from toolship.services import (
     ServiceVersion,
 )
 
-__all__ = ["lower"]
+__all__ = ["RunRefused", "lower"]
 
 # What a run may say about its task besides the ports and parameters.
 _TASK_FIELDS = ("name", "description", "tags", "resources", "inputs", "outputs", "volumes")
 _EXECUTOR_FIELDS = ("env", "workdir", "stdin", "stdout", "stderr", "ignore_error")
 
 Values = dict[str, str | None]  # placeholder -> its text (None: unset, the argument is left out)
+
+
+class RunRefused(InvalidRequest):
+    """A run's problems in one 400; ``problems`` keeps them apart (a form shows each by field)."""
+
+    def __init__(self, message: str, problems: list[str]) -> None:
+        super().__init__(message)
+        self.problems = problems
 
 
 def lower(version: ServiceVersion, run: ServiceRun, *, handled: Collection[str] = ()) -> Task:
@@ -79,7 +87,9 @@ def lower(version: ServiceVersion, run: ServiceRun, *, handled: Collection[str] 
             "choose another key"
         )
     if problems:
-        raise InvalidRequest(f"cannot run {version.name}@{version.version}: " + "; ".join(problems))
+        raise RunRefused(
+            f"cannot run {version.name}@{version.version}: " + "; ".join(problems), problems
+        )
     executor = {
         "image": version.image,
         "command": command,
