@@ -1,0 +1,125 @@
+"""The web UI in a real browser: Debian's chromium driven by Playwright, against a real
+``toolship serve`` (local backend, podman, the busybox image) started once per module.
+
+Needs chromium (scripts/setup-host.sh) and axe-core (scripts/browser-setup.sh); both are
+required, never skipped.  Every page a test visits can be checked with :func:`accessible`
+(axe-core, no serious or critical violation) and saved with :func:`screenshot` to
+docs/screenshots/ui-NAME.png (1280x800), which the README shows.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+
+from tests.conftest import ROOT, require
+from tests.security.shared import TOKEN, Shared, shared_server
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+AXE = ROOT / ".browser" / "node_modules" / "axe-core" / "axe.min.js"
+SHOTS = ROOT / "docs" / "screenshots"
+VIEWPORT = {"width": 1280, "height": 800}
+# The server under test makes no SBOM of each image a task runs (12-20 s of CPU a scan).
+CONFIG = "[images]\nsboms_on_use = false\n"
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    require(
+        os.access(CHROMIUM, os.X_OK), "Debian's chromium", "run scripts/setup-host.sh (as root)"
+    )
+    require(AXE.is_file(), f"axe-core ({AXE})", "run scripts/browser-setup.sh")
+    with sync_playwright() as pw:
+        found = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        yield found
+        found.close()
+
+
+@pytest.fixture(scope="module")
+def ui_server(tmp_path_factory: pytest.TempPathFactory, busybox: str) -> Iterator[Shared]:
+    """A real server with a token (tests.security.shared.TOKEN), one per test module."""
+    with shared_server(tmp_path_factory.mktemp("ui"), CONFIG) as srv:
+        yield srv
+
+
+def log_in(context: BrowserContext, url: str, token: str = TOKEN) -> Page:
+    """Log in through the login page as a user would; the page lands on the tasks list."""
+    page = context.new_page()
+    page.goto(f"{url}/ui/login")
+    page.get_by_label("Token").fill(token)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{url}/ui/tasks*")
+    return page
+
+
+@pytest.fixture(scope="module")
+def context(browser: Browser, ui_server: Shared) -> Iterator[BrowserContext]:
+    """A browser profile logged in to ``ui_server`` (one login per module)."""
+    ctx = browser.new_context(viewport=VIEWPORT, base_url=ui_server.url)
+    ctx.set_default_timeout(15_000)
+    log_in(ctx, ui_server.url).close()
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Iterator[Page]:
+    page = context.new_page()
+    yield page
+    page.close()
+
+
+@pytest.fixture
+def api(ui_server: Shared) -> Iterator[httpx.Client]:
+    with ui_server.client() as client:
+        yield client
+
+
+def accessible(page: Page) -> None:
+    """axe-core finds no serious or critical violation on the page as it is now."""
+    page.add_script_tag(path=str(AXE))
+    found: list[dict[str, Any]] = page.evaluate(
+        """async () => {
+            const result = await axe.run(document);
+            return result.violations
+                .filter(v => v.impact === "serious" || v.impact === "critical")
+                .map(v => ({id: v.id, impact: v.impact, help: v.help,
+                            nodes: v.nodes.slice(0, 5).map(n => n.html)}));
+        }"""
+    )
+    assert not found, f"{page.url}: axe-core violations:\n" + "\n".join(
+        f"  {v['impact']} {v['id']}: {v['help']}\n    " + "\n    ".join(v["nodes"]) for v in found
+    )
+
+
+def screenshot(page: Page, name: str) -> Path:
+    """Save the viewport (1280x800) as docs/screenshots/ui-NAME.png."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / f"ui-{name}.png"
+    page.screenshot(path=str(path), animations="disabled", caret="hide")
+    return path
+
+
+def check_page(page: Page, name: str) -> None:
+    """The page passes axe-core, then its screenshot is saved."""
+    accessible(page)
+    screenshot(page, name)
+
+
+def until(what: str, probe: Callable[[], Any], timeout: float = 60) -> Any:
+    """Poll ``probe`` until it returns something true; fail naming ``what`` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"{what}: not within {timeout:.0f}s")
