@@ -5,6 +5,11 @@ Our own key pairs (``cryptography``) and a threaded ``http.server`` rather than
 (tokens that expired, are for another audience, are signed with a key it then
 withdraws, ``alg: none``, HS256 "signed" with its public key), and a count of the
 JWKS fetches to prove the verifier's cache and its refresh on an unknown ``kid``.
+
+It also logs in, as an authorisation server of the code flow with PKCE would:
+``/authorize`` approves at once (as ``login_claims`` say, or answers ``refuse``)
+and redirects back with a one-use code; ``/token`` exchanges that code for an ID
+token only with the right client, redirect URI and PKCE verifier (S256).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import functools
 import hashlib
 import hmac
 import json
+import secrets
 import threading
 import time
 from collections.abc import Iterator
@@ -21,6 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -71,6 +78,10 @@ class Provider:
     keys: list[Key] = field(default_factory=lambda: [Key.rsa("rsa-1"), Key.ec("ec-1")])
     jwks_fetches: int = 0
     discovery_fetches: int = 0
+    login_claims: dict[str, Any] = field(default_factory=dict)  # who /authorize logs in
+    refuse: str = ""  # an OAuth error /authorize answers instead (e.g. access_denied)
+    codes: dict[str, dict[str, str]] = field(default_factory=dict)  # issued, not yet used
+    token_requests: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def jwks_url(self) -> str:
@@ -114,6 +125,36 @@ class Provider:
             header, self.claims(**claims), lambda data: hmac.digest(secret, data, hashlib.sha256)
         )
 
+    def authorize(self, query: dict[str, str]) -> str:
+        """Where /authorize sends the browser back (with a code, or an error)."""
+        back = query.get("redirect_uri", "")
+        state = {"state": query["state"]} if "state" in query else {}
+        if self.refuse:
+            return f"{back}?{urlencode({'error': self.refuse, **state})}"
+        if query.get("response_type") != "code" or query.get("code_challenge_method") != "S256":
+            return f"{back}?{urlencode({'error': 'invalid_request', **state})}"
+        code = secrets.token_urlsafe(16)
+        self.codes[code] = {
+            k: query.get(k, "") for k in ("client_id", "redirect_uri", "code_challenge", "nonce")
+        }
+        return f"{back}?{urlencode({'code': code, **state})}"
+
+    def token(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        """/token's answer: an ID token for a good code, client, redirect URI and verifier."""
+        self.token_requests.append(form)
+        issued = self.codes.pop(form.get("code", ""), None)  # one use only
+        if issued is None or form.get("grant_type") != "authorization_code":
+            return 400, {"error": "invalid_grant", "error_description": "unknown or used code"}
+        if form.get("client_id") != issued["client_id"] or (
+            form.get("redirect_uri") != issued["redirect_uri"]
+        ):
+            return 400, {"error": "invalid_grant", "error_description": "another client's code"}
+        digest = hashlib.sha256(form.get("code_verifier", "").encode()).digest()
+        if _b64(digest) != issued["code_challenge"]:
+            return 400, {"error": "invalid_grant", "error_description": "PKCE verification failed"}
+        claims = {"aud": issued["client_id"], "nonce": issued["nonce"], **self.login_claims}
+        return 200, {"id_token": self.sign(**claims), "token_type": "Bearer"}
+
     def discovery(self) -> dict[str, Any]:
         return {
             "issuer": self.url,
@@ -140,7 +181,14 @@ def serve(provider: Provider | None = None) -> Iterator[Provider]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            if self.path == "/.well-known/openid-configuration":
+            parts = urlsplit(self.path)
+            if parts.path == "/authorize":
+                query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+                self.send_response(302)
+                self.send_header("Location", issuer.authorize(query))
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+            elif self.path == "/.well-known/openid-configuration":
                 issuer.discovery_fetches += 1
                 self._json(issuer.discovery())
             elif self.path == "/jwks":
@@ -149,9 +197,18 @@ def serve(provider: Provider | None = None) -> Iterator[Provider]:
             else:
                 self.send_error(404)
 
-        def _json(self, doc: dict[str, Any]) -> None:
+        def do_POST(self) -> None:
+            if self.path != "/token":
+                self.send_error(404)
+                return
+            length = int(self.headers.get("Content-Length", "0"))
+            form = {k: v[-1] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+            status, doc = issuer.token(form)
+            self._json(doc, status)
+
+        def _json(self, doc: dict[str, Any], status: int = 200) -> None:
             body = json.dumps(doc).encode()
-            self.send_response(200)
+            self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()

@@ -17,6 +17,7 @@ start-up.  Claims map to a user name, groups, and a role by group (README,
 from __future__ import annotations
 
 import asyncio
+import hmac
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -67,6 +68,7 @@ class OidcVerifier:
         self._clock = clock
         self._timeout = timeout
         self._client: jwt.PyJWKClient | None = None
+        self._document: dict[str, Any] | None = None  # the discovery document, once read
         self._fetched_at: float | None = None
         self._lock = asyncio.Lock()
 
@@ -75,6 +77,38 @@ class OidcVerifier:
         return bool(self.settings.issuer)
 
     async def verify(self, token: str, request: Request) -> Principal | None:
+        claims = await self.claims(token, self.settings.audience)
+        return None if claims is None else principal_from_claims(claims, self.settings)
+
+    async def login(self, id_token: str, nonce: str) -> Principal:
+        """Who an ID token of the web UI's login says (audience: the UI's client id)."""
+        claims = await self.claims(id_token, self.settings.client_id)
+        if claims is None:
+            raise Unauthorized(f"{self.settings.issuer} answered the login without an ID token")
+        if not hmac.compare_digest(str(claims.get("nonce", "")).encode(), nonce.encode()):
+            raise Unauthorized(
+                "the ID token's nonce is not the one this login asked for (a replayed or "
+                "injected answer): log in again"
+            )
+        return principal_from_claims(claims, self.settings)
+
+    async def endpoints(self) -> tuple[str, str]:
+        """The issuer's authorization and token endpoints (its discovery document)."""
+        doc = await self._discovery()
+        found = []
+        for name in ("authorization_endpoint", "token_endpoint"):
+            url = doc.get(name)
+            problem = _url_problem(url) if isinstance(url, str) else "it names none"
+            if problem:
+                raise ServerUnavailable(
+                    f"the {name} of {self.settings.issuer}'s discovery document is not "
+                    f"usable: {problem}; the web UI cannot log in with this issuer"
+                )
+            found.append(str(url))
+        return found[0], found[1]
+
+    async def claims(self, token: str, audience: str) -> dict[str, Any] | None:
+        """The verified claims of a JWT for ``audience`` (None: not a JWT at all)."""
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})
@@ -95,8 +129,7 @@ class OidcVerifier:
                 f"verifies only tokens signed with a key of {issuer}'s JWKS"
             )
         key = await self._key(kid)
-        claims = self._decode(token, key, str(alg), unverified)
-        return principal_from_claims(claims, self.settings)
+        return self._decode(token, key, str(alg), unverified, audience)
 
     def _check_algorithm(self, alg: object) -> None:
         accepted = ", ".join(self.algorithms)
@@ -120,7 +153,7 @@ class OidcVerifier:
             )
 
     def _decode(
-        self, token: str, key: jwt.PyJWK, alg: str, unverified: dict[str, Any]
+        self, token: str, key: jwt.PyJWK, alg: str, unverified: dict[str, Any], audience: str
     ) -> dict[str, Any]:
         s = self.settings
         fresh = f"get a fresh token from {s.issuer} (sign in again)"
@@ -129,7 +162,7 @@ class OidcVerifier:
                 token,
                 key,
                 algorithms=[alg],
-                audience=s.audience,
+                audience=audience,
                 issuer=s.issuer,
                 leeway=s.leeway_seconds,
                 options={"require": _REQUIRED},
@@ -154,9 +187,10 @@ class OidcVerifier:
         except jwt.InvalidAudienceError:
             aud = unverified.get("aud")
             given = [aud] if isinstance(aud, str) else aud
+            setting = "audience" if audience == s.audience else "client_id"
             raise Unauthorized(
-                f"the token's audience {given} is not this server's (access.oidc.audience = "
-                f"{s.audience!r}): get a token issued for {s.audience!r}"
+                f"the token's audience {given} is not this server's (access.oidc.{setting} = "
+                f"{audience!r}): get a token issued for {audience!r}"
             ) from None
         except jwt.InvalidIssuerError:
             raise Unauthorized(
@@ -246,13 +280,30 @@ class OidcVerifier:
 
     async def _discover(self) -> str:
         """The issuer's ``jwks_uri`` from its discovery document (OpenID Connect Discovery)."""
-        issuer = self.settings.issuer
-        url = issuer.rstrip("/") + "/.well-known/openid-configuration"
+        doc = await self._discovery()
+        url = self._discovery_url
+        jwks = doc.get("jwks_uri")
+        problem = _url_problem(jwks) if isinstance(jwks, str) else "it names none"
+        if problem:
+            raise ServerUnavailable(
+                f"the jwks_uri of {url} is not usable: {problem}; set access.oidc.jwks_url"
+            )
+        return str(jwks)
+
+    @property
+    def _discovery_url(self) -> str:
+        return self.settings.issuer.rstrip("/") + "/.well-known/openid-configuration"
+
+    async def _discovery(self) -> dict[str, Any]:
+        """The issuer's discovery document, read once (its issuer must be the one trusted)."""
+        if self._document is not None:
+            return self._document
+        issuer, url = self.settings.issuer, self._discovery_url
         try:
             async with httpx.AsyncClient(timeout=self._timeout) as http:
                 response = await http.get(url, headers={"Accept": "application/json"})
                 response.raise_for_status()
-                doc = response.json()
+                doc: dict[str, Any] = response.json()
         except (httpx.HTTPError, ValueError) as e:
             raise ServerUnavailable(
                 f"could not read the OIDC issuer's discovery document {url} ({e}): tokens "
@@ -265,13 +316,8 @@ class OidcVerifier:
                 f"the discovery document {url} names the issuer {named!r}, not {issuer!r}: "
                 "set access.oidc.issuer exactly as the issuer's tokens write 'iss'"
             )
-        jwks = doc.get("jwks_uri")
-        problem = _url_problem(jwks) if isinstance(jwks, str) else "it names none"
-        if problem:
-            raise ServerUnavailable(
-                f"the jwks_uri of {url} is not usable: {problem}; set access.oidc.jwks_url"
-            )
-        return str(jwks)
+        self._document = doc
+        return doc
 
 
 def principal_from_claims(claims: Mapping[str, Any], settings: OidcSettings) -> Principal:

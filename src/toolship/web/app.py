@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from toolship.api.auth import Authenticator
+from toolship.api.oidc import OidcVerifier
 from toolship.config import Settings
 from toolship.errors import ToolshipError
 from toolship.web import batches, live, login, newtask, services, tasks
@@ -21,7 +22,9 @@ __all__ = ["install"]
 def install(app: FastAPI, settings: Settings) -> None:
     """Serve the UI under /ui from ``app`` (made by :func:`toolship.api.app.create_app`)."""
     auth: Authenticator = app.state.authenticator
-    app.state.ui_sessions = Sessions(settings.home, auth)
+    oidc = next((v for v in auth.verifiers if isinstance(v, OidcVerifier)), None)
+    login_with = oidc if oidc is not None and settings.access.oidc.client_id else None
+    app.state.ui_sessions = Sessions(settings.home, auth, login_with)
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="ui-static")
     for module in (login, tasks, live, batches, services, newtask):
         app.include_router(module.router)

@@ -35,6 +35,7 @@ import jwt
 from fastapi import Request
 
 from toolship.api.auth import Authenticator
+from toolship.api.oidc import OidcVerifier
 from toolship.identity import ANONYMOUS, Principal, Role
 
 __all__ = [
@@ -51,6 +52,7 @@ CSRF_FIELD = "csrf"
 CSRF_HEADER = "x-csrf-token"
 KEY_FILE = "ui.key"
 _ALGORITHM = "HS256"
+_SESSION = "session"  # the use of a session cookie's claims (the OIDC login's are another)
 _LINK_SECONDS = 60.0
 
 
@@ -68,6 +70,7 @@ class Sessions:
 
     home: Path
     auth: Authenticator
+    oidc: OidcVerifier | None = None  # logs in with the issuer when its client_id is set
     lifetime: float = 8 * 3600.0
     _key: bytes = b""
     _links: dict[str, tuple[Principal, float]] = field(default_factory=dict)
@@ -104,9 +107,8 @@ class Sessions:
             "groups": list(who.groups),
             "via": who.via,
             "nonce": nonce,
-            "exp": int(expires),
         }
-        value = jwt.encode(claims, self.key, algorithm=_ALGORITHM)
+        value = self.sign(claims, self.lifetime, _SESSION)
         return value, Session(who, self.csrf_of(nonce), expires)
 
     def read(self, request: Request) -> Session | None:
@@ -116,14 +118,16 @@ class Sessions:
         value = request.cookies.get(COOKIE)
         if not value:
             return None
+        claims = self.unsign(value, _SESSION)
+        if claims is None:
+            return None
         try:
-            claims = jwt.decode(value, self.key, algorithms=[_ALGORITHM])
             role = Role[str(claims["role"]).upper()]
             who = Principal(
                 str(claims["sub"]), role, tuple(str(g) for g in claims["groups"]), claims["via"]
             )
             return Session(who, self.csrf_of(str(claims["nonce"])), float(claims["exp"]))
-        except (jwt.PyJWTError, KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError):
             return None
 
     async def login(self, token: str, request: Request) -> Principal:
@@ -144,6 +148,19 @@ class Sessions:
         if found is None or found[1] < time.monotonic():
             return None
         return found[0]
+
+    def sign(self, claims: dict[str, Any], seconds: float, use: str) -> str:
+        """``claims`` signed with the UI's key for ``use`` only, good for ``seconds``."""
+        stamped = {**claims, "use": use, "exp": int(time.time() + seconds)}
+        return jwt.encode(stamped, self.key, _ALGORITHM)
+
+    def unsign(self, value: str, use: str) -> dict[str, Any] | None:
+        """What :meth:`sign` signed for ``use`` (None: forged, expired, missing, another use)."""
+        try:
+            claims: dict[str, Any] = jwt.decode(value, self.key, algorithms=[_ALGORITHM])
+        except jwt.PyJWTError:
+            return None
+        return claims if claims.get("use") == use else None
 
     def csrf_ok(self, session: Session, given: str | None) -> bool:
         return given is not None and hmac.compare_digest(given.encode(), session.csrf.encode())
