@@ -15,7 +15,7 @@ from toolship.models import ErrorResponse
 from toolship.provenance.rerun import rerun_task, verification
 from toolship.supply.reruns import RERUN_OF, RerunInfo, RerunRequest, Verification
 
-__all__ = ["router"]
+__all__ = ["rerun_of", "router"]
 
 router = APIRouter(prefix="/api/v1", tags=["toolship"])
 
@@ -35,12 +35,17 @@ async def rerun(
     request: Request, id: str, body: Annotated[RerunRequest | None, Body()] = None
 ) -> RerunInfo:
     """A new task that runs the recorded image digests on the original's input bytes."""
+    return await rerun_of(request, id, body or RerunRequest())
+
+
+async def rerun_of(request: Request, task_id: str, body: RerunRequest) -> RerunInfo:
+    """Create the rerun of a task the request may see (the web UI's button too)."""
     owner = access.require(request, Role.USER, "rerunning tasks")
-    original = await access.visible_task(request, id)
-    task, places, checked = rerun_task(original, body or RerunRequest())
+    original = await access.visible_task(request, task_id)
+    task, places, checked = rerun_task(original, body)
     new = await app_state(request).engine.create(task, owner)
-    record(request, "task.create", new, f"rerun of {id}")
-    return RerunInfo(id=new, rerun_of=id, outputs=places, inputs_checked=checked)
+    record(request, "task.create", new, f"rerun of {task_id}")
+    return RerunInfo(id=new, rerun_of=task_id, outputs=places, inputs_checked=checked)
 
 
 @router.get(

@@ -30,7 +30,7 @@ from toolship.models import (
 from toolship.options import BACKEND_PARAMETERS
 from toolship.states import TaskState
 
-__all__ = ["create", "get_legacy_service_info", "router"]
+__all__ = ["cancel", "create", "get_legacy_service_info", "router"]
 
 router = APIRouter(tags=["TaskService"])
 
@@ -172,11 +172,16 @@ async def create(request: Request, task: Task) -> str:
     response_model=CancelTaskResponse,
 )
 async def cancel_task(request: Request, id: str) -> JSONResponse:
-    access.require(request, Role.USER, "canceling tasks")
-    await access.check_task(request, id)
-    app_state(request).engine.cancel(id)
-    record(request, "task.cancel", id)
+    await cancel(request, id)
     return _json({})
+
+
+async def cancel(request: Request, task_id: str) -> None:
+    """Cancel a task the request may see, if its role may (the web UI's button too)."""
+    access.require(request, Role.USER, "canceling tasks")
+    await access.check_task(request, task_id)
+    app_state(request).engine.cancel(task_id)
+    record(request, "task.cancel", task_id)
 
 
 @router.get(

@@ -42,6 +42,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.sql import ColumnElement, Select
 from sqlalchemy.sql.dml import Update
 
 from toolship.db.schema import attempt_images, batches, task_tags, tasks
@@ -50,6 +51,7 @@ from toolship.errors import InvalidRequest, NotFound
 from toolship.models import TaskLog
 from toolship.options import OptionDefaults
 from toolship.records import RuntimeRecord
+from toolship.services import SERVICE_TAG
 from toolship.states import (
     ACTIVE_STATES,
     TaskState,
@@ -65,6 +67,7 @@ __all__ = [
     "ListFilter",
     "Page",
     "Store",
+    "TaskBrief",
     "TaskRow",
     "TaskSummary",
     "no_batch",
@@ -76,6 +79,18 @@ __all__ = [
 class TaskSummary:
     id: str
     state: TaskState
+
+
+@dataclass(frozen=True, slots=True)
+class TaskBrief:
+    """A line of the web UI's task list: no spec, no logs (cheap at a million rows)."""
+
+    id: str
+    state: TaskState
+    name: str | None
+    creation_time: str
+    owner: str | None
+    batch_id: str | None
 
 
 @dataclass(slots=True)
@@ -136,6 +151,8 @@ class ListFilter:
     tags: tuple[tuple[str, str], ...] = ()
     batch: str | None = None
     owner: str | None = None  # only this owner's (None: anyone's)
+    # A service's runs (its tag toolship.service: NAME, any version, or NAME@VERSION).
+    service: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +252,15 @@ _ROW_COLS = (
 )
 
 _FULL_COLS = (*_ROW_COLS, tasks.c.logs, tasks.c.runtime, tasks.c.secrets)
+_BRIEF_COLS = (
+    tasks.c.seq,
+    tasks.c.id,
+    tasks.c.state,
+    tasks.c.name,
+    tasks.c.creation_time,
+    tasks.c.owner,
+    tasks.c.batch_id,
+)
 
 
 _GET_FULL = select(*_FULL_COLS).where(tasks.c.id == bindparam("b_id"))
@@ -599,36 +625,45 @@ class Store:
         cols: tuple[Column[Any], ...] = _SUMMARY_COLS
         if full_rows:
             cols = _FULL_COLS if with_logs else _ROW_COLS
-        query = select(*cols)
-        conds = []
+        rows, token = self._page(select(*cols), flt, page_size, page_token)
+        if full_rows:
+            return Page([_row(r, with_logs) for r in rows], token)
+        return Page([TaskSummary(r.id, TaskState(r.state)) for r in rows], token)
+
+    def list_brief(
+        self, flt: ListFilter, *, page_size: int, page_token: str | None
+    ) -> tuple[builtins.list[TaskBrief], str | None]:
+        """One page of the web UI's list, as :meth:`list` pages (and its next page's token)."""
+        rows, token = self._page(select(*_BRIEF_COLS), flt, page_size, page_token)
+        items = [
+            TaskBrief(r.id, TaskState(r.state), r.name, r.creation_time, r.owner, r.batch_id)
+            for r in rows
+        ]
+        return items, token
+
+    def _page(
+        self, query: Select[Any], flt: ListFilter, page_size: int, page_token: str | None
+    ) -> tuple[builtins.list[Row[Any]], str | None]:
+        conds = _conditions(flt)
         if page_token:
             conds.append(tasks.c.seq < decode_token(page_token))
-        if flt.state is not None:
-            conds.append(tasks.c.state == flt.state.value)
-        if flt.batch is not None:
-            conds.append(tasks.c.batch_id == flt.batch)
-        if flt.owner is not None:
-            conds.append(tasks.c.owner == flt.owner)
-        if flt.name_prefix:
-            # Range on the name index instead of LIKE (which would treat % and _ specially).
-            conds.append(tasks.c.name >= flt.name_prefix)
-            conds.append(tasks.c.name < flt.name_prefix + "\U0010ffff")
-        for key, value in flt.tags:
-            tag_cond = [task_tags.c.task_seq == tasks.c.seq, task_tags.c.key == key]
-            if value:
-                tag_cond.append(task_tags.c.value == value)
-            conds.append(exists().where(and_(*tag_cond)))
         if conds:
             query = query.where(and_(*conds))
         query = query.order_by(tasks.c.seq.desc()).limit(page_size + 1)
         with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
+            rows = builtins.list(conn.execute(query).all())
         more = len(rows) > page_size
         rows = rows[:page_size]
-        token = encode_token(rows[-1].seq) if more and rows else None
-        if full_rows:
-            return Page([_row(r, with_logs) for r in rows], token)
-        return Page([TaskSummary(r.id, TaskState(r.state)) for r in rows], token)
+        return rows, (encode_token(rows[-1].seq) if more and rows else None)
+
+    def counts(self, flt: ListFilter) -> dict[TaskState, int]:
+        """How many tasks ``flt`` selects, by state (states with none left out)."""
+        query = select(tasks.c.state, func.count()).group_by(tasks.c.state)
+        conds = _conditions(flt)
+        if conds:
+            query = query.where(and_(*conds))
+        with self.engine.connect() as conn:
+            return {TaskState(state): int(n) for state, n in conn.execute(query)}
 
     def active(self) -> Iterator[TaskRow]:
         """Tasks the engine must look after: queued, starting, running or cancelling."""
@@ -747,6 +782,35 @@ class Store:
             query = query.where(tasks.c.state.in_([s.value for s in ACTIVE_STATES]))
         with self.engine.connect() as conn:
             return [_row(r, True) for r in conn.execute(query.order_by(tasks.c.seq))]
+
+
+def _conditions(flt: ListFilter) -> builtins.list[ColumnElement[bool]]:
+    """The WHERE of a listing (each one an index can serve)."""
+    conds: builtins.list[ColumnElement[bool]] = []
+    if flt.state is not None:
+        conds.append(tasks.c.state == flt.state.value)
+    if flt.batch is not None:
+        conds.append(tasks.c.batch_id == flt.batch)
+    if flt.owner is not None:
+        conds.append(tasks.c.owner == flt.owner)
+    if flt.name_prefix:
+        # Range on the name index instead of LIKE (which would treat % and _ specially).
+        conds.append(tasks.c.name >= flt.name_prefix)
+        conds.append(tasks.c.name < flt.name_prefix + "\U0010ffff")
+    for key, value in flt.tags:
+        tag_cond = [task_tags.c.task_seq == tasks.c.seq, task_tags.c.key == key]
+        if value:
+            tag_cond.append(task_tags.c.value == value)
+        conds.append(exists().where(and_(*tag_cond)))
+    if flt.service:
+        tagged = [task_tags.c.task_seq == tasks.c.seq, task_tags.c.key == SERVICE_TAG]
+        if "@" in flt.service:  # one version
+            tagged.append(task_tags.c.value == flt.service)
+        else:  # any version: the values NAME@…
+            tagged.append(task_tags.c.value >= flt.service + "@")
+            tagged.append(task_tags.c.value < flt.service + "@\U0010ffff")
+        conds.append(exists().where(and_(*tagged)))
+    return conds
 
 
 def _batch(r: Any) -> BatchRow:
