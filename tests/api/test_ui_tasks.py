@@ -6,16 +6,21 @@ from __future__ import annotations
 import asyncio
 import html
 import re
+import webbrowser
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
 import httpx
 import pytest
+from click.testing import CliRunner
 
 from tests.api.conftest import TASKS, Server, create, get, running, until, wait
 from tests.api.principals import PRINCIPALS, by, with_users
 from tests.api.test_real_worker import local
+from toolship.cli.context import Ctx
+from toolship.cli.ui import ui
+from toolship.client import Client
 from toolship.db import Store
 from toolship.db.store import TaskRow
 from toolship.records import RuntimeRecord
@@ -274,3 +279,25 @@ def test_the_task_page_follows_a_running_task_over_one_stream(server: Server) ->
         assert 'data-state="COMPLETE"' in done.text
         assert done.text.endswith("event: done\ndata: \n\n")
         assert "sse-connect=" not in api.get(f"/ui/tasks/{tid}").text
+
+
+def test_toolship_ui_prints_a_one_time_link_that_logs_in_once(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[str] = []
+    monkeypatch.setattr(webbrowser, "open", lambda url: opened.append(url) or False)
+    with server.run() as api:
+        client = Client("http://toolship.test", server.tokens[0], transport=api._transport)
+        ctx = Ctx(server=None, token=None, _client=client)
+        printed = CliRunner().invoke(ui, ["--no-browser"], obj=ctx, catch_exceptions=False)
+        assert printed.exit_code == 0 and not opened, printed.output
+        link = printed.output.split()[-1]
+        assert link.startswith("http://toolship.test/ui/login/once?code=")
+        api.cookies.clear()
+        first = api.get(link)
+        assert first.status_code == 303 and first.headers["location"] == "/ui/tasks"
+        assert api.get("/ui/tasks").status_code == 200
+        api.cookies.clear()
+        assert api.get(link).status_code == 401  # used already
+        no_browser_here = CliRunner().invoke(ui, [], obj=ctx, catch_exceptions=False)
+        assert len(opened) == 1 and opened[0] in no_browser_here.output  # printed instead

@@ -20,6 +20,7 @@ from toolship.cli import (
     sboms,
     services,
     tasks,
+    ui,
     users,
 )
 from toolship.cli.context import Ctx
@@ -171,6 +172,7 @@ reruns.register(cli)
 provenance.register(cli)
 users.register(cli)
 quota.register(cli)
+ui.register(cli)
 
 
 def main() -> None:

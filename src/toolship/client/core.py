@@ -251,6 +251,11 @@ class Client(Services, Reruns, Cache, Audit, Sboms, Provenances, Users, Quotas):
     def service_info(self) -> ServiceInfo:
         return self._read(ServiceInfo, "GET", f"{TES}/service-info")
 
+    def ui_link(self) -> str:
+        """A URL that logs a browser in to the web UI as this client: good once, for a minute."""
+        path = str(self._send("POST", "/api/v1/ui/links").json()["path"])
+        return self.server + path
+
 
 def _pair_list(tags: Pairs) -> list[str]:
     if tags is None:
