@@ -105,6 +105,8 @@ def test_a_script_name_and_html_in_logs_render_as_text(server: Server) -> None:
             assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text, path
         page = api.get(f"/ui/tasks/{tid}").text
         assert "<b>bold</b>" not in page and "&lt;b&gt;bold&lt;/b&gt;" in page
+        record = api.get(f"/ui/tasks/{tid}/provenance")
+        assert record.status_code == 200 and record.json()["id"] == tid
 
 
 def test_cancel_needs_the_csrf_token(server: Server) -> None:
