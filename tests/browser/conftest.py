@@ -100,18 +100,21 @@ def accessible(page: Page) -> None:
     )
 
 
-def screenshot(page: Page, name: str) -> Path:
-    """Save the viewport (1280x800) as docs/screenshots/ui-NAME.png."""
+def screenshot(page: Page, name: str, show: str | None = None) -> Path:
+    """Save the viewport (1280x800) as docs/screenshots/ui-NAME.png, scrolled to the
+    element ``show`` (a CSS selector) if given."""
     SHOTS.mkdir(parents=True, exist_ok=True)
+    if show is not None:
+        page.locator(show).first.scroll_into_view_if_needed()
     path = SHOTS / f"ui-{name}.png"
     page.screenshot(path=str(path), animations="disabled", caret="hide")
     return path
 
 
-def check_page(page: Page, name: str) -> None:
-    """The page passes axe-core, then its screenshot is saved."""
+def check_page(page: Page, name: str, show: str | None = None) -> None:
+    """The page passes axe-core, then its screenshot is saved (see :func:`screenshot`)."""
     accessible(page)
-    screenshot(page, name)
+    screenshot(page, name, show)
 
 
 def until(what: str, probe: Callable[[], Any], timeout: float = 60) -> Any:
