@@ -67,7 +67,10 @@ def test_a_sweeps_page_shows_progress_the_chart_and_its_figures(
     figures = re.search(r'<table id="member-figures">.*?</table>', html, re.S)
     assert figures and figures.group(0).count("<tr>") == 4  # the heading and a row per member
     assert '<table id="scaling-figures">' in html and 'id="chart-scaling"' in html
-    assert f'href="/ui/tasks?batch={batch_id}"' in html
+    assert f'href="/ui/tasks?batch={batch_id}"' in html  # without JavaScript
+    assert f'hx-get="/ui/tasks/rows?batch={batch_id}"' in html  # the members' table
+    rows = api.get("/ui/tasks/rows", params={"batch": batch_id, "state": "COMPLETE"}).text
+    assert rows.count('<tr id="task-') == 2 and EVIL not in rows
     assert "Cancel batch" in html  # one member is still running
 
     listed = api.get("/ui/batches").text
