@@ -20,6 +20,7 @@ FULL: dict[str, list[str]] = {
     "staging": [],
     "batch": [],
     "audit": [],  # stores 100 000 tasks once (about 2 minutes), then cached
+    "ui": [],  # shares bench.api's cached million tasks
     "slurm": ["--n", "100", "--short", "40"],  # about 2 1/2 minutes
 }
 SMOKE: dict[str, list[str]] = {
@@ -33,6 +34,7 @@ SMOKE: dict[str, list[str]] = {
     ],
     "batch": ["--members", "50", "--small", "100", "--big", "1000", "--ticks", "50"],
     "audit": ["--tasks", "2000", "--requests", "3"],
+    "ui": ["--tasks", "2000", "--requests", "10", "--followers", "5", "--seconds", "2"],
     "slurm": ["--n", "4", "--short", "4", "--rounds", "1"],
 }
 

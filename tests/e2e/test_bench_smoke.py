@@ -20,7 +20,7 @@ def test_every_benchmark_runs_and_reports_ratios(
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
-    for name in ("overhead", "throughput", "api", "memory", "staging", "slurm"):
+    for name in ("overhead", "throughput", "api", "memory", "staging", "slurm", "ui"):
         assert f"== bench.{name}" in run.stdout
         data = json.loads((tmp_path / f"{name}.json").read_text())
         assert data["benchmark"] == name
