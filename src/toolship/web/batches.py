@@ -177,4 +177,6 @@ def _scaling_chart(report: BatchReport) -> Chart | None:
     summary = (
         f"best speed-up {best.speedup:.2f}x at {key}={best.n} ({best.efficiency:.0%} efficient)"
     )
-    return Chart("chart-scaling", f"Speed-up by {key}", summary, bars, label_width=90)
+    return Chart(
+        "chart-scaling", f"Speed-up by {key}", summary, bars, label_width=90, text_width=250
+    )
