@@ -17,10 +17,11 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from tests.conftest import ROOT, require
 from tests.security.shared import TOKEN, Shared, shared_server
+from toolship import __version__
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -112,8 +113,10 @@ def screenshot(page: Page, name: str, show: str | None = None) -> Path:
 
 
 def check_page(page: Page, name: str, show: str | None = None) -> None:
-    """The page passes axe-core, then its screenshot is saved (see :func:`screenshot`)."""
+    """The page passes axe-core and shows the server's version in its footer (no page's
+    own ``version`` hides it), then its screenshot is saved (see :func:`screenshot`)."""
     accessible(page)
+    expect(page.locator("footer")).to_contain_text(f"toolship {__version__} ·")
     screenshot(page, name, show)
 
 

@@ -44,7 +44,8 @@ STATIC = HERE / "static"
 templates = Jinja2Templates(
     env=jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True)
 )
-templates.env.globals["version"] = __version__
+# Not "version": a page may have its own (a service's version), which would hide it.
+templates.env.globals["toolship_version"] = __version__
 templates.env.globals["states"] = [s.value for s in TaskState]
 
 
