@@ -146,3 +146,25 @@ def test_a_script_name_and_an_html_log_render_as_text(api: httpx.Client, page: P
     expect(page.locator(f"#task-{task_id}")).to_contain_text(name)
     assert page.locator("#task-rows script").count() == 0
     assert dialogs == []
+
+
+def test_a_batch_shows_its_progress_report_and_members(api: httpx.Client, page: Page) -> None:
+    template = {
+        "name": "part-{i}",
+        "executors": [{"image": BUSYBOX, "command": ["sh", "-c", "echo part {i}"]}],
+    }
+    r = api.post("/api/v1/batches", json={"name": "three parts", "template": template,
+                                           "params": [{"i": i} for i in range(3)]})  # fmt: skip
+    assert r.status_code == 200, r.text
+    batch_id, ids = r.json()["id"], r.json()["task_ids"]
+    for task_id in ids:
+        assert ended(api, task_id) == "COMPLETE"
+
+    page.goto("/ui/batches")
+    check_page(page, "batches")
+    page.get_by_role("link", name="three parts").click()
+    page.wait_for_url(f"**/ui/batches/{batch_id}")
+    members = page.locator("#members #task-rows tr[id^='task-']")
+    expect(members).to_have_count(3)
+    expect(page.locator("svg[role='img']").first).to_be_visible()
+    check_page(page, "batch")
