@@ -26,7 +26,9 @@ from toolship import __version__
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 AXE = ROOT / ".browser" / "node_modules" / "axe-core" / "axe.min.js"
-SHOTS = ROOT / "docs" / "screenshots"
+# Each run saves its screenshots here; TOOLSHIP_SCREENSHOTS=docs/screenshots refreshes the
+# README's (they change with every run: ids, times), which are committed only on purpose.
+SHOTS = ROOT / os.environ.get("TOOLSHIP_SCREENSHOTS", ".browser/screenshots")
 VIEWPORT = {"width": 1280, "height": 800}
 # The server under test makes no SBOM of each image a task runs (12-20 s of CPU a scan).
 CONFIG = "[images]\nsboms_on_use = false\n"
@@ -102,7 +104,7 @@ def accessible(page: Page) -> None:
 
 
 def screenshot(page: Page, name: str, show: str | None = None) -> Path:
-    """Save the viewport (1280x800) as docs/screenshots/ui-NAME.png, scrolled to the
+    """Save the viewport (1280x800) as SHOTS/ui-NAME.png, scrolled to the
     element ``show`` (a CSS selector) if given."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     if show is not None:
