@@ -91,7 +91,7 @@ async def task_states(
 
 async def _states(store: Store, ids: Sequence[str]) -> AsyncIterator[bytes]:
     known: dict[str, TaskState] = {}
-    quiet = 0.0
+    pause = _Pause()
     while True:
         now = store.states(ids)
         for task_id, state in now.items():
@@ -101,11 +101,8 @@ async def _states(store: Store, ids: Sequence[str]) -> AsyncIterator[bytes]:
         if all(is_final(s) for s in now.values()):
             yield event("done", "")
             return
-        await asyncio.sleep(TICK)
-        quiet += TICK
-        if quiet >= KEEPALIVE:
-            quiet = 0.0
-            yield b": keep-alive\n\n"
+        if beat := await pause.next():
+            yield beat
 
 
 @router.get("/tasks/{id}/log")
@@ -135,6 +132,21 @@ async def task_log(
     return _sse(_Follow(store, row, shown, where).events())
 
 
+class _Pause:
+    """The wait between two reads of a stream; says when a keep-alive comment is due."""
+
+    def __init__(self) -> None:
+        self.quiet = 0.0
+
+    async def next(self) -> bytes:
+        await asyncio.sleep(TICK)
+        self.quiet += TICK
+        if self.quiet < KEEPALIVE:
+            return b""
+        self.quiet = 0.0
+        return b": keep-alive\n\n"
+
+
 class _Follow:
     """One task page's stream: the state, and each capture from its offset on."""
 
@@ -145,7 +157,7 @@ class _Follow:
 
     async def events(self) -> AsyncIterator[bytes]:
         state: TaskState | None = None
-        quiet = 0.0
+        pause = _Pause()
         while True:
             now = self.store.get_state(self.row.id)
             if now != state:
@@ -166,11 +178,8 @@ class _Follow:
             if final:
                 yield event("done", "")
                 return
-            await asyncio.sleep(TICK)
-            quiet += TICK
-            if quiet >= KEEPALIVE:
-                quiet = 0.0
-                yield b": keep-alive\n\n"
+            if beat := await pause.next():
+                yield beat
 
     def _read(self, stream: str) -> str:
         """What the capture gained since the last read, as HTML ("" when nothing)."""
