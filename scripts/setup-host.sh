@@ -22,11 +22,8 @@ set -euo pipefail
 # docker-registry, skopeo, gnupg, curl: the services catalog inspects registries and verifies
 # signatures with skopeo; its tests push to a loopback registry (scripts/registry.sh) and
 # sign with GPG keys of their own.
-# chromium, fonts-liberation: the web UI's browser tests drive Debian's chromium through
-# Playwright (its own browser download does not work offline); the fonts it recommends keep
-# the screenshots legible.
 PKGS=(podman runc catatonit busybox-static debootstrap uidmap ca-certificates debian-archive-keyring rsync
-      docker-registry skopeo gnupg curl chromium fonts-liberation)
+      docker-registry skopeo gnupg curl)
 APT_CMD="apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${PKGS[*]}"
 
 # runc and debootstrap live in /usr/sbin, which a non-root PATH may lack.
@@ -39,7 +36,7 @@ is_root() { [ "$(id -u)" -eq 0 ]; }
 
 # --- 1. packages ------------------------------------------------------------
 missing=()
-for cmd in podman runc catatonit debootstrap rsync docker-registry skopeo gpg curl chromium; do
+for cmd in podman runc catatonit debootstrap rsync docker-registry skopeo gpg curl; do
     command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")
 done
 [ -d /usr/share/fonts/truetype/liberation ] || missing+=("fonts-liberation")
@@ -61,12 +58,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
     log "installing: ${PKGS[*]}"
     apt-get update
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${PKGS[@]}"
-    for cmd in podman runc catatonit debootstrap busybox docker-registry skopeo gpg curl chromium; do
+    for cmd in podman runc catatonit debootstrap busybox docker-registry skopeo gpg curl; do
         command -v "$cmd" >/dev/null 2>&1 || die "'$cmd' still missing after apt-get install"
     done
     ldd /bin/busybox >/dev/null 2>&1 && die "/bin/busybox is still dynamically linked (is package 'busybox' installed instead of 'busybox-static'?)"
 else
-    log "packages present: podman, runc, catatonit, busybox-static, debootstrap, docker-registry, skopeo, chromium"
+    log "packages present: podman, runc, catatonit, busybox-static, debootstrap, docker-registry, skopeo"
 fi
 
 # --- 2. containers.conf -----------------------------------------------------

@@ -12,7 +12,7 @@ for client in pytes pytes04 schemathesis cwltes snakemake toil; do
     scripts/client-venv.sh "$client"
 done
 scripts/venv.sh
-# axe-core from npm for the web UI's browser tests (chromium comes from setup-host.sh).
+# Debian's chromium and axe-core from npm for the web UI's browser tests.
 scripts/browser-setup.sh
 # nodejs, .venvs/cwltest and the images the CWL conformance tests name (scripts/build-images.sh cwl).
 scripts/cwl-conformance.sh --setup

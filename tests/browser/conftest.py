@@ -1,7 +1,7 @@
 """The web UI in a real browser: Debian's chromium driven by Playwright, against a real
 ``toolship serve`` (local backend, podman, the busybox image) started once per module.
 
-Needs chromium (scripts/setup-host.sh) and axe-core (scripts/browser-setup.sh); both are
+Needs chromium and axe-core (scripts/browser-setup.sh installs both); both are
 required, never skipped.  Every page a test visits can be checked with :func:`accessible`
 (axe-core, no serious or critical violation) and saved with :func:`screenshot` to
 docs/screenshots/ui-NAME.png (1280x800), which the README shows.
@@ -37,7 +37,7 @@ CONFIG = "[images]\nsboms_on_use = false\n"
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
     require(
-        os.access(CHROMIUM, os.X_OK), "Debian's chromium", "run scripts/setup-host.sh (as root)"
+        os.access(CHROMIUM, os.X_OK), "Debian's chromium", "run scripts/browser-setup.sh (as root)"
     )
     require(AXE.is_file(), f"axe-core ({AXE})", "run scripts/browser-setup.sh")
     with sync_playwright() as pw:
