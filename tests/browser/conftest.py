@@ -34,7 +34,9 @@ VIEWPORT = {"width": 1280, "height": 800}
 CONFIG = "[images]\nsboms_on_use = false\n"
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: Playwright's sync API keeps an event loop running in the
+# main thread while it is open, and every later test's asyncio.run() would fail under it.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     require(
         os.access(CHROMIUM, os.X_OK), "Debian's chromium", "run scripts/browser-setup.sh (as root)"

@@ -15,9 +15,9 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.conftest import CONFIG, check_page, until
+from tests.browser.conftest import CONFIG, accessible, check_page, log_in, screenshot, until
 from tests.security.shared import Shared, shared_server
 
 TASKS = "/ga4gh/tes/v1/tasks"
@@ -168,3 +168,31 @@ def test_a_batch_shows_its_progress_report_and_members(api: httpx.Client, page: 
     expect(members).to_have_count(3)
     expect(page.locator("svg[role='img']").first).to_be_visible()
     check_page(page, "batch")
+
+
+def test_on_a_phone_in_dark_mode_every_page_reads_and_the_keyboard_gets_around(
+    browser: Browser, ui_server: Shared, api: httpx.Client
+) -> None:
+    """390x844, dark: axe-core (contrast included) passes on each page, nothing but a
+    table scrolls sideways, and from the top the keyboard reaches the skip link first."""
+    task_id = create(api, "echo from a phone", name="a task with a rather long name to wrap")
+    assert ended(api, task_id) == "COMPLETE"
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, color_scheme="dark", base_url=ui_server.url
+    )
+    try:
+        page = log_in(context, ui_server.url)
+        for path in ("/ui/tasks", f"/ui/tasks/{task_id}", "/ui/services", "/ui/new",
+                     "/ui/batches"):  # fmt: skip
+            page.goto(path)
+            accessible(page)
+            wider = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            assert wider <= 1, f"{path} scrolls sideways by {wider}px on a phone"
+        page.goto(f"/ui/tasks/{task_id}")
+        screenshot(page, "phone-dark-task")
+        page.keyboard.press("Tab")
+        expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+        page.keyboard.press("Enter")
+        assert page.url.endswith("#main")
+    finally:
+        context.close()
