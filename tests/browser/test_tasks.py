@@ -90,19 +90,22 @@ def test_the_log_tail_grows_while_the_task_writes_and_cancel_stops_it(
     task_id = create(
         api, 'i=0; while true; do i=$((i+1)); echo "line $i"; sleep 0.2; done', name="writer"
     )
-    until("the writer to run", lambda: state(api, task_id) == "RUNNING")
-    page.goto(f"/ui/tasks/{task_id}")
-    reloads = no_reloads(page)
-    log = page.locator("#log-stdout")
-    expect(log).to_contain_text("line 2", timeout=LIVE)
-    shown = log.inner_text()
-    expect(log).to_contain_text(f"line {shown.count(chr(10)) + 5}\n", timeout=LIVE)
-    check_page(page, "task-running", show="#log-stdout")
+    try:
+        until("the writer to run", lambda: state(api, task_id) == "RUNNING")
+        page.goto(f"/ui/tasks/{task_id}")
+        reloads = no_reloads(page)
+        log = page.locator("#log-stdout")
+        expect(log).to_contain_text("line 2", timeout=LIVE)
+        shown = log.inner_text()
+        expect(log).to_contain_text(f"line {shown.count(chr(10)) + 5}\n", timeout=LIVE)
+        check_page(page, "task-running", show="#log-stdout")
 
-    page.get_by_role("button", name="Cancel task").click()
-    expect(page.locator("#task-state")).to_have_text("CANCELED", timeout=LIVE)
-    assert ended(api, task_id) == "CANCELED"
-    assert reloads == []
+        page.get_by_role("button", name="Cancel task").click()
+        expect(page.locator("#task-state")).to_have_text("CANCELED", timeout=LIVE)
+        assert ended(api, task_id) == "CANCELED"
+        assert reloads == []
+    finally:  # a failure must not leave the endless writer running after the server stops
+        api.post(f"{TASKS}/{task_id}:cancel")
 
 
 def test_an_output_downloads_byte_for_byte(api: httpx.Client, page: Page, tmp_path: Path) -> None:
