@@ -292,8 +292,9 @@ def test_two_nodes_each_know_their_rank_and_all_reduce(
     )  # fmt: skip
     assert task.state is TaskState.COMPLETE, task.info()
     rank0 = json.loads(task.logs())
-    logs = Path(client.details(task.id).attempt_dir) / "logs"
-    rank1 = json.loads((logs / "exec-0.stdout.rank1").read_text())
+    rank1 = json.loads(b"".join(client.logs(task.id, rank=1)))  # what --rank 1 prints
+    with pytest.raises(InvalidRequest, match=f"rank must be between 0 and 1: task {task.id}"):
+        b"".join(client.logs(task.id, rank=2))
     assert (rank0["rank"], rank1["rank"]) == (0, 1)
     assert rank0["size"] == rank1["size"] == 2
     assert rank0["sum"] == rank1["sum"] == 3

@@ -89,11 +89,13 @@ async def task_logs(
     executor: Annotated[int | None, Query(ge=0)] = None,
     follow: bool = False,
     attempt: Annotated[int | None, Query(ge=1, le=1000)] = None,
+    rank: Annotated[int | None, Query(ge=0, le=4095)] = None,
 ) -> StreamingResponse:
     """The full stdout or stderr of the latest attempt (all executors in order, or one).
 
     ``attempt``: start with this attempt (1 = the first) instead of the latest; with
-    ``follow``, every later attempt (a retry) follows in order.
+    ``follow``, every later attempt (a retry) follows in order.  ``rank``: of a multi-node
+    task, that rank's output (0, the default, is the first rank's).
     """
     st = app_state(request)
     # Rows are read in a thread: a task's spec may hold thousands of executors.
@@ -101,15 +103,36 @@ async def task_logs(
     count = len(row.spec["executors"])
     if executor is not None and not 0 <= executor < count:
         raise InvalidRequest(f"executor must be between 0 and {count - 1}")
+    nodes = _nodes(row)
+    if rank is not None and rank >= nodes:
+        raise InvalidRequest(
+            f"rank must be between 0 and {nodes - 1}: task {id} runs on {nodes} node"
+            f"{'s' if nodes > 1 else ''}"
+        )
     indexes = [executor] if executor is not None else list(range(count))
     return StreamingResponse(
-        _log_chunks(st, id, indexes, stream, follow, attempt),
+        _log_chunks(st, id, indexes, stream, follow, attempt, rank or 0),
         media_type="text/plain; charset=utf-8",
     )
 
 
+def _nodes(row: TaskRow) -> int:
+    """How many nodes (ranks) the task runs on."""
+    asked = (resolved_resources(row).get("backend_parameters") or {}).get("nodes", 1)
+    try:
+        return max(1, int(asked))
+    except (TypeError, ValueError):
+        return 1
+
+
 async def _log_chunks(
-    st: AppState, task_id: str, indexes: list[int], stream: str, follow: bool, first: int | None
+    st: AppState,
+    task_id: str,
+    indexes: list[int],
+    stream: str,
+    follow: bool,
+    first: int | None,
+    rank: int,
 ) -> AsyncIterator[bytes]:
     """The latest attempt's stream; following, also every attempt a retry starts later."""
     while True:
@@ -125,7 +148,7 @@ async def _log_chunks(
         number = min(first, number)
     while True:
         async for chunk in _attempt_chunks(st, task_id, str(root / str(number)), indexes, stream,
-                                           follow, row):  # fmt: skip
+                                           follow, row, rank):  # fmt: skip
             yield chunk
         if not follow:
             return
@@ -147,6 +170,7 @@ async def _attempt_chunks(
     stream: str,
     follow: bool,
     row: TaskRow,
+    rank: int = 0,
 ) -> AsyncIterator[bytes]:
     """One attempt's captures, executor after executor (only the server's own files in logs/).
 
@@ -157,7 +181,7 @@ async def _attempt_chunks(
     """
     executors = row.spec["executors"]
     logs = AttemptLayout(base=Path(base)).logs
-    names = await asyncio.to_thread(_capture_names, executors, indexes, stream)
+    names = await asyncio.to_thread(_capture_names, executors, indexes, stream, rank)
     final, done = _progress(row, base)
     cursor = _Cursor()
     while cursor.position < len(names):
@@ -173,12 +197,16 @@ async def _attempt_chunks(
         final, done = _progress(await asyncio.to_thread(st.store.get, task_id), base)
 
 
-def _capture_names(executors: list[dict[str, Any]], indexes: list[int], stream: str) -> list[str]:
+def _capture_names(
+    executors: list[dict[str, Any]], indexes: list[int], stream: str, rank: int = 0
+) -> list[str]:
+    """The captures to read; rank r > 0 of a multi-node task writes ``<capture>.rank<r>``."""
     names = []
     for i in indexes:
         ex = executors[i]
         out, err = AttemptLayout.capture_names(i, ex.get("stdout"), ex.get("stderr"))
-        names.append(out if stream == "stdout" else err)
+        name = out if stream == "stdout" else err
+        names.append(f"{name}.rank{rank}" if rank else name)
     return names
 
 

@@ -336,6 +336,11 @@ def show(ctx: click.Context, task_id: str, as_json: bool) -> None:
     type=click.IntRange(min=1),
     help="Start with this attempt of a retried task (1 = the first; default: the latest).",
 )
+@click.option(
+    "--rank",
+    type=click.IntRange(min=0),
+    help="Of a multi-node task (--nodes N), this rank's output (0-based; default: rank 0).",
+)
 @click.pass_context
 def logs(
     ctx: click.Context,
@@ -344,6 +349,7 @@ def logs(
     stderr: bool,
     executor: int | None,
     attempt: int | None,
+    rank: int | None,
 ) -> None:
     """Print a task's full stdout (or --stderr) of its latest attempt."""
     sink = sys.stdout.buffer
@@ -353,6 +359,7 @@ def logs(
         executor=executor,
         follow=follow,
         attempt=attempt,
+        rank=rank,
     ):
         sink.write(chunk)
         sink.flush()

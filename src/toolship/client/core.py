@@ -236,14 +236,18 @@ class Client(Services, Reruns, Cache, Audit, Sboms, Provenances, Users, Quotas):
         executor: int | None = None,
         follow: bool = False,
         attempt: int | None = None,
+        rank: int | None = None,
     ) -> Iterator[bytes]:
         """The raw bytes of a task's stdout/stderr; with ``follow``, until the task ends.
 
-        ``attempt=1`` starts with the first attempt instead of the latest (retries follow).
+        ``attempt=1`` starts with the first attempt instead of the latest (retries follow);
+        ``rank``: that rank's output of a multi-node task (0 is the first rank's).
         """
         params: dict[str, str | int | bool] = {"stream": stream, "follow": follow}
         if attempt is not None:
             params["attempt"] = attempt
+        if rank is not None:
+            params["rank"] = rank
         if executor is not None:
             params["executor"] = executor
         yield from self._stream(f"/api/v1/tasks/{task_id}/logs", params)
