@@ -10,8 +10,7 @@ docs/screenshots/ui-NAME.png (1280x800), which the README shows.
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -122,14 +121,3 @@ def check_page(page: Page, name: str, show: str | None = None) -> None:
     accessible(page)
     expect(page.locator("footer")).to_contain_text(f"toolship {__version__} ·")
     screenshot(page, name, show)
-
-
-def until(what: str, probe: Callable[[], Any], timeout: float = 60) -> Any:
-    """Poll ``probe`` until it returns something true; fail naming ``what`` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"{what}: not within {timeout:.0f}s")

@@ -19,9 +19,10 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import CONFIG, check_page, until
+from tests.browser.conftest import CONFIG, check_page
 from tests.browser.test_tasks import LIVE, create, ended, no_reloads, state
 from tests.conftest import read_when_written, unique_name
+from tests.security.crashing import wait_for
 from tests.security.shared import Shared, shared_server
 
 SERVICE = "ui-counter"
@@ -70,7 +71,7 @@ def test_a_service_run_from_its_form(api: httpx.Client, page: Page, tmp_path: Pa
     page.wait_for_url(f"**/ui/services/{SERVICE}*")
 
     blocker = create(api, "sleep 600", name="holds the only core")
-    until("the blocker to run", lambda: state(api, blocker) == "RUNNING")
+    wait_for("the blocker to run", lambda: state(api, blocker) == "RUNNING")
     before = api.get("/ga4gh/tes/v1/tasks").json()["tasks"]
     page.get_by_label("count").fill("0")
     page.get_by_label("report").fill(report.as_uri())

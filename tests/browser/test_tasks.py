@@ -17,7 +17,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.conftest import CONFIG, accessible, check_page, log_in, screenshot, until
+from tests.browser.conftest import CONFIG, accessible, check_page, log_in, screenshot
+from tests.security.crashing import wait_for
 from tests.security.shared import Shared, shared_server
 
 TASKS = "/ga4gh/tes/v1/tasks"
@@ -47,7 +48,7 @@ def state(api: httpx.Client, task_id: str) -> str:
 
 def ended(api: httpx.Client, task_id: str) -> str:
     final = {"COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED", "PREEMPTED"}
-    return until(f"task {task_id} to end", lambda: (s := state(api, task_id)) in final and s)
+    return wait_for(f"task {task_id} to end", lambda: (s := state(api, task_id)) in final and s)
 
 
 def no_reloads(page: Page) -> list[str]:
@@ -61,7 +62,7 @@ def test_a_queued_task_turns_complete_on_the_list_and_its_page_without_reloading
     api: httpx.Client, context: Any
 ) -> None:
     blocker = create(api, "sleep 600", name="holds the only core")
-    until("the blocker to run", lambda: state(api, blocker) == "RUNNING")
+    wait_for("the blocker to run", lambda: state(api, blocker) == "RUNNING")
     waiting = create(api, "echo done", name="waits its turn")
     listing, task_page = context.new_page(), context.new_page()
     try:
@@ -91,7 +92,7 @@ def test_the_log_tail_grows_while_the_task_writes_and_cancel_stops_it(
         api, 'i=0; while true; do i=$((i+1)); echo "line $i"; sleep 0.2; done', name="writer"
     )
     try:
-        until("the writer to run", lambda: state(api, task_id) == "RUNNING")
+        wait_for("the writer to run", lambda: state(api, task_id) == "RUNNING")
         page.goto(f"/ui/tasks/{task_id}")
         reloads = no_reloads(page)
         log = page.locator("#log-stdout")
@@ -136,7 +137,7 @@ def test_a_script_name_and_an_html_log_render_as_text(api: httpx.Client, page: P
     )  # fmt: skip
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    until("the task to run", lambda: state(api, task_id) != "QUEUED")
+    wait_for("the task to run", lambda: state(api, task_id) != "QUEUED")
     page.goto(f"/ui/tasks/{task_id}")
     expect(page.get_by_role("heading", level=1)).to_contain_text(name)
     log = page.locator("#log-stdout")
