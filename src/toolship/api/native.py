@@ -17,10 +17,12 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from toolship.api import access
 from toolship.api.state import AppState, app_state
 from toolship.api.views import render, resolved_resources
+from toolship.config import Settings
 from toolship.db import TaskRow
 from toolship.errors import InvalidRequest
 from toolship.identity import Role
-from toolship.models import View
+from toolship.models import Resources, View
+from toolship.options import OptionDefaults, read_options
 from toolship.states import is_final
 from toolship.worker import taskfs
 from toolship.worker.layout import AttemptLayout
@@ -103,11 +105,14 @@ async def task_logs(
     count = len(row.spec["executors"])
     if executor is not None and not 0 <= executor < count:
         raise InvalidRequest(f"executor must be between 0 and {count - 1}")
-    nodes = _nodes(row)
+    nodes = 1 if rank is None else _nodes(row, st.settings)
     if rank is not None and rank >= nodes:
+        if nodes == 1:
+            raise InvalidRequest(
+                f"task {id} runs on one node: its only rank is 0 (rank is for tasks with nodes > 1)"
+            )
         raise InvalidRequest(
-            f"rank must be between 0 and {nodes - 1}: task {id} runs on {nodes} node"
-            f"{'s' if nodes > 1 else ''}"
+            f"rank must be between 0 and {nodes - 1}: task {id} runs on {nodes} nodes"
         )
     indexes = [executor] if executor is not None else list(range(count))
     return StreamingResponse(
@@ -116,13 +121,11 @@ async def task_logs(
     )
 
 
-def _nodes(row: TaskRow) -> int:
-    """How many nodes (ranks) the task runs on."""
-    asked = (resolved_resources(row).get("backend_parameters") or {}).get("nodes", 1)
-    try:
-        return max(1, int(asked))
-    except (TypeError, ValueError):
-        return 1
+def _nodes(row: TaskRow, settings: Settings) -> int:
+    """How many nodes (ranks) the task runs on: its options as they were accepted."""
+    sent = row.spec.get("resources")
+    resources = None if sent is None else Resources.model_validate(sent)
+    return read_options(resources, row.resolved or OptionDefaults.of(settings)).nodes
 
 
 async def _log_chunks(
