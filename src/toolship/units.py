@@ -1,10 +1,12 @@
-"""Parsing and printing of durations and sizes as users type them (``30m``, ``2G``)."""
+"""Parsing and printing of durations and sizes as users type them (``30m``, ``2G``), and of
+amounts of money."""
 
 from __future__ import annotations
 
+import math
 import re
 
-__all__ = ["format_bytes", "format_duration", "parse_duration", "parse_size_gb"]
+__all__ = ["format_amount", "format_bytes", "format_duration", "parse_duration", "parse_size_gb"]
 
 MAX_DURATION = 10 * 365 * 86400.0  # seconds; also keeps out inf from 400-digit numbers
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?")
@@ -64,3 +66,14 @@ def format_bytes(n: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     raise AssertionError("unreachable")
+
+
+def format_amount(value: float) -> str:
+    """Three significant digits, at least two decimals, never an exponent.
+
+    Tasks of seconds cost millionths: ``0.0000160`` reads as a price, ``1.6e-05`` does not.
+    """
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g}"
+    decimals = max(2, 2 - math.floor(math.log10(abs(value))))
+    return f"{value:.{decimals}f}"

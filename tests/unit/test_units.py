@@ -2,7 +2,13 @@ from __future__ import annotations
 
 import pytest
 
-from toolship.units import format_bytes, format_duration, parse_duration, parse_size_gb
+from toolship.units import (
+    format_amount,
+    format_bytes,
+    format_duration,
+    parse_duration,
+    parse_size_gb,
+)
 
 
 @pytest.mark.parametrize(
@@ -29,3 +35,18 @@ def test_formatting() -> None:
     assert format_duration(2) == "2s"
     assert format_duration(90) == "1m30s"
     assert format_bytes(2048) == "2.0 KiB"
+
+
+@pytest.mark.parametrize(
+    ("amount", "text"),
+    [
+        (0.0, "0"),
+        (1.6e-05, "0.0000160"),  # a one-second task: no 1.6e-05 for a price
+        (0.000108, "0.000108"),
+        (0.0123456, "0.0123"),
+        (12.345, "12.35"),  # cents at least
+        (1234.5, "1234.50"),
+    ],
+)
+def test_amounts_have_three_significant_digits_and_no_exponent(amount: float, text: str) -> None:
+    assert format_amount(amount) == text

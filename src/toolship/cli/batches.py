@@ -27,7 +27,7 @@ from toolship.spec import (
     read_params_file,
 )
 from toolship.states import TaskState
-from toolship.units import format_bytes, format_duration
+from toolship.units import format_amount, format_bytes, format_duration
 
 __all__ = ["register"]
 
@@ -498,7 +498,7 @@ def _print_report(data: BatchReport) -> None:
         f"  wall {_fmt(t.wall_seconds, 's')} in {t.attempts} attempts · run "
         f"{_fmt(t.run_seconds, 's')} · CPU {_fmt(t.cpu_seconds, 's')} · peak memory "
         f"{_fmt(t.peak_memory_bytes, 'b')} · turn-around {_fmt(t.turnaround_seconds, 's')}"
-        f" · cost {t.cost:.4g} {data.currency}"
+        f" · cost {format_amount(t.cost)} {data.currency}"
     )
     gpus = t.gpu_seconds is not None
     if gpus:
@@ -509,7 +509,7 @@ def _print_report(data: BatchReport) -> None:
     table = Table(box=None, pad_edge=False)
     columns = ["task", "params", "state", "cpus", "tries", "run", "wall", "cpu", "peak"]
     columns += ["gpus", "gpu time", "gpu peak"] if gpus else []
-    for col in [*columns, "cost"]:
+    for col in [*columns, f"cost {data.currency}"]:
         left = col in ("task", "params", "state")
         table.add_column(col, justify="left" if left else "right", no_wrap=col == "task")
     for m in data.members[:200]:
@@ -531,7 +531,7 @@ def _print_report(data: BatchReport) -> None:
                 _fmt(m.gpu_seconds, "s"),
                 _fmt(m.gpu_memory_peak_bytes, "b"),
             ]
-        table.add_row(*row, f"{m.cost:.4g}")
+        table.add_row(*row, format_amount(m.cost))
     out.print(table)
     if len(data.members) > 200:
         out.print(f"  … and {len(data.members) - 200} more (--json for all)")

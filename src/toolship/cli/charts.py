@@ -6,6 +6,7 @@ from pathlib import Path
 
 from toolship.errors import ConfigError
 from toolship.models import BatchReport
+from toolship.units import format_amount
 
 __all__ = ["write_report_png"]
 
@@ -56,6 +57,8 @@ def write_report_png(data: BatchReport, target: Path) -> None:
     ax[1].set_ylabel(
         f"cost [{currency}]" if priced else "reserved core-seconds [core*s] (no prices set)"
     )
+    if priced:  # plain amounts: seconds of a core cost millionths, not "1e-5" above the axis
+        ax[1].yaxis.set_major_formatter(lambda value, _pos: format_amount(value))
 
     if panels == 4 and scaling:
         points = scaling.points

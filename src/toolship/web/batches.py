@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from toolship.api.batches import cancel, newest, report_of
 from toolship.models import BatchInfo, BatchReport, MemberReport
 from toolship.states import FINAL_STATES, TaskState
-from toolship.units import format_duration
+from toolship.units import format_amount, format_duration
 from toolship.web.forms import is_htmx
 from toolship.web.pages import changer, page, viewer
 from toolship.web.session import Session
@@ -86,6 +86,7 @@ async def batch_page(
         batch=_progress(report.batch),
         shown=shown,
         fmt=_seconds,
+        money=format_amount,
         time_chart=_time_chart(report, shown),
         scaling_chart=_scaling_chart(report),
     )
@@ -139,7 +140,7 @@ def _time_chart(report: BatchReport, shown: list[MemberReport]) -> Chart:
     bars = [
         Bar(
             label=_clip(_member_label(m)),
-            text=f"{_seconds(m.run_seconds)} · {m.cost:.4g} {currency}",
+            text=f"{_seconds(m.run_seconds)} · {format_amount(m.cost)} {currency}",
             y=4 + i * _ROW,
             width=round(_PLOT * m.run_seconds / longest, 1),
             state=m.state.value,
@@ -152,7 +153,7 @@ def _time_chart(report: BatchReport, shown: list[MemberReport]) -> Chart:
         more = f" (the first {len(shown)} of {len(report.members)})"
     summary = (
         f"{len(shown)} members{more}; run time {_seconds(total.run_seconds)} in all, "
-        f"cost {total.cost:.4g} {currency}"
+        f"cost {format_amount(total.cost)} {currency}"
     )
     return Chart("chart-time", "Run time and cost per task", summary, bars)
 
