@@ -314,6 +314,13 @@ running_any() {
 do_start() {
     [ "$(id -u)" -eq 0 ] || die "must run as root (slurmd runs jobs as root; SlurmUser=root)"
     ensure_packages
+    # The daemons outlive this script: they must not inherit its other open files (a
+    # lock the caller holds, such as `flock LOCK scripts/slurm-cluster.sh start`, would
+    # stay held for as long as the cluster runs).
+    for fd in /proc/$$/fd/*; do
+        fd=${fd##*/}
+        [ "$fd" -gt 2 ] && [ "$fd" -lt 255 ] && eval "exec $fd>&-"
+    done
     mkdir -p "$DIR"/{state,log,run,spool/node1,spool/node2}
     chmod 0755 "$DIR"
     mkdir -p "$MUNGE_DIR" && chmod 0755 "$MUNGE_DIR"
