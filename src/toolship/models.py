@@ -50,6 +50,7 @@ __all__ = [
     "QuotaLimits",
     "QuotaReport",
     "QuotaUse",
+    "RankEnd",
     "ReportTotals",
     "Resources",
     "Scaling",
@@ -460,6 +461,15 @@ class SlurmJob(_Reply):
     nodes: str | None = None
 
 
+class RankEnd(_Reply):
+    """How one rank of a multi-node task's executor ended (the latest attempt's)."""
+
+    executor: int
+    rank: int
+    node: str | None = None  # the host it ran on (Slurm's node name)
+    exit_code: int | None = None  # None: it left no exit code (killed, or never started)
+
+
 class TaskDetails(_Reply):
     """``GET /api/v1/tasks/{id}``: the FULL TES task plus what only toolship knows."""
 
@@ -475,6 +485,8 @@ class TaskDetails(_Reply):
     running_executor_start: str | None = None
     staged: StagingProgress | None = None
     slurm: SlurmJob | None = None
+    # Multi-node tasks: every rank of each executor that ended, with its node and exit code.
+    ranks: list[RankEnd] = Field(default_factory=list)
 
 
 class BatchMap(_Reply):

@@ -28,6 +28,7 @@ from toolship.storage.settings import StorageSettings
 __all__ = [
     "Job",
     "Phase",
+    "RankRecord",
     "ReportAnswer",
     "Reporter",
     "RuntimeRecord",
@@ -53,6 +54,15 @@ class SlurmRecord(_Record):
     job_id: str | None = None
     state: str | None = None
     nodes: str | None = None
+
+
+class RankRecord(_Record):
+    """How one rank of a multi-node task's executor ended, as its rank wrapper wrote it."""
+
+    executor: int
+    rank: int
+    node: str | None = None  # the host it ran on (Slurm's node name)
+    exit_code: int | None = None  # None: it left none (killed, or never started)
 
 
 class RuntimeRecord(_Record):
@@ -81,6 +91,8 @@ class RuntimeRecord(_Record):
     slurm: SlurmRecord | None = None  # the attempt's Slurm job (Slurm backend only)
     # The host indexes of the GPUs the local scheduler granted: a restart reclaims them.
     gpus: list[int] | None = None
+    # Multi-node tasks: every rank of every executor that ended, in order (None: one node).
+    ranks: list[RankRecord] | None = None
 
 
 class Reporter(Protocol):

@@ -37,3 +37,33 @@ def test_show_says_which_runtime_ran_and_the_resources_the_server_decided() -> N
     shown = console.export_text()
     assert "runtime    podman\n" in shown
     assert "resources  1 cpu, 2 GiB memory, no network\n" in shown
+
+
+def test_show_lists_each_rank_with_its_node_and_exit_and_names_the_failed_one() -> None:
+    details = TaskDetails.model_validate(
+        {
+            "task": {"id": "t", "state": "EXECUTOR_ERROR", "executors": [
+                {"image": "busybox", "command": ["true"]}]},
+            "ranks": [
+                {"executor": 0, "rank": 0, "node": "node1", "exit_code": 0},
+                {"executor": 0, "rank": 1, "node": "node2", "exit_code": 3},
+                {"executor": 0, "rank": 2, "node": "node3", "exit_code": None},
+            ],
+        },
+        context=REPLY,
+    )  # fmt: skip
+    console = Console(record=True, width=200)
+    print_show(console, details)
+    shown = console.export_text()
+    assert "  ranks, executor 0:\n    rank  node   exit\n" in shown, shown
+    assert "       0  node1     0\n" in shown, shown
+    assert "       1  node2     3  failed\n" in shown, shown
+    assert "       2  node3     -  no exit code (killed, or never started)\n" in shown, shown
+    assert "rank 1 on node2 failed with exit code 3" in shown, shown
+
+
+def test_show_of_a_one_node_task_has_no_ranks() -> None:
+    details = TaskDetails.model_validate({"task": {"id": "t", "state": "COMPLETE"}}, context=REPLY)
+    console = Console(record=True, width=200)
+    print_show(console, details)
+    assert "rank" not in console.export_text()

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from toolship.api import access
+from toolship.api.labelled import labelled
 from toolship.api.state import AppState, app_state
 from toolship.api.views import render, resolved_resources
 from toolship.config import Settings
@@ -74,6 +75,7 @@ async def task_details(request: Request, id: str) -> JSONResponse:
         "staged": st.engine.staging_progress(id),
         # job id, state and nodes when the Slurm backend ran it
         "slurm": None if rt.slurm is None else rt.slurm.model_dump(exclude_none=True),
+        "ranks": [r.model_dump() for r in rt.ranks or []],  # multi-node: each rank's node and exit
     }
     return JSONResponse(body)
 
@@ -92,12 +94,15 @@ async def task_logs(
     follow: bool = False,
     attempt: Annotated[int | None, Query(ge=1, le=1000)] = None,
     rank: Annotated[int | None, Query(ge=0, le=4095)] = None,
+    all_ranks: bool = False,
 ) -> StreamingResponse:
     """The full stdout or stderr of the latest attempt (all executors in order, or one).
 
     ``attempt``: start with this attempt (1 = the first) instead of the latest; with
     ``follow``, every later attempt (a retry) follows in order.  ``rank``: of a multi-node
-    task, that rank's output (0, the default, is the first rank's).
+    task, that rank's output (0, the default, is the first rank's).  ``all_ranks``: every
+    rank's, each line prefixed with its rank as ``srun --label`` does ("1: …"); a one-node
+    task's output comes unlabelled.
     """
     st = app_state(request)
     # Rows are read in a thread: a task's spec may hold thousands of executors.
@@ -105,7 +110,9 @@ async def task_logs(
     count = len(row.spec["executors"])
     if executor is not None and not 0 <= executor < count:
         raise InvalidRequest(f"executor must be between 0 and {count - 1}")
-    nodes = 1 if rank is None else _nodes(row, st.settings)
+    if rank is not None and all_ranks:
+        raise InvalidRequest("give rank (one rank's output) or all_ranks (every rank's), not both")
+    nodes = 1 if rank is None and not all_ranks else _nodes(row, st.settings)
     if rank is not None and rank >= nodes:
         if nodes == 1:
             raise InvalidRequest(
@@ -115,10 +122,12 @@ async def task_logs(
             f"rank must be between 0 and {nodes - 1}: task {id} runs on {nodes} nodes"
         )
     indexes = [executor] if executor is not None else list(range(count))
-    return StreamingResponse(
-        _log_chunks(st, id, indexes, stream, follow, attempt, rank or 0),
-        media_type="text/plain; charset=utf-8",
+    chunks = (
+        labelled([_log_chunks(st, id, indexes, stream, follow, attempt, r) for r in range(nodes)])
+        if all_ranks and nodes > 1
+        else _log_chunks(st, id, indexes, stream, follow, attempt, rank or 0)
     )
+    return StreamingResponse(chunks, media_type="text/plain; charset=utf-8")
 
 
 def _nodes(row: TaskRow, settings: Settings) -> int:

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.markup import escape
 
-from toolship.models import Resources, TaskDetails, TaskView
+from toolship.models import RankEnd, Resources, TaskDetails, TaskView
 from toolship.states import TaskState
 from toolship.timeutil import parse_rfc3339
 from toolship.units import format_bytes, format_duration
@@ -130,3 +130,33 @@ def print_show(console: Console, details: TaskDetails) -> None:
             p(f"    output   {o.path} -> {escape(o.url)}  ({size})")
         for line in attempt.system_logs or []:
             p(f"    [yellow]system:[/] {escape(line)}")
+    _print_ranks(console, details.ranks, len(task.logs or []))
+
+
+def _print_ranks(console: Console, ranks: list[RankEnd], attempt: int) -> None:
+    """A multi-node task's ranks (the latest attempt's): node and exit, the failed named."""
+    executors = sorted({r.executor for r in ranks})
+    for executor in executors:
+        rows = [r for r in ranks if r.executor == executor]
+        of = f" of attempt {attempt}" if attempt else ""
+        console.print(f"  ranks{of}, executor {executor}:")
+        rank_w = max(4, *(len(str(r.rank)) for r in rows))
+        node_w = max(4, *(len(r.node or "?") for r in rows))
+        console.print(f"    {'rank':>{rank_w}}  {'node':<{node_w}}  exit")
+        for r in rows:
+            code = "-" if r.exit_code is None else str(r.exit_code)
+            note = (
+                "  [yellow]no exit code (killed, or never started)[/]"
+                if r.exit_code is None
+                else "  [red]failed[/]"
+                if r.exit_code
+                else ""
+            )
+            node = escape(f"{r.node or '?':<{node_w}}")
+            console.print(f"    {r.rank:>{rank_w}}  {node}  {code:>4}{note}")
+        for r in rows:
+            if r.exit_code:
+                console.print(
+                    f"    [red]rank {r.rank} on {escape(r.node or '?')} failed with exit code "
+                    f"{r.exit_code}[/]"
+                )

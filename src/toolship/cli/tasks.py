@@ -123,7 +123,9 @@ _TASK_OPTIONS = [
         type=click.IntRange(min=1),
         help="Run on N nodes, one rank each (Slurm: one job of N nodes; local: N ranks here). "
         "Each rank sees TOOLSHIP_NODE_RANK, TOOLSHIP_NUM_NODES, TOOLSHIP_MAIN_ADDR, "
-        "TOOLSHIP_HOSTFILE (and RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT).",
+        "TOOLSHIP_HOSTFILE (and RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT). An attached run "
+        "shows every rank's lines prefixed with the rank ('1: …'); show lists each rank's "
+        "node and exit code.",
     ),
     click.option(
         "-b",
@@ -245,7 +247,7 @@ def _show_start(client: Client, task_id: str) -> None:
 
 def _pump(client: Client, task_id: str, stream: str, sink: BinaryIO) -> None:
     try:
-        for chunk in client.logs(task_id, stream=stream, follow=True, attempt=1):
+        for chunk in client.logs(task_id, stream=stream, follow=True, attempt=1, all_ranks=True):
             sink.write(chunk)
             sink.flush()
     except ToolshipError as exc:
@@ -341,6 +343,12 @@ def show(ctx: click.Context, task_id: str, as_json: bool) -> None:
     type=click.IntRange(min=0),
     help="Of a multi-node task (--nodes N), this rank's output (0-based; default: rank 0).",
 )
+@click.option(
+    "--all-ranks",
+    is_flag=True,
+    help="Of a multi-node task, every rank's output, each line prefixed with its rank "
+    "('1: …', as srun --label does).",
+)
 @click.pass_context
 def logs(
     ctx: click.Context,
@@ -350,8 +358,11 @@ def logs(
     executor: int | None,
     attempt: int | None,
     rank: int | None,
+    all_ranks: bool,
 ) -> None:
     """Print a task's full stdout (or --stderr) of its latest attempt."""
+    if rank is not None and all_ranks:
+        raise click.UsageError("give --rank R (one rank's output) or --all-ranks, not both")
     sink = sys.stdout.buffer
     for chunk in _obj(ctx).client.logs(
         task_id,
@@ -360,6 +371,7 @@ def logs(
         follow=follow,
         attempt=attempt,
         rank=rank,
+        all_ranks=all_ranks,
     ):
         sink.write(chunk)
         sink.flush()

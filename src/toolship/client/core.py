@@ -237,17 +237,22 @@ class Client(Services, Reruns, Cache, Audit, Sboms, Provenances, Users, Quotas):
         follow: bool = False,
         attempt: int | None = None,
         rank: int | None = None,
+        all_ranks: bool = False,
     ) -> Iterator[bytes]:
         """The raw bytes of a task's stdout/stderr; with ``follow``, until the task ends.
 
         ``attempt=1`` starts with the first attempt instead of the latest (retries follow);
-        ``rank``: that rank's output of a multi-node task (0 is the first rank's).
+        ``rank``: that rank's output of a multi-node task (0 is the first rank's);
+        ``all_ranks``: every rank's, each line prefixed with its rank ("1: …") when the
+        task runs on more than one node.
         """
         params: dict[str, str | int | bool] = {"stream": stream, "follow": follow}
         if attempt is not None:
             params["attempt"] = attempt
         if rank is not None:
             params["rank"] = rank
+        if all_ranks:
+            params["all_ranks"] = True
         if executor is not None:
             params["executor"] = executor
         yield from self._stream(f"/api/v1/tasks/{task_id}/logs", params)
