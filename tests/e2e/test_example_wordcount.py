@@ -34,6 +34,11 @@ REDUCE = (
     " | sort -k1,1nr -k2,2 > /work/out/counts.txt"
 )
 PNG = b"\x89PNG\r\n\x1a\n"
+MAP = "sh /work/bin/wordcount.sh count /work/out/counts.txt {inputs}"
+SWEEP = (
+    "mkdir -p /work/out && sh /work/bin/wordcount.sh parallel {cpu} /work/out/counts.txt "
+    "/work/in/*.txt"
+)
 
 
 def toolship(*args: str) -> subprocess.CompletedProcess[str]:
@@ -113,7 +118,7 @@ def test_map_reduce_over_an_s3_prefix_with_cost_and_a_cpu_sweep(
         "map", "--over", f"s3://{BUCKET}/books/*.txt", "--chunk", "2",
         "--to", f"s3://{BUCKET}/counts/", "--content", SCRIPT,
         "--reduce", busybox, "--reduce-command", REDUCE,
-        busybox, "--", "sh", "-c", "sh /work/bin/wordcount.sh count /work/out/counts.txt {inputs}",
+        busybox, "--", "sh", "-c", MAP,
     )  # fmt: skip
     map_batch = batch_of(mapped)
     assert counts_file(s3, "counts/reduce/counts.txt") == expected
@@ -145,9 +150,7 @@ def test_map_reduce_over_an_s3_prefix_with_cost_and_a_cpu_sweep(
         "sweep", "--param", "cpu=1,2", "--max-parallel", "1",
         "-i", f"/work/in/=s3://{BUCKET}/books/", "--content", SCRIPT,
         "-o", f"/work/out/counts.txt=s3://{BUCKET}/sweep/cpu-{{cpu}}.txt",
-        busybox, "--", "sh", "-c",
-        "mkdir -p /work/out && sh /work/bin/wordcount.sh parallel {cpu} /work/out/counts.txt "
-        "/work/in/*.txt",
+        busybox, "--", "sh", "-c", SWEEP,
     )  # fmt: skip
     sweep_batch = batch_of(swept)
     for cpu in (1, 2):
@@ -158,3 +161,12 @@ def test_map_reduce_over_an_s3_prefix_with_cost_and_a_cpu_sweep(
     assert re.search(r"cpu=1 +T=[0-9.]+s +speed-up 1\.00 +efficiency 100%", text), text
     assert re.search(r"cpu=2 +T=[0-9.]+s +speed-up [0-9.]+ +efficiency [0-9]+%", text), text
     assert png.read_bytes()[:8] == PNG
+
+
+def test_the_readme_shows_the_commands_this_test_runs() -> None:
+    """The README's map, reduce and sweep commands are the ones run above (kept in step)."""
+    readme = (EXAMPLE / "README.md").read_text()
+    escaped = REDUCE.replace("$", "\\$")  # inside the README's double quotes
+    assert f'--reduce-command "{escaped}"' in readme
+    assert f"-- sh -c '{MAP}'" in readme and f"-- sh -c '{SWEEP}'" in readme
+    assert "--content /work/bin/wordcount.sh=@wordcount.sh" in readme
