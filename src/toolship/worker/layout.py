@@ -93,6 +93,10 @@ class AttemptLayout:
     def exit_file(self, executor: int) -> Path:
         return self.logs / f"exec-{executor}.exit"
 
+    def rank_exits(self, executor: int) -> Path:
+        """The prefix of a multi-node executor's exit files, one per rank (worker/ranks.py)."""
+        return self.logs / f"exec-{executor}"
+
     def covered(self, container_path: str) -> bool:
         """Is this container path inside one of the writable directories?"""
         return any(inside(container_path, d) for d in self.writable)

@@ -7,7 +7,10 @@ nodes of a Slurm job; N local processes on one machine), and a tiny ``sh``
 container of rank r > 0 its own name, and sends that rank's output to its own
 capture files, ``<capture>.rank<r>`` in the attempt's ``logs/`` (rank 0's output
 is the executor's own capture); the worker copies them beside a declared
-stdout/stderr file as ``<file>.rank<r>``.
+stdout/stderr file as ``<file>.rank<r>``.  When its command ends, the wrapper
+writes the rank's exit code and node to ``exec-<i>.rank<r>.exit`` in ``logs/``
+(:func:`read_rank_exits` reads them into the attempt's runtime record, which
+``toolship show`` lists).
 
 Where the ranks meet: ranks on one machine share a network namespace of their own
 (a podman pod per executor, made by :func:`open_pod` and removed by
@@ -38,7 +41,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from toolship.errors import RuntimeUnavailable
+from toolship.records import RankRecord
 from toolship.runtime import ExecSpec, Runtime
+from toolship.worker import taskfs
 
 __all__ = [
     "HOSTFILE",
@@ -48,7 +53,9 @@ __all__ = [
     "local_ranks",
     "open_pod",
     "pod_name",
+    "rank_exit_file",
     "rank_name",
+    "read_rank_exits",
     "slurm_ranks",
 ]
 
@@ -65,21 +72,32 @@ RANK_VARIABLES = (
 )
 
 # $1 container name, $2 stdout capture, $3 stderr capture (the server's files in logs/, never
-# a path the task can write), then the command.  The rank comes from
-# Slurm (SLURM_NODEID) or from the local launcher (TOOLSHIP_NODE_RANK).
+# a path the task can write), $4 the prefix of the ranks' exit files, then the command.  The
+# rank comes from Slurm (SLURM_NODEID) or from the local launcher (TOOLSHIP_NODE_RANK).  The
+# command is not exec'd: the wrapper outlives it to record "<exit code> <node>".
 _RANK_SH = """\
 rank=${SLURM_NODEID:-${TOOLSHIP_NODE_RANK:-0}}
+node=${SLURMD_NODENAME:-$(hostname)}
 export TOOLSHIP_NODE_RANK=$rank RANK=$rank NODE_RANK=$rank GROUP_RANK=$rank \
-OMPI_COMM_WORLD_RANK=$rank PMI_RANK=$rank TOOLSHIP_NODE_NAME=${SLURMD_NODENAME:-$(hostname)}
-name=$1 out=$2 err=$3
-shift 3
-[ "$rank" = 0 ] && exec "$@"
-for a in "$@"; do
-  shift
-  if [ "$a" = "$name" ]; then set -- "$@" "$name-r$rank"; else set -- "$@" "$a"; fi
-done
-[ "$out" = "$err" ] && exec "$@" >"$out.rank$rank" 2>&1
-exec "$@" >"$out.rank$rank" 2>"$err.rank$rank"
+OMPI_COMM_WORLD_RANK=$rank PMI_RANK=$rank TOOLSHIP_NODE_NAME=$node
+name=$1 out=$2 err=$3 ended=$4.rank$rank.exit
+shift 4
+if [ "$rank" = 0 ]; then
+  "$@"
+else
+  for a in "$@"; do
+    shift
+    if [ "$a" = "$name" ]; then set -- "$@" "$name-r$rank"; else set -- "$@" "$a"; fi
+  done
+  if [ "$out" = "$err" ]; then
+    "$@" >"$out.rank$rank" 2>&1
+  else
+    "$@" >"$out.rank$rank" 2>"$err.rank$rank"
+  fi
+fi
+rc=$?
+printf '%s %s\\n' "$rc" "$node" >"$ended"
+exit "$rc"
 """
 
 # $1 the number of ranks, then the command: start one copy per rank, exit with the first
@@ -137,7 +155,10 @@ class Ranks:
     def hostfile_text(self) -> str:
         return "".join(f"{h}\n" for h in self.hosts)
 
-    def wrap(self, argv: list[str], name: str, stdout: Path, stderr: Path) -> list[str]:
+    def wrap(
+        self, argv: list[str], name: str, stdout: Path, stderr: Path, exits: Path
+    ) -> list[str]:
+        """``argv`` once per rank; ``exits``: the prefix of the ranks' exit files."""
         return [
             *self.launcher,
             "sh",
@@ -147,8 +168,25 @@ class Ranks:
             name,
             str(stdout),
             str(stderr),
+            str(exits),
             *argv,
         ]
+
+
+def rank_exit_file(exits: Path, rank: int) -> Path:
+    """Where the rank wrapper writes rank ``rank``'s exit code and node."""
+    return exits.with_name(f"{exits.name}.rank{rank}.exit")
+
+
+def read_rank_exits(exits: Path, executor: int, count: int) -> list[RankRecord]:
+    """Every rank's end, as its wrapper wrote it (no code: killed, or never started)."""
+    records = []
+    for rank in range(count):
+        words = taskfs.read_tail(rank_exit_file(exits, rank), 512, "rank exit file").split()
+        code = int(words[0]) if words and words[0].isdigit() else None
+        node = words[1].decode(errors="replace") if len(words) > 1 else None
+        records.append(RankRecord(executor=executor, rank=rank, node=node, exit_code=code))
+    return records
 
 
 def local_ranks(count: int, port: int = 29500) -> Ranks:

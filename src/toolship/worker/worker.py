@@ -50,6 +50,7 @@ from toolship.worker.ranks import (
     open_pod,
     pod_name,
     rank_name,
+    read_rank_exits,
 )
 from toolship.worker.staging import SharedDirs, StagedFile, prepare_inputs, read_manifest
 from toolship.worker.streams import finish_streams, open_stdin
@@ -202,19 +203,20 @@ class Worker:
             run = sum(_seconds(e.start_time, e.end_time) for e in self.attempt.logs)
             self._metadata().update(gpu_metadata(self.env.gpus, run, self._gpu_usage))
         await self.reporter.update(state, self.attempt, self.rt)
+        if self.env.accounting:  # rmdir in every cgroup hierarchy: after the state is seen
+            name = cgroup_name(self.job.task_id, self.job.attempt_number)
+            asyncio.get_running_loop().run_in_executor(None, remove_cgroup, name)
         return state
 
     def _account(self) -> None:
         """Record the attempt's CPU seconds and peak memory (TES TaskLog metadata)."""
         if not self.env.accounting:
             return
-        name = cgroup_name(self.job.task_id, self.job.attempt_number)
-        usage = read_usage(name)
+        usage = read_usage(cgroup_name(self.job.task_id, self.job.attempt_number))
         if usage is not None:
             meta = self._metadata()
             meta["toolship.cpu_seconds"] = f"{usage.cpu_seconds:.3f}"
             meta["toolship.peak_memory_bytes"] = str(usage.peak_memory_bytes)
-            remove_cgroup(name)
 
     async def _sample_gpus(self) -> GpuSampler | None:
         """Start sampling the attempt's GPUs (None: it has none, or NVML is missing)."""
@@ -363,6 +365,8 @@ class Worker:
             self._record_image(index, ex.image, found)
             if spec.pod is not None:
                 await close_pod(self.env.runtime, spec.pod)
+            if self.env.ranks is not None:
+                self._record_ranks(index, self.env.ranks.count)
             out_tail, err_tail, problem = await asyncio.to_thread(
                 finish_streams,
                 self.layout,
@@ -449,7 +453,13 @@ class Worker:
             stdout=stdout,
             stderr=stderr,
             exit_file=exit_file,
-            wrap=functools.partial(ranks.wrap, name=spec.name, stdout=stdout, stderr=stderr)
+            wrap=functools.partial(
+                ranks.wrap,
+                name=spec.name,
+                stdout=stdout,
+                stderr=stderr,
+                exits=self.layout.rank_exits(index),
+            )
             if ranks is not None
             else None,
         )
@@ -502,6 +512,11 @@ class Worker:
         return code, why
 
     # --- helpers ------------------------------------------------------------
+
+    def _record_ranks(self, index: int, count: int) -> None:
+        """Keep how each rank of executor ``index`` ended (once, also when resumed)."""
+        ended = read_rank_exits(self.layout.rank_exits(index), index, count)
+        self.rt.ranks = [r for r in self.rt.ranks or [] if r.executor != index] + ended
 
     def _note_entrypoint(self, index: int, entrypoint: list[str]) -> None:
         """Say what ran when the image's ENTRYPOINT ran before the command."""
