@@ -17,6 +17,7 @@ import pytest
 
 from tests.conftest import toolship as run_cli
 from tests.integration.conftest import S3
+from tests.security.crashing import wait_for
 from toolship import Client, TaskState
 from toolship.models import BatchMap, ExecutorLog, TaskView
 from toolship.timeutil import parse_rfc3339
@@ -208,6 +209,13 @@ def test_report_of_a_cpu_sweep_shows_speedup_and_writes_a_png(
     cpu = [m.cpu_seconds for m in report.members]
     assert all(c is not None and c > 0.3 for c in cpu), cpu  # measured by the cgroup
     assert all((m.peak_memory_bytes or 0) > 0 for m in report.members)
+    # Each attempt's accounting cgroup goes once its figures are read (after the final
+    # state is written, off the task's path), in every hierarchy.
+    def cgroups() -> list[Path]:
+        tops = Path("/sys/fs/cgroup").iterdir()
+        return [p for t in tops for m in report.members for p in t.glob(f"toolship/{m.id}-*")]
+
+    wait_for("the attempts' cgroups to be removed", lambda: not cgroups())
 
 
 def test_kill_dash_nine_keeps_throttles_dependencies_and_retries(

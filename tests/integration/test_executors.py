@@ -358,3 +358,29 @@ def test_every_attempt_records_the_image_each_executor_ran(client: Client, busyb
         (0, busybox, digest, image_id),
         (1, by_digest, digest, image_id),
     ]
+
+
+def test_a_tag_moved_between_tasks_is_recorded_as_the_new_image(
+    client: Client, busybox: str, python_image: str
+) -> None:
+    """The server keeps what it inspected of an image only while podman's image store is
+    unchanged: a tag re-pointed between two tasks is inspected again, never answered from
+    memory."""
+
+    def image_id(name: str) -> str:
+        return "sha256:" + subprocess.run(
+            ["podman", "image", "inspect", "--format", "{{.Id}}", name],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+
+    tag = "localhost/toolship-moving-tag:test"
+    try:
+        recorded = []
+        for target in (busybox, python_image, busybox):
+            subprocess.run(["podman", "tag", target, tag], check=True)
+            task = client.run(tag, ["true"])
+            assert task.state is TaskState.COMPLETE, task.info().logs
+            recorded.append(image_uses(task.info().logs[-1].metadata)[0].image_id)
+        assert recorded == [image_id(busybox), image_id(python_image), image_id(busybox)]
+    finally:
+        subprocess.run(["podman", "rmi", "--ignore", tag], check=False, capture_output=True)

@@ -226,6 +226,6 @@ class _Releasing:
         *,
         wait: bool = True,
     ) -> bool:
-        if state is not None and is_final(state):
+        if state is not None and is_final(state) and (self.attempt_dir / "mounts").is_dir():
             await asyncio.to_thread(release_mounts, self.attempt_dir)
         return await self.reporter.update(state, attempt, runtime, wait=wait)

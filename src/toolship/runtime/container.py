@@ -16,8 +16,11 @@ capability dropped.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import os
+import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -67,6 +70,7 @@ class ContainerRuntime:
         self.name = binary
         self.binary = binary
         self.rootless = _rootless() if rootless is None else rootless
+        self._images = _Images(binary)
 
     def command(self, spec: ExecSpec) -> list[str]:
         argv = [self.binary, "run", "--rm", "--name", spec.name]
@@ -95,23 +99,10 @@ class ContainerRuntime:
         return [*argv, "--entrypoint", spec.command[0], spec.image, *spec.command[1:]]
 
     async def image(self, spec: ExecSpec) -> RunImage | None:
-        template = "{{json .Config.Entrypoint}}\t{{.Digest}}\t{{.Id}}"
-        found = await run_for_output([self.binary, "image", "inspect", "--format", template,
-                                      spec.image])  # fmt: skip
+        found = await self._images.get(spec.image)
         if found is None:
             return None
-        words_json, _, rest = found.strip().partition("\t")
-        digest, _, image_id = rest.partition("\t")
-        try:
-            words = json.loads(words_json or "null")
-        except ValueError:
-            words = None
-        entrypoint = [str(w) for w in words] if isinstance(words, list) else []
-        return RunImage(
-            entrypoint=entrypoint if spec.keep_entrypoint else [],
-            digest=digest.strip(),
-            image_id=_sha256(image_id.strip()),
-        )
+        return found if spec.keep_entrypoint else dataclasses.replace(found, entrypoint=[])
 
     def _confinement(self, spec: ExecSpec) -> list[str]:
         """Read-only root, a bounded /tmp, no new privileges, who the task is (see above)."""
@@ -238,3 +229,76 @@ def _network(spec: ExecSpec) -> str:
 
 def _num(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+class _Images:
+    """What ``podman image inspect`` says of each image, asked again only when it may differ.
+
+    Inspecting costs podman's start-up (~75 ms of CPU here), on every executor, beside the
+    container starting.  An answer is kept with the state of the image store's index
+    (``{GraphRoot}/{driver}-images/images.json``, which podman rewrites for every tag,
+    pull, build and removal): when the index changed, the image is inspected again, so a
+    tag that moved is never answered from memory.  Without such an index (docker, a
+    store podman does not report) every call inspects.
+    """
+
+    def __init__(self, binary: str) -> None:
+        self.binary = binary
+        self._index: Path | None = None
+        self._looked_up = binary != "podman"  # docker: nothing to look up
+        self._known: dict[str, tuple[tuple[int, int, int], RunImage]] = {}
+
+    async def get(self, image: str) -> RunImage | None:
+        if not self._looked_up:  # once: podman info, in a thread
+            self._index = await asyncio.to_thread(_image_index, self.binary)
+            self._looked_up = True
+        stamp = self._stamp()
+        known = self._known.get(image)
+        if stamp is not None and known is not None and known[0] == stamp:
+            return known[1]
+        found = await self._inspect(image)
+        if found is not None and stamp is not None and self._stamp() == stamp:
+            self._known[image] = (stamp, found)  # the store did not change while it ran
+        return found
+
+    def _stamp(self) -> tuple[int, int, int] | None:
+        """The index file's identity and modification (None: not known, never cached)."""
+        if self._index is None:
+            return None
+        try:
+            st = self._index.stat()
+        except OSError:
+            return None
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+    async def _inspect(self, image: str) -> RunImage | None:
+        template = "{{json .Config.Entrypoint}}\t{{.Digest}}\t{{.Id}}"
+        found = await run_for_output([self.binary, "image", "inspect", "--format", template,
+                                      image])  # fmt: skip
+        if found is None:
+            return None
+        words_json, _, rest = found.strip().partition("\t")
+        digest, _, image_id = rest.partition("\t")
+        try:
+            words = json.loads(words_json or "null")
+        except ValueError:
+            words = None
+        return RunImage(
+            entrypoint=[str(w) for w in words] if isinstance(words, list) else [],
+            digest=digest.strip(),
+            image_id=_sha256(image_id.strip()),
+        )
+
+
+def _image_index(binary: str) -> Path | None:
+    """podman's image index file, from ``podman info`` (None when it says none)."""
+    try:
+        done = subprocess.run(
+            [binary, "info", "--format", "{{.Store.GraphRoot}}\t{{.Store.GraphDriverName}}"],
+            capture_output=True, text=True, timeout=30, check=True,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    root, _, driver = done.stdout.strip().partition("\t")
+    index = Path(root) / f"{driver}-images" / "images.json"
+    return index if root and driver and index.is_file() else None
