@@ -304,6 +304,34 @@ def test_two_nodes_each_know_their_rank_and_all_reduce(
         assert rank0["hosts"] == ["node1", "node2"]
     else:
         assert rank0["hosts"] == ["localhost", "localhost"]
+    # What an attached run prints (every rank, labelled) and what show lists.
+    labelled = b"".join(client.logs(task.id, all_ranks=True)).decode().splitlines()
+    assert sorted(labelled) == [f"{r}: {json.dumps(doc)}" for r, doc in enumerate((rank0, rank1))]
+    ends = [(r.executor, r.rank, r.node, r.exit_code) for r in client.details(task.id).ranks]
+    assert ends == [(0, 0, rank0["node"], 0), (0, 1, rank1["node"], 0)]
+
+
+def test_a_failed_rank_fails_the_task_and_is_named_with_its_node(
+    backend: str, client: Client, busybox: str
+) -> None:
+    task = client.run(
+        busybox, ["sh", "-c", 'echo "up $RANK"; echo "down $RANK" >&2; exit $((RANK * 3))'],
+        nodes=2, timeout="2m",
+    )  # fmt: skip
+    assert task.state is TaskState.EXECUTOR_ERROR, task.info()
+    assert task.exit_codes == [3]
+    assert sorted(b"".join(client.logs(task.id, all_ranks=True)).splitlines()) == [
+        b"0: up 0", b"1: up 1"]  # fmt: skip
+    stderr = b"".join(client.logs(task.id, stream="stderr", all_ranks=True))
+    # (on Slurm, srun's own report of the failed rank comes on rank 0's stderr too)
+    assert sorted(x for x in stderr.splitlines() if b"down" in x) == [b"0: down 0", b"1: down 1"]
+    rank0, rank1 = client.details(task.id).ranks
+    assert (rank1.rank, rank1.exit_code) == (1, 3)
+    # Slurm ends the other ranks when one fails (srun --kill-on-bad-exit): rank 0 may be
+    # killed before its wrapper records its end.
+    assert rank0.exit_code == 0 if backend == "local" else rank0.exit_code in (0, None)
+    if backend == "slurm":
+        assert (rank0.node, rank1.node) == ("node1", "node2")
 
 
 @pytest.fixture(scope="module")
