@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Build toolship's local container images (no registry is reachable here).
 #
-# usage: scripts/build-images.sh [busybox|python|snakemake|cwl|toil|all] [--force] [--no-cache]
+# usage: scripts/build-images.sh [busybox|python|science|snakemake|cwl|toil|all] [--force] [--no-cache]
 #
 #   busybox    localhost/toolship-busybox:latest    static busybox + all applets (~2 MB, < 2 s)
 #   python     localhost/toolship-python:latest     Debian bookworm minbase + python3, numpy,
 #                                                   matplotlib (debootstrap + apt; needs root)
+#   science    localhost/toolship-science:latest    toolship-python + the examples' tools: PyTorch (the
+#                                                   CPU wheel torch==2.13.0 pip finds on disk),
+#                                                   scikit-learn (pip), segyio, OpenMPI and mpi4py
+#                                                   (Debian's, apt inside the build: needs Debian's
+#                                                   archive). Not part of "all" (the examples' tests)
 #   snakemake  localhost/toolship-snakemake:latest  toolship-python + Snakemake, its plugins and
 #                                                   rsync, also tagged snakemake/snakemake:vX
 #                                                   (the image Snakemake's TES executor sends);
@@ -45,6 +50,12 @@ CWL_BASH_IMAGE=localhost/toolship-cwl-bash:latest
 CWL_ALIASES=(python:2-slim python:2.7 debian:stretch-slim)
 SNAKEMAKE_REQS="$(cd "$(dirname "$0")/.." && pwd)/tests/e2e/clients/snakemake.txt"
 TOIL_IMAGE=localhost/toolship-toil:latest
+SCIENCE_IMAGE=localhost/toolship-science:latest
+TORCH_VERSION=2.13.0
+# pip (on the host, into the image's /usr/local): torch's CPU wheel and scikit-learn.
+SCIENCE_PIP_PKGS=("torch==$TORCH_VERSION" scikit-learn)
+# apt (inside the build; Debian's builds match the image's numpy and each other).
+SCIENCE_APT_PKGS="openmpi-bin python3-mpi4py python3-segyio"
 TOIL_REQS="$(cd "$(dirname "$0")/.." && pwd)/tests/e2e/clients/toil.txt"
 SUITE=bookworm
 # debootstrap --include list, then packages apt installs inside the rootfs
@@ -63,7 +74,7 @@ usage() { awk 'NR > 1 && !/^#/ {exit} NR > 1 {sub(/^# ?/, ""); print}' "$0"; }
 target=all force=0 no_cache=0
 for arg in "$@"; do
     case "$arg" in
-        busybox | python | snakemake | cwl | toil | all) target="$arg" ;;
+        busybox | python | science | snakemake | cwl | toil | all) target="$arg" ;;
         --force) force=1 ;;
         --no-cache) no_cache=1 ;;
         -h | --help) usage; exit 0 ;;
@@ -443,9 +454,85 @@ build_toil() {
     log "built $TOIL_IMAGE = localhost/toolship-toil:$full ($(image_size "$TOIL_IMAGE")) in $(elapsed "$t0") s"
 }
 
+# The examples' image (examples/ddp, examples/optuna, examples/seismic): PyTorch,
+# scikit-learn, segyio, OpenMPI + mpi4py.  pip runs on the host as for toil (its
+# python3 must have the image's minor version), into the image's /usr/local
+# dist-packages, with the image's own numpy (Debian's) held as a constraint and
+# left out: a second numpy would shadow the one matplotlib and Debian's packages
+# were built against.  Debian's OpenMPI, mpi4py and segyio come from apt inside
+# the build (mpirun is set up by update-alternatives, which unpacking alone skips).
+build_science() {
+    if [ "$force" -eq 0 ] && podman image exists "$SCIENCE_IMAGE"; then
+        log "$SCIENCE_IMAGE exists ($(image_size "$SCIENCE_IMAGE")); skipping (use --force to rebuild)"
+        return
+    fi
+    podman image exists "$PYTHON_IMAGE" || build_python
+    local t0 dir old python image_py numpy site script got
+    t0="$(now)"
+    old="$(image_id "$SCIENCE_IMAGE")"
+    python="$(command -v python3)" || die "python3 not found on the host"
+    image_py="$(same_python "$python")"
+    numpy="$(podman run --rm --network none "$PYTHON_IMAGE" python3 -c 'import numpy; print(numpy.__version__)')"
+    dir="$(mktemp -d)"
+    SCRATCH_DIR="$dir"
+    local overlay="$dir/ctx/overlay"
+    site="$overlay/usr/local/lib/python$image_py/dist-packages"
+    mkdir -p "$site" "$overlay/usr/local/bin"
+    echo "numpy==$numpy" >"$dir/constraints.txt"
+    log "pip install ${SCIENCE_PIP_PKGS[*]} (numpy==$numpy from the image) ..."
+    if ! "$python" -m pip install --quiet --disable-pip-version-check --no-compile --target "$site" \
+        -c "$dir/constraints.txt" "${SCIENCE_PIP_PKGS[@]}" >"$dir/pip.log" 2>&1; then
+        grep -v '^WARNING: Location' "$dir/pip.log" | tail -n 20 >&2
+        die "pip install ${SCIENCE_PIP_PKGS[*]} failed (torch==$TORCH_VERSION: is its CPU wheel on disk?)"
+    fi
+    rm -rf "$site"/numpy "$site"/numpy-*.dist-info "$site"/numpy.libs "$site"/bin/f2py*
+    # torch's C++ tests, test binaries and headers (for building extensions): 190 MB
+    # that nothing here runs.
+    find "$site/torch/bin" -mindepth 1 ! -name torch_shm_manager -delete
+    rm -rf "$site/torch/test" "$site/torch/include"
+    # Console scripts pip wrote name the host's interpreter: give them the image's.
+    for script in "$site"/bin/*; do
+        { echo '#!/usr/bin/python3'; tail -n +2 "$script"; } >"$overlay/usr/local/bin/${script##*/}"
+        chmod 755 "$overlay/usr/local/bin/${script##*/}"
+    done
+    rm -rf "$site/bin"
+    chmod -R a+rX "$overlay"
+    log "pip done at $(elapsed "$t0") s ($(du -sm "$overlay" | cut -f1) MB); podman build (apt-get install $SCIENCE_APT_PKGS) ..."
+    # One RUN, one layer: the overlay is mounted rather than COPYed (a COPY layer and
+    # its commit would each write the gigabyte once more), and the image's python3
+    # compiles it (in parallel, with the paths it has in the image; torch's tests
+    # written for Python 3.12 are left out, as pip's own compile skips them).
+    cat >"$dir/Containerfile" <<CONTAINERFILE
+FROM $PYTHON_IMAGE
+RUN apt-get update -q >/dev/null && \\
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $SCIENCE_APT_PKGS >/dev/null && \\
+    rm -rf /var/cache/apt/archives/*.deb /var/cache/apt/*.bin /var/lib/apt/lists/* /var/log/apt/* /var/log/*.log && \\
+    cp -a /overlay/. / && \\
+    python3 -m compileall -q -j 0 -x '/py31[2-9]_' /usr/local/lib/python$image_py/dist-packages >/dev/null
+# Tasks run as root inside their containers; OpenMPI refuses that unless told.
+ENV OMPI_ALLOW_RUN_AS_ROOT=1 \\
+    OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+CONTAINERFILE
+    if ! podman build --quiet --volume "$overlay:/overlay:ro" -f "$dir/Containerfile" \
+        -t "$SCIENCE_IMAGE" "$dir" >"$dir/build.log" 2>&1; then
+        tail -n 20 "$dir/build.log" >&2
+        die "podman build of $SCIENCE_IMAGE failed (apt-get inside the build needs Debian's archive)"
+    fi
+    rm -rf "$dir"; SCRATCH_DIR=""
+    drop_old "$old" "$SCIENCE_IMAGE"
+    got="$(podman run --rm --network none --read-only "$SCIENCE_IMAGE" python3 -c \
+        'import torch, sklearn, segyio, mpi4py, numpy; print(torch.__version__.split("+")[0], numpy.__version__)')"
+    [ "$got" = "$TORCH_VERSION $numpy" ] ||
+        die "torch and numpy in $SCIENCE_IMAGE say '$got', not '$TORCH_VERSION $numpy'"
+    podman run --rm --network none --read-only "$SCIENCE_IMAGE" sh -c 'torchrun --help && mpirun --version' \
+        >/dev/null 2>&1 || die "torchrun or mpirun does not run in $SCIENCE_IMAGE"
+    log "built $SCIENCE_IMAGE (torch $TORCH_VERSION, $(image_size "$SCIENCE_IMAGE")) in $(elapsed "$t0") s"
+}
+
 case "$target" in
     busybox) build_busybox ;;
     python) build_python ;;
+    science) build_science ;;
     snakemake) build_snakemake ;;
     cwl) build_cwl ;;
     toil) build_toil ;;

@@ -8,6 +8,8 @@ scripts/setup-host.sh
 scripts/build-images.sh all
 scripts/build-images.sh snakemake
 scripts/build-images.sh toil
+# PyTorch, scikit-learn, segyio, OpenMPI: the examples' image (examples/*/README.md).
+scripts/build-images.sh science
 for client in pytes pytes04 schemathesis cwltes snakemake toil; do
     scripts/client-venv.sh "$client"
 done
