@@ -19,6 +19,7 @@ __all__ = ["Event", "EventLog", "EventPage"]
 
 _ADDRESS = 64  # the column's width
 _DETAIL = 2000  # a detail is a line of context, not a document
+_APPEND = insert(events)  # built once: every request that changes something appends
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +55,7 @@ class EventLog:
             "detail": detail[:_DETAIL],
         }
         with self.engine.begin() as conn:
-            conn.execute(insert(events).values(**row))
+            conn.execute(_APPEND, row)
 
     def list(
         self,

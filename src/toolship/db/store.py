@@ -339,12 +339,22 @@ def _row(r: Row[Any] | Any, with_logs: bool) -> TaskRow:
     )
 
 
+# Statements a task's end runs, built once (building one costs more than running it).
+_SEQ_OF = select(tasks.c.seq).where(tasks.c.id == bindparam("b_id"))
+_FORGET_IMAGES = delete(attempt_images).where(attempt_images.c.task_seq == bindparam("b_seq"))
+_HOLDING = (
+    select(tasks.c.id)
+    .where(tasks.c.id.in_(bindparam("b_ids", expanding=True)), tasks.c.secrets != NONE)
+    .limit(1)
+)
+
+
 def _record_attempt_images(conn: Connection, task_id: str, logs: Sequence[TaskLog]) -> None:
     """Index which image every executor of every attempt ran (written once, at the end)."""
     uses = [(n, u) for n, log in enumerate(logs, 1) for u in image_uses(log.metadata)]
     if uses:
-        seq = conn.execute(select(tasks.c.seq).where(tasks.c.id == task_id)).scalar_one()
-        conn.execute(delete(attempt_images).where(attempt_images.c.task_seq == seq))
+        seq = conn.execute(_SEQ_OF, {"b_id": task_id}).scalar_one()
+        conn.execute(_FORGET_IMAGES, {"b_seq": seq})
         _insert_images(conn, seq, uses)
 
 
@@ -355,7 +365,10 @@ def _insert_images(conn: Connection, seq: int, uses: Sequence[tuple[int, ImageUs
         for n, u in uses
     ]  # fmt: skip
     if rows:
-        conn.execute(insert(attempt_images), rows)
+        conn.execute(_INSERT_IMAGE, rows)
+
+
+_INSERT_IMAGE = insert(attempt_images)
 
 
 class Store:
@@ -416,8 +429,7 @@ class Store:
         """Do any of these tasks still hold credentials (that a final state wipes)?"""
         for start in range(0, len(task_ids), 500):
             chunk = list(task_ids[start : start + 500])
-            query = select(tasks.c.id).where(tasks.c.id.in_(chunk), tasks.c.secrets != NONE)
-            if conn.execute(query.limit(1)).first() is not None:
+            if conn.execute(_HOLDING, {"b_ids": chunk}).first() is not None:
                 return True
         return False
 

@@ -489,7 +489,8 @@ class Engine:
             owner=row.owner,
         )
         earlier = logs[:-1] if resume else logs
-        worker = self.backend.start(job, AttemptReporter(self.core, self.writer, job, earlier))
+        reporter = AttemptReporter(self.core, self.writer, job, earlier, self._settled)
+        worker = self.backend.start(job, reporter)
         task_ = asyncio.create_task(worker.run(), name=f"task-{row.id}")
         self._attempts[row.id] = _Running(worker, task_)
         task_.add_done_callback(functools.partial(self._finished, row.id))

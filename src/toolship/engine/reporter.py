@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from toolship.engine.events import AttemptEnded, Retry
@@ -21,16 +22,23 @@ class AttemptReporter:
 
     A failed attempt that its retry policy covers is not final: the engine core
     says so, the task goes back to QUEUED with the attempt kept in ``logs[]``,
-    and starts again.
+    and starts again.  Once a final state is committed, ``settled`` wakes those
+    waiting for the task at once, before the attempt's own wind-down.
     """
 
     def __init__(
-        self, core: EngineCore, writer: ReportWriter, job: Job, earlier: list[TaskLog]
+        self,
+        core: EngineCore,
+        writer: ReportWriter,
+        job: Job,
+        earlier: list[TaskLog],
+        settled: Callable[[str], None] = lambda task_id: None,
     ) -> None:
         self.core = core
         self.writer = writer
         self.job = job
         self.earlier = earlier
+        self.settled = settled
 
     async def update(
         self,
@@ -50,4 +58,7 @@ class AttemptReporter:
                 queued = TaskState.QUEUED
                 if await self.writer.write(job.task_id, queued, logs, RuntimeRecord(), wait=True):
                     return True
-        return await self.writer.write(job.task_id, state, logs, runtime, wait=wait)
+        written = await self.writer.write(job.task_id, state, logs, runtime, wait=wait)
+        if written and wait and state is not None and is_final(state):
+            self.settled(job.task_id)
+        return written
