@@ -263,12 +263,27 @@ def _files(args: TaskArguments, wd: str) -> tuple[list[dict[str, str]], list[dic
     """Inputs and outputs: -i, then --sync's folder both ways, then --content."""
     inputs = [_input(p, v, wd) for p, v in _pairs(args.get("inputs"), "--input")]
     outputs = [_output(p, v, wd) for p, v in _pairs(args.get("outputs"), "--output")]
+    inputs += [_content(p, v, wd) for p, v in _pairs(args.get("content"), "--content")]
     if sync := args.get("sync"):
+        _sync_alone(inputs, wd)
         folder = _url(sync if sync.endswith("/") else sync + "/").rstrip("/")
         inputs.insert(0, {"path": wd, "url": folder, "type": "DIRECTORY"})
         outputs.append({"path": wd, "url": folder, "type": "DIRECTORY"})
-    inputs += [_content(p, v, wd) for p, v in _pairs(args.get("content"), "--content")]
     return inputs, outputs
+
+
+def _sync_alone(inputs: list[dict[str, str]], wd: str) -> None:
+    """Refuse an input inside the folder --sync stages (the server would call the two nested)."""
+    for given in inputs:
+        path = given["path"]
+        if path == wd or path.startswith(wd.rstrip("/") + "/"):
+            flag = "--content" if "content" in given else "-i"
+            name = posixpath.basename(path)
+            raise InvalidRequest(
+                f"{flag} {path}: --sync stages its folder into the workdir {wd}, so no other "
+                f"input can go inside it; put it outside, e.g. {flag} /opt/{name}=..., or "
+                "into the synced folder itself"
+            )
 
 
 def _resources(args: TaskArguments) -> dict[str, object]:

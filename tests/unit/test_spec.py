@@ -97,6 +97,17 @@ def test_every_task_argument_lands_where_the_server_reads_it() -> None:
     }
 
 
+def test_sync_refuses_another_input_inside_its_folder_saying_where_to_put_it() -> None:
+    """The server refuses nested inputs; --sync's own is the workdir, which the user never
+    wrote as an input, so the message names --sync and a path that works."""
+    with pytest.raises(InvalidRequest, match=r"--content /work/tool.py: --sync stages .* /opt/"):
+        build_task("img", ["x"], sync="s3://b/job/", content=["tool.py=print(1)"])
+    with pytest.raises(InvalidRequest, match=r"-i /w/ref: --sync stages its folder into the workdir /w"):
+        build_task("img", ["x"], sync="s3://b/job/", workdir="/w", inputs=["ref=s3://b/ref"])
+    t = build_task("img", ["x"], sync="s3://b/job/", content=["/opt/tool.py=print(1)"])
+    assert [i["path"] for i in t["inputs"]] == ["/work", "/opt/tool.py"]
+
+
 def test_an_unknown_argument_is_refused_with_the_known_ones() -> None:
     with pytest.raises(TypeError, match=r"'cpus'.* cpu, "):
         build_task("img", ["x"], cpus=2)  # type: ignore[call-arg]

@@ -12,7 +12,14 @@ import importlib.util
 from collections.abc import Mapping
 from pathlib import Path
 
-from toolship.storage.base import StageContext, Storage, StorageRegistry, redact, scheme_of
+from toolship.storage.base import (
+    MissingInput,
+    StageContext,
+    Storage,
+    StorageRegistry,
+    redact,
+    scheme_of,
+)
 from toolship.storage.cloud import AzureStorage, GcsStorage
 from toolship.storage.http import HttpStorage
 from toolship.storage.local import LocalStorage
@@ -24,6 +31,7 @@ from toolship.storage.webdav import WebdavStorage
 
 __all__ = [
     "FileRecord",
+    "MissingInput",
     "StageContext",
     "Storage",
     "StorageRegistry",

@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
-from toolship.errors import InvalidRequest
+from toolship.errors import InvalidRequest, StagingError
 from toolship.storage.transfer import FileRecord
 from toolship.wildcards import has_wildcard
 
 __all__ = [
+    "MissingInput",
     "Progress",
     "StageContext",
     "Storage",
@@ -27,6 +28,14 @@ __all__ = [
     "scheme_of",
     "split_pattern",
 ]
+
+
+class MissingInput(StagingError):
+    """An input's URL names nothing: an error, except for a folder the task syncs, which
+    the task's own outputs will create (the worker stages it as an empty directory)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(f"input {url} does not exist")
 
 
 def split_pattern(pattern: str) -> tuple[str, str]:

@@ -33,7 +33,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from toolship.errors import InvalidRequest, StagingError
-from toolship.storage.base import StageContext, split_pattern
+from toolship.storage.base import MissingInput, StageContext, split_pattern
 from toolship.storage.transfer import FileRecord, copy_stream, partial_name, with_retries
 
 __all__ = ["USER", "LocalStorage", "Pinned", "hand_over", "release_mounts"]
@@ -193,7 +193,7 @@ class LocalStorage:
                 try:
                     nxt = os.open(name, flags, dir_fd=fd)
                 except FileNotFoundError:
-                    raise StagingError(f"input {url} does not exist") from None
+                    raise MissingInput(url) from None
                 os.close(fd)
                 fd = nxt
                 if stat.S_ISLNK(os.fstat(fd).st_mode):

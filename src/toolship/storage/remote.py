@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
 from toolship.errors import InvalidRequest, StagingError
-from toolship.storage.base import StageContext, redact
+from toolship.storage.base import MissingInput, StageContext, redact
 from toolship.storage.egress import EgressPolicy, refusal_in
 from toolship.storage.settings import StorageSettings
 from toolship.storage.transfer import (
@@ -210,7 +210,7 @@ class RemoteStorage:
             refused = refusal_in(exc)
             if refused is not None:  # fsspec's HTTP filesystem says "not found" for any failure
                 raise StagingError(f"cannot fetch {redact(url)}: {refused}") from None
-            raise StagingError(f"input {redact(url)} does not exist") from None
+            raise MissingInput(redact(url)) from None
         except StagingError:
             raise
         except Exception as exc:

@@ -20,7 +20,7 @@ from pathlib import Path
 from toolship.errors import StagingError
 from toolship.models import FileType, Input, Task, distinct_inputs
 from toolship.runtime import Mount
-from toolship.storage import StageContext, StorageRegistry
+from toolship.storage import MissingInput, StageContext, StorageRegistry
 from toolship.storage.local import LocalStorage, hand_over, release_mounts
 from toolship.storage.transfer import sha256_file
 from toolship.worker.layout import AttemptLayout
@@ -91,11 +91,23 @@ def prepare_inputs(
         layout.host(volume).mkdir(parents=True, exist_ok=True)
     staged: list[StagedFile] = []
     notes: list[str] = []
+    synced = _synced_folders(task)
     for index, inp in enumerate(distinct_inputs(task.inputs)):
-        mount, files = _stage_input(
-            inp, index, layout, storage, ctx, isolated=isolated, copy_local=copy_local,
-            writable_dirs=shared.writable,
-        )  # fmt: skip
+        try:
+            mount, files = _stage_input(
+                inp, index, layout, storage, ctx, isolated=isolated, copy_local=copy_local,
+                writable_dirs=shared.writable,
+            )  # fmt: skip
+        except MissingInput:
+            if inp.type is not FileType.DIRECTORY or (inp.path, inp.url) not in synced:
+                raise
+            # A new folder, as `aws s3 sync` and rsync make one: the task's files create it.
+            layout.host(inp.path).mkdir(parents=True, exist_ok=True)
+            mount, files = None, []
+            notes.append(
+                f"input folder {inp.url} does not exist yet: {inp.path} starts empty and "
+                "what the task leaves there creates it"
+            )
         if mount is not None and mount.readonly and not copy_local:
             notes += _read_only_in_shared(inp, storage, shared.dirs)
         staged += files
@@ -106,6 +118,12 @@ def prepare_inputs(
     if owner is not None:
         hand_over(layout.root, owner)  # the task's user writes its directories and copies
     return mounts, staged, notes
+
+
+def _synced_folders(task: Task) -> set[tuple[str, str]]:
+    """(path, URL) of each folder the task syncs: a directory input that a directory output
+    of the same path delivers back to the same URL (what ``--sync`` sends)."""
+    return {(out.path, out.url) for out in task.outputs or [] if out.type is FileType.DIRECTORY}
 
 
 def _leftover(layout: AttemptLayout) -> bool:
@@ -188,7 +206,7 @@ def _mount_unless(in_place: bool, host: Path, container: str) -> Mount | None:
 
 def _check_kind(inp: Input, local: Path) -> None:
     if not local.exists():
-        raise StagingError(f"input {inp.url} does not exist")
+        raise MissingInput(inp.url or "")
     if inp.type is FileType.DIRECTORY and not local.is_dir():
         raise StagingError(f"input {inp.url} is a file, but the task declares a DIRECTORY")
     if inp.type is FileType.FILE and local.is_dir():
