@@ -197,6 +197,29 @@ def test_template_sweeps_and_maps_still_send_a_template() -> None:
     assert "service" not in server.posted(BATCHES)
 
 
+def test_a_maps_reduce_runs_in_its_workdir_with_its_content_files() -> None:
+    """A map and its reduce are often two modes of one script: --content reaches both."""
+    server = batches()
+    r = invoke(server, map_, "--over", "s3://b/*", "--to", "s3://b/o/", "-d",
+               "--content", "bin/tool.py=print(1)", "-w", "/data",
+               "--reduce", "img", "--reduce-command", "python3 bin/tool.py merge",
+               "img", "python3", "bin/tool.py", "index")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    sent = server.posted(BATCHES)
+    tool = {"path": "/data/bin/tool.py", "content": "print(1)", "type": "FILE"}
+    assert sent["template"]["inputs"] == [tool]
+    assert sent["reduce"]["inputs"] == [tool]
+    assert sent["reduce"]["executors"][0]["workdir"] == "/data"
+    batch = server.client().map(
+        "img", ["wc"], over="s3://b/*", to="s3://b/o/", content={"/work/t.sh": "wc"},
+        reduce=("img", ["sh", "/work/t.sh"]),
+    )  # fmt: skip
+    assert batch.id == "b1"
+    assert server.posted(BATCHES)["reduce"] == build_task(
+        "img", ["sh", "/work/t.sh"], content={"/work/t.sh": "wc"}
+    )
+
+
 def test_a_refused_batch_shows_the_servers_reason() -> None:
     server = batches()
     server.routes[("POST", BATCHES)] = lambda _: httpx.Response(

@@ -314,7 +314,7 @@ def sweep(
     "--reduce-command",
     metavar="'SHELL COMMAND'",
     help="The reduce task's command (run with sh -c); it finds every map output in /work/in "
-    "and writes to /work/out.",
+    "and writes to /work/out.  It runs in the map tasks' workdir, with their --content files.",
 )
 @service_options
 @click.option(
@@ -343,7 +343,8 @@ def map_(
     Each task finds its objects in /work/in ({input} is the first, {inputs} all
     of them; also $TOOLSHIP_MAP_INPUTS) and writes its results to /work/out,
     which is delivered to --to URL/map/ITEM/.  With --reduce, one more task runs
-    after every map task is COMPLETE, with all their outputs in /work/in.
+    after every map task is COMPLETE, with all their outputs in /work/in (and
+    their --content files).
 
     With --service NAME, each task is a run of that service instead: its objects are
     staged into the service's directory input port (--port names one), its only
@@ -363,11 +364,14 @@ def map_(
     ref = _service_of(ctx, image, command, options)
     reduce = None
     if reduce_image and reduce_command:
-        # The reduce runs where the members ran, with their runtime, network and size.
+        # The reduce runs where the members ran, with their runtime, network and size, and
+        # their --content files: a map and its reduce are often two modes of one script.
         reduce = build_task(
             reduce_image,
             ["sh", "-c", reduce_command],
             name="reduce",
+            content=options.get("content"),
+            workdir=options.get("workdir"),
             runtime=options.get("runtime") or None,
             network=options.get("network", False),
             cpu=options.get("cpu") or None,

@@ -34,6 +34,7 @@ from toolship.models import (
 )
 from toolship.models import Task as TesTask
 from toolship.spec import (
+    DEFAULT_WORKDIR,
     BatchArguments,
     MemberArguments,
     Pairs,
@@ -123,7 +124,8 @@ class Client(Services, Reruns, Cache, Audit, Sboms, Provenances, Users, Quotas):
         """One task per object matching ``over`` (per ``chunk`` objects); outputs under ``to``.
 
         ``reduce=(image, command)`` adds a task that runs after every map task is
-        COMPLETE, with all their outputs as a directory input.
+        COMPLETE, with all their outputs as a directory input; it runs in the map
+        tasks' ``workdir``, with their ``content`` files (often the script of both).
         """
         batch = batch_fields(args)
         doc: dict[str, object] = {
@@ -131,7 +133,12 @@ class Client(Services, Reruns, Cache, Audit, Sboms, Provenances, Users, Quotas):
             "map": {"over": over, "to": to, "chunk": chunk},
         }
         if reduce is not None:
-            doc["reduce"] = build_task(reduce[0], reduce[1])
+            doc["reduce"] = build_task(
+                reduce[0],
+                reduce[1],
+                content=args.get("content"),
+                workdir=args.get("workdir", DEFAULT_WORKDIR),
+            )
         return self.create_batch({**doc, **batch})
 
     def batch(self, batch_id: str) -> Batch:
