@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Engine, delete, func, insert, select
+from sqlalchemy import Engine, bindparam, delete, func, insert, select
 
 from toolship.db.schema import attempt_images, components, sboms, tasks
 from toolship.errors import NotFound
@@ -17,6 +17,15 @@ __all__ = ["SbomStore"]
 
 def _missing(digest: str) -> str:
     return f"no SBOM of {digest} is stored: make it with `toolship sbom IMAGE` (POST /api/v1/sboms)"
+
+
+# Asked after every task (built once: building it cost more than running it).
+_UNMADE = (
+    select(attempt_images.c.image, attempt_images.c.digest, attempt_images.c.image_id)
+    .join(tasks, tasks.c.seq == attempt_images.c.task_seq)
+    .where(tasks.c.id == bindparam("b_id"), attempt_images.c.digest != "")
+    .where(~select(sboms.c.digest).where(sboms.c.digest == attempt_images.c.digest).exists())
+)
 
 
 class SbomStore:
@@ -113,15 +122,8 @@ class SbomStore:
 
     def unmade(self, task_id: str) -> list[ImageUse]:
         """The images a task's attempts ran whose digest has no SBOM row yet, once each."""
-        query = (
-            select(attempt_images.c.image, attempt_images.c.digest, attempt_images.c.image_id)
-            .join(tasks, tasks.c.seq == attempt_images.c.task_seq)
-            .where(tasks.c.id == task_id, attempt_images.c.digest != "")
-            .where(~select(sboms.c.digest).where(sboms.c.digest == attempt_images.c.digest)
-                   .exists())
-        )  # fmt: skip
         with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
+            rows = conn.execute(_UNMADE, {"b_id": task_id}).all()
         found: dict[str, ImageUse] = {}
         for image, digest, image_id in rows:
             found.setdefault(digest, ImageUse(0, image, digest, image_id))

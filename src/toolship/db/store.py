@@ -369,6 +369,7 @@ def _insert_images(conn: Connection, seq: int, uses: Sequence[tuple[int, ImageUs
 
 
 _INSERT_IMAGE = insert(attempt_images)
+_INSERT_ONE = insert(tasks).returning(tasks.c.seq)  # CreateTask's statement
 
 
 class Store:
@@ -481,7 +482,7 @@ class Store:
                     )
                 )
             if len(rows) == 1:
-                seqs = conn.execute(insert(tasks).returning(tasks.c.seq), values).scalars()
+                seqs = conn.execute(_INSERT_ONE, values).scalars()
                 rows[0].seq = int(next(iter(seqs)))
             else:
                 # executemany without RETURNING is one fast statement; an ordered RETURNING

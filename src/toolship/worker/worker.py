@@ -367,7 +367,7 @@ class Worker:
                 await close_pod(self.env.runtime, spec.pod)
             if self.env.ranks is not None:
                 self._record_ranks(index, self.env.ranks.count)
-            out_tail, err_tail, problem = await asyncio.to_thread(
+            finish = functools.partial(
                 finish_streams,
                 self.layout,
                 index,
@@ -376,6 +376,10 @@ class Worker:
                 self.env.log_tail_bytes,
                 self.env.user,
             )
+            # Two bounded tail reads are quicker than a hop to a thread; copies to declared
+            # stdout/stderr paths (any size) are not.
+            copies = ex.stdout or ex.stderr
+            out_tail, err_tail, problem = await asyncio.to_thread(finish) if copies else finish()
             self.attempt.logs.append(
                 ExecutorLog(
                     start_time=self.rt.exec_start,
