@@ -11,7 +11,9 @@ Exit codes: 0 ok, 1 runtime error (unreadable input, ...), 2 bad arguments.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +82,7 @@ def rms(a: Array) -> float:
 
 
 def plot(path: Path, raw: Array, filtered: Array, dt: float, low: float, high: float) -> None:
+    os.environ.setdefault("MPLCONFIGDIR", tempfile.mkdtemp())  # a task's $HOME may be read-only
     import matplotlib  # type: ignore[import-untyped,unused-ignore]  # Debian's 3.6 has no stubs
 
     matplotlib.use("Agg")
