@@ -7,11 +7,11 @@ not a failed task; transfers run in the worker.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 from urllib.parse import urlsplit
 
 from toolship.errors import InvalidRequest, StagingError
@@ -152,20 +152,31 @@ class Scoped(Protocol):
     def for_owner(self, name: str | None) -> Storage: ...
 
 
+def _scoped(backends: Iterable[Storage]) -> list[Storage]:
+    """The backends that are :class:`Scoped`, once each.
+
+    Not ``isinstance(b, Scoped)``: against a Protocol that walks the protocol's members
+    on every call, and every task and request asks for its owner's view.
+    """
+    found = {id(b): b for b in backends if callable(getattr(b, "for_owner", None))}
+    return list(found.values())
+
+
 class StorageRegistry:
     def __init__(self, backends: Sequence[Storage], missing: Mapping[str, str] | None = None):
         self._by_scheme = {s: b for b in backends for s in b.schemes}
         # scheme -> how to get it (optional extras that are not installed)
         self._missing = dict(missing or {})
+        self._scoped = _scoped(self._by_scheme.values())
 
     def for_owner(self, name: str | None) -> StorageRegistry:
         """The registry as a task of ``name`` sees it (itself when no storage depends on it)."""
-        backends = self._by_scheme.values()
-        scoped = {id(b): b.for_owner(name) for b in backends if isinstance(b, Scoped)}
-        if all(scoped[id(b)] is b for b in backends if id(b) in scoped):
+        scoped = {id(b): cast("Scoped", b).for_owner(name) for b in self._scoped}
+        if all(scoped[id(b)] is b for b in self._scoped):
             return self
         out = StorageRegistry([], self._missing)
         out._by_scheme = {k: scoped.get(id(b), b) for k, b in self._by_scheme.items()}
+        out._scoped = _scoped(out._by_scheme.values())
         return out
 
     def for_url(self, url: str) -> Storage:
