@@ -10,6 +10,7 @@ server's home (0700): the command reaches its files relative to its workdir.
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -34,10 +35,17 @@ class ProcessRuntime:
         drop = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups"]
         return [*drop, "--inh-caps=-all", "--", *spec.command]
 
-    def environment(self, spec: ExecSpec) -> dict[str, str] | None:
+    @functools.cached_property
+    def _inherited(self) -> dict[str, str]:
+        """What every command inherits, read once (``os.environ`` decodes each variable
+        on every read, and a server starts many processes)."""
         env = {k: os.environ[k] for k in _PASSED if k in os.environ}
         # Inside a Slurm job, `srun` (multi-node tasks) needs the job's own variables.
         env.update({k: v for k, v in os.environ.items() if k.startswith("SLURM_")})
+        return env
+
+    def environment(self, spec: ExecSpec) -> dict[str, str] | None:
+        env = dict(self._inherited)
         env["TOOLSHIP_ROOT"] = str(spec.root)
         env.update(spec.env)
         # The host's devices, named by UUID or host index: the task's own and no other.
