@@ -81,6 +81,7 @@ def task_of(row: TaskRow) -> Task:
 class _Running:
     worker: Attempt
     task: asyncio.Task[TaskState]
+    reporter: AttemptReporter
 
 
 class Engine:
@@ -492,13 +493,16 @@ class Engine:
         reporter = AttemptReporter(self.core, self.writer, job, earlier, self._settled)
         worker = self.backend.start(job, reporter)
         task_ = asyncio.create_task(worker.run(), name=f"task-{row.id}")
-        self._attempts[row.id] = _Running(worker, task_)
+        self._attempts[row.id] = _Running(worker, task_, reporter)
         task_.add_done_callback(functools.partial(self._finished, row.id))
 
     def _finished(self, task_id: str, done: asyncio.Task[TaskState]) -> None:
-        if self._attempts.pop(task_id, None) is None or done.cancelled():
+        run = self._attempts.pop(task_id, None)
+        if run is None or done.cancelled():
             return  # server shutting down: the attempt resumes on restart
-        state = self.store.get_state(task_id)
+        # The final state its reporter committed (a final state never changes), else as stored.
+        ended = run.reporter.ended
+        state = ended if ended is not None else self.store.get_state(task_id)
         self._apply(self.core.handle(AttemptExited(task_id, state, time.time())))
         if is_final(state):
             self._settled(task_id)

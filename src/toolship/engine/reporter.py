@@ -39,6 +39,7 @@ class AttemptReporter:
         self.job = job
         self.earlier = earlier
         self.settled = settled
+        self.ended: TaskState | None = None  # the final state once committed
 
     async def update(
         self,
@@ -60,5 +61,6 @@ class AttemptReporter:
                     return True
         written = await self.writer.write(job.task_id, state, logs, runtime, wait=wait)
         if written and wait and state is not None and is_final(state):
+            self.ended = state
             self.settled(job.task_id)
         return written
