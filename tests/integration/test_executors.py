@@ -254,7 +254,7 @@ def test_sdk_loop(client: Client, busybox: str) -> None:
 
 
 # Two ranks meet at the main address and sum their values: an all-reduce over a socket
-# (torch.distributed with gloo does the same, but is too heavy for CI).
+# (tests/e2e/test_example_ddp.py does the same with torch.distributed and gloo).
 ALLREDUCE = """
 import json, os, socket, time
 rank, size = int(os.environ["TOOLSHIP_NODE_RANK"]), int(os.environ["TOOLSHIP_NUM_NODES"])

@@ -1,0 +1,120 @@
+"""examples/ddp as its README runs it (issue 20, example 1): a small PyTorch model trained
+with DistributedDataParallel (gloo, CPU) on two nodes, started by torchrun in every rank of
+`toolship run --nodes 2`, on the local backend and on the two-node Slurm cluster; and the
+MPI variant (mpi4py, mpirun with toolship's hostfile).
+
+Each rank prints one JSON line; the test reads every rank's line through the SDK
+(Client.logs(rank=R)), as `toolship logs ID --rank R` prints it.  The ranks start from
+different weights (a seed each) and must end with the same ones: DDP broadcast rank 0's
+and averaged every step's gradients over gloo.  Rank 0's checkpoint must reach the task's
+file:// output, and hold those weights.  The training is a few seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT, require
+from tests.conftest import toolship as run_cli
+from toolship import Client
+
+EXAMPLE = ROOT / "examples" / "ddp"
+SCIENCE = "localhost/toolship-science"
+TORCHRUN = (
+    "torchrun --nnodes $WORLD_SIZE --nproc_per_node 1 --node_rank $RANK "
+    "--master_addr $MASTER_ADDR --master_port $MASTER_PORT train.py"
+)
+MPIRUN = 'if [ "$RANK" = 0 ]; then mpirun --hostfile $TOOLSHIP_HOSTFILE python3 mpi.py; fi'
+# The parameters' SHA-256 as train.py's digest() computes it, from the saved state_dict.
+CHECKPOINT_DIGEST = (
+    "import hashlib, torch\n"
+    "h = hashlib.sha256()\n"
+    "for v in torch.load('model.pt')['model'].values():\n"
+    "    h.update(v.contiguous().numpy().tobytes())\n"
+    "print(h.hexdigest()[:16])\n"
+)
+
+
+@pytest.fixture(scope="session")
+def science_image(busybox: str) -> str:
+    ok = subprocess.run(["podman", "image", "exists", SCIENCE], check=False).returncode == 0
+    require(ok, f"image {SCIENCE}", "run scripts/build-images.sh science")
+    return SCIENCE
+
+
+def toolship(*args: str) -> tuple[str, str]:
+    """Run the CLI attached; the task's id (`task ID` on stderr) and what it printed."""
+    done = run_cli(*args, timeout=180)
+    assert done.returncode == 0, f"toolship {' '.join(args)}:\n{done.stdout}{done.stderr}"
+    found = re.search(r"^task (\S+)$", done.stderr, re.MULTILINE)
+    assert found, done.stderr
+    return found[1], done.stdout
+
+
+def rank_lines(server: Any, task_id: str, ranks: int) -> list[list[str]]:
+    """Each rank's stdout lines, read through the SDK."""
+    with Client(server.url, server.token) as client:
+        return [b"".join(client.logs(task_id, rank=r)).decode().splitlines() for r in range(ranks)]
+
+
+def test_ddp_on_two_nodes_ends_with_equal_parameters_and_a_checkpoint(
+    backend: str, server: Any, science_image: str, tmp_path: Path
+) -> None:
+    checkpoint = tmp_path / "model.pt"
+    task_id, printed = toolship(
+        "run", "--nodes", "2", "--content", f"/work/train.py=@{EXAMPLE / 'train.py'}",
+        "-o", f"/work/out/model.pt={checkpoint.as_uri()}",
+        science_image, "--", "sh", "-c", TORCHRUN,
+    )  # fmt: skip
+    reports = [json.loads(lines[-1]) for lines in rank_lines(server, task_id, 2)]
+    for report in reports:
+        print(f"{backend} rank {report['rank']}: {json.dumps(report)}")
+    first, second = reports
+    assert [r["rank"] for r in reports] == [0, 1]
+    assert first["world_size"] == second["world_size"] == 2
+    assert first["steps"] == second["steps"] > 0
+    # different starts, the same end: DDP's broadcast and gradient all-reduce worked
+    assert first["params_before"] != second["params_before"]
+    assert first["params_after"] == second["params_after"]
+    for r in reports:
+        assert r["loss_after"] < r["loss_before"] / 4, r  # it learned
+    if backend == "slurm":
+        assert (first["node"], second["node"]) == ("node1", "node2")
+    # the attached run printed both ranks' lines, labelled
+    for r in reports:
+        assert f"{r['rank']}: {json.dumps(r)}" in printed.splitlines(), printed
+
+    # rank 0's checkpoint reached its file:// output, a torch.save archive
+    assert zipfile.is_zipfile(checkpoint)
+    if backend == "local":  # and it holds the weights both ranks ended with
+        _, loaded = toolship(
+            "run", "-i", f"/work/model.pt={checkpoint}", "--content",
+            f"/work/digest.py={CHECKPOINT_DIGEST}", science_image, "--", "python3", "digest.py",
+        )  # fmt: skip
+        assert loaded.splitlines()[-1] == first["params_after"], loaded
+
+
+def test_mpi_variant_every_rank_reports(server: Any, science_image: str) -> None:
+    task_id, printed = toolship(
+        "run", "--nodes", "2", "--content", f"/work/mpi.py=@{EXAMPLE / 'mpi.py'}",
+        science_image, "--", "sh", "-c", MPIRUN,
+    )  # fmt: skip
+    launcher, other = rank_lines(server, task_id, 2)
+    print(printed)
+    reports = sorted((json.loads(line) for line in launcher), key=lambda r: r["mpi_rank"])
+    assert [r["mpi_rank"] for r in reports] == [0, 1]
+    assert all(r["mpi_size"] == 2 and r["sum"] == 3 for r in reports)  # the all-reduce met
+    assert other == []  # toolship's rank 1 left the launching to rank 0's mpirun
+
+
+def test_the_readme_shows_the_commands_this_test_runs() -> None:
+    readme = (EXAMPLE / "README.md").read_text()
+    assert f"-- sh -c '{TORCHRUN}'" in readme
+    assert f"-- sh -c '{MPIRUN}'" in readme
