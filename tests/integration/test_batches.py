@@ -209,6 +209,7 @@ def test_report_of_a_cpu_sweep_shows_speedup_and_writes_a_png(
     cpu = [m.cpu_seconds for m in report.members]
     assert all(c is not None and c > 0.3 for c in cpu), cpu  # measured by the cgroup
     assert all((m.peak_memory_bytes or 0) > 0 for m in report.members)
+
     # Each attempt's accounting cgroup goes once its figures are read (after the final
     # state is written, off the task's path), in every hierarchy.
     def cgroups() -> list[Path]:

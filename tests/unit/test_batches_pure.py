@@ -91,7 +91,16 @@ def test_map_groups_objects_and_gives_each_group_its_own_prefix() -> None:
     two = expand_map(template, urls, over="s3://b/raw/*.segy", chunk=2, to="s3://b/out",
                      input_dir="/work/in", output_dir="/work/out")  # fmt: skip
     assert [m["name"] for m in two] == ["chunk-00000", "chunk-00001"]
-    assert two[0]["executors"][0]["command"][1] == "/work/in/a.segy /work/in/b.segy"
+    # {inputs} as a whole argument: one argument per object, as `tool {inputs}` means.
+    assert two[0]["executors"][0]["command"] == [
+        "idx", "/work/in/a.segy", "/work/in/b.segy", "chunk-00000"
+    ]  # fmt: skip
+    assert two[1]["executors"][0]["command"] == ["idx", "/work/in/c.segy", "chunk-00001"]
+    # Inside a longer argument (a shell line): space-separated, for the shell to split.
+    shell = {"executors": [{"image": "i", "command": ["sh", "-c", "wc -w {inputs} > o"]}]}
+    (joined,) = expand_map(shell, urls[:2], over="s3://b/raw/*.segy", chunk=2, to="s3://o",
+                           input_dir="/in", output_dir="/out")  # fmt: skip
+    assert joined["executors"][0]["command"][2] == "wc -w /in/a.segy /in/b.segy > o"
     assert len(two[1]["inputs"]) == 1
     nested = expand_map(template, ["s3://b/raw/x/1.s", "s3://b/raw/y/1.s"],
                         over="s3://b/raw/**/*.s", chunk=1, to="s3://o",

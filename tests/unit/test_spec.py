@@ -102,7 +102,8 @@ def test_sync_refuses_another_input_inside_its_folder_saying_where_to_put_it() -
     wrote as an input, so the message names --sync and a path that works."""
     with pytest.raises(InvalidRequest, match=r"--content /work/tool.py: --sync stages .* /opt/"):
         build_task("img", ["x"], sync="s3://b/job/", content=["tool.py=print(1)"])
-    with pytest.raises(InvalidRequest, match=r"-i /w/ref: --sync stages its folder into the workdir /w"):
+    into_workdir = r"-i /w/ref: --sync stages its folder into the workdir /w"
+    with pytest.raises(InvalidRequest, match=into_workdir):
         build_task("img", ["x"], sync="s3://b/job/", workdir="/w", inputs=["ref=s3://b/ref"])
     t = build_task("img", ["x"], sync="s3://b/job/", content=["/opt/tool.py=print(1)"])
     assert [i["path"] for i in t["inputs"]] == ["/work", "/opt/tool.py"]

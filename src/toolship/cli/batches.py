@@ -341,7 +341,8 @@ def map_(
     """Run COMMAND once per object matching --over (or per --chunk objects).
 
     Each task finds its objects in /work/in ({input} is the first, {inputs} all
-    of them; also $TOOLSHIP_MAP_INPUTS) and writes its results to /work/out,
+    of them: one argument each where an argument is exactly {inputs}, else
+    space-separated; also $TOOLSHIP_MAP_INPUTS) and writes its results to /work/out,
     which is delivered to --to URL/map/ITEM/.  With --reduce, one more task runs
     after every map task is COMPLETE, with all their outputs in /work/in (and
     their --content files).

@@ -113,7 +113,7 @@ def member_usage(row: Member, params: Mapping[str, str], prices: PriceSettings) 
         gpu_seconds=gpu.seconds,
         gpu_busy_seconds=gpu.busy,
         gpu_memory_peak_bytes=gpu.peak,
-        cost=round(wall / 3600 * hourly, 6),
+        cost=_significant(wall / 3600 * hourly),
         start=min(starts) if starts else None,
         end=max(ends) if ends else None,
     )
@@ -141,7 +141,7 @@ def summarize(members: Sequence[MemberReport]) -> ReportTotals:
         gpu_seconds=round(sum(gpu), 3) if gpu else None,
         gpu_busy_seconds=round(sum(busy), 3) if busy else None,
         gpu_memory_peak_bytes=max(gpu_peaks) if gpu_peaks else None,
-        cost=round(sum(m.cost for m in members), 6),
+        cost=_significant(sum(m.cost for m in members)),
         turnaround_seconds=_span(min(starts), max(ends)) if starts and ends else None,
     )
 
@@ -179,3 +179,9 @@ def scaling(members: Sequence[MemberReport], key: str) -> list[ScalingPoint]:
         )
         points.append(point)
     return points
+
+
+def _significant(amount: float, digits: int = 6) -> float:
+    """``amount`` to ``digits`` significant digits: a few seconds' cost is a tiny number
+    whose digits matter (rounding to decimals left 0.000011 of 0.0000111…)."""
+    return float(f"{amount:.{digits}g}")

@@ -62,6 +62,14 @@ def _apply(member: dict[str, Any], values: Mapping[str, str]) -> None:
                 item[key] = substitute(item[key], values)
 
 
+def _spread(member: dict[str, Any], token: str, values: Sequence[str]) -> None:
+    """Each executor argument that is exactly ``token`` becomes one argument per value."""
+    for ex in member.get("executors", []):
+        command = ex.get("command", [])
+        if token in command:
+            ex["command"] = [v for arg in command for v in (values if arg == token else [arg])]
+
+
 def _copy(template: Mapping[str, Any]) -> dict[str, Any]:
     """A deep copy of a JSON document (several times faster than copy.deepcopy)."""
     copied: dict[str, Any] = json.loads(json.dumps(template))
@@ -163,7 +171,9 @@ def expand_map(
     """One member per group of ``chunk`` objects, its outputs under ``{to}/map/{item}``.
 
     Placeholders: ``{item}`` (the group's name), ``{input}`` (the first object's
-    path in the container), ``{inputs}`` (all of them, space-separated).
+    path in the container), ``{inputs}`` (all of them: an executor argument that is
+    exactly ``{inputs}`` becomes one argument per path, as a shell would split it;
+    inside a longer argument, such as ``sh -c '… {inputs}'``, they are space-separated).
     """
     if not urls:
         raise InvalidRequest(f"map.over: {over!r} matches no object; check the pattern")
@@ -177,6 +187,7 @@ def expand_map(
         group = list(zip(urls, names, strict=True))[index * chunk : (index + 1) * chunk]
         paths = [posixpath.join(input_dir, name) for _, name in group]
         member = _copy(template)
+        _spread(member, "{inputs}", paths)
         _apply(member, {"item": item, "input": paths[0], "inputs": " ".join(paths)})
         member["inputs"] = [
             *member.get("inputs", []),
