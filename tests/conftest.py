@@ -19,6 +19,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 BUSYBOX = "localhost/toolship-busybox"
 PYTHON_IMAGE = "localhost/toolship-python"
+SCIENCE_IMAGE = "localhost/toolship-science"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # The servers tests start make no SBOM of each image a task ran (images.sboms_on_use): a
 # scan of the python image is 12-20 s of CPU on two cores, behind every suite's back.
@@ -77,6 +78,14 @@ def python_image(busybox: str) -> str:
     ok = subprocess.run(["podman", "image", "exists", PYTHON_IMAGE], check=False).returncode == 0
     require(ok, f"image {PYTHON_IMAGE}", "run scripts/build-images.sh python")
     return PYTHON_IMAGE
+
+
+@pytest.fixture(scope="session")
+def science(busybox: str) -> str:
+    """The examples' image: PyTorch, scikit-learn, segyio, OpenMPI and mpi4py."""
+    ok = subprocess.run(["podman", "image", "exists", SCIENCE_IMAGE], check=False).returncode == 0
+    require(ok, f"image {SCIENCE_IMAGE}", "run scripts/build-images.sh science")
+    return SCIENCE_IMAGE
 
 
 SLURM_DIR = Path(os.environ.get("TOOLSHIP_SLURM_DIR") or "/tmp/toolship-slurm")
