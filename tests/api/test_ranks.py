@@ -111,3 +111,27 @@ def test_logs_all_ranks_labels_every_rank_and_refuses_a_rank_with_it(real: Serve
         assert sorted(shown.stdout.splitlines()) == ["0: warn 0", "1: warn 1"], shown.output
         both = runner.invoke(logs, [task.id, "--all-ranks", "--rank", "1"], obj=ctx)
         assert both.exit_code == 2 and "not both" in both.output, both.output
+
+
+def test_a_task_that_asks_for_one_node_gets_the_ranks_variables_as_the_only_rank(
+    real: Server,
+) -> None:
+    """So `torchrun --nnodes $WORLD_SIZE …` and a sweep over nodes = 1, 2 run unchanged."""
+    show_env = (
+        'echo "$WORLD_SIZE $RANK $NODE_RANK $LOCAL_RANK $MASTER_ADDR:$MASTER_PORT '
+        '$TOOLSHIP_NODE_NAME $TOOLSHIP_HOSTFILE"'
+    )
+    one = {"resources": {"backend_parameters": {"nodes": "1"}}}
+    with sdk(real) as client:
+        asked = client.task(create_via(client, show_env, one))
+        assert asked.wait(60).value == "COMPLETE", asked.info().logs
+        host = socket.gethostname()
+        assert asked.logs() == f"1 0 0 0 127.0.0.1:29500 {host} /toolship/hostfile\n"
+        plain = client.task(create_via(client, 'echo "[$WORLD_SIZE$RANK]"', {}))
+        assert plain.wait(60).value == "COMPLETE"
+        assert plain.logs() == "[]\n"  # not asked: a plain task, as before
+
+
+def create_via(client: Client, script: str, extra: dict[str, object]) -> str:
+    doc = {"executors": [{"image": "busybox", "command": ["sh", "-c", script]}], **extra}
+    return client.create(doc).id

@@ -74,6 +74,13 @@ def test_sweep_members_get_their_values_index_and_resources() -> None:
     assert template["executors"][0]["command"] == ["tool", "{cpu}", "{x}"]  # not modified
     with pytest.raises(InvalidRequest, match=r"params\[0\].cpu='many' must be a number"):
         expand_sweep(template, [{"cpu": "many"}])
+    # nodes: the member's node count (a backend parameter), so a sweep measures scaling.
+    spread = {"executors": [{"image": "i", "command": ["t"]}], "resources": {"cpu_cores": 1}}
+    one, two = expand_sweep(spread, [{"nodes": "1"}, {"nodes": "2"}])
+    assert one["resources"] == {"cpu_cores": 1, "backend_parameters": {"nodes": "1"}}
+    assert two["resources"]["backend_parameters"] == {"nodes": "2"}
+    with pytest.raises(InvalidRequest, match=r"params\[0\].nodes='0' must be a whole number"):
+        expand_sweep(spread, [{"nodes": "0"}])
 
 
 def test_map_groups_objects_and_gives_each_group_its_own_prefix() -> None:

@@ -259,8 +259,8 @@ def sweep(
     """Run COMMAND once per parameter combination; {NAME} takes each member's value.
 
     Placeholders work in the command, --env values, --name and -i/-o paths and
-    URLs.  A parameter named cpu (or memory) also sets the member's --cpu
-    (--memory), so a sweep can measure how a tool scales.  Every member gets
+    URLs.  A parameter named cpu (memory, nodes) also sets the member's --cpu
+    (--memory, --nodes), so a sweep can measure how a tool scales.  Every member gets
     TOOLSHIP_ARRAY_INDEX and TOOLSHIP_ARRAY_SIZE.
 
     With --service NAME, each member is a run of that service instead: --in, --set

@@ -33,7 +33,8 @@ __all__ = [
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
-# Parameter names that also set the member's resources (so a sweep can scale a tool).
+# Parameter names that also set the member's resources (so a sweep can scale a tool);
+# ``nodes`` too (a backend parameter, see _set_resources).
 RESOURCE_PARAMETERS = {"cpu": "cpu_cores", "cpus": "cpu_cores", "memory": "ram_gb"}
 
 
@@ -112,6 +113,15 @@ def _set_resources(member: dict[str, Any], row: Mapping[str, str], index: int) -
                 f"resources.{field})"
             )
         resources[field] = int(value) if field == "cpu_cores" else value
+    if "nodes" in row:  # a multi-node task's node count is a backend parameter
+        text = row["nodes"].strip()
+        if not text.isdigit() or int(text) < 1:
+            raise InvalidRequest(
+                f"params[{index}].nodes={row['nodes']!r} must be a whole number of nodes, at "
+                "least 1 (it sets resources.backend_parameters.nodes)"
+            )
+        resources = member.setdefault("resources", {})
+        resources.setdefault("backend_parameters", {})["nodes"] = str(int(text))
 
 
 def expand_sweep(

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import shlex
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -56,6 +57,21 @@ from toolship.worker.staging import SharedDirs, StagedFile, prepare_inputs, read
 from toolship.worker.streams import finish_streams, open_stdin
 
 __all__ = ["Worker", "WorkerEnv", "read_tail", "timed_out"]
+
+_RANK_ZERO = ("TOOLSHIP_NODE_RANK", "RANK", "NODE_RANK", "GROUP_RANK", "LOCAL_RANK",
+              "OMPI_COMM_WORLD_RANK", "PMI_RANK")  # fmt: skip
+# What the only rank of a task that asked for nodes = 1 sees: the same variables as the
+# ranks of a multi-node task (so `torchrun --nnodes $WORLD_SIZE …` runs unchanged), with
+# itself as the main address.
+ONE_NODE = {
+    **dict.fromkeys(("TOOLSHIP_NUM_NODES", "WORLD_SIZE", "NNODES"), "1"),
+    **dict.fromkeys(_RANK_ZERO, "0"),
+    "TOOLSHIP_MAIN_ADDR": "127.0.0.1",
+    "MASTER_ADDR": "127.0.0.1",
+    "TOOLSHIP_MAIN_PORT": "29500",
+    "MASTER_PORT": "29500",
+    "TOOLSHIP_HOSTFILE": HOSTFILE,
+}
 
 log = logging.getLogger(__name__)
 S = TaskState
@@ -320,9 +336,10 @@ class Worker:
             self._record_hashes(
                 await asyncio.to_thread(check_inputs, staged, self.job.options.inputs_sha256)
             )
-        if self.env.ranks is not None:
+        if self.env.ranks is not None or self._one_node_asked():
             hostfile = self.layout.base / "hostfile"
-            hostfile.write_text(self.env.ranks.hostfile_text())
+            text = self.env.ranks.hostfile_text() if self.env.ranks else "localhost\n"
+            hostfile.write_text(text)
             mounts.append(Mount(host=hostfile, container=HOSTFILE, readonly=True))
         if not self.env.runtime.isolated:
             self._system_log_once(
@@ -522,6 +539,12 @@ class Worker:
         ended = read_rank_exits(self.layout.rank_exits(index), index, count)
         self.rt.ranks = [r for r in self.rt.ranks or [] if r.executor != index] + ended
 
+    def _one_node_asked(self) -> bool:
+        """``nodes = 1`` asked for explicitly (a sweep over nodes, a command that reads
+        $WORLD_SIZE): the task gets the ranks' variables as the only rank."""
+        params = self.job.task.resources.backend_parameters if self.job.task.resources else None
+        return self.env.ranks is None and "nodes" in (params or {})
+
     def _note_entrypoint(self, index: int, entrypoint: list[str]) -> None:
         """Say what ran when the image's ENTRYPOINT ran before the command."""
         if entrypoint:
@@ -550,6 +573,8 @@ class Worker:
         ranks = self.env.ranks
         if ranks is not None:
             env.update(ranks.environment())
+        elif self._one_node_asked():
+            env.update(ONE_NODE, TOOLSHIP_NODE_NAME=socket.gethostname())
         name = f"toolship-{self.job.task_id}-{self.job.attempt_number}-{index}"
         return ExecSpec(
             name=name,
