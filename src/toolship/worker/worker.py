@@ -372,6 +372,7 @@ class Worker:
                     if stdin is not None:
                         os.close(stdin)
                 self.rt.pid, self.rt.container = launched.pid, spec.name
+                self.rt.exec_start = now_rfc3339()  # started now (the intent said "about to")
                 await self._report(wait=False)  # a restart finds it by its exit file anyway
             image = asyncio.ensure_future(self.env.runtime.image(spec))
             code, why = await self._wait(launched, spec.name)
