@@ -31,7 +31,7 @@ TORCHRUN = (
     "torchrun --nnodes $WORLD_SIZE --nproc_per_node 1 --node_rank $RANK "
     "--master_addr $MASTER_ADDR --master_port $MASTER_PORT train.py"
 )
-MPIRUN = 'if [ "$RANK" = 0 ]; then mpirun --hostfile $TOOLSHIP_HOSTFILE python3 mpi.py; fi'
+MPIRUN = "mpirun --hostfile $TOOLSHIP_HOSTFILE python3 mpi.py"
 # The parameters' SHA-256 as train.py's digest() computes it, from the saved state_dict.
 CHECKPOINT_DIGEST = (
     "import hashlib, torch\n"
@@ -101,20 +101,29 @@ def test_ddp_on_two_nodes_ends_with_equal_parameters_and_a_checkpoint(
         assert loaded.splitlines()[-1] == first["params_after"], loaded
 
 
-def test_mpi_variant_every_rank_reports(server: Any, science_image: str) -> None:
+def test_mpi_variant_every_rank_reports(backend: str, server: Any, science_image: str) -> None:
+    """mpi=launcher: rank 0's mpirun starts one MPI process in every rank's container."""
     task_id, printed = toolship(
-        "run", "--nodes", "2", "--content", f"/work/mpi.py=@{EXAMPLE / 'mpi.py'}",
+        "run", "--nodes", "2", "-b", "mpi=launcher",
+        "--content", f"/work/mpi.py=@{EXAMPLE / 'mpi.py'}",
         science_image, "--", "sh", "-c", MPIRUN,
     )  # fmt: skip
     launcher, other = rank_lines(server, task_id, 2)
     print(printed)
     reports = sorted((json.loads(line) for line in launcher), key=lambda r: r["mpi_rank"])
+    for report in reports:
+        print(f"{backend} MPI rank {report['mpi_rank']}: {json.dumps(report)}")
     assert [r["mpi_rank"] for r in reports] == [0, 1]
     assert all(r["mpi_size"] == 2 and r["sum"] == 3 for r in reports)  # the all-reduce met
-    assert other == []  # toolship's rank 1 left the launching to rank 0's mpirun
+    # one MPI process in each toolship rank's container: mpirun reached rank 1's
+    assert sorted(r["toolship_rank"] for r in reports) == ["0", "1"]
+    if backend == "slurm":
+        assert sorted(r["node"] for r in reports) == ["node1", "node2"]
+    assert other == []  # rank 1's agent ran the MPI daemon; its output went to mpirun
 
 
 def test_the_readme_shows_the_commands_this_test_runs() -> None:
     readme = (EXAMPLE / "README.md").read_text()
     assert f"-- sh -c '{TORCHRUN}'" in readme
-    assert f"-- sh -c '{MPIRUN}'" in readme
+    mpi = "-b mpi=launcher --content /work/mpi.py=@mpi.py \\\n    localhost/toolship-science"
+    assert f"{mpi} -- sh -c '{MPIRUN}'" in readme

@@ -157,7 +157,9 @@ class LocalBackend:
         local = self.settings
         ranks = None
         if job.options.nodes > 1:
-            ranks = local_ranks(job.options.nodes)
+            ranks = local_ranks(
+                job.options.nodes, mpi=job.options.mpi_launcher, slots=job.options.cpus
+            )
         env = WorkerEnv(
             work_dir=self.work_dir,
             storage=self.storage,

@@ -41,6 +41,11 @@ BACKEND_PARAMETERS: dict[str, str] = {
     "gpus": "number of GPUs",
     "priority": "integer; higher starts first (default 0)",
     "nodes": "number of nodes, one rank each (default 1); every rank runs each executor",
+    "mpi": (
+        "launcher: rank 0 runs the command (mpirun --hostfile $TOOLSHIP_HOSTFILE …) and the "
+        "other ranks run the MPI processes its mpirun starts on their nodes (Open MPI 4; needs "
+        "python3 in the image; with nodes = 1 mpirun starts them itself)"
+    ),
     "partition": "Slurm partition (Slurm backend only; default: the server's)",
     "account": "Slurm account to charge (Slurm backend only)",
     "qos": "Slurm quality of service (Slurm backend only)",
@@ -101,6 +106,7 @@ class TaskOptions:
     writable_inputs: bool = False
     credentials: dict[str, str] = field(default_factory=dict)
     nodes: int = 1  # ranks, one per node; each runs every executor
+    mpi_launcher: bool = False  # mpi=launcher: rank 0's mpirun starts processes in every rank
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     after: tuple[str, ...] = ()
     keep_entrypoint: bool = True  # the image's ENTRYPOINT runs, with the command as arguments
@@ -231,12 +237,24 @@ def read_options(resources: Resources | None, defaults: OptionDefaults) -> TaskO
         writable_inputs=writable_inputs,
         credentials=credentials,
         nodes=nodes,
+        mpi_launcher=_mpi_launcher(params, nodes),
         retry=retry,
         after=after,
         keep_entrypoint=_keep_entrypoint(params),
         cache=_flag(params, "cache"),
         inputs_sha256=_inputs_sha256(params.get("inputs_sha256")),
     )
+
+
+def _mpi_launcher(params: dict[str, str], nodes: int) -> bool:
+    if "mpi" not in params:
+        return False
+    if params["mpi"].lower() != "launcher":
+        raise InvalidRequest(
+            f"resources.backend_parameters.mpi={params['mpi']!r} is unknown; use launcher "
+            "(rank 0's mpirun starts the MPI processes of every rank), or leave it out"
+        )
+    return nodes > 1  # on one node mpirun starts its processes itself
 
 
 def _keep_entrypoint(params: dict[str, str]) -> bool:

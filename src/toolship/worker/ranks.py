@@ -29,12 +29,21 @@ Variables every rank sees (also documented in the README):
 ``TOOLSHIP_HOSTFILE``   a file listing the nodes, one per line (MPI-style)
 ``TOOLSHIP_NODE_NAME``   the node the rank runs on (Slurm's node name)
 ``LOCAL_RANK`` (0) and ``OMPI_COMM_WORLD_RANK``/``PMI_RANK`` (= the rank)
+
+MPI's own launcher (backend parameter ``mpi=launcher``): rank 0 runs the command
+(``mpirun --hostfile $TOOLSHIP_HOSTFILE …``) and every other rank a small agent
+(:mod:`toolship.worker.mpi_agent`, mounted at ``/toolship/mpi-agent``) that runs what
+rank 0's ``mpirun`` starts on its host: Open MPI's rsh launcher is pointed at the
+agent (``OMPI_MCA_plm_rsh_agent``), as Kubeflow's MPI operator points it at
+``kubectl exec``.  The hostfile names one host per rank with ``slots=`` the task's
+cores, and a per-attempt secret (``/toolship/mpi-secret``) keeps everything else out.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import socket
 import subprocess
 from dataclasses import dataclass
@@ -42,11 +51,13 @@ from pathlib import Path
 
 from toolship.errors import RuntimeUnavailable
 from toolship.records import RankRecord
-from toolship.runtime import ExecSpec, Runtime
+from toolship.runtime import ExecSpec, Mount, Runtime
 from toolship.worker import taskfs
+from toolship.worker.mpi_agent import SECRET_FILE
 
 __all__ = [
     "HOSTFILE",
+    "MPI_AGENT",
     "RANK_VARIABLES",
     "Ranks",
     "close_pod",
@@ -60,6 +71,7 @@ __all__ = [
 ]
 
 HOSTFILE = "/toolship/hostfile"  # where the hostfile appears inside the container
+MPI_AGENT = "/toolship/mpi-agent"  # where mpi_agent.py appears (mpi=launcher)
 # Set per rank by the rank wrapper (so passed through, not given a value, by the runtime).
 RANK_VARIABLES = (
     "TOOLSHIP_NODE_RANK",
@@ -120,6 +132,20 @@ exit "$rc"
 """
 
 
+# mpi=launcher: every rank's container runs this around the command (then $@).  python3
+# missing is named here, not left to Open MPI's "not found" in the middle of mpirun.
+_MPI_SH = f"""\
+command -v python3 >/dev/null 2>&1 || {{
+  echo "toolship: backend parameter mpi=launcher runs a small Python agent in every rank's \
+container, and this image has no python3: install python3 in the image (e.g. apt-get \
+install python3), or leave mpi=launcher out (mpirun then starts every MPI process in rank \
+0's container)" >&2
+  exit 127
+}}
+exec python3 {MPI_AGENT} --launch "$@"
+"""
+
+
 def rank_name(name: str, rank: int) -> str:
     """The container name of one rank (rank 0 keeps the executor's own name)."""
     return name if rank == 0 else f"{name}-r{rank}"
@@ -135,12 +161,17 @@ class Ranks:
     # True when the ranks span hosts (Slurm) and meet over the hosts' network; False when
     # they share a private network namespace on this machine (a pod).
     host_network: bool = False
+    # mpi=launcher: rank 0's mpirun starts the MPI processes of every rank through the
+    # agent, which listens on rank 0's mpi_port; each host has ``slots`` (the task's cores).
+    mpi: bool = False
+    mpi_port: int = 0
+    slots: int = 1
 
     def environment(self) -> dict[str, str]:
         """The variables that are the same for every rank."""
         n = str(self.count)
         port = str(self.port)
-        return {
+        env = {
             "TOOLSHIP_NUM_NODES": n,
             "WORLD_SIZE": n,
             "NNODES": n,
@@ -151,9 +182,42 @@ class Ranks:
             "MASTER_PORT": port,
             "TOOLSHIP_HOSTFILE": HOSTFILE,
         }
+        if self.mpi:
+            env |= {
+                "TOOLSHIP_MPI_PORT": str(self.mpi_port),
+                # Open MPI 4 (ORTE): its rsh launcher runs `python3 AGENT HOST orted …`, from
+                # mpirun itself (no tree of daemons starting daemons), with the hostfile's
+                # names kept whole (the agent knows the ranks by them).
+                "OMPI_MCA_plm_rsh_agent": f"python3 {MPI_AGENT}",
+                "OMPI_MCA_plm_rsh_no_tree_spawn": "1",
+                "OMPI_MCA_orte_keep_fqdn_hostnames": "1",
+            }
+            if not self.host_network:  # a pod: loopback is the ranks' only network
+                env |= {"OMPI_MCA_oob_tcp_if_include": "lo", "OMPI_MCA_btl_tcp_if_include": "lo"}
+        return env
 
     def hostfile_text(self) -> str:
-        return "".join(f"{h}\n" for h in self.hosts)
+        slots = f" slots={self.slots}" if self.mpi else ""
+        return "".join(f"{h}{slots}\n" for h in self.hosts)
+
+    def command(self, argv: tuple[str, ...]) -> tuple[str, ...]:
+        """What each rank's container runs: with mpi=launcher, the agent around ``argv``."""
+        return ("sh", "-c", _MPI_SH, "toolship-mpi", *argv) if self.mpi else argv
+
+    def files(self, base: Path) -> list[Mount]:
+        """Write the ranks' files into the attempt directory ``base``; their mounts."""
+        hostfile = base / "hostfile"
+        hostfile.write_text(self.hostfile_text())
+        mounts = [Mount(host=hostfile, container=HOSTFILE, readonly=True)]
+        if self.mpi:
+            agent, secret = base / "mpi-agent", base / "mpi-secret"
+            agent.write_bytes(Path(__file__).with_name("mpi_agent.py").read_bytes())
+            secret.write_text(secrets.token_hex(32))  # base is the task's own (0700)
+            mounts += [
+                Mount(host=agent, container=MPI_AGENT, readonly=True),
+                Mount(host=secret, container=SECRET_FILE, readonly=True),
+            ]
+        return mounts
 
     def wrap(
         self, argv: list[str], name: str, stdout: Path, stderr: Path, exits: Path
@@ -189,18 +253,23 @@ def read_rank_exits(exits: Path, executor: int, count: int) -> list[RankRecord]:
     return records
 
 
-def local_ranks(count: int, port: int = 29500) -> Ranks:
+def local_ranks(count: int, port: int = 29500, *, mpi: bool = False, slots: int = 1) -> Ranks:
     """N ranks on this machine (test multi-node code on a laptop), in one pod per executor.
 
     The pod's network namespace is the ranks' own, so any port is free there and
-    127.0.0.1 is rank 0 for every rank.
+    127.0.0.1 is rank 0 for every rank.  With mpi=launcher the hostfile names each rank
+    (rank0, rank1, …) so that mpirun starts processes in every rank's container, not
+    all in rank 0's (as "localhost" N times would).
     """
     return Ranks(
         count=count,
-        hosts=("localhost",) * count,
+        hosts=tuple(f"rank{r}" for r in range(count)) if mpi else ("localhost",) * count,
         main_addr="127.0.0.1",
         port=port,
         launcher=("sh", "-c", _LOCAL_FANOUT, "toolship-ranks", str(count)),
+        mpi=mpi,
+        mpi_port=port + 1,
+        slots=slots,
     )
 
 
@@ -248,14 +317,16 @@ def _scontrol(*args: str) -> str:
 _PORTS = range(29500, 32768)
 
 
-def free_port(seed: int) -> int:
-    """A port of ``_PORTS`` free on this host now, tried from one the seed picks.
+def free_port(seed: int, taken: int = 0) -> int:
+    """A port of ``_PORTS`` free on this host now (not ``taken``), tried from one the seed picks.
 
     The batch step runs on the job's first node, where rank 0 listens; a port that
     cannot be bound here is skipped (another job's rendezvous, a service).
     """
     for offset in range(len(_PORTS)):
         port = _PORTS[(seed + offset) % len(_PORTS)]
+        if port == taken:
+            continue
         with socket.socket() as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
@@ -269,7 +340,7 @@ def free_port(seed: int) -> int:
     )
 
 
-def slurm_ranks(count: int) -> Ranks:
+def slurm_ranks(count: int, *, mpi: bool = False, slots: int = 1) -> Ranks:
     """The ranks of the Slurm job this process runs in (call it on the batch node)."""
     hosts = tuple(_scontrol("show", "hostnames", os.environ["SLURM_JOB_NODELIST"]).split())
     main_addr = hosts[0]
@@ -277,12 +348,16 @@ def slurm_ranks(count: int) -> Ranks:
         if word.startswith("NodeAddr="):
             main_addr = word.removeprefix("NodeAddr=")
     job_id = int(os.environ.get("SLURM_JOB_ID", "0"))
+    port = free_port(job_id)
     return Ranks(
         count=count,
         hosts=hosts,
         main_addr=main_addr,
-        port=free_port(job_id),
+        port=port,
         host_network=True,
+        mpi=mpi,
+        mpi_port=free_port(job_id + 1, taken=port) if mpi else 0,
+        slots=slots,
         launcher=(
             "srun",
             f"--nodes={count}",

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import http.client
 import logging
 import os
@@ -222,10 +223,13 @@ async def run_remote(server: str, task_id: str, token: str) -> TaskState | None:
         user = e.task_user if os.geteuid() == 0 else (os.getuid(), os.getgid())
         ranks = None
         if job.options.nodes > 1:
+            mpi, slots = job.options.mpi_launcher, job.options.cpus
             if "SLURM_JOB_NODELIST" in os.environ:
-                ranks = await asyncio.to_thread(slurm_ranks, job.options.nodes)
+                ranks = await asyncio.to_thread(
+                    functools.partial(slurm_ranks, job.options.nodes, mpi=mpi, slots=slots)
+                )
             else:
-                ranks = local_ranks(job.options.nodes, 29500)
+                ranks = local_ranks(job.options.nodes, 29500, mpi=mpi, slots=slots)
         runtime = get_runtime(job.options.runtime)
         # The devices Slurm allotted to this job, and only those (worker.slurm_gpus).
         gpus = allotted_gpus(

@@ -336,10 +336,11 @@ class Worker:
             self._record_hashes(
                 await asyncio.to_thread(check_inputs, staged, self.job.options.inputs_sha256)
             )
-        if self.env.ranks is not None or self._one_node_asked():
+        if self.env.ranks is not None:
+            mounts += self.env.ranks.files(self.layout.base)
+        elif self._one_node_asked():
             hostfile = self.layout.base / "hostfile"
-            text = self.env.ranks.hostfile_text() if self.env.ranks else "localhost\n"
-            hostfile.write_text(text)
+            hostfile.write_text("localhost\n")
             mounts.append(Mount(host=hostfile, container=HOSTFILE, readonly=True))
         if not self.env.runtime.isolated:
             self._system_log_once(
@@ -581,7 +582,7 @@ class Worker:
             name=name,
             task_id=self.job.task_id,
             image=ex.image,
-            command=tuple(ex.command),
+            command=ranks.command(tuple(ex.command)) if ranks else tuple(ex.command),
             workdir=ex.workdir,
             env=env,
             mounts=tuple(mounts),
