@@ -64,6 +64,8 @@ def rank_lines(server: Any, task_id: str, ranks: int) -> list[list[str]]:
         return [b"".join(client.logs(task_id, rank=r)).decode().splitlines() for r in range(ranks)]
 
 
+# On the local backend the sweep below runs the same two-node training (and one node)
+@pytest.mark.parametrize("backend", ["slurm"], indirect=True)
 def test_ddp_on_two_nodes_ends_with_equal_parameters_and_a_checkpoint(
     backend: str, server: Any, science_image: str, tmp_path: Path
 ) -> None:
@@ -93,12 +95,59 @@ def test_ddp_on_two_nodes_ends_with_equal_parameters_and_a_checkpoint(
 
     # rank 0's checkpoint reached its file:// output, a torch.save archive
     assert zipfile.is_zipfile(checkpoint)
-    if backend == "local":  # and it holds the weights both ranks ended with
-        _, loaded = toolship(
-            "run", "-i", f"/work/model.pt={checkpoint}", "--content",
-            f"/work/digest.py={CHECKPOINT_DIGEST}", science_image, "--", "python3", "digest.py",
-        )  # fmt: skip
-        assert loaded.splitlines()[-1] == first["params_after"], loaded
+
+
+def test_a_sweep_over_nodes_runs_the_same_command_on_one_and_two_nodes_and_reports_scaling(
+    server: Any, science_image: str, tmp_path: Path
+) -> None:
+    """The README's sweep on the local backend, at the default size: nodes=1 runs the plain torchrun
+    command (WORLD_SIZE=1, RANK=0, MASTER_ADDR/PORT), nodes=2 two ranks that end equal; the
+    report gives speed-up and efficiency over nodes and draws them."""
+    swept = run_cli(
+        "sweep", "--param", "nodes=1,2", "--max-parallel", "1",
+        "--content", f"/work/train.py=@{EXAMPLE / 'train.py'}",
+        "-o", f"/work/out/model.pt={tmp_path.as_uri()}/model-{{nodes}}.pt",
+        science_image, "--", "sh", "-c", TORCHRUN,
+        timeout=180,
+    )  # fmt: skip
+    assert swept.returncode == 0 and "COMPLETE 2" in swept.stdout, swept.stdout + swept.stderr
+    batch_id = swept.stdout.split()[1]
+    png = tmp_path / "scaling.png"
+    text = run_cli("report", batch_id, "--png", str(png)).stdout
+    print(text)
+    assert "scaling over nodes" in text
+    assert re.search(r"nodes=1 +T=[0-9.]+s +speed-up 1\.00 +efficiency 100%", text), text
+    assert re.search(r"nodes=2 +T=[0-9.]+s +speed-up [0-9.]+ +efficiency [0-9]+%", text), text
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    rows = re.findall(r"^(\S+) +nodes=([12]) +COMPLETE ", text, re.MULTILINE)
+    task_of = {int(nodes): task_id for task_id, nodes in rows}
+    (alone,) = [json.loads(lines[-1]) for lines in rank_lines(server, task_of[1], 1)]
+    print(f"nodes=1: {json.dumps(alone)}")
+    assert (alone["rank"], alone["world_size"]) == (0, 1)
+    assert alone["loss_after"] < alone["loss_before"] / 4, alone
+    reports = [json.loads(lines[-1]) for lines in rank_lines(server, task_of[2], 2)]
+    for report in reports:
+        print(f"nodes=2 rank {report['rank']}: {json.dumps(report)}")
+    first, second = reports
+    assert [r["rank"] for r in reports] == [0, 1]
+    assert first["world_size"] == second["world_size"] == 2
+    assert first["samples"] == second["samples"] == alone["samples"] // 2  # half the data each
+    assert first["steps"] == second["steps"] > 0
+    # different starts, the same end: DDP's broadcast and gradient all-reduce worked
+    assert first["params_before"] != second["params_before"]
+    assert first["params_after"] == second["params_after"]
+    for r in reports:
+        assert r["loss_after"] < r["loss_before"] / 4, r
+
+    # rank 0's checkpoint reached its file:// output and holds the weights both ranks ended with
+    checkpoint = tmp_path / "model-2.pt"
+    assert zipfile.is_zipfile(checkpoint) and zipfile.is_zipfile(tmp_path / "model-1.pt")
+    _, loaded = toolship(
+        "run", "-i", f"/work/model.pt={checkpoint}", "--content",
+        f"/work/digest.py={CHECKPOINT_DIGEST}", science_image, "--", "python3", "digest.py",
+    )  # fmt: skip
+    assert loaded.splitlines()[-1] == first["params_after"], loaded
 
 
 def test_mpi_variant_every_rank_reports(backend: str, server: Any, science_image: str) -> None:
@@ -127,3 +176,11 @@ def test_the_readme_shows_the_commands_this_test_runs() -> None:
     assert f"-- sh -c '{TORCHRUN}'" in readme
     mpi = "-b mpi=launcher --content /work/mpi.py=@mpi.py \\\n    localhost/toolship-science"
     assert f"{mpi} -- sh -c '{MPIRUN}'" in readme
+
+
+def test_the_readme_shows_the_sweep_over_nodes() -> None:
+    readme = (EXAMPLE / "README.md").read_text()
+    assert "toolship sweep --param nodes=1,2 " in readme
+    assert f"-- sh -c '{TORCHRUN} --samples 40000 --epochs 3'" in readme
+    assert "scaling over nodes" in readme and "](scaling.png)" in readme
+    assert (EXAMPLE / "scaling.png").stat().st_size < 100_000
