@@ -310,3 +310,22 @@ def test_the_report_of_a_sweep_has_each_members_times_on_the_clock(
         "efficiency": 1.0,
     }
     assert list(report["prices"]) == ["core_hour", "gb_hour", "gpu_hour", "currency"]
+
+
+def test_a_member_on_two_nodes_reserved_and_costs_twice_one_node_s(server: Server) -> None:
+    server.config = {"prices": {"core_hour": 3600.0, "gb_hour": 0.0, "currency": "EUR"}}
+    with server.run(cpus=8, memory_gb=64) as api:
+        fake = server.fake
+        template = task("sleep", "10", resources={"cpu_cores": 2})
+        doc = {"template": template, "params": [{"nodes": "1"}, {"nodes": "2"}],
+               "max_parallel": 1}  # fmt: skip
+        batch_id, ids = batch(api, doc)
+        for task_id in ids:
+            running(api, fake, task_id)
+            fake.clock.advance(10)
+            assert wait(api, task_id) == "COMPLETE"
+        report = api.get(f"{BATCHES}/{batch_id}/report").json()
+    one, two = report["members"]
+    assert (one["cpus"], two["cpus"]) == (2, 4)  # the cores of every node
+    assert one["cost"] == one["wall_seconds"] * 2 and two["cost"] == two["wall_seconds"] * 4
+    assert report["scaling"]["parameter"] == "nodes"

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from toolship.config import PriceSettings
 from toolship.models import MemberReport, ReportTotals, ScalingPoint, TaskLog
@@ -70,10 +70,23 @@ class Member(Protocol):
     def memory_gb(self) -> float: ...
     @property
     def gpus(self) -> int: ...
+    @property
+    def spec(self) -> dict[str, Any]: ...
+
+
+def _nodes(spec: Mapping[str, Any]) -> int:
+    """How many nodes the task reserved (each with its cores, memory and GPUs)."""
+    params = (spec.get("resources") or {}).get("backend_parameters") or {}
+    try:
+        return max(1, int(params.get("nodes", 1)))
+    except (TypeError, ValueError):
+        return 1
 
 
 def member_usage(row: Member, params: Mapping[str, str], prices: PriceSettings) -> MemberReport:
-    cpus, memory_gb, gpus = row.cpus, row.memory_gb, row.gpus
+    """A member's times, use and cost: what it reserved on every node it ran on."""
+    nodes = _nodes(row.spec)
+    cpus, memory_gb, gpus = row.cpus * nodes, row.memory_gb * nodes, row.gpus * nodes
     logs = row.logs
     wall = run = 0.0
     cpu: float | None = None

@@ -576,7 +576,8 @@ class Worker:
         if ranks is not None:
             env.update(ranks.environment())
         elif self._one_node_asked():
-            env.update(ONE_NODE, TOOLSHIP_NODE_NAME=socket.gethostname())
+            node = os.environ.get("SLURMD_NODENAME") or socket.gethostname()  # as ranks say
+            env.update(ONE_NODE, TOOLSHIP_NODE_NAME=node)
         name = f"toolship-{self.job.task_id}-{self.job.attempt_number}-{index}"
         return ExecSpec(
             name=name,
