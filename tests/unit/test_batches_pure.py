@@ -190,7 +190,7 @@ def _member(cpu: str, run: float, state: str = "COMPLETE") -> object:
     })  # fmt: skip
     prices = PriceSettings(core_hour=3.6, gb_hour=0, gpu_hour=0)
     row = SimpleNamespace(id="id", name=None, state=TaskState(state), logs=[log], cpus=int(cpu),
-                          memory_gb=1.0, gpus=0)  # fmt: skip
+                          memory_gb=1.0, gpus=0, spec={})  # fmt: skip
     return member_usage(row, {"cpu": cpu}, prices)
 
 

@@ -184,7 +184,7 @@ def test_the_report_sums_gpu_time_and_keeps_the_peak_gpu_memory() -> None:
     prices = PriceSettings(core_hour=0, gb_hour=0, gpu_hour=36.0)
     attempts = [attempt("8.0", "1024"), attempt("9.5", "4096")]
     row = SimpleNamespace(id="t", name=None, state=TaskState.COMPLETE, cpus=1, memory_gb=0.0,
-                          gpus=1, logs=attempts)  # fmt: skip
+                          gpus=1, logs=attempts, spec={})  # fmt: skip
     member = member_usage(row, {}, prices)
     assert (member.gpu_seconds, member.gpu_busy_seconds) == (17.5, 8.0)
     assert member.gpu_memory_peak_bytes == 4096
