@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT
-from tests.integration.servers import free_port, moto
+from tests.e2e.examples import moto_bucket
 from toolship import Client
 from toolship.embedded import stop_server
 from toolship.models import TaskView, View
@@ -43,26 +43,8 @@ PNG = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture
 def s3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """A moto S3 server with an empty bucket; search.py and its server reach it."""
-    import boto3
-
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": endpoint,
-        "TOOLSHIP_STORAGE__S3__ENDPOINT_URL": endpoint,
-    }.items():
-        monkeypatch.setenv(key, value)
-    server = moto(port, tmp_path / "moto.log")
-    server.start()
-    try:
-        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
+    with moto_bucket(monkeypatch, tmp_path, BUCKET) as client:
         yield client
-    finally:
-        server.stop()
 
 
 @pytest.fixture

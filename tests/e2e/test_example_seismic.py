@@ -24,14 +24,12 @@ import numpy as np
 import pytest
 import segyio  # type: ignore[import-untyped,unused-ignore]
 
-from tests.conftest import ROOT, require
-from tests.conftest import toolship as run_cli
-from tests.integration.servers import free_port, moto
+from tests.conftest import ROOT
+from tests.e2e.examples import moto_bucket, toolship
 from toolship import Client, View
 from toolship.embedded import stop_server
 
 EXAMPLE = ROOT / "examples" / "seismic"
-SCIENCE = "localhost/toolship-science"
 BUCKET = "lab"
 PNG = b"\x89PNG\r\n\x1a\n"
 SEISMIC = f"/opt/seismic.py=@{EXAMPLE / 'seismic.py'}"
@@ -53,19 +51,6 @@ MERGE = (
 )
 
 
-def toolship(*args: str) -> subprocess.CompletedProcess[str]:
-    done = run_cli(*args, timeout=180)
-    assert done.returncode == 0, f"toolship {' '.join(args)}:\n{done.stdout}{done.stderr}"
-    return done
-
-
-@pytest.fixture(scope="module")
-def science(busybox: str) -> str:
-    ok = subprocess.run(["podman", "image", "exists", SCIENCE], check=False).returncode == 0
-    require(ok, f"image {SCIENCE}", "run scripts/build-images.sh science")
-    return SCIENCE
-
-
 @dataclass
 class Bucket:
     """The moto S3 server's bucket (boto3) and the embedded server the CLI started (SDK)."""
@@ -78,34 +63,18 @@ class Bucket:
 def bucket(tmp_path_factory: pytest.TempPathFactory, busybox: str) -> Iterator[Bucket]:
     """A moto S3 server with an empty bucket, which the CLI's server and segy_index.py reach,
     and one toolship home for the module's tests (one embedded server, stopped first)."""
-    import boto3
-
     tmp = tmp_path_factory.mktemp("seismic")
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    server = moto(port, tmp / "moto.log")
     with pytest.MonkeyPatch.context() as env:
-        for key, value in {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_ENDPOINT_URL": endpoint,
-            "TOOLSHIP_STORAGE__S3__ENDPOINT_URL": endpoint,
-            "TOOLSHIP_HOME": str(tmp / "home"),
-        }.items():
-            env.setenv(key, value)
+        env.setenv("TOOLSHIP_HOME", str(tmp / "home"))
         env.delenv("TOOLSHIP_SERVER", raising=False)
         env.delenv("TOOLSHIP_TOKEN", raising=False)
         (tmp / "home").mkdir()
-        server.start()
-        try:
-            s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-            s3.create_bucket(Bucket=BUCKET)
-            with Client(timeout=120) as client:
-                yield Bucket(s3, client)
-        finally:
-            stop_server(tmp / "home")
-            server.stop()
+        with moto_bucket(env, tmp, BUCKET) as s3:
+            try:
+                with Client(timeout=120) as client:
+                    yield Bucket(s3, client)
+            finally:
+                stop_server(tmp / "home")
 
 
 def example(name: str) -> ModuleType:

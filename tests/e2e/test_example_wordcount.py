@@ -21,8 +21,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT
-from tests.conftest import toolship as run_cli
-from tests.integration.servers import free_port, moto
+from tests.e2e.examples import moto_bucket, toolship
 from toolship.embedded import stop_server
 from toolship.units import format_amount
 
@@ -41,35 +40,11 @@ SWEEP = (
 )
 
 
-def toolship(*args: str) -> subprocess.CompletedProcess[str]:
-    done = run_cli(*args, timeout=180)
-    assert done.returncode == 0, f"toolship {' '.join(args)}:\n{done.stdout}{done.stderr}"
-    return done
-
-
 @pytest.fixture
 def s3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """A moto S3 server with an empty bucket; the CLI, its server and books.py reach it."""
-    import boto3
-
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": endpoint,
-        "TOOLSHIP_STORAGE__S3__ENDPOINT_URL": endpoint,
-    }.items():
-        monkeypatch.setenv(key, value)
-    server = moto(port, tmp_path / "moto.log")
-    server.start()
-    try:
-        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
+    with moto_bucket(monkeypatch, tmp_path, BUCKET) as client:
         yield client
-    finally:
-        server.stop()
 
 
 @pytest.fixture
