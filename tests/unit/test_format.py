@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from toolship.cli.format import exit_code_of, print_show
+from toolship.cli.format import exit_code_of, print_show, ps_line
 from toolship.models import REPLY, TaskDetails, TaskView
 
 
@@ -67,3 +67,20 @@ def test_show_of_a_one_node_task_has_no_ranks() -> None:
     console = Console(record=True, width=200)
     print_show(console, details)
     assert "rank" not in console.export_text()
+
+
+def test_ps_clips_long_names_and_images_keeping_their_ends() -> None:
+    """Trials 10 and 11 of a series stay apart, and an image keeps its tag."""
+    image = "registry.example.org/lab/tools/segy-indexer:2.4.1"
+
+    def line(name: str) -> str:
+        task = TaskView.model_validate(
+            {"id": "t1", "state": "COMPLETE", "name": name,
+             "executors": [{"image": image, "command": ["x"]}]}
+        )  # fmt: skip
+        return ps_line(task)
+
+    ten, eleven = line("diabetes-krr-trial-10"), line("diabetes-krr-trial-11")
+    assert "diabetes-…r-trial-10" in ten and "diabetes-…r-trial-11" in eleven
+    assert "registry.examp…y-indexer:2.4.1" in ten
+    assert "short-name" in line("short-name") and "…" not in line("short-name").split()[2]

@@ -57,10 +57,19 @@ def ps_line(task: TaskView) -> str:
         id=task.id or "",
         state=task.state or TaskState.UNKNOWN,
         exit="" if not codes else str(codes[-1]),
-        name=(task.name or "")[:20],
-        image=image[:30],
+        name=_clip(task.name or "", 20),
+        image=_clip(image, 30),
         created=(task.creation_time or "")[:19].replace("T", " "),
     )
+
+
+def _clip(text: str, width: int) -> str:
+    """``text`` in ``width`` characters: a longer one keeps its start and its end (where
+    names of a series and image tags differ) around an ellipsis."""
+    if len(text) <= width:
+        return text
+    head = (width - 1) // 2
+    return f"{text[:head]}…{text[len(text) - (width - 1 - head) :]}"
 
 
 def _duration(start: str | None, end: str | None) -> str:
