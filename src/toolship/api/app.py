@@ -21,6 +21,7 @@ from toolship.api import (
     cache,
     events,
     native,
+    outputs,
     provenance,
     quota,
     reruns,
@@ -279,6 +280,7 @@ def create_app(
             tes.router, prefix=prefix, dependencies=protected, include_in_schema=prefix != "/v1"
         )
     app.include_router(native.router, dependencies=protected)
+    app.include_router(outputs.router, dependencies=protected)
     app.include_router(batches.router, dependencies=protected)
     app.include_router(sboms.router, dependencies=protected)
     app.include_router(cache.router, dependencies=protected)

@@ -264,6 +264,12 @@ class Client(Services, Reruns, Cache, Audit, Sboms, Provenances, Users, Quotas):
             params["executor"] = executor
         yield from self._stream(f"/api/v1/tasks/{task_id}/logs", params)
 
+    def output(self, task_id: str, n: int = 0) -> Iterator[bytes]:
+        """The bytes of output file ``n`` of the task's latest attempt (its place in
+        ``outputs``, from 0), read by the server with the task owner's rights: the client
+        needs no access of its own to where it went (an object store, a shared disk)."""
+        yield from self._stream(f"/api/v1/tasks/{task_id}/outputs/{n}", {})
+
     def service_info(self) -> ServiceInfo:
         return self._read(ServiceInfo, "GET", f"{TES}/service-info")
 

@@ -41,6 +41,11 @@ class Task:
         data = b"".join(self.client.logs(self.id, stream=stream, executor=executor))
         return data.decode("utf-8", errors="replace")
 
+    def output(self, n: int = 0) -> bytes:
+        """Output file ``n`` of the latest attempt, read through the server (see
+        :meth:`Client.output`)."""
+        return b"".join(self.client.output(self.id, n))
+
     @property
     def outputs(self) -> list[OutputFileLog]:
         """Output files of the latest attempt: ``url``, ``path``, ``size_bytes``."""

@@ -24,27 +24,23 @@ and ``executor=K`` names whose captures (default: the latest executor started).
 from __future__ import annotations
 
 import asyncio
-import tempfile
-from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from toolship.api import access, tes
+from toolship.api.outputs import output_file
 from toolship.api.provenance import get_provenance, get_task_crate
 from toolship.api.reruns import rerun_of
 from toolship.api.state import app_state
 from toolship.api.views import resolved_resources
 from toolship.db.store import ListFilter
-from toolship.errors import InvalidRequest, NotFound, ToolshipError
+from toolship.errors import InvalidRequest
 from toolship.identity import Role
 from toolship.states import TaskState, is_final
-from toolship.storage.base import StageContext
 from toolship.supply.hashes import file_hashes
 from toolship.supply.reruns import RerunRequest
 from toolship.web import logtail
@@ -232,57 +228,8 @@ async def earlier_log(
 async def download(
     request: Request, id: str, n: int, _session: Annotated[Session, Depends(viewer)]
 ) -> Response:
-    """Output file ``n`` of the last attempt, read with the task owner's storage rights.
-
-    The URL must be one the attempt delivered to, and the storage checks of an
-    input apply (allowed roots, never toolship's own files, no link followed);
-    what the request may not see, or cannot be read, is the 404 of a missing output.
-    """
-    row = await access.visible_task(request, id)
-    outputs = row.logs[-1].outputs if row.logs else []
-    if not 0 <= n < len(outputs):
-        raise _no_output(id, n)
-    out = outputs[n]
-    storage = app_state(request).storage.for_owner(row.owner)
-    folder = tempfile.TemporaryDirectory(prefix="toolship-download-")
-    dest = Path(folder.name) / "file"
-    try:
-        backend = storage.for_url(out.url)
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            ctx = StageContext(pool=pool, credentials={}, attempts=1)
-            await asyncio.to_thread(backend.check_input, out.url, "FILE")
-            await asyncio.to_thread(backend.fetch, out.url, dest, "FILE", ctx)
-        if not dest.is_file():
-            raise _no_output(id, n)
-    except ToolshipError as exc:
-        folder.cleanup()
-        raise NotFound(
-            f"output {n} of task {id} ({out.path}) cannot be read now: {exc.message}"
-        ) from None
-    except BaseException:
-        folder.cleanup()
-        raise
-    name = Path(out.path).name or "output"
-    return StreamingResponse(
-        _file_chunks(dest, folder),
-        media_type="application/octet-stream",
-        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name, safe='')}"},
-    )
-
-
-def _no_output(task_id: str, n: int) -> NotFound:
-    return NotFound(f"task {task_id} has no output file {n}: see the task's page for its outputs")
-
-
-async def _file_chunks(
-    path: Path, folder: tempfile.TemporaryDirectory[str]
-) -> AsyncIterator[bytes]:
-    try:
-        with path.open("rb") as src:
-            while chunk := await asyncio.to_thread(src.read, 1024 * 1024):
-                yield chunk
-    finally:
-        folder.cleanup()
+    """Output file ``n`` of the last attempt (the API's response, with the session's rights)."""
+    return await output_file(request, id, n)
 
 
 @router.get("/tasks/{id}/provenance")
