@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Unpack
 
 from toolship.client.audit import Audit
@@ -234,6 +235,37 @@ class Client(Services, Reruns, Cache, Audit, Sboms, Provenances, Users, Quotas):
             )
             if is_final(result.state) or (deadline is not None and time.monotonic() >= deadline):
                 return result.state
+
+    def as_completed(
+        self, task_ids: Sequence[str], timeout: float | None = None
+    ) -> Iterator[tuple[str, TaskState]]:
+        """Each task's id and final state as it ends, the first to end first.
+
+        For a loop that keeps N tasks running (a hyper-parameter search): take the
+        first that ends, submit the next.  Each task is long-polled by the server's
+        wait (a few threads, no busy loop); ``timeout`` bounds the whole wait, and
+        TimeoutError says how many were still running.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        ids = list(dict.fromkeys(task_ids))
+
+        def final(task_id: str) -> tuple[str, TaskState]:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            return task_id, self.wait(task_id, timeout=left)
+
+        pool = ThreadPoolExecutor(max(1, min(16, len(ids))), thread_name_prefix="toolship-wait")
+        try:
+            futures = [pool.submit(final, t) for t in ids]
+            for done, future in enumerate(as_completed(futures)):
+                task_id, state = future.result()
+                if not is_final(state):
+                    raise TimeoutError(
+                        f"{len(ids) - done} of {len(ids)} tasks were still running after "
+                        f"{timeout:g} s (task {task_id} is {state.value})"
+                    )
+                yield task_id, state
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def logs(
         self,
