@@ -217,3 +217,17 @@ def test_a_task_rewriting_an_input_keeps_the_inputs_hash_for_provenance_and_reru
             rerun_task(task, RerunRequest())[0].resources.backend_parameters["inputs_sha256"]  # type: ignore[union-attr,index]
         )
         assert expected["/work/data.txt"] == sha["original\n"]
+
+
+def test_threads_of_openmp_and_blas_follow_the_tasks_cores_unless_it_sets_them(
+    real: Server,
+) -> None:
+    show = 'echo "$OMP_NUM_THREADS $OPENBLAS_NUM_THREADS $MKL_NUM_THREADS $NUMEXPR_NUM_THREADS"'
+    with real.run(local) as api:
+        two = create(api, "sh", "-c", show, resources={"cpu_cores": 2})
+        own = {"image": "i", "command": ["sh", "-c", show], "env": {"OMP_NUM_THREADS": "7"}}
+        mine = api.post("/ga4gh/tes/v1/tasks", json={"executors": [own]}).json()["id"]
+        for tid in (two, mine):
+            assert wait(api, tid) == "COMPLETE", get(api, tid)["logs"]
+        assert get(api, two)["logs"][0]["logs"][0]["stdout"] == "2 2 2 2\n"
+        assert get(api, mine)["logs"][0]["logs"][0]["stdout"] == "7 1 1 1\n"

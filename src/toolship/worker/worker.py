@@ -14,6 +14,7 @@ import contextlib
 import functools
 import json
 import logging
+import math
 import os
 import shlex
 import socket
@@ -58,6 +59,9 @@ from toolship.worker.streams import finish_streams, open_stdin
 
 __all__ = ["Worker", "WorkerEnv", "read_tail", "timed_out"]
 
+# The thread counts of OpenMP, OpenBLAS, MKL and numexpr: the task's cores by default.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                    "NUMEXPR_NUM_THREADS")  # fmt: skip
 _RANK_ZERO = ("TOOLSHIP_NODE_RANK", "RANK", "NODE_RANK", "GROUP_RANK", "LOCAL_RANK",
               "OMPI_COMM_WORLD_RANK", "PMI_RANK")  # fmt: skip
 # What the only rank of a task that asked for nodes = 1 sees: the same variables as the
@@ -567,7 +571,12 @@ class Worker:
     def _exec_spec(self, index: int, mounts: list[Mount]) -> ExecSpec:
         ex = self.job.task.executors[index]
         opts = self.job.options
+        # As many threads as the task has cores for OpenMP and BLAS libraries (numpy,
+        # scikit-learn, torch), which otherwise start one per core of the host and are
+        # throttled by the task's CPU limit; a task's own values win.
+        threads = str(max(1, math.floor(opts.cpus)))
         env = {
+            **dict.fromkeys(THREAD_VARIABLES, threads),
             **(ex.env or {}),
             "TOOLSHIP_TASK_ID": self.job.task_id,
             "TOOLSHIP_ATTEMPT": str(self.job.attempt_number),
