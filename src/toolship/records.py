@@ -146,6 +146,7 @@ class WorkerSettings(_Record):
     output_owner: tuple[int, int] | None = None
     own_files: dict[Path, str] = Field(default_factory=dict)  # the server's files, not inputs
     pull_from: list[str] = Field(default_factory=list)  # images.pull_from
+    accounting: bool = False  # local.accounting: measure CPU and peak memory where possible
 
 
 class WorkerJob(_Record):

@@ -44,6 +44,11 @@ def test_exit_code_and_both_streams(client: Client, busybox: str) -> None:
     assert task.logs() == "out\n"
     assert task.logs("stderr") == "err\n"
     assert task.info().logs[0].logs[0].stdout == "out\n"
+    # What the attempt used, from its cgroup: on a Slurm node too (this cluster leaves
+    # cgroups to others: proctrack/linuxproc, task/none).
+    meta = task.info().logs[0].metadata or {}
+    assert float(meta["toolship.cpu_seconds"]) > 0, meta
+    assert int(meta["toolship.peak_memory_bytes"]) > 0, meta
 
 
 def test_inputs_and_wildcard_outputs_land_owned_by_the_user(

@@ -296,6 +296,7 @@ class SlurmAttempt:
                 output_owner=settings.output_owner,
                 own_files=settings.own_files,
                 pull_from=settings.images.pull_from,
+                accounting=settings.local.accounting,
             ),
             storage=settings.storage,
         )

@@ -21,7 +21,15 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Usage", "accounting_available", "cgroup_name", "read_usage", "remove_cgroup"]
+__all__ = [
+    "Usage",
+    "accounting_available",
+    "cgroup_name",
+    "in_slurm_cgroup",
+    "node_accounting",
+    "read_usage",
+    "remove_cgroup",
+]
 
 ROOT = Path("/sys/fs/cgroup")
 
@@ -47,6 +55,23 @@ def accounting_available(runtime: str) -> bool:
     except (OSError, subprocess.SubprocessError):
         return False
     return manager == "cgroupfs"
+
+
+def node_accounting(runtime: str) -> bool:
+    """Accounting on a Slurm compute node: as on the server's machine, unless Slurm keeps
+    its jobs in cgroups of its own (task/cgroup, proctrack/cgroup).  Then a container put
+    under ``/toolship`` would leave the job's cgroup and its limits, so it is not done."""
+    try:
+        mine = Path("/proc/self/cgroup").read_text()
+    except OSError:
+        return False
+    return not in_slurm_cgroup(mine) and accounting_available(runtime)
+
+
+def in_slurm_cgroup(proc_cgroup: str) -> bool:
+    """Whether a process's ``/proc/PID/cgroup`` places it in a cgroup Slurm made
+    (``/slurm/uid_0/job_7/step_0`` in v1, ``/system.slice/slurmstepd.scope/job_7/…`` in v2)."""
+    return any("slurm" in line.split(":", 2)[-1] for line in proc_cgroup.splitlines())
 
 
 def cgroup_name(task_id: str, attempt: int) -> str:

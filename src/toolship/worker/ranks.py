@@ -61,6 +61,7 @@ __all__ = [
     "RANK_VARIABLES",
     "Ranks",
     "close_pod",
+    "first_failure",
     "local_ranks",
     "open_pod",
     "pod_name",
@@ -240,6 +241,24 @@ class Ranks:
 def rank_exit_file(exits: Path, rank: int) -> Path:
     """Where the rank wrapper writes rank ``rank``'s exit code and node."""
     return exits.with_name(f"{exits.name}.rank{rank}.exit")
+
+
+# What a launcher's stop of the other ranks leaves them (SIGTERM, SIGKILL): srun
+# --kill-on-bad-exit, or the local launcher, once one rank has failed.
+_STOPPED = (128 + 15, 128 + 9)
+
+
+def first_failure(code: int | None, ends: list[int | None]) -> int | None:
+    """A multi-node executor's exit code: the first rank (by number) that failed of its
+    own accord, else the launcher's ``code``.
+
+    Once a rank fails the launcher stops the others; one still running then ends with
+    143 (or 137), and srun reports the highest code, which would hide the real failure.
+    """
+    if not code:
+        return code
+    own = [c for c in ends if c is not None and c != 0 and c not in _STOPPED]
+    return own[0] if own else code
 
 
 def read_rank_exits(exits: Path, executor: int, count: int) -> list[RankRecord]:

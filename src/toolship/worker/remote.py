@@ -40,6 +40,7 @@ from toolship.errors import ServerUnavailable, ToolshipError
 from toolship.models import TaskLog
 from toolship.records import ReportAnswer, RuntimeRecord, WorkerJob, WorkerReport
 from toolship.runtime import IdMap, get_runtime
+from toolship.runtime.usage import node_accounting
 from toolship.states import TaskState
 from toolship.storage import make_registry
 from toolship.storage.local import release_mounts
@@ -258,6 +259,7 @@ async def run_remote(server: str, task_id: str, token: str) -> TaskState | None:
             idmap=IdMap.for_task(user, e.task_subids),
             pull_from=tuple(e.pull_from),
             gpus=gpus,
+            accounting=e.accounting and job.options.nodes == 1 and node_accounting(runtime.name),
         )
         reporter = HttpReporter(conn, task_id)
         worker = Worker(job, env, reporter)

@@ -49,6 +49,7 @@ from toolship.worker.ranks import (
     RANK_VARIABLES,
     Ranks,
     close_pod,
+    first_failure,
     open_pod,
     pod_name,
     rank_name,
@@ -390,6 +391,8 @@ class Worker:
                 await close_pod(self.env.runtime, spec.pod)
             if self.env.ranks is not None:
                 self._record_ranks(index, self.env.ranks.count)
+                ends = [r.exit_code for r in self.rt.ranks or [] if r.executor == index]
+                code = first_failure(code, ends)
             finish = functools.partial(
                 finish_streams,
                 self.layout,
