@@ -336,7 +336,10 @@ def test_a_failed_rank_fails_the_task_and_is_named_with_its_node(
     # killed before its wrapper records its end.
     assert rank0.exit_code == 0 if backend == "local" else rank0.exit_code in (0, None)
     if backend == "slurm":
-        assert (rank0.node, rank1.node) == ("node1", "node2")
+        assert rank1.node == "node2"
+        # Its wrapper names its node as it starts; only a rank stopped before even that
+        # (srun ending it as rank 1 fails, on a loaded machine) has none.
+        assert rank0.node == "node1" or (rank0.node, rank0.exit_code) == (None, None)
 
 
 @pytest.fixture(scope="module")

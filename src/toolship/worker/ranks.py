@@ -87,7 +87,9 @@ RANK_VARIABLES = (
 # $1 container name, $2 stdout capture, $3 stderr capture (the server's files in logs/, never
 # a path the task can write), $4 the prefix of the ranks' exit files, then the command.  The
 # rank comes from Slurm (SLURM_NODEID) or from the local launcher (TOOLSHIP_NODE_RANK).  The
-# command is not exec'd: the wrapper outlives it to record "<exit code> <node>".
+# command is not exec'd: the wrapper outlives it to record "<exit code> <node>" ("- <node>"
+# from its start: a rank killed before it ends, srun stopping it for another's failure,
+# still says where it ran).
 _RANK_SH = """\
 rank=${SLURM_NODEID:-${TOOLSHIP_NODE_RANK:-0}}
 node=${SLURMD_NODENAME:-$(hostname)}
@@ -95,6 +97,7 @@ export TOOLSHIP_NODE_RANK=$rank RANK=$rank NODE_RANK=$rank GROUP_RANK=$rank \
 OMPI_COMM_WORLD_RANK=$rank PMI_RANK=$rank TOOLSHIP_NODE_NAME=$node
 name=$1 out=$2 err=$3 ended=$4.rank$rank.exit
 shift 4
+printf -- '- %s\\n' "$node" >"$ended"
 if [ "$rank" = 0 ]; then
   "$@"
 else
