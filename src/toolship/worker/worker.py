@@ -45,11 +45,11 @@ from toolship.worker.inputs import check_inputs, hash_mounted
 from toolship.worker.layout import AttemptLayout, plan_layout
 from toolship.worker.outputs import collect_outputs
 from toolship.worker.ranks import (
-    HOSTFILE,
     RANK_VARIABLES,
     Ranks,
     close_pod,
     first_failure,
+    local_ranks,
     open_pod,
     pod_name,
     rank_name,
@@ -63,20 +63,10 @@ __all__ = ["Worker", "WorkerEnv", "read_tail", "timed_out"]
 # The thread counts of OpenMP, OpenBLAS, MKL and numexpr: the task's cores by default.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                     "NUMEXPR_NUM_THREADS")  # fmt: skip
-_RANK_ZERO = ("TOOLSHIP_NODE_RANK", "RANK", "NODE_RANK", "GROUP_RANK", "LOCAL_RANK",
-              "OMPI_COMM_WORLD_RANK", "PMI_RANK")  # fmt: skip
-# What the only rank of a task that asked for nodes = 1 sees: the same variables as the
-# ranks of a multi-node task (so `torchrun --nnodes $WORLD_SIZE …` runs unchanged), with
-# itself as the main address.
-ONE_NODE = {
-    **dict.fromkeys(("TOOLSHIP_NUM_NODES", "WORLD_SIZE", "NNODES"), "1"),
-    **dict.fromkeys(_RANK_ZERO, "0"),
-    "TOOLSHIP_MAIN_ADDR": "127.0.0.1",
-    "MASTER_ADDR": "127.0.0.1",
-    "TOOLSHIP_MAIN_PORT": "29500",
-    "MASTER_PORT": "29500",
-    "TOOLSHIP_HOSTFILE": HOSTFILE,
-}
+# The only rank of a task that asked for nodes = 1: it sees the variables and hostfile of
+# the ranks of a multi-node task (so `torchrun --nnodes $WORLD_SIZE …` runs unchanged),
+# with itself as the main address.
+_ONLY_RANK = local_ranks(1)
 
 log = logging.getLogger(__name__)
 S = TaskState
@@ -341,12 +331,9 @@ class Worker:
             self._record_hashes(
                 await asyncio.to_thread(check_inputs, staged, self.job.options.inputs_sha256)
             )
-        if self.env.ranks is not None:
-            mounts += self.env.ranks.files(self.layout.base)
-        elif self._one_node_asked():
-            hostfile = self.layout.base / "hostfile"
-            hostfile.write_text("localhost\n")
-            mounts.append(Mount(host=hostfile, container=HOSTFILE, readonly=True))
+        ranks = self.env.ranks or (_ONLY_RANK if self._one_node_asked() else None)
+        if ranks is not None:
+            mounts += ranks.files(self.layout.base)
         if not self.env.runtime.isolated:
             self._system_log_once(
                 "ran with the process runtime: no container, no isolation from the host"
@@ -589,7 +576,8 @@ class Worker:
             env.update(ranks.environment())
         elif self._one_node_asked():
             node = os.environ.get("SLURMD_NODENAME") or socket.gethostname()  # as ranks say
-            env.update(ONE_NODE, TOOLSHIP_NODE_NAME=node)
+            env.update(_ONLY_RANK.environment())
+            env.update(dict.fromkeys(RANK_VARIABLES, "0"), TOOLSHIP_NODE_NAME=node)
         name = f"toolship-{self.job.task_id}-{self.job.attempt_number}-{index}"
         return ExecSpec(
             name=name,
