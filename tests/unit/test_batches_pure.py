@@ -205,3 +205,17 @@ def test_usage_cost_and_scaling() -> None:
     assert [(p.n, p.speedup, p.efficiency) for p in points] == [
         (1, 1.0, 1.0), (2, 2.0, 1.0), (4, 2.0, 0.5),
     ]  # fmt: skip
+
+
+def test_a_member_is_priced_for_every_node_its_parameters_ask_for_in_any_case() -> None:
+    """As admission reads them: backend parameter keys are taken in any case."""
+    log = TaskLog.model_validate(
+        {"start_time": "2026-01-01T00:00:00Z", "end_time": "2026-01-01T00:00:10Z"}
+    )
+    prices = PriceSettings(core_hour=3600, gb_hour=0, gpu_hour=0)
+    for params, nodes in (({"NODES": "2"}, 2), ({"nodes": "3"}, 3), ({}, 1)):
+        spec = {"resources": {"backend_parameters": params}}
+        row = SimpleNamespace(id="id", name=None, state=TaskState.COMPLETE, logs=[log], cpus=2,
+                              memory_gb=0.0, gpus=0, spec=spec)  # fmt: skip
+        member = member_usage(row, {}, prices)
+        assert (member.cpus, member.cost) == (2 * nodes, 10.0 * 2 * nodes)

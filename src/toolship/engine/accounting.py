@@ -21,7 +21,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from toolship.config import PriceSettings
+from toolship.errors import InvalidRequest
 from toolship.models import MemberReport, ReportTotals, ScalingPoint, TaskLog
+from toolship.options import node_count
 from toolship.states import TaskState
 from toolship.timeutil import parse_rfc3339
 
@@ -76,10 +78,10 @@ class Member(Protocol):
 
 def _nodes(spec: Mapping[str, Any]) -> int:
     """How many nodes the task reserved (each with its cores, memory and GPUs)."""
-    params = (spec.get("resources") or {}).get("backend_parameters") or {}
+    params = (spec.get("resources") or {}).get("backend_parameters")
     try:
-        return max(1, int(params.get("nodes", 1)))
-    except (TypeError, ValueError):
+        return max(1, node_count(params) or 1)
+    except InvalidRequest:  # admission refuses such a task; an old row may hold one
         return 1
 
 

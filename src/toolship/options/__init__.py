@@ -13,6 +13,7 @@ from toolship.options.task import (
     SLURM_PARAMETERS,
     OptionDefaults,
     TaskOptions,
+    node_count,
     read_options,
 )
 
@@ -23,6 +24,7 @@ __all__ = [
     "OptionDefaults",
     "RetryPolicy",
     "TaskOptions",
+    "node_count",
     "parse_retry",
     "read_options",
     "retry_reason",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,7 @@ __all__ = [
     "SLURM_PARAMETERS",
     "OptionDefaults",
     "TaskOptions",
+    "node_count",
     "read_options",
 ]
 
@@ -170,6 +172,13 @@ def _int(key: str, value: str) -> int:
         ) from None
 
 
+def node_count(backend_parameters: Mapping[str, str] | None) -> int | None:
+    """The nodes a task's backend parameters ask for (keys in any case, as read here);
+    None when they do not say."""
+    asked = [v for k, v in (backend_parameters or {}).items() if k.lower() == "nodes"]
+    return _int("nodes", asked[-1]) if asked else None
+
+
 def read_options(resources: Resources | None, defaults: OptionDefaults) -> TaskOptions:
     res = resources or Resources()
     params: dict[str, str] = {}
@@ -207,7 +216,8 @@ def read_options(resources: Resources | None, defaults: OptionDefaults) -> TaskO
     if gpus < 0:
         raise InvalidRequest("resources.backend_parameters.gpus must not be negative")
     priority = _int("priority", params["priority"]) if "priority" in params else 0
-    nodes = _int("nodes", params["nodes"]) if "nodes" in params else 1
+    asked = node_count(res.backend_parameters)
+    nodes = 1 if asked is None else asked
     if nodes < 1:
         raise InvalidRequest("resources.backend_parameters.nodes must be at least 1")
     for key in SLURM_PARAMETERS:

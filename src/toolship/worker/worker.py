@@ -26,6 +26,7 @@ from typing import Any
 
 from toolship.errors import RuntimeUnavailable, StagingError
 from toolship.models import Executor, ExecutorLog, OutputFileLog, TaskLog
+from toolship.options import node_count
 from toolship.records import Job, Reporter, RuntimeRecord
 from toolship.runtime import ExecSpec, IdMap, Mount, Runtime
 from toolship.runtime.base import RunImage
@@ -539,7 +540,7 @@ class Worker:
         """``nodes = 1`` asked for explicitly (a sweep over nodes, a command that reads
         $WORLD_SIZE): the task gets the ranks' variables as the only rank."""
         params = self.job.task.resources.backend_parameters if self.job.task.resources else None
-        return self.env.ranks is None and "nodes" in (params or {})
+        return self.env.ranks is None and node_count(params) is not None
 
     def _note_entrypoint(self, index: int, entrypoint: list[str]) -> None:
         """Say what ran when the image's ENTRYPOINT ran before the command."""
