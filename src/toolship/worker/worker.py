@@ -58,6 +58,7 @@ from toolship.worker.ranks import (
 )
 from toolship.worker.staging import SharedDirs, StagedFile, prepare_inputs, read_manifest
 from toolship.worker.streams import finish_streams, open_stdin
+from toolship.worker.testpoints import pause
 
 __all__ = ["Worker", "WorkerEnv", "read_tail", "timed_out"]
 
@@ -214,6 +215,7 @@ class Worker:
         if self.env.gpus:
             run = sum(_seconds(e.start_time, e.end_time) for e in self.attempt.logs)
             self._metadata().update(gpu_metadata(self.env.gpus, run, self._gpu_usage))
+        await pause("final", self.job)
         await self.reporter.update(state, self.attempt, self.rt)
         if self.env.accounting:  # rmdir in every cgroup hierarchy: after the state is seen
             name = cgroup_name(self.job.task_id, self.job.attempt_number)
@@ -299,6 +301,7 @@ class Worker:
         self._record_hashes(outputs, outputs=True)
         for w in warnings:
             self._system_log(w)
+        await pause("uploaded", self.job)
         return await self._finish(S.EXECUTOR_ERROR if failed else S.COMPLETE)
 
     async def _stage(self) -> list[Mount]:
@@ -347,6 +350,7 @@ class Worker:
         if self.job.options.timeout:
             self.rt.deadline = time.time() + self.job.options.timeout
         await self._report(S.RUNNING, wait=False)  # made durable by the launch record
+        await pause("staged", self.job)
         return mounts
 
     async def _executors(self, mounts: list[Mount]) -> TaskState | None:
@@ -368,8 +372,10 @@ class Worker:
                 self.rt.pid, self.rt.container = launched.pid, spec.name
                 self.rt.exec_start = now_rfc3339()  # started now (the intent said "about to")
                 await self._report(wait=False)  # a restart finds it by its exit file anyway
+                await pause("started", self.job)
             image = asyncio.ensure_future(self.env.runtime.image(spec))
             code, why = await self._wait(launched, spec.name)
+            await pause("exited", self.job)
             found = await image
             if found is None:  # pulled by the run itself: there now
                 found = await self.env.runtime.image(spec)
