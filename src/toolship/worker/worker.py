@@ -42,6 +42,7 @@ from toolship.supply.images import ImageUse, image_metadata, pinned
 from toolship.timeutil import now_rfc3339, parse_rfc3339
 from toolship.units import format_bytes, format_duration
 from toolship.worker import taskfs
+from toolship.worker.diskfull import explain
 from toolship.worker.inputs import check_inputs, hash_mounted
 from toolship.worker.layout import AttemptLayout, plan_layout
 from toolship.worker.outputs import collect_outputs
@@ -256,11 +257,13 @@ class Worker:
         except taskfs.TaskPathError as exc:  # the task's own doing: a link, FIFO… at a path
             return await self._finish(S.EXECUTOR_ERROR, str(exc))
         except (StagingError, RuntimeUnavailable) as exc:
-            return await self._finish(S.SYSTEM_ERROR, str(exc))
+            return await self._finish(S.SYSTEM_ERROR, explain(exc, self.env.work_dir) or str(exc))
         except Exception as exc:
-            log.exception("task %s: internal error", self.job.task_id)
+            full = explain(exc, self.env.work_dir)
+            if full is None:
+                log.exception("task %s: internal error", self.job.task_id)
             return await self._finish(
-                S.SYSTEM_ERROR, f"internal error in toolship ({type(exc).__name__}: {exc})"
+                S.SYSTEM_ERROR, full or f"internal error in toolship ({type(exc).__name__}: {exc})"
             )
 
     async def _attempt(self) -> TaskState:
