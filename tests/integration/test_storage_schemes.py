@@ -92,7 +92,7 @@ def test_a_failed_s3_upload_is_discarded_not_completed(
     src = tmp_path / "big.bin"
     src.write_bytes(os.urandom(12 * 2**20))
     monkeypatch.setattr(toolship.storage.remote, "copy_stream", failing_copy)
-    with pytest.raises(StagingError, match=r"cannot upload s3://out/big\.bin: source went away"):
+    with pytest.raises(StagingError, match=r"upload to s3://out/big\.bin failed: source went away"):
         s3_storage.deliver(src, "s3://out/big.bin", ctx)
     assert bucket.list_objects_v2(Bucket="out").get("Contents", []) == []
     assert bucket.list_multipart_uploads(Bucket="out").get("Uploads", []) == []

@@ -209,12 +209,12 @@ class RemoteStorage:
         except FileNotFoundError as exc:
             refused = refusal_in(exc)
             if refused is not None:  # fsspec's HTTP filesystem says "not found" for any failure
-                raise StagingError(f"cannot fetch {redact(url)}: {refused}") from None
+                raise StagingError(f"download of {redact(url)} failed: {refused}") from None
             raise MissingInput(redact(url)) from None
         except StagingError:
             raise
         except Exception as exc:
-            raise StagingError(f"cannot fetch {redact(url)}: {_message(exc)}") from exc
+            raise StagingError(f"download of {redact(url)} failed: {_message(exc)}") from exc
 
     def _fetch_tree(
         self, fs: AbstractFileSystem, url: str, root: str, dest: Path, ctx: StageContext
@@ -351,7 +351,7 @@ class RemoteStorage:
             digest = with_retries(attempt, f"upload {redact(url)}", ctx.attempts)
             stored = fs.info(path).get("size")
         except Exception as exc:
-            raise StagingError(f"cannot upload {redact(url)}: {_message(exc)}") from exc
+            raise StagingError(f"upload to {redact(url)} failed: {_message(exc)}") from exc
         if stored is not None and stored != digest.size:
             raise StagingError(
                 f"upload of {redact(url)} is incomplete: the store has {stored} bytes, "
