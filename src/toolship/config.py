@@ -111,6 +111,9 @@ class ServerSettings(BaseModel):
 class DatabaseSettings(BaseModel):
     # SQLAlchemy URL; empty means SQLite in the home directory.
     url: str = ""
+    # SQLite: how long a write waits for a lock another process holds before the request
+    # fails with a 503 that says so (PostgreSQL waits as its own settings say).
+    busy_timeout_seconds: float = Field(default=10.0, gt=0)
 
 
 class GpuDevice(BaseModel):

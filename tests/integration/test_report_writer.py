@@ -95,3 +95,26 @@ def test_a_chain_the_state_table_lacks_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(IllegalTransition):
         asyncio.run(attempt())
     assert store.get_state(tid) is S.QUEUED
+
+
+def test_reports_wait_for_a_locked_database_and_lose_nothing(tmp_path: Path) -> None:
+    import sqlite3
+
+    store, (tid,) = _store(tmp_path, S.QUEUED)
+    store.engine.dispose()
+    store = Store.open(f"sqlite:///{tmp_path / 'toolship.db'}", busy_timeout=0.05)
+    holder = sqlite3.connect(tmp_path / "toolship.db", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # another process's lock, outlasting the busy timeout
+
+    async def attempt() -> bool:
+        writer = ReportWriter(store, linger=0)
+        assert await writer.write(tid, S.INITIALIZING, [log("1")], R(), wait=False)
+        waited = asyncio.ensure_future(writer.write(tid, S.RUNNING, [log("2")], R(), wait=True))
+        await asyncio.sleep(0.3)  # several tries fail meanwhile
+        assert not waited.done() and store.get_state(tid) is S.QUEUED
+        holder.execute("ROLLBACK")
+        return await waited
+
+    assert asyncio.run(attempt()) is True
+    row = store.get(tid)
+    assert row.state is S.RUNNING and row.logs == [log("2")]

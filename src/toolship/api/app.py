@@ -49,6 +49,7 @@ from toolship.db.catalog import CatalogStore
 from toolship.db.events import EventLog
 from toolship.db.sboms import SbomStore
 from toolship.db.sealing import SEALER, Sealer
+from toolship.db.unavailable import DatabaseFailure, unavailable
 from toolship.db.users import UserStore
 from toolship.engine.engine import Engine
 from toolship.engine.policy import resolve_policy
@@ -193,7 +194,11 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         secure_home(settings)
-        store = Store.open(settings.database_url, sealer=Sealer.from_file(settings.home / SEALER))
+        store = Store.open(
+            settings.database_url,
+            sealer=Sealer.from_file(settings.home / SEALER),
+            busy_timeout=settings.database.busy_timeout_seconds,
+        )
         storage = make_registry(
             settings.storage,
             excluded=settings.own_files,
@@ -312,6 +317,12 @@ def create_app(
         # RFC 6750: a 401 says which scheme the server takes.
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
         return JSONResponse({"detail": exc.message}, status_code=exc.status_code, headers=headers)
+
+    @app.exception_handler(DatabaseFailure)
+    async def _database(_request: Request, exc: DatabaseFailure) -> JSONResponse:
+        log.warning("the database is unavailable: %s", exc.orig)
+        failed = unavailable(exc, settings.database_url)
+        return JSONResponse({"detail": failed.message}, status_code=failed.status_code)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -191,26 +191,31 @@ def decode_token(token: str) -> int:
         ) from exc
 
 
-def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+def _sqlite_pragmas(
+    dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry, *, busy_timeout: float
+) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute(f"PRAGMA busy_timeout={round(busy_timeout * 1000)}")
     # Deleted and overwritten content is zeroed, so a wiped credential leaves no copy in
     # freed pages (the WAL's copies go with a checkpoint after the wipe).
     cur.execute("PRAGMA secure_delete=ON")
     cur.close()
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, busy_timeout: float = 10.0) -> Engine:
+    """The engine of ``url``; on SQLite a write waits ``busy_timeout`` s for another's lock."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             _private_database(Path(path))
         engine = create_engine(url, connect_args={"check_same_thread": False})
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(
+            engine, "connect", functools.partial(_sqlite_pragmas, busy_timeout=busy_timeout)
+        )
         return engine
     return create_engine(url, pool_pre_ping=True)
 
@@ -393,8 +398,8 @@ class Store:
         self.sealer = sealer or Sealer.ephemeral()
 
     @classmethod
-    def open(cls, url: str, *, sealer: Sealer | None = None) -> Store:
-        engine = make_engine(url)
+    def open(cls, url: str, *, sealer: Sealer | None = None, busy_timeout: float = 10.0) -> Store:
+        engine = make_engine(url, busy_timeout)
         migrate(engine)
         store = cls(engine, sealer)
         store._seal_plain()

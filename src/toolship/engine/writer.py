@@ -17,6 +17,11 @@ another.
 A kill -9 loses at most the queued reports of the last ``linger`` seconds; the
 worker never acts on one before a waited report has made it durable, so a
 restarted server finds every attempt where the database says it is.
+
+A database that is locked by another process or restarting (``DatabaseFailure``)
+loses nothing either: the transaction was rolled back, so the reports stay queued
+and are written every ``RETRY_SECONDS`` until it answers; a worker waiting on one
+waits that long, and its attempt goes on once it is written.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from dataclasses import dataclass, field
 
 from toolship.db import Store
 from toolship.db.store import Change
+from toolship.db.unavailable import DatabaseFailure
 from toolship.models import TaskLog
 from toolship.records import RuntimeRecord
 from toolship.states import TaskState, is_final
@@ -34,6 +40,8 @@ from toolship.states import TaskState, is_final
 __all__ = ["ReportWriter"]
 
 log = logging.getLogger(__name__)
+
+RETRY_SECONDS = 0.25  # how often reports are tried again while the database is unavailable
 
 
 @dataclass
@@ -51,6 +59,7 @@ class ReportWriter:
         self._pending: dict[str, _Pending] = {}
         self._refused: set[str] = set()  # a state change of theirs was refused, unawaited
         self._timer: asyncio.TimerHandle | None = None
+        self._unavailable = False  # the last write failed: the timer tries again
 
     async def write(
         self,
@@ -79,8 +88,9 @@ class ReportWriter:
             return True
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         entry.waiters.append(future)
-        self.flush()
-        return await future  # already done: no turn of the loop
+        if not self._unavailable:  # else the retry timer writes it with the rest
+            self.flush()
+        return await future  # already done (unless the database is away): no turn of the loop
 
     def flush(self) -> None:
         """Write everything queued, in one transaction (also called at shutdown)."""
@@ -93,6 +103,9 @@ class ReportWriter:
         changes = [Change(tid, tuple(e.states), e.logs, e.runtime) for tid, e in batch.items()]
         try:
             results = self.store.apply(changes)
+        except DatabaseFailure as exc:
+            self._wait_for_database(batch, exc)
+            return
         except Exception as exc:
             log.exception("writing %d task reports failed", len(changes))
             for entry in batch.values():
@@ -100,8 +113,23 @@ class ReportWriter:
                     if not future.done():
                         future.set_exception(exc)
             return
+        if self._unavailable:
+            self._unavailable = False
+            log.warning("the database answers again: %d task reports written", len(changes))
         for (task_id, entry), ok in zip(batch.items(), results, strict=True):
             self._settle(task_id, entry, ok)
+
+    def _wait_for_database(self, batch: dict[str, _Pending], exc: DatabaseFailure) -> None:
+        """Keep the reports of a write the database refused, and try again soon.
+
+        Nothing ran between taking ``batch`` and now (``apply`` does not yield), so no
+        newer report of these tasks is queued: the batch is the whole queue again.
+        """
+        if not self._unavailable:
+            log.warning("the database is unavailable (%s); task reports wait for it", exc.orig)
+        self._unavailable = True
+        self._pending = batch
+        self._timer = asyncio.get_running_loop().call_later(RETRY_SECONDS, self.flush)
 
     def _settle(self, task_id: str, entry: _Pending, ok: bool) -> None:
         """Answer one task's waiting reports; remember a refusal nobody waited for."""
