@@ -28,6 +28,8 @@ else
     scripts/slurm-cluster.sh status >/dev/null ||
         echo "note: the Slurm tests need the cluster: sudo scripts/slurm-cluster.sh start" >&2
 fi
+# The API and engine tests run on PostgreSQL too (docs/deploy.md): a cluster of toolship's own.
+scripts/postgres.sh start >/dev/null
 
 echo "== ruff"
 .venv/bin/ruff check --no-cache src tests bench
@@ -37,4 +39,14 @@ echo "== import layers (docs/architecture.md)"
 echo "== mypy --strict"
 .venv/bin/mypy
 echo "== pytest"
-.venv/bin/pytest --durations=30 "$@"  # the slowest tests: the budget of CI time
+if [ "$#" -gt 0 ]; then
+    exec .venv/bin/pytest --durations=30 "$@"
+fi
+# First the in-process tests (unit, and the API on SQLite and PostgreSQL: no podman, no
+# Slurm, no server of their own) on both cores; then the rest one at a time, as podman and
+# Slurm runs side by side on two cores make each other fail.  --durations: the slowest
+# tests, the budget of CI time.
+status=0
+.venv/bin/pytest -n 2 --durations=15 tests/unit tests/api || status=$?
+.venv/bin/pytest --durations=30 --ignore=tests/unit --ignore=tests/api || status=$?
+exit "$status"

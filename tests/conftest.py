@@ -66,6 +66,16 @@ def require(condition: bool, what: str, fix: str) -> None:
 
 
 @pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """PostgreSQL from scripts/postgres.sh: ``postgres.fresh()`` is a new database's URL."""
+    from tests.postgres import databases  # psycopg is loaded only where a test needs it
+
+    dbs = databases()
+    yield dbs
+    dbs.close()
+
+
+@pytest.fixture(scope="session")
 def busybox() -> str:
     require(shutil.which("podman") is not None, "podman", "run scripts/setup-host.sh")
     ok = subprocess.run(["podman", "image", "exists", BUSYBOX], check=False).returncode == 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import sys
 from pathlib import Path
 from typing import Any, Literal, TypedDict
@@ -103,6 +104,9 @@ class ServerSettings(BaseModel):
     # HTTPS: the certificate chain and its key (PEM); both or neither.
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
+    # This server's name among the replicas that share one database (docs/deploy.md):
+    # unique per replica, and the same again when it restarts.  Empty: the host's name.
+    replica: str = Field(default="", pattern=r"^[A-Za-z0-9._-]{0,64}$")
     service_name: str = "toolship"
     organization: str = "toolship"
     organization_url: str = "https://github.com/toolship"
@@ -532,6 +536,11 @@ class Settings(BaseSettings):
     @property
     def database_url(self) -> str:
         return self.database.url or f"sqlite:///{self.home / 'toolship.db'}"
+
+    @property
+    def replica_name(self) -> str:
+        """This server's name among replicas (``server.replica``, else the host's name)."""
+        return self.server.replica or socket.gethostname()
 
     @property
     def default_runtime(self) -> str:

@@ -161,12 +161,24 @@ class Server:
             served.stop()
 
 
-@pytest.fixture
-def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Server:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def server(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Server]:
+    """A home, and its database: SQLite in the home (the embedded default), or a
+    PostgreSQL database of the test's own — every API test runs on both."""
     for key in list(os.environ):
         if key.startswith("TOOLSHIP_"):
             monkeypatch.delenv(key)
-    return Server(home=tmp_path / "home")
+    served = Server(home=tmp_path / "home")
+    if request.param == "sqlite":
+        yield served
+        return
+    postgres = request.getfixturevalue("postgres")
+    url = postgres.fresh()
+    served.config["database"] = {"url": url}
+    yield served
+    postgres.drop(url)
 
 
 @pytest.fixture

@@ -10,11 +10,10 @@ with it, whatever the server's defaults are by then, and TES clients never see i
 from __future__ import annotations
 
 import json
-import sqlite3
-from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import text
 
 from tests.api.conftest import Server, create, get, running, task, wait
 from toolship.db.store import make_engine, migrate
@@ -125,18 +124,24 @@ def test_a_restart_with_new_defaults_runs_queued_tasks_as_they_were_accepted(
         }
 
 
-def _old_database(home: Path, rows: list[tuple[str, str, dict[str, Any]]]) -> None:
+def _old_database(server: Server, rows: list[tuple[str, str, dict[str, Any]]]) -> None:
     """A database as toolship left it before 0005: admission's decisions inside the task."""
-    engine = make_engine(f"sqlite:///{home / 'toolship.db'}")
+    engine = make_engine(server.settings().database_url)
+    if engine.dialect.name == "postgresql":  # the test's own database, made at head
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP SCHEMA public CASCADE")
+            conn.exec_driver_sql("CREATE SCHEMA public")
     migrate(engine, "0004")
-    engine.dispose()
-    with sqlite3.connect(home / "toolship.db") as db:
-        for seq, (task_id, state, spec) in enumerate(rows, start=1):
-            db.execute(
-                "INSERT INTO tasks (seq, id, state, creation_time, cpus, memory_gb, spec) "
-                "VALUES (?, ?, ?, '2026-01-01T00:00:00Z', 1, 2.0, ?)",
-                (seq, task_id, state, json.dumps(spec)),
+    with engine.begin() as conn:
+        for task_id, state, spec in rows:
+            conn.execute(
+                text(
+                    "INSERT INTO tasks (id, state, creation_time, cpus, memory_gb, spec) "
+                    "VALUES (:id, :state, '2026-01-01T00:00:00Z', 1, 2.0, :spec)"
+                ),
+                {"id": task_id, "state": state, "spec": json.dumps(spec)},
             )
+    engine.dispose()
 
 
 def test_tasks_stored_before_the_change_lose_the_echoed_runtime_and_keep_running_it(
@@ -147,7 +152,7 @@ def test_tasks_stored_before_the_change_lose_the_echoed_runtime_and_keep_running
     params = {"timeout": "1h", "runtime": "podman"}
     with_params = task(resources={"cpu_cores": 1, "backend_parameters": params})
     server.home.mkdir(parents=True)
-    _old_database(server.home, [("old-queued", "QUEUED", pinned),
+    _old_database(server, [("old-queued", "QUEUED", pinned),
                                 ("old-done", "COMPLETE", with_params)])  # fmt: skip
     with server.run() as api:
         assert wait(api, "old-queued") == "COMPLETE"

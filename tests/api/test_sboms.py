@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner, Result
+from sqlalchemy import update
 
 from tests.api.conftest import TOKEN, Server, create, until, wait
 from toolship import Client
@@ -15,6 +16,7 @@ from toolship.cli.context import Ctx
 from toolship.cli.sboms import sbom
 from toolship.compute.local import LocalBackend
 from toolship.db import Store
+from toolship.db.schema import tasks
 from toolship.errors import ToolshipError
 from toolship.models import TaskLog
 from toolship.runtime import Runtime
@@ -108,9 +110,10 @@ def test_a_tasks_sbom_is_the_digest_its_executor_ran(server: Server) -> None:
         row = store.get(task_id)
         logs = [TaskLog(logs=[], metadata=image_metadata(use))]
         with store.engine.begin() as conn:
-            conn.exec_driver_sql(
-                "UPDATE tasks SET logs = ? WHERE id = ?",
-                (json.dumps([log.model_dump(mode="json") for log in logs]), row.id),
+            conn.execute(
+                update(tasks)
+                .where(tasks.c.id == row.id)
+                .values(logs=json.dumps([log.model_dump(mode="json") for log in logs]))
             )
         store.close()
         r = api.get(f"/api/v1/tasks/{task_id}/sbom", params={"format": "spdx"})

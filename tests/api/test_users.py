@@ -6,18 +6,19 @@ is in the events log, readable by admins only."""
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 import httpx
 from click.testing import CliRunner, Result
+from sqlalchemy import text
 
 from tests.api.conftest import BATCHES, TASKS, TOKEN, Server, task
 from toolship import Client
 from toolship.cli.context import Ctx
 from toolship.cli.users import events as events_command
 from toolship.cli.users import user, whoami
+from toolship.db.store import make_engine
 
 USERS = "/api/v1/users"
 EVENTS = "/api/v1/events"
@@ -64,11 +65,14 @@ def test_a_user_added_by_the_admin_proves_who_it_is_with_its_token(server: Serve
         made = api.post(TASKS, json=task(), headers=bearer(token))
         assert made.status_code == 200, made.text
     # Stored hashed: the database holds its sha256, not the token.
-    db = sqlite3.connect(server.home / "toolship.db")
-    rows = db.execute("select digest from user_tokens").fetchall()
-    assert rows == [(hashlib.sha256(token.encode()).hexdigest(),)]
-    assert db.execute("select owner from tasks").fetchall() == [("alice",)]
-    assert token.encode() not in (server.home / "toolship.db").read_bytes()
+    engine = make_engine(server.settings().database_url)
+    with engine.connect() as db:
+        rows = db.execute(text("select digest from user_tokens")).all()
+        assert rows == [(hashlib.sha256(token.encode()).hexdigest(),)]
+        assert db.execute(text("select owner from tasks")).all() == [("alice",)]
+    engine.dispose()
+    if server.settings().database_url.startswith("sqlite"):
+        assert token.encode() not in (server.home / "toolship.db").read_bytes()
 
 
 def test_users_and_events_are_the_admins_alone(server: Server) -> None:
