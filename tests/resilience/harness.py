@@ -36,6 +36,7 @@ import pytest
 
 from tests.conftest import leftover_containers
 from tests.integration.servers import free_port
+from tests.security.crashing import Server, wait_for
 from toolship import Client
 from toolship.embedded import EmbeddedServer
 from toolship.states import FINAL_STATES, TRANSITIONS, TaskState
@@ -210,6 +211,15 @@ def submit_workload(
         name = f"member-{i}"
         tasks[name] = Planned(name, task_id, key(name), payload(name))
     return Workload(tasks)
+
+
+def crash(server: Server) -> None:
+    """kill -9 the server; return once it has left the process table (a zombie not yet
+    reaped still holds its replica name, and the restart would be refused)."""
+    assert server.current is not None
+    pid = server.current.pid
+    server.kill()
+    wait_for("the killed server reaped", lambda: not Path(f"/proc/{pid}").exists())
 
 
 class Watch:

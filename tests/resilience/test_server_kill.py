@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import read_when_written
-from tests.resilience.harness import Bucket, Watch, check, submit_workload
-from tests.security.crashing import Server, wait_for
+from tests.resilience.harness import Bucket, Watch, check, crash, submit_workload
+from tests.security.crashing import Server
 from toolship import Client
 from toolship.worker.testpoints import POINTS, VARIABLE
 
@@ -39,9 +39,7 @@ def test_kill_9_at_each_step_loses_nothing(
             workload = submit_workload(client, busybox, bucket, runs, point)
         paused = read_when_written(marker, timeout=60)
         assert paused in workload.ids
-        crashable.kill()
-        # Gone from the process table too: a zombie still holds its replica name.
-        wait_for("the killed server reaped", lambda: not Path(f"/proc/{first.pid}").exists())
+        crash(crashable)
         monkeypatch.delenv(VARIABLE)
         again = crashable.start()
         cleared = time.monotonic()
