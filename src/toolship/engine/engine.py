@@ -21,6 +21,7 @@ from toolship.compute.base import Attempt, Backend, Request
 from toolship.config import Settings
 from toolship.db import BatchRow, Store, TaskRow
 from toolship.db.catalog import CatalogStore
+from toolship.db.unavailable import DatabaseFailure
 from toolship.engine.alarm import AlarmClock
 from toolship.engine.batches import BatchBuilder
 from toolship.engine.core import EngineCore
@@ -66,6 +67,7 @@ S = TaskState
 
 # Members handled between two turns of the event loop when a batch is queued or cancelled.
 _CHUNK = 200
+START_RETRY_SECONDS = 1.0  # a start that met an unavailable database is tried again after
 
 
 def task_of(row: TaskRow) -> Task:
@@ -472,9 +474,24 @@ class Engine:
                     return
             task = task_of(row)
             self._launch(row, task, self._options(row, task), resume=False)
+        except DatabaseFailure as exc:  # locked or restarting: nothing started, try again
+            log.warning("starting task %s waits for the database (%s)", task_id, exc.orig)
+            self._apply(self.core.handle(StartFailed(task_id)))
+            asyncio.get_running_loop().call_later(START_RETRY_SECONDS, self._start_later, request)
         except Exception:
             log.exception("starting task %s failed; it stays queued until a restart", task_id)
             self._apply(self.core.handle(StartFailed(task_id)))
+
+    def _start_later(self, request: Request) -> None:
+        """Queue again a task whose start met an unavailable database (not till a restart)."""
+        if self._stopping:
+            return  # still QUEUED in the store: the next start recovers it
+        try:
+            self._place(request, (), {})
+        except DatabaseFailure:
+            asyncio.get_running_loop().call_later(START_RETRY_SECONDS, self._start_later, request)
+            return
+        self._dispatch_now()
 
     def _launch(self, row: TaskRow, task: Task, options: TaskOptions, *, resume: bool) -> None:
         """Start an attempt: the next one, or (``resume``) the one the row says was in flight."""
