@@ -75,6 +75,18 @@ def postgres() -> Iterator[Any]:
     dbs.close()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A new database: an SQLite file, or a PostgreSQL database of the test's own."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'db.sqlite'}"
+        return
+    postgres = request.getfixturevalue("postgres")
+    url = postgres.fresh()
+    yield url
+    postgres.drop(url)
+
+
 @pytest.fixture(scope="session")
 def busybox() -> str:
     require(shutil.which("podman") is not None, "podman", "run scripts/setup-host.sh")

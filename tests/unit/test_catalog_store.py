@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 
@@ -25,9 +25,10 @@ def _version(name: str, version: str, digest: str, description: str = "") -> Ser
 
 
 @pytest.fixture
-def catalog(tmp_path: Path) -> CatalogStore:
-    store = Store.open(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    return CatalogStore(store.engine)
+def catalog(database_url: str) -> Iterator[CatalogStore]:
+    store = Store.open(database_url)
+    yield CatalogStore(store.engine)
+    store.close()
 
 
 def test_newest_version_is_the_latest_and_deprecated_ones_are_hidden(

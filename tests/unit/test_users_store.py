@@ -4,7 +4,7 @@ time; last_used is written at most once a minute; action families match whole wo
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import select
@@ -26,8 +26,10 @@ class Clock:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store.open(f"sqlite:///{tmp_path / 'db.sqlite'}")
+def store(database_url: str) -> Iterator[Store]:
+    opened = Store.open(database_url)
+    yield opened
+    opened.close()
 
 
 def test_a_revocation_counts_at_once_here_and_within_the_cache_time_elsewhere(
