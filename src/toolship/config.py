@@ -352,6 +352,9 @@ class AccessSettings(BaseModel):
     # Requests per second each token may make (0: unlimited), and the burst above it.
     rate_limit_per_second: float = Field(default=0.0, ge=0)
     rate_limit_burst: int = Field(default=100, ge=1)
+    # Who may read /metrics (docs/deploy.md, "Metrics"): admin (the token file's tokens,
+    # admin users), viewer (any valid token: give Prometheus a viewer's), open (no token).
+    metrics: Literal["admin", "viewer", "open"] = "admin"
 
 
 class PriceSettings(BaseModel):

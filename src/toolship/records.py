@@ -81,6 +81,7 @@ class RuntimeRecord(_Record):
     warnings: list[str] = Field(default_factory=list)
     # What staging mounted, [host, container, read-only]: a resumed attempt never stages again.
     mounts: list[tuple[str, str, bool]] | None = None
+    staged_bytes: int | None = None  # what stage-in copied (/metrics counts it at the end)
     executor: int | None = None  # the next executor to run (or the one running)
     launching: int | None = None  # the executor about to start: a restart looks for it
     pid: int | None = None  # the running executor's wrapper process

@@ -20,6 +20,7 @@ from toolship.api import (
     batches,
     cache,
     events,
+    metrics,
     native,
     outputs,
     provenance,
@@ -311,6 +312,7 @@ def create_app(
         app.rate_limited = True
         buckets = Buckets(access.rate_limit_per_second, access.rate_limit_burst)
         app.add_middleware(RateLimit, buckets=buckets)
+    metrics.install(app, settings, protected)  # last: its timing covers the middleware too
 
     @app.exception_handler(ToolshipError)
     async def _toolship_error(_request: Request, exc: ToolshipError) -> JSONResponse:

@@ -47,6 +47,7 @@ from toolship.engine.policy import Policy, resolve_policy
 from toolship.engine.quotas import Quotas, check_account
 from toolship.engine.reporter import AttemptReporter
 from toolship.engine.scheduler import Accounts
+from toolship.engine.tally import Tally
 from toolship.engine.validate import admit
 from toolship.engine.writer import ReportWriter
 from toolship.errors import InvalidRequest
@@ -125,6 +126,7 @@ class Engine:
         self.batches = BatchBuilder(self)
         # Called with each task that ends, on the loop (SBOMs of new digests are queued so).
         self.final_hooks: list[Callable[[str], None]] = []
+        self.tally = Tally()  # what this engine started and ended, for /metrics
         resolve = None if trust is None else (lambda image: trust.images.resolve(image)[1])
         self.cache = ResultCache(store, storage, resolve)
         self._remembering: set[asyncio.Task[bool]] = set()
@@ -393,7 +395,7 @@ class Engine:
         canceled = self.store.cancel_queued(queued, [i.task_id for i in stops], reason)
         for task_id in queued:
             if task_id in canceled:
-                self._settled(task_id)
+                self._ended(task_id, S.CANCELED)
         self._apply(i for i in out if not isinstance(i, Cancel))
         self._wake.set()
 
@@ -404,10 +406,10 @@ class Engine:
             elif isinstance(ins, Fail):
                 entry = TaskLog(system_logs=[ins.why], end_time=now_rfc3339())
                 if self.store.transition(ins.task_id, S.SYSTEM_ERROR, logs=[entry]):
-                    self._settled(ins.task_id)
+                    self._ended(ins.task_id, S.SYSTEM_ERROR)
             elif isinstance(ins, Cancel):  # cancelled while its retry was being written
                 if ins.task_id in self.store.cancel_queued([ins.task_id], [], ins.reason):
-                    self._settled(ins.task_id)
+                    self._ended(ins.task_id, S.CANCELED)
             elif isinstance(ins, Stop):
                 run = self._attempts.get(ins.task_id)
                 if run is not None:
@@ -420,6 +422,11 @@ class Engine:
                 self._alarm.arm(ins.at)
             else:
                 raise AssertionError(f"{ins} outside an attempt's report")
+
+    def _ended(self, task_id: str, state: TaskState) -> None:
+        """A task that never started, or waits to start again, was given a final state."""
+        self.tally.task_ended(state)
+        self._settled(task_id)
 
     def _settled(self, task_id: str) -> None:
         """The task reached a final state: wake those waiting for it."""
@@ -507,10 +514,14 @@ class Engine:
             owner=row.owner,
         )
         earlier = logs[:-1] if resume else logs
-        reporter = AttemptReporter(self.core, self.writer, job, earlier, self._settled)
+        reporter = AttemptReporter(
+            self.core, self.writer, job, earlier, self._settled, tally=self.tally
+        )
         worker = self.backend.start(job, reporter)
         task_ = asyncio.create_task(worker.run(), name=f"task-{row.id}")
         self._attempts[row.id] = _Running(worker, task_, reporter)
+        if not resume:
+            self.tally.started += 1
         task_.add_done_callback(functools.partial(self._finished, row.id))
 
     def _finished(self, task_id: str, done: asyncio.Task[TaskState]) -> None:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from toolship.engine.events import AttemptEnded, Retry
+from toolship.engine.tally import Tally
 from toolship.engine.writer import ReportWriter
 from toolship.models import TaskLog
 from toolship.records import Job, RuntimeRecord
@@ -23,7 +24,8 @@ class AttemptReporter:
     A failed attempt that its retry policy covers is not final: the engine core
     says so, the task goes back to QUEUED with the attempt kept in ``logs[]``,
     and starts again.  Once a final state is committed, ``settled`` wakes those
-    waiting for the task at once, before the attempt's own wind-down.
+    waiting for the task at once, before the attempt's own wind-down.  ``tally`` counts
+    each attempt's staged bytes as it ends, and the task's final state.
     """
 
     def __init__(
@@ -33,12 +35,15 @@ class AttemptReporter:
         job: Job,
         earlier: list[TaskLog],
         settled: Callable[[str], None] = lambda task_id: None,
+        *,
+        tally: Tally,
     ) -> None:
         self.core = core
         self.writer = writer
         self.job = job
         self.earlier = earlier
         self.settled = settled
+        self.tally = tally
         self.ended: TaskState | None = None  # the final state once committed
 
     async def update(
@@ -58,9 +63,12 @@ class AttemptReporter:
                 attempt.system_logs = [*(attempt.system_logs or []), retry.why]
                 queued = TaskState.QUEUED
                 if await self.writer.write(job.task_id, queued, logs, RuntimeRecord(), wait=True):
+                    self.tally.attempt_ended(attempt, runtime)
                     return True
         written = await self.writer.write(job.task_id, state, logs, runtime, wait=wait)
         if written and wait and state is not None and is_final(state):
             self.ended = state
+            self.tally.attempt_ended(attempt, runtime)
+            self.tally.task_ended(state)
             self.settled(job.task_id)
         return written

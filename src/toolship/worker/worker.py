@@ -333,6 +333,7 @@ class Worker:
             owner=self.env.user,
         )
         mounts, staged, notes = await asyncio.to_thread(prepare) if staging else prepare()
+        self.rt.staged_bytes = self.stage_context.progress.bytes
         self._record_hashes(staged)
         if self.job.options.inputs_sha256:  # a rerun: the bytes the original read, or no run
             self._record_hashes(
