@@ -342,7 +342,7 @@ class SlurmAttempt:
         if status.phase is Phase.LOST:
             self._spawn_end(
                 S.SYSTEM_ERROR,
-                f"Slurm job {job_id} failed with its node(s) {nodes} ({status.state}{reason}); "
+                f"Slurm job {job_id}: node(s) {nodes} failed ({status.state}{reason}); "
                 "the attempt's result is unknown",
             )
             return
