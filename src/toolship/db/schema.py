@@ -25,6 +25,7 @@ __all__ = [
     "components",
     "events",
     "metadata",
+    "replicas",
     "sboms",
     "service_versions",
     "task_tags",
@@ -65,10 +66,13 @@ tasks = Table(
     # Who created it, and the group it counts against (migration 0008; None: before users).
     Column("owner", String(255), nullable=True),
     Column("owner_group", String(255), nullable=True),
+    # The replica that runs it (migration 0009; None: stored before replicas existed).
+    Column("replica", String(64), nullable=True),
     Index("ix_tasks_state_seq", "state", "seq"),
     Index("ix_tasks_owner_seq", "owner", "seq"),
     Index("ix_tasks_batch_state", "batch_id", "state"),
     Index("ix_tasks_name_seq", "name", "seq"),
+    Index("ix_tasks_replica_state", "replica", "state"),
 )
 
 task_tags = Table(
@@ -226,4 +230,19 @@ events = Table(
     Column("detail", Text, nullable=False, server_default=""),
     Index("ix_events_actor_seq", "actor", "seq"),
     Index("ix_events_action_seq", "action", "seq"),
+)
+
+# Several replicas on one database (migration 0009; docs/deploy.md, "Several replicas").
+
+replicas = Table(
+    "replicas",
+    metadata,
+    Column("name", String(64), primary_key=True),  # server.replica, else the host's name
+    # Drawn anew at each start: a row whose token changed belongs to a newer incarnation.
+    Column("token", String(32), nullable=False),
+    Column("host", String(255), nullable=False),  # where its local containers run
+    Column("pid", Integer, nullable=False),
+    Column("started", Float, nullable=False),  # Unix times, the database's clock
+    Column("heartbeat", Float, nullable=False),
+    Column("stopped", Float, nullable=True),  # a clean stop; None while it runs (or died)
 )

@@ -117,6 +117,7 @@ class TaskRow:
     sealed: str = ""
     owner: str | None = None  # who created it (None: before users, migration 0008)
     owner_group: str | None = None
+    replica: str | None = None  # the replica that runs it (None: stored before 0009)
 
 
 @dataclass(slots=True)
@@ -254,6 +255,7 @@ _ROW_COLS = (
     tasks.c.batch_id,
     tasks.c.owner,
     tasks.c.owner_group,
+    tasks.c.replica,
 )
 
 _FULL_COLS = (*_ROW_COLS, tasks.c.logs, tasks.c.runtime, tasks.c.secrets)
@@ -341,6 +343,7 @@ def _row(r: Row[Any] | Any, with_logs: bool) -> TaskRow:
         sealed=r.secrets if with_logs else "",
         owner=r.owner,
         owner_group=r.owner_group,
+        replica=r.replica,
     )
 
 
@@ -466,6 +469,7 @@ class Store:
                 "batch_id": row.batch_id,
                 "owner": row.owner,
                 "owner_group": row.owner_group,
+                "replica": row.replica,
             }
             for row in rows
         ]
@@ -683,13 +687,18 @@ class Store:
         with self.engine.connect() as conn:
             return {TaskState(state): int(n) for state, n in conn.execute(query)}
 
-    def active(self) -> Iterator[TaskRow]:
-        """Tasks the engine must look after: queued, starting, running or cancelling."""
+    def active(self, replica: str | None = None) -> Iterator[TaskRow]:
+        """Tasks the engine must look after: queued, starting, running or cancelling.
+
+        ``replica``: only those that replica runs (None: every replica's).
+        """
         query = (
             select(*_FULL_COLS)
             .where(tasks.c.state.in_([s.value for s in ACTIVE_STATES]))
             .order_by(tasks.c.seq)
         )
+        if replica is not None:
+            query = query.where(tasks.c.replica == replica)
         with self.engine.connect() as conn:
             for r in conn.execute(query):
                 yield _row(r, True)
@@ -721,13 +730,17 @@ class Store:
         with self.engine.connect() as conn:
             return [_batch(r) for r in conn.execute(query)]
 
-    def active_batches(self) -> builtins.list[BatchRow]:
-        """Batches with a throttle or a deadline that still have unfinished members."""
+    def active_batches(self, replica: str | None = None) -> builtins.list[BatchRow]:
+        """Batches with a throttle or a deadline that still have unfinished members
+        (``replica``: members that replica runs; None: any replica's)."""
         active = [s.value for s in ACTIVE_STATES]
+        member = and_(tasks.c.batch_id == batches.c.id, tasks.c.state.in_(active))
+        if replica is not None:
+            member = and_(member, tasks.c.replica == replica)
         query = select(batches).where(
             and_(
                 (batches.c.max_parallel.is_not(None)) | (batches.c.deadline.is_not(None)),
-                exists().where(and_(tasks.c.batch_id == batches.c.id, tasks.c.state.in_(active))),
+                exists().where(member),
             )
         )
         with self.engine.connect() as conn:
