@@ -107,9 +107,24 @@ class ServerSettings(BaseModel):
     # This server's name among the replicas that share one database (docs/deploy.md):
     # unique per replica, and the same again when it restarts.  Empty: the host's name.
     replica: str = Field(default="", pattern=r"^[A-Za-z0-9._-]{0,64}$")
+    # How often a replica says it lives, and how long after its last heartbeat another
+    # replica adopts its unfinished tasks (docs/deploy.md, "Several replicas").
+    heartbeat_s: float = Field(default=5.0, gt=0)
+    adopt_after_s: float = Field(default=30.0, gt=0)
     service_name: str = "toolship"
     organization: str = "toolship"
     organization_url: str = "https://github.com/toolship"
+
+    @model_validator(mode="after")
+    def _adopt_after_beats(self) -> ServerSettings:
+        if self.adopt_after_s < 3 * self.heartbeat_s:
+            raise ValueError(
+                f"server.adopt_after_s ({self.adopt_after_s:g}) must be at least three "
+                f"server.heartbeat_s ({self.heartbeat_s:g}): a replica a heartbeat late "
+                "would be adopted while it still runs its tasks. Raise adopt_after_s or "
+                "lower heartbeat_s"
+            )
+        return self
 
 
 class DatabaseSettings(BaseModel):

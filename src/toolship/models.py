@@ -483,7 +483,8 @@ class TaskDetails(_Reply):
     executor: int | None = None
     phase: str | None = None
     running_executor_start: str | None = None
-    staged: StagingProgress | None = None
+    staged: StagingProgress | None = None  # known to the replica that runs it
+    replica: str | None = None  # the server replica that runs it (docs/deploy.md)
     slurm: SlurmJob | None = None
     # Multi-node tasks: every rank of each executor that ended, with its node and exit code.
     ranks: list[RankEnd] = Field(default_factory=list)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
+import signal
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypedDict
@@ -213,6 +215,8 @@ def create_app(
         engine = Engine(
             settings, store, storage, backend(settings, storage), policy, trust, catalog
         )
+        # Adopted by another replica, this one stopped its engine: the server exits too.
+        engine.fenced = lambda: os.kill(os.getpid(), signal.SIGTERM)
         sbom_maker = Sboms(
             SbomStore(store.engine),
             scanner or Syft(settings.images.sbom_timeout_seconds),

@@ -73,6 +73,7 @@ async def task_details(request: Request, id: str) -> JSONResponse:
         "phase": rt.phase,
         "running_executor_start": rt.exec_start if rt.pid else None,
         "staged": st.engine.staging_progress(id),
+        "replica": row.replica,  # the replica that runs it (several share one database)
         # job id, state and nodes when the Slurm backend ran it
         "slurm": None if rt.slurm is None else rt.slurm.model_dump(exclude_none=True),
         "ranks": [r.model_dump() for r in rt.ranks or []],  # multi-node: each rank's node and exit

@@ -77,6 +77,7 @@ class BatchBuilder:
             batch.owner, batch.owner_group = owner.name, owner.group
             for row in rows:
                 row.owner, row.owner_group = owner.name, owner.group
+                row.replica = self.engine.replica  # the replica that admits runs it
             parents = {p for after in afters for p in after} - {r.id for r in rows}
             states = self.engine.parent_states(tuple(sorted(parents)), owner)
             self.engine.store.insert_tasks(rows, batch)

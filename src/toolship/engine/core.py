@@ -112,6 +112,16 @@ class EngineCore:
     def is_live(self, task_id: str) -> bool:
         return task_id in self._tasks
 
+    def stopping(self, task_id: str) -> bool:
+        """Whether the task's running attempt was asked to stop already."""
+        entry = self._tasks.get(task_id)
+        return entry is not None and entry.stop
+
+    def awaited(self) -> list[str]:
+        """Parents that held tasks wait for and that are not live here (another
+        replica's, or ended before the wake-up of their end came)."""
+        return [p for p in self._children if p not in self._tasks]
+
     def throttled(self, batch_id: str) -> bool:
         """Whether the batch has a max-parallel throttle."""
         return batch_id in self.throttle.limits

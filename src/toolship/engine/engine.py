@@ -3,6 +3,8 @@
 Event-driven: a submission or a finished attempt wakes the dispatch loop; nothing
 sleeps in a polling loop.  On start-up the engine rebuilds its queue from the
 database and resumes every attempt that was in flight, so a restart loses nothing.
+Several engines (replicas) may share one database: each runs the tasks it admitted
+and adopts a dead one's (:mod:`.replicas`).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from toolship.engine.events import (
 from toolship.engine.fairshare import Shares
 from toolship.engine.policy import Policy, resolve_policy
 from toolship.engine.quotas import Quotas, check_account
+from toolship.engine.replicas import Replicas
 from toolship.engine.reporter import AttemptReporter
 from toolship.engine.scheduler import Accounts
 from toolship.engine.tally import Tally
@@ -137,17 +140,33 @@ class Engine:
         self._expiring: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
+        self._stopped: asyncio.Future[None] | None = None
+        self.replicas = Replicas(self)
+        self.replica = self.replicas.name
+        # Called once this replica fenced itself (it was adopted): the server exits.
+        self.fenced: Callable[[], None] = lambda: None
 
     # --- lifecycle --------------------------------------------------------
 
     async def start(self) -> None:
         await self.backend.open()
+        self.replicas.register()
         self.recover()
         self._loop_task = asyncio.create_task(self._dispatch_loop(), name="toolship-dispatch")
+        self.replicas.start()
 
     async def stop(self) -> None:
-        """Stop dispatching; running executors keep running and are found again on restart."""
+        """Stop dispatching; running executors keep running and are found again on restart.
+
+        A second call (the server's own stop after fencing) waits for the first.
+        """
+        if self._stopped is None:
+            self._stopped = asyncio.ensure_future(self._stop())
+        await asyncio.shield(self._stopped)
+
+    async def _stop(self) -> None:
         self._stopping = True
+        await self.replicas.stop()
         self._alarm.cancel()
         if self._loop_task is not None:
             self._loop_task.cancel()
@@ -161,12 +180,52 @@ class Engine:
         self.writer.flush()
         await self.backend.close()
 
+    async def fence(self) -> None:
+        """Stop at once: another replica adopted this one's tasks (its containers run on)."""
+        await self.stop()
+        self.fenced()
+
     def recover(self) -> None:
-        """Rebuild the core from the store: attempts in flight first (they hold their slots)."""
-        for batch in self.store.active_batches():
+        """Rebuild the core from this replica's tasks in the store."""
+        self._resume(self.store.active(self.replica), self.store.active_batches(self.replica))
+
+    def adopt(self, ids: Sequence[str], dead: str, host: str | None, *, same_host: bool) -> None:
+        """Take on the tasks moved from replica ``dead`` (on ``host``) as :meth:`recover` does.
+
+        Attempts in flight resume only on the dead replica's host, where its containers
+        are; elsewhere they end SYSTEM_ERROR (never RUNNING for ever, never run twice).
+        """
+        rows = [self.store.get(task_id) for task_id in ids]
+        if not same_host:
+            rows = [row for row in rows if not self._lost(row, dead, host)]
+        self._resume(rows, self.store.active_batches(self.replica))
+        self._dispatch_now()
+
+    def _lost(self, row: TaskRow, dead: str, host: str | None) -> bool:
+        """End an attempt a dead replica ran on another host; whether it was one."""
+        if row.state is S.QUEUED and not self.backend.in_flight(row.runtime):
+            return False
+        where = f"host {host}" if host else "a host no longer known"
+        why = (
+            f"replica {dead} ({where}) stopped answering while this attempt ran there; "
+            f"replica {self.replica} adopted the task, and an attempt does not move between "
+            f"hosts: it ends here (what still runs of it is on {host or 'that host'})"
+        )
+        logs = row.logs or [TaskLog()]
+        last = logs[-1]
+        last.system_logs = [*(last.system_logs or []), why]
+        last.end_time = now_rfc3339()
+        if self.store.transition(row.id, S.SYSTEM_ERROR, logs=logs):
+            self._ended(row.id, S.SYSTEM_ERROR)
+        return True
+
+    def _resume(self, rows: Iterable[TaskRow], batches: Iterable[BatchRow]) -> None:
+        """Hand tasks from the store to the core: attempts in flight first (they hold their
+        slots), then the queued ones."""
+        for batch in batches:
             self._add_batch(batch)
         queued: list[tuple[TaskRow, Request, tuple[str, ...]]] = []
-        for row in self.store.active():
+        for row in rows:
             task = task_of(row)
             options = self._options(row, task)
             request = self._request(row, options)
@@ -213,6 +272,7 @@ class Engine:
         else:
             row, options = self.admit(task, owner=owner.name)
         row.owner, row.owner_group = owner.name, owner.group
+        row.replica = self.replica
         states = self.parent_states(options.after, owner)
         reader = owner.owner_filter(self.settings.access.mode)
         if options.cache and await self._from_cache(row, options, states, reader):
@@ -308,9 +368,13 @@ class Engine:
         A queued task ends CANCELED at once; a running one stays RUNNING until its
         container is gone, then becomes CANCELED.
         """
-        state = self.store.get_state(task_id)
-        if not is_final(state):
-            self._cancel([(task_id, state)], reason)
+        state, replica = self.replicas.db.state_and_replica(task_id)
+        if is_final(state):
+            return
+        if replica not in (None, self.replica):  # it runs elsewhere: its replica cancels it
+            self.replicas.hand_off([(task_id, state)])
+            return
+        self._cancel([(task_id, state)], reason)
 
     async def cancel_batch(self, batch_id: str, reason: str | None = None) -> int:
         """Cancel every unfinished member; how many there were.
@@ -321,7 +385,7 @@ class Engine:
         """
         members = await asyncio.to_thread(self.store.batch_active, batch_id)
         for start in range(0, len(members), _CHUNK):
-            self._cancel(members[start : start + _CHUNK], reason)
+            self._cancel(self.replicas.hand_off(members[start : start + _CHUNK]), reason)
             await asyncio.sleep(0)
         return len(members)
 
@@ -429,10 +493,42 @@ class Engine:
         self._settled(task_id)
 
     def _settled(self, task_id: str) -> None:
-        """The task reached a final state: wake those waiting for it."""
+        """The task reached a final state: wake those waiting for it, here and elsewhere."""
+        self._wake_waiter(task_id)
+        self.replicas.ended(task_id)
+
+    def _wake_waiter(self, task_id: str) -> None:
         event = self._waiters.pop(task_id, None)
         if event is not None:
             event.set()
+
+    def watched(self, task_ids: Iterable[str] | None = None) -> list[str]:
+        """Those of ``task_ids`` (None: all) whose end someone here waits for: a caller
+        of :meth:`wait`, or a task held for its parent (another replica's)."""
+        awaited = self.core.awaited()
+        if task_ids is None:
+            return list(dict.fromkeys([*self._waiters, *awaited]))
+        return [t for t in task_ids if t in self._waiters or t in awaited]
+
+    def woken(self, task_ids: Sequence[str]) -> None:
+        """Tasks another replica ran may have ended: wake their waiters and children here."""
+        watched = self.watched(task_ids)
+        if watched:
+            self.ended_elsewhere(self.store.states(watched))
+
+    def ended_elsewhere(self, states: dict[str, TaskState]) -> None:
+        """Of these tasks' states, as read, the final ones wake their waiters and children."""
+        awaited = set(self.core.awaited())
+        released = False
+        for task_id, state in states.items():
+            if not is_final(state):
+                continue
+            self._wake_waiter(task_id)
+            if task_id in awaited and not self.core.is_live(task_id):
+                self._apply(self.core.handle(AttemptExited(task_id, state, time.time())))
+                released = True
+        if released:
+            self._dispatch_now()
 
     async def _expire(self, expired: ExpireBatch) -> None:
         """Cancel the unfinished members of a batch that ran out of time."""
@@ -465,6 +561,8 @@ class Engine:
 
     def dispatch(self, fresh: TaskRow | None = None) -> None:
         """Start what the free capacity allows; ``fresh``: a row just stored, not re-read."""
+        if self._stopping:  # stopped (or fenced): tasks created meanwhile wait, stored
+            return
         for ins in self.core.handle(Dispatch(time.time())):
             assert isinstance(ins, Start)
             self._start(ins.request, fresh)
