@@ -190,6 +190,12 @@ def test_deprecated_versions_are_hidden_and_refused_for_new_runs(server: Server)
         assert api.get(SERVICES).json()["services"] == []
         r = _run(api, "Clone", version="0.1", outputs={"output1": "s3://b/o/"})
         assert r.status_code == 400 and "deprecated" in r.json()["detail"]
+        # No version named: the service exists, so a 400 naming the fix, not a 404
+        # (schemathesis' stateful run: registered, then not found).
+        r = _run(api, "Clone", outputs={"output1": "s3://b/o/"})
+        assert r.status_code == 400, r.text
+        assert "every version of service 'Clone' is deprecated (0.1)" in r.json()["detail"]
+        assert "toolship service add" in r.json()["detail"]
         assert api.get(f"{SERVICES}/Clone").json()["versions"][0]["deprecated"] is True
 
 

@@ -111,6 +111,11 @@ def test_what_cannot_be_rerun_exactly_is_refused_naming_why() -> None:
     running.state = TaskState.RUNNING
     with pytest.raises(Conflict, match="is RUNNING: only a task that has ended"):
         rerun_task(running, RerunRequest())
+    # Canceled before it started (schemathesis' stateful run: "wait for it" would not help).
+    canceled = _row()
+    canceled.state, canceled.logs = TaskState.CANCELED, []
+    with pytest.raises(Conflict, match=r"ended CANCELED before any attempt ran.*submit the task"):
+        rerun_task(canceled, RerunRequest())
 
 
 def test_verification_names_identical_differing_missing_and_added_files() -> None:

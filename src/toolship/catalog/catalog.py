@@ -160,7 +160,17 @@ class Catalog:
 
     def runnable(self, name: str, version: str | None) -> ServiceVersion:
         """The version a new run uses: the latest, or the one named if not deprecated."""
-        found = self.store.get(name, version)
+        try:
+            found = self.store.get(name, version)
+        except NotFound:
+            versions = self.store.versions(name) if version is None else []
+            if versions:  # every one is deprecated: the service exists, so no 404
+                raise InvalidRequest(
+                    f"every version of service {name!r} is deprecated "
+                    f"({', '.join(v.version for v in versions)}): new runs may not use them; "
+                    "add a new version (toolship service add IMAGE --name NAME)"
+                ) from None
+            raise
         if found.deprecated:
             try:
                 latest = f" (latest: {self.store.get(name).version})"

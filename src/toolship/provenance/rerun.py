@@ -37,10 +37,15 @@ def output_hashes(attempt: TaskLog | None) -> dict[str, str]:
 def rerun_task(row: TaskRow, request: RerunRequest) -> tuple[Task, list[OutputPlace], int]:
     """The rerun of ``row`` as a new task, where its outputs go, and how many input
     files the worker checks.  A 409 when the original cannot be rerun exactly."""
-    if not is_final(row.state) or not row.logs:
+    if not is_final(row.state):
         raise Conflict(
             f"task {row.id} is {row.state.value}: only a task that has ended can be rerun; "
             f"wait for it (toolship wait {row.id})"
+        )
+    if not row.logs:  # canceled, or failed, before an attempt began: waiting will not help
+        raise Conflict(
+            f"task {row.id} ended {row.state.value} before any attempt ran: there is no run "
+            "to repeat (no image digest, no input hash); submit the task again instead"
         )
     attempt = row.logs[-1]
     task = Task.model_validate(row.spec)
