@@ -120,6 +120,10 @@ def check_container_path(path: str, what: str, *, allow_wildcards: bool = False)
     return norm
 
 
+# A container path as the schema states it: absolute (check_container_path refuses the rest);
+# in the JSON schema only, so a refusal keeps check_container_path's message, which names the fix.
+ContainerPath = Annotated[str, Field(json_schema_extra={"pattern": "^/"})]
+
 REPLY = {"reply": True}
 
 
@@ -144,7 +148,7 @@ class Input(_Spec):
     name: str | None = None
     description: str | None = None
     url: str | None = None
-    path: str
+    path: ContainerPath
     type: FileType = FileType.FILE
     content: str | None = None
     streamable: bool | None = None
@@ -195,7 +199,7 @@ class Output(_Spec):
     name: str | None = None
     description: str | None = None
     url: str
-    path: str
+    path: ContainerPath
     path_prefix: str | None = None
     type: FileType = FileType.FILE
 
@@ -220,10 +224,10 @@ class Output(_Spec):
 class Executor(_Spec):
     image: Annotated[str, Field(min_length=1)]
     command: Annotated[list[str], Field(min_length=1)]
-    workdir: str | None = None
-    stdin: str | None = None
-    stdout: str | None = None
-    stderr: str | None = None
+    workdir: ContainerPath | None = None
+    stdin: ContainerPath | None = None
+    stdout: ContainerPath | None = None
+    stderr: ContainerPath | None = None
     env: dict[str, str] | None = None
     ignore_error: bool | None = None
 

@@ -328,6 +328,17 @@ def test_a_nested_descriptor_path_is_a_404_too(catalogued: Registry) -> None:
     assert "has no CWL descriptor" in catalogued.error(path, 404)
 
 
+@pytest.mark.parametrize(
+    "path",
+    # A line break in relative_path: {relative_path:path} matches none, so no route takes it
+    # (schemathesis' stateful run found FastAPI's {"detail": …} here); nor one for /nothing.
+    ["/tools/clone/versions/1.1/CWL/descriptor/%0Atool.cwl", "/nothing"],
+)
+def test_a_url_no_trs_route_takes_is_a_trs_error(catalogued: Registry, path: str) -> None:
+    assert "no TRS route answers 'GET" in catalogued.error(path, 404)
+    assert catalogued.api.get("/api/v1/nothing").json() == {"detail": "Not Found"}
+
+
 def test_a_missing_token_is_a_trs_error(trs: Registry) -> None:
     r = trs.api.get(f"{TRS}/tools", headers={"Authorization": ""})
     assert r.status_code == 401

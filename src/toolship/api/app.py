@@ -12,9 +12,11 @@ from typing import Any, TypedDict
 
 import anyio
 from fastapi import Depends, FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
 
 from toolship import __version__
 from toolship.api import (
@@ -37,6 +39,7 @@ from toolship.api import (
 )
 from toolship.api.auth import Authenticator
 from toolship.api.limits import BodyLimit
+from toolship.api.links import add_links
 from toolship.api.oidc import OidcVerifier
 from toolship.api.ratelimit import Buckets, RateLimit, exempt
 from toolship.api.state import AppState
@@ -150,6 +153,7 @@ class _App(FastAPI):
         for path, operations in schema.get("paths", {}).items():
             for method, op in operations.items():
                 self._document(path, method, op)
+        add_links(schema)
         self.openapi_schema = schema
         return schema
 
@@ -329,6 +333,12 @@ def create_app(
         log.warning("the database is unavailable: %s", exc.orig)
         failed = unavailable(exc, settings.database_url)
         return JSONResponse({"detail": failed.message}, status_code=failed.status_code)
+
+    @app.exception_handler(HTTPException)
+    async def _no_route(request: Request, exc: HTTPException) -> Response:
+        if request.url.path.startswith(TRS_PREFIX):
+            return trs.route_error(request, exc)
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

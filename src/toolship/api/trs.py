@@ -15,7 +15,7 @@ Errors answer in TRS's own shape, ``{"code": …, "message": …}``, not toolshi
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -24,6 +24,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException
 
 from toolship import __version__
 from toolship.api.state import AppState, app_state
@@ -46,7 +47,7 @@ from toolship.errors import InvalidRequest, NotFound, ToolshipError
 from toolship.models import ServiceOrganization, ServiceType
 from toolship.services import ServiceVersion
 
-__all__ = ["router"]
+__all__ = ["route_error", "router"]
 
 MAX_LIMIT = 1000  # TRS's default page size; a larger one is refused, not cut silently
 
@@ -88,8 +89,24 @@ _MISSING: _Responses = {404: {"model": TrsError, "description": "No such tool or
 _FILE: _Responses = {404: {"model": TrsError, "description": "No such tool, version or file"}}
 
 
-def _error(code: int, message: str) -> JSONResponse:
-    return JSONResponse(TrsError(code=code, message=message).model_dump(), status_code=code)
+def _error(code: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    body = TrsError(code=code, message=message).model_dump()
+    return JSONResponse(body, status_code=code, headers=headers)
+
+
+def route_error(request: Request, exc: HTTPException) -> JSONResponse:
+    """A request under the TRS prefix that no TRS route took, in TRS's Error shape.
+
+    A path no route has, another method, or a path parameter a route's pattern refuses
+    (``{relative_path:path}`` matches no line break) would otherwise answer FastAPI's
+    ``{"detail": …}``, which TRS clients cannot read.
+    """
+    what = f"{request.method} {request.url.path}"
+    return _error(
+        exc.status_code,
+        f"{exc.detail}: no TRS route answers {what!r}; GET /ga4gh/trs/v2/tools lists the tools",
+        exc.headers,
+    )
 
 
 def _json(data: Any, headers: dict[str, str] | None = None) -> JSONResponse:
