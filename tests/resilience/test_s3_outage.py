@@ -37,6 +37,8 @@ def one_transfer_try(monkeypatch: pytest.MonkeyPatch) -> None:
     """The server tries each transfer once (storage.attempts): an attempt meets the outage
     in seconds rather than after a minute of back-off; the task's retries take over."""
     monkeypatch.setenv("TOOLSHIP_STORAGE__ATTEMPTS", "1")
+
+
 S3_FAILED = re.compile(r"(download of|upload to) s3://\S+ failed: ")
 
 
