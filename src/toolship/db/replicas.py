@@ -23,7 +23,6 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import psycopg
 from sqlalchemy import (
     Connection,
     Engine,
@@ -335,6 +334,8 @@ class Listener:
             self.loop.call_soon_threadsafe(callback, *args)
 
     def _run(self) -> None:
+        import psycopg  # here: ~0.1 s of import that a server on SQLite never needs
+
         while not self._stopping.is_set():
             try:
                 with psycopg.connect(
