@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build toolship's local container images (no registry is reachable here).
 #
-# usage: scripts/build-images.sh [busybox|python|science|snakemake|cwl|toil|all] [--force] [--no-cache]
+# usage: scripts/build-images.sh [busybox|python|science|snakemake|cwl|toil|toolship|all] [--force] [--no-cache]
 #
 #   busybox    localhost/toolship-busybox:latest    static busybox + all applets (~2 MB, < 2 s)
 #   python     localhost/toolship-python:latest     Debian bookworm minbase + python3, numpy,
@@ -29,6 +29,12 @@
 #                                                   takes as TOIL_APPLIANCE_SELF without asking a
 #                                                   registry); versions from tests/e2e/clients/toil.txt.
 #                                                   Not part of "all" (only the Toil e2e test)
+#   toolship   localhost/toolship:latest            toolship itself, to deploy (docs/deploy.md): toolship-python
+#                                                   + this tree's toolship and its dependencies (pip on the
+#                                                   host); `toolship serve` on 0.0.0.0:8000, its home in the
+#                                                   volume /var/lib/toolship, tasks as processes in the
+#                                                   container (the process runtime). Rebuilt when the tree's
+#                                                   source changes (label org.toolship.source). Not part of "all"
 #   --force     rebuild even if the image exists (python: re-imports the cached rootfs)
 #   --no-cache  python: run debootstrap again instead of using the cached rootfs tarball
 #
@@ -56,6 +62,8 @@ TORCH_VERSION=2.13.0
 SCIENCE_PIP_PKGS=("torch==$TORCH_VERSION" scikit-learn)
 # apt (inside the build; Debian's builds match the image's numpy and each other).
 SCIENCE_APT_PKGS="openmpi-bin python3-mpi4py python3-segyio"
+TOOLSHIP_IMAGE=localhost/toolship:latest
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 TOIL_REQS="$(cd "$(dirname "$0")/.." && pwd)/tests/e2e/clients/toil.txt"
 SUITE=bookworm
 # debootstrap --include list, then packages apt installs inside the rootfs
@@ -74,7 +82,7 @@ usage() { awk 'NR > 1 && !/^#/ {exit} NR > 1 {sub(/^# ?/, ""); print}' "$0"; }
 target=all force=0 no_cache=0
 for arg in "$@"; do
     case "$arg" in
-        busybox | python | science | snakemake | cwl | toil | all) target="$arg" ;;
+        busybox | python | science | snakemake | cwl | toil | toolship | all) target="$arg" ;;
         --force) force=1 ;;
         --no-cache) no_cache=1 ;;
         -h | --help) usage; exit 0 ;;
@@ -529,7 +537,76 @@ CONTAINERFILE
     log "built $SCIENCE_IMAGE (torch $TORCH_VERSION, $(image_size "$SCIENCE_IMAGE")) in $(elapsed "$t0") s"
 }
 
+# The source the toolship image is built from: every file pip would read.
+source_key() {
+    (cd "$ROOT" && find src pyproject.toml README.md -type f ! -name '*.pyc' -print0 | sort -z |
+        xargs -0 sha256sum | sha256sum | cut -c1-16)
+}
+
+build_toolship() {
+    local key
+    key="$(source_key)"
+    if [ "$force" -eq 0 ] && podman image exists "$TOOLSHIP_IMAGE" &&
+        [ "$(podman image inspect --format '{{index .Labels "org.toolship.source"}}' "$TOOLSHIP_IMAGE")" = "$key" ]; then
+        log "$TOOLSHIP_IMAGE exists for this source ($(image_size "$TOOLSHIP_IMAGE")); skipping"
+        return
+    fi
+    podman image exists "$PYTHON_IMAGE" || build_python
+    local t0 dir old python image_py site script
+    t0="$(now)"
+    old="$(image_id "$TOOLSHIP_IMAGE")"
+    python="$(command -v python3)" || die "python3 not found on the host"
+    image_py="$(same_python "$python")"
+    dir="$(mktemp -d)"
+    SCRATCH_DIR="$dir"
+    local overlay="$dir/ctx/overlay"
+    site="$overlay/usr/local/lib/python$image_py/dist-packages"
+    mkdir -p "$site" "$overlay/usr/local/bin"
+    log "pip install toolship from $ROOT and its dependencies ..."
+    if ! "$python" -m pip install --quiet --disable-pip-version-check --no-compile --target "$site" \
+        "$ROOT" >"$dir/pip.log" 2>&1; then
+        grep -v '^WARNING: Location' "$dir/pip.log" | tail -n 20 >&2
+        die "pip install of toolship failed (it needs PyPI, or the packages in pip's cache)"
+    fi
+    # Console scripts pip wrote name the host's interpreter: give them the image's.
+    for script in "$site"/bin/*; do
+        { echo '#!/usr/bin/python3'; tail -n +2 "$script"; } >"$overlay/usr/local/bin/${script##*/}"
+        chmod 755 "$overlay/usr/local/bin/${script##*/}"
+    done
+    rm -rf "$site/bin"
+    chmod -R a+rX "$overlay"
+    log "pip done at $(elapsed "$t0") s ($(du -sm "$overlay" | cut -f1) MB); podman build ..."
+    cat >"$dir/Containerfile" <<CONTAINERFILE
+FROM $PYTHON_IMAGE
+RUN cp -a /overlay/. / && \\
+    python3 -m compileall -q -j 0 /usr/local/lib/python$image_py/dist-packages >/dev/null && \\
+    mkdir -p /var/lib/toolship && chmod 700 /var/lib/toolship
+# The server's home (database, work folders, keys) lives in a volume; tasks run as
+# processes inside this container (no container runtime in a container), as nobody.
+ENV TOOLSHIP_HOME=/var/lib/toolship \\
+    TOOLSHIP_LOCAL__RUNTIME=process
+VOLUME /var/lib/toolship
+EXPOSE 8000
+LABEL org.toolship.source=$key \\
+      org.opencontainers.image.title=toolship \\
+      org.opencontainers.image.description="toolship's server: GA4GH TES v1.1, services, provenance"
+ENTRYPOINT ["toolship"]
+CMD ["serve", "--host", "0.0.0.0", "--port", "8000"]
+CONTAINERFILE
+    if ! podman build --quiet --volume "$overlay:/overlay:ro" -f "$dir/Containerfile" \
+        -t "$TOOLSHIP_IMAGE" "$dir" >"$dir/build.log" 2>&1; then
+        tail -n 20 "$dir/build.log" >&2
+        die "podman build of $TOOLSHIP_IMAGE failed"
+    fi
+    rm -rf "$dir"; SCRATCH_DIR=""
+    drop_old "$old" "$TOOLSHIP_IMAGE"
+    podman run --rm --network none "$TOOLSHIP_IMAGE" --version >/dev/null ||
+        die "toolship --version does not run in $TOOLSHIP_IMAGE"
+    log "built $TOOLSHIP_IMAGE ($(podman run --rm --network none "$TOOLSHIP_IMAGE" --version), $(image_size "$TOOLSHIP_IMAGE")) in $(elapsed "$t0") s"
+}
+
 case "$target" in
+    toolship) build_toolship ;;
     busybox) build_busybox ;;
     python) build_python ;;
     science) build_science ;;

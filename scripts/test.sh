@@ -10,6 +10,8 @@ scripts/build-images.sh snakemake
 scripts/build-images.sh toil
 # PyTorch, scikit-learn, segyio, OpenMPI: the examples' image (examples/*/README.md).
 scripts/build-images.sh science
+# toolship itself, to deploy (docs/deploy.md; tests/e2e/test_deploy.py runs it as its systemd unit does).
+scripts/build-images.sh toolship
 for client in pytes pytes04 schemathesis cwltes snakemake toil; do
     scripts/client-venv.sh "$client"
 done

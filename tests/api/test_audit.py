@@ -11,9 +11,11 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner
+from rich.console import Console
 from sqlalchemy import insert
 
 from tests.api.conftest import TOKEN, Server, create, wait
+from toolship.cli import audit as audit_cli
 from toolship.cli.audit import audit as audit_command
 from toolship.cli.audit import vulns as vulns_command
 from toolship.cli.context import Ctx
@@ -115,7 +117,8 @@ def test_imported_advisories_affect_that_images_tasks_and_nothing_else(
     assert {v.digest for v in client.vulns(image="localhost/debian:12").vulns} == {DEBIAN}
 
     ctx = Ctx(server=None, token=None, _client=client)
-    monkeypatch.setenv("COLUMNS", "300")  # rich's width: no column cut short
+    # A console as wide as the table: rich reads COLUMNS once, when the CLI's module loads.
+    monkeypatch.setattr(audit_cli, "out", Console(highlight=False, soft_wrap=True, width=300))
     shown = CliRunner().invoke(vulns_command, [], obj=ctx, catch_exceptions=False)
     assert shown.exit_code == 0, shown.output
     assert "TOOLSHIP-TEST-2024-0001" in shown.output and "1.26.0" in shown.output
