@@ -210,7 +210,7 @@ def test_a_failed_node_ends_the_attempt_at_once_naming_the_node() -> None:
     a, rec = asyncio.run(main())
     state, log = rec.updates[-1]
     assert state is TaskState.SYSTEM_ERROR and a.final is TaskState.SYSTEM_ERROR
-    assert "node(s) node2 (NODE_FAIL, reason NodeDown)" in log[-1]
+    assert "node(s) node2 failed (NODE_FAIL, reason NodeDown)" in log[-1]
 
 
 def test_an_ended_job_gets_a_grace_for_the_workers_last_report() -> None:
