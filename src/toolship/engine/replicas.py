@@ -23,6 +23,7 @@ import socket
 import time
 import uuid
 from collections.abc import Coroutine, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import DBAPIError
@@ -40,13 +41,21 @@ log = logging.getLogger(__name__)
 
 
 def _pid_alive(pid: int) -> bool:
+    """A running process: not gone, and not a zombie (a server killed with -9 stays one
+    until its parent reaps it, and must not hold its name meanwhile)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
         return False
-    except PermissionError:
+    except OSError:  # /proc unreadable here: ask the kernel whether the pid exists
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
         return True
-    return True
+    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 class Replicas:
