@@ -123,6 +123,17 @@ same_python() {
         die "host python3 is $host_py but $PYTHON_IMAGE has $image_py (the host's pip installs its packages)"
     echo "$image_py"
 }
+# image_scripts SITE OVERLAY: the console scripts pip wrote into SITE/bin name the host's
+# interpreter; give them the image's, in OVERLAY/usr/local/bin; everything readable.
+image_scripts() {
+    local script
+    for script in "$1"/bin/*; do
+        { echo '#!/usr/bin/python3'; tail -n +2 "$script"; } >"$2/usr/local/bin/${script##*/}"
+        chmod 755 "$2/usr/local/bin/${script##*/}"
+    done
+    rm -rf "$1/bin"
+    chmod -R a+rX "$2"
+}
 image_id() { podman image inspect --format '{{.Id}}' "$1" 2>/dev/null || true; }
 image_size() { podman image inspect --format '{{.Size}}' "$1" | awk '{printf "%.1f MB", $1 / 1e6}'; }
 
@@ -438,13 +449,7 @@ build_toil() {
         grep -v '^WARNING: Location' "$dir/pip.log" | tail -n 20 >&2
         die "installing $TOIL_REQS failed"
     fi
-    # Console scripts pip wrote name the host's interpreter: give them the image's.
-    for script in "$site"/bin/*; do
-        { echo '#!/usr/bin/python3'; tail -n +2 "$script"; } >"$overlay/usr/local/bin/${script##*/}"
-        chmod 755 "$overlay/usr/local/bin/${script##*/}"
-    done
-    rm -rf "$site/bin"
-    chmod -R a+rX "$overlay"
+    image_scripts "$site" "$overlay"
     printf 'FROM %s\nCOPY overlay/ /\nCMD ["/usr/local/bin/toil", "--version"]\n' "$PYTHON_IMAGE" \
         >"$dir/ctx/Containerfile"
     podman build --quiet --network none -t "$TOIL_IMAGE" "$dir/ctx" >/dev/null
@@ -498,13 +503,7 @@ build_science() {
     # that nothing here runs.
     find "$site/torch/bin" -mindepth 1 ! -name torch_shm_manager -delete
     rm -rf "$site/torch/test" "$site/torch/include"
-    # Console scripts pip wrote name the host's interpreter: give them the image's.
-    for script in "$site"/bin/*; do
-        { echo '#!/usr/bin/python3'; tail -n +2 "$script"; } >"$overlay/usr/local/bin/${script##*/}"
-        chmod 755 "$overlay/usr/local/bin/${script##*/}"
-    done
-    rm -rf "$site/bin"
-    chmod -R a+rX "$overlay"
+    image_scripts "$site" "$overlay"
     log "pip done at $(elapsed "$t0") s ($(du -sm "$overlay" | cut -f1) MB); podman build (apt-get install $SCIENCE_APT_PKGS) ..."
     # One RUN, one layer: the overlay is mounted rather than COPYed (a COPY layer and
     # its commit would each write the gigabyte once more), and the image's python3
@@ -568,13 +567,7 @@ build_toolship() {
         grep -v '^WARNING: Location' "$dir/pip.log" | tail -n 20 >&2
         die "pip install of toolship failed (it needs PyPI, or the packages in pip's cache)"
     fi
-    # Console scripts pip wrote name the host's interpreter: give them the image's.
-    for script in "$site"/bin/*; do
-        { echo '#!/usr/bin/python3'; tail -n +2 "$script"; } >"$overlay/usr/local/bin/${script##*/}"
-        chmod 755 "$overlay/usr/local/bin/${script##*/}"
-    done
-    rm -rf "$site/bin"
-    chmod -R a+rX "$overlay"
+    image_scripts "$site" "$overlay"
     log "pip done at $(elapsed "$t0") s ($(du -sm "$overlay" | cut -f1) MB); podman build ..."
     cat >"$dir/Containerfile" <<CONTAINERFILE
 FROM $PYTHON_IMAGE
