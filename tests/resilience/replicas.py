@@ -89,6 +89,16 @@ class Replica:
                 self.proc.wait(15)
 
 
+def start_all(replicas: list[Replica]) -> None:
+    """Start the first replica alone (it makes the shared home and its sealing key, and
+    migrates the database), then the others side by side."""
+    replicas[0].start()
+    for r in replicas[1:]:
+        r.launch()
+    for r in replicas[1:]:
+        until_healthy(r.url, r.proc, r.log, 60)
+
+
 @dataclass
 class Nginx:
     """nginx in the foreground, spreading requests over the replicas (scripts/nginx.sh)."""

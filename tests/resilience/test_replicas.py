@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from tests.conftest import leftover_containers
-from tests.resilience.replicas import Nginx, Replica, runs_folder, until_healthy
+from tests.resilience.replicas import Nginx, Replica, runs_folder, start_all
 from toolship.states import FINAL_STATES
 
 TES = "/ga4gh/tes/v1"
@@ -106,11 +106,7 @@ def test_three_replicas_behind_nginx_lose_no_task_when_one_is_killed(
     ids: list[str] = []
     doomed = ""
     try:
-        replicas[0].start()  # the first makes the shared home and its sealing key
-        for r in replicas[1:]:
-            r.launch()
-        for r in replicas[1:]:
-            until_healthy(r.url, r.proc, r.log, 60)
+        start_all(replicas)
         nginx.start()
         with httpx.Client(base_url=nginx.url, timeout=30) as lb:
             # A cancel sent to a replica that does not run the task.
