@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import posixpath
+import stat
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -205,11 +206,14 @@ def _mount_unless(in_place: bool, host: Path, container: str) -> Mount | None:
 
 
 def _check_kind(inp: Input, local: Path) -> None:
-    if not local.exists():
-        raise MissingInput(inp.url or "")
-    if inp.type is FileType.DIRECTORY and not local.is_dir():
+    """One stat answers both questions: a path swapped between two is never "a file"."""
+    try:
+        is_dir = stat.S_ISDIR(local.stat().st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        raise MissingInput(inp.url or "") from None
+    if inp.type is FileType.DIRECTORY and not is_dir:
         raise StagingError(f"input {inp.url} is a file, but the task declares a DIRECTORY")
-    if inp.type is FileType.FILE and local.is_dir():
+    if inp.type is FileType.FILE and is_dir:
         raise StagingError(f"input {inp.url} is a directory, but the task declares a FILE")
 
 
