@@ -190,6 +190,9 @@ class WorkerReport(_Record):
     state: TaskState | None = None
     attempt: TaskLog
     runtime: RuntimeRecord
+    # Which attempt the worker runs (its batch script's --attempt); a worker of an
+    # earlier attempt, still running on a node Slurm lost track of, is told to stop.
+    attempt_number: int | None = None
 
 
 class ReportAnswer(_Record):

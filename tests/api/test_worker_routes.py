@@ -63,6 +63,10 @@ class Stub:
             storage=StorageSettings(),
         )
 
+    @property
+    def number(self) -> int:
+        return self.job.attempt_number
+
     async def run(self) -> TaskState:
         return TaskState.COMPLETE
 
@@ -114,6 +118,33 @@ def test_a_worker_reads_its_job_and_reports_with_its_tasks_token(server: Server)
         stub.cancel()
         r = api.post(f"{JOB}/t1/report", content=sent, headers=bearer("t1"))
         assert ReportAnswer.model_validate_json(r.content) == ReportAnswer(ok=True, cancel=True)
+
+
+def test_the_worker_of_an_attempt_that_is_over_is_told_to_stop(server: Server) -> None:
+    """Slurm lost attempt 1's job (slurmctld restarted) and gave attempt 2's job the same
+    id: attempt 1's worker, still running, must not be taken for attempt 2's."""
+    backend = RemoteFake()
+    with server.run(real=lambda _settings, _storage: backend) as api:
+        backend.remote["t1"] = stub = Stub("t1")  # now running attempt 2
+        r = api.get(f"{JOB}/t1?attempt=1", headers=bearer("t1"))
+        assert r.status_code == 409, r.text
+        assert "runs attempt 1 of task t1, which is over" in r.text
+        assert "now runs attempt 2" in r.text
+        assert api.get(f"{JOB}/t1?attempt=2", headers=bearer("t1")).status_code == 200
+
+        stale = WorkerReport(
+            state=TaskState.COMPLETE,
+            attempt=TaskLog(start_time="2026-01-01T00:00:00Z"),
+            runtime=RuntimeRecord(phase="done"),
+            attempt_number=1,
+        )
+        r = api.post(f"{JOB}/t1/report", content=stale.model_dump_json(), headers=bearer("t1"))
+        assert r.status_code == 409, r.text
+        assert stub.reports == []  # attempt 2 never saw attempt 1's end
+        current = stale.model_copy(update={"attempt_number": 2, "state": TaskState.RUNNING})
+        r = api.post(f"{JOB}/t1/report", content=current.model_dump_json(), headers=bearer("t1"))
+        assert r.status_code == 200, r.text
+        assert [state for state, _, _ in stub.reports] == [TaskState.RUNNING]
 
 
 def test_a_backend_without_remote_workers_lets_no_worker_in(server: Server) -> None:

@@ -5,13 +5,15 @@ Each is set in the environment the server starts with: list them before ``server
 
 from __future__ import annotations
 
+import os
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.resilience.harness import Bucket, moto_bucket, runs_folder
+from tests.resilience.harness import Bucket, cluster, moto_bucket, runs_folder
 from tests.security.crashing import Server
 
 
@@ -35,3 +37,17 @@ def crashable(home: Path, busybox: str) -> Iterator[Server]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def on_slurm(slurm_cluster: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The server's environment for the Slurm backend; afterwards the cluster whole again and
+    no job of the test left running."""
+    monkeypatch.setenv("SLURM_CONF", str(slurm_cluster))
+    monkeypatch.setenv("TOOLSHIP_BACKEND", "slurm")
+    monkeypatch.setenv("TOOLSHIP_SLURM__POLL_SECONDS", "1")
+    try:
+        yield
+    finally:  # (the server stopped before: its fixture came later)
+        subprocess.run(["scancel", "--user", str(os.getuid())], check=False)  # a failed test's
+        cluster("start")  # starts what died; waits until both nodes answer

@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import shutil
+import subprocess
 import tempfile
 import threading
 import time
@@ -34,7 +35,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import leftover_containers
+from tests.conftest import ROOT, SLURM_DIR, leftover_containers
 from tests.integration.servers import free_port
 from tests.security.crashing import Server, wait_for
 from toolship import Client
@@ -211,6 +212,15 @@ def submit_workload(
         name = f"member-{i}"
         tasks[name] = Planned(name, task_id, key(name), payload(name))
     return Workload(tasks)
+
+
+def cluster(command: str) -> None:
+    """``scripts/slurm-cluster.sh COMMAND`` on the tests' Slurm cluster."""
+    subprocess.run(
+        [str(ROOT / "scripts" / "slurm-cluster.sh"), command],
+        env={**os.environ, "TOOLSHIP_SLURM_DIR": str(SLURM_DIR)},
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
 
 
 def crash(server: Server) -> None:

@@ -24,7 +24,7 @@ __all__ = ["router"]
 router = APIRouter(prefix="/api/v1/worker", include_in_schema=False)
 
 
-def _attempt(request: Request, task_id: str) -> RemoteAttempt:
+def _attempt(request: Request, task_id: str, number: int | None) -> RemoteAttempt:
     backend = app_state(request).engine.backend
     secret = backend.worker_secret
     header = request.headers.get("authorization", "")
@@ -38,20 +38,27 @@ def _attempt(request: Request, task_id: str) -> RemoteAttempt:
     attempt = backend.remote_attempt(task_id)
     if attempt is None:
         raise Conflict(f"task {task_id} has no attempt in flight on this server; stop")
+    if number is not None and number != attempt.number:
+        # Slurm can lose a job's record (slurmctld restarted) while its worker runs on,
+        # and give the next attempt's job the same id: only the attempt tells them apart.
+        raise Conflict(
+            f"this worker runs attempt {number} of task {task_id}, which is over: the "
+            f"task now runs attempt {attempt.number}; stop"
+        )
     return attempt
 
 
 @router.get("/tasks/{task_id}")
-async def get_job(request: Request, task_id: str) -> JSONResponse:
-    """Everything the worker needs to run the attempt."""
-    job = _attempt(request, task_id).worker_job()
+async def get_job(request: Request, task_id: str, attempt: int | None = None) -> JSONResponse:
+    """Everything the worker needs to run the attempt (``attempt``: the one it was sent for)."""
+    job = _attempt(request, task_id, attempt).worker_job()
     return JSONResponse(job.model_dump(mode="json", exclude_none=True))
 
 
 @router.post("/tasks/{task_id}/report")
 async def report(request: Request, task_id: str, body: WorkerReport) -> JSONResponse:
     """Progress or an end; ``ok: false`` or ``cancel: true`` tell the worker to stop."""
-    attempt = _attempt(request, task_id)
+    attempt = _attempt(request, task_id, body.attempt_number)
     ok = await attempt.update(body.state, body.attempt, body.runtime)
     answer = ReportAnswer(ok=ok, cancel=attempt.cancelled.is_set())
     return JSONResponse(answer.model_dump(mode="json"))

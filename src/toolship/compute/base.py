@@ -105,6 +105,11 @@ class Attempt(Protocol):
 class RemoteAttempt(Attempt, Protocol):
     """An attempt whose worker runs elsewhere and reports over HTTP."""
 
+    @property
+    def number(self) -> int:
+        """Which attempt of its task this is (1, 2, …): a worker of another is stale."""
+        ...
+
     def worker_job(self) -> WorkerJob:
         """What the remote worker needs to run the attempt (see worker/remote.py)."""
         ...

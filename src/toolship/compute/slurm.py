@@ -253,6 +253,10 @@ class SlurmAttempt:
         if job_id is not None and not self.done.is_set():
             asyncio.get_running_loop().create_task(self.backend.scancel(job_id))
 
+    @property
+    def number(self) -> int:
+        return self.job.attempt_number
+
     def staged(self) -> Progress | None:
         return None  # the worker on the node stages
 

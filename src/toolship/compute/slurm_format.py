@@ -117,7 +117,10 @@ def batch_script(
     account: str | None = None,
 ) -> str:
     token_file = task_dir / "worker.token"
-    command = [*slurm.worker_command, "--server", server_url, "--task", task_id]
+    command = [
+        *slurm.worker_command, "--server", server_url, "--task", task_id,
+        "--attempt", str(attempt),
+    ]  # fmt: skip
     return render_script(
         directive="#SBATCH",
         options=directives(

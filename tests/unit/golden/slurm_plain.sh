@@ -9,4 +9,4 @@
 # srun when --nodes > 1), stages the outputs out and reports to the server.
 # Its per-task token is read from a file, never given on a command line.
 export TOOLSHIP_WORKER_TOKEN_FILE=/shared/toolship/tasks/1m80abc/worker.token
-exec /opt/toolship/bin/toolship worker --server http://head:8000 --task 1m80abc
+exec /opt/toolship/bin/toolship worker --server http://head:8000 --task 1m80abc --attempt 1
