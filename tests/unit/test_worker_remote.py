@@ -15,7 +15,7 @@ import pytest
 from toolship.errors import ServerUnavailable
 from toolship.models import TaskLog
 from toolship.records import ReportAnswer, RuntimeRecord, WorkerReport
-from toolship.worker.remote import ServerConnection, main, send
+from toolship.worker.remote import HttpReporter, ServerConnection, main, send
 
 
 def test_the_worker_does_not_load_the_cli_the_sdk_or_remote_storage() -> None:
@@ -33,12 +33,19 @@ def test_the_worker_does_not_load_the_cli_the_sdk_or_remote_storage() -> None:
 
 class _Handler(BaseHTTPRequestHandler):
     seen: list[tuple[str, str, str, object]] = []
+    failing = 0  # answer this many requests 503, as a proxy cut from the server does
 
     def _answer(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = json.loads(self.rfile.read(length)) if length else None
         self.seen.append((self.command, self.path, self.headers["Authorization"], body))
         data = json.dumps({"ok": True}).encode()
+        if _Handler.failing:
+            _Handler.failing -= 1
+            self.send_response(503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -58,6 +65,7 @@ class _Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def http_server() -> Iterator[str]:
     _Handler.seen = []
+    _Handler.failing = 0
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -94,6 +102,27 @@ def test_requests_carry_the_token_and_survive_a_closed_connection(http_server: s
         ("POST", "/prefix/r/2", "Bearer tok", sent(2)),
         ("GET", "/prefix/job", "Bearer tok", None),
     ]
+
+
+def test_a_report_held_through_an_outage_tells_the_record_so(http_server: str) -> None:
+    _Handler.failing = 2
+    conn = ServerConnection(http_server, "tok")
+    reporter = HttpReporter(conn, "t1", attempt=3)
+    attempt = TaskLog(system_logs=["submitted"])
+    try:
+        assert asyncio.run(reporter.update(None, attempt, RuntimeRecord()))
+        assert asyncio.run(reporter.update(None, attempt, RuntimeRecord()))
+    finally:
+        conn.close()
+    sent = [body for _, _, _, body in _Handler.seen]
+    assert len(sent) == 4  # two unanswered tries, the one that got through, the next
+    note = sent[2]["attempt"]["system_logs"][-1]  # type: ignore[index]
+    assert note.startswith("the toolship server did not answer this attempt's worker on ")
+    assert "(HTTP 503); the worker held its reports and sent them" in note
+    assert sent[0]["attempt"]["system_logs"] == ["submitted"]  # type: ignore[index]
+    assert sent[3]["attempt"]["system_logs"] == ["submitted", note]  # type: ignore[index]
+    assert attempt.system_logs == ["submitted", note]
+    assert {body["attempt_number"] for body in sent} == {3}  # type: ignore[index]
 
 
 def test_an_unreachable_server_is_named_once_patience_runs_out() -> None:

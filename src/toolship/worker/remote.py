@@ -146,13 +146,46 @@ class ServerConnection:
 class HttpReporter:
     """The worker's :class:`~toolship.worker.worker.Reporter` over HTTP."""
 
-    def __init__(self, server: ServerConnection, task_id: str, *, patience: float = 600.0) -> None:
+    def __init__(
+        self,
+        server: ServerConnection,
+        task_id: str,
+        *,
+        attempt: int | None = None,
+        patience: float = 600.0,
+    ) -> None:
         self.server = server
         self.task_id = task_id
+        self.attempt_number = attempt
         self.patience = patience
         # Called when the server says stop (the worker's cancel, once it exists).
         self.stop: Callable[[], None] = lambda: None
         self._lock = asyncio.Lock()
+        self._down_since: float | None = None  # when the first unanswered report was sent
+        self._problem = ""
+        self._note = ""
+
+    def _failed(self, problem: str, sent: float) -> None:
+        if self._down_since is None:
+            self._down_since, self._problem = sent, problem
+
+    def _report(
+        self, state: TaskState | None, attempt: TaskLog, runtime: RuntimeRecord
+    ) -> WorkerReport:
+        """The report as sent now: after an outage, its attempt says so (the record's
+        only trace of a network cut the worker waited out)."""
+        if self._down_since is not None:
+            node = os.environ.get("SLURMD_NODENAME") or os.uname().nodename
+            self._note = (
+                f"the toolship server did not answer this attempt's worker on {node} for "
+                f"{time.monotonic() - self._down_since:.0f} s ({self._problem}); the worker "
+                "held its reports and sent them when the server answered again"
+            )
+            logs = [*(attempt.system_logs or []), self._note]
+            attempt = attempt.model_copy(update={"system_logs": logs})
+        return WorkerReport(
+            state=state, attempt=attempt, runtime=runtime, attempt_number=self.attempt_number
+        )
 
     async def update(
         self,
@@ -162,12 +195,15 @@ class HttpReporter:
         *,
         wait: bool = True,  # every report is sent at once: the server is the record
     ) -> bool:
-        body = WorkerReport(state=state, attempt=attempt, runtime=runtime)
         async with self._lock:
             response = await send(
                 self.server, "POST", f"/api/v1/worker/tasks/{self.task_id}/report",
-                body, patience=self.patience,
+                functools.partial(self._report, state, attempt, runtime),
+                patience=self.patience, failed=self._failed,
             )  # fmt: skip
+            if self._down_since is not None:  # delivered: later reports keep the note
+                attempt.system_logs = [*(attempt.system_logs or []), self._note]
+                self._down_since = None
         if response.status_code in (401, 404, 409):
             self.stop()
             return False
@@ -182,21 +218,29 @@ async def send(
     server: ServerConnection,
     method: str,
     path: str,
-    payload: BaseModel | None = None,
+    payload: BaseModel | Callable[[], BaseModel] | None = None,
     *,
     patience: float,
+    failed: Callable[[str, float], None] = lambda problem, sent: None,
 ) -> Response:
-    """One request, retried with back-off while the server is down or failing (5xx)."""
+    """One request, retried with back-off while the server is down or failing (5xx).
+
+    ``payload``: the body, or what makes it afresh for each try; ``failed(problem,
+    sent)`` hears of each unanswered try and when it was sent.
+    """
     deadline = time.monotonic() + patience
     delay = 0.5
     while True:
+        sent = time.monotonic()
         try:
-            response = await server.request(method, path, payload)
+            body = payload() if callable(payload) else payload
+            response = await server.request(method, path, body)
             if response.status_code < 500:
                 return response
             problem = f"HTTP {response.status_code}"
         except (OSError, http.client.HTTPException) as exc:
             problem = str(exc) or type(exc).__name__
+        failed(problem, sent)
         if time.monotonic() + delay > deadline:
             raise ServerUnavailable(f"cannot reach the toolship server ({problem})")
         log.warning("server unreachable (%s); retrying in %.1f s", problem, delay)
@@ -204,11 +248,18 @@ async def send(
         delay = min(delay * 2, 15.0)
 
 
-async def run_remote(server: str, task_id: str, token: str) -> TaskState | None:
-    """Run the task's attempt here; None when the server says it is not ours to run."""
+async def run_remote(
+    server: str, task_id: str, token: str, attempt: int | None = None
+) -> TaskState | None:
+    """Run the task's attempt here; None when the server says it is not ours to run.
+
+    ``attempt``: the attempt this worker was sent for (its batch script says); the server
+    refuses a worker whose attempt is over.  None takes the task's current attempt.
+    """
     conn = ServerConnection(server, token)
+    path = f"/api/v1/worker/tasks/{task_id}" + (f"?attempt={attempt}" if attempt else "")
     try:
-        response = await send(conn, "GET", f"/api/v1/worker/tasks/{task_id}", patience=300)
+        response = await send(conn, "GET", path, patience=300)
         if response.status_code in (401, 404, 409):
             log.error("the server refused this worker: %s", response.text)
             return None
@@ -261,7 +312,7 @@ async def run_remote(server: str, task_id: str, token: str) -> TaskState | None:
             gpus=gpus,
             accounting=e.accounting and job.options.nodes == 1 and node_accounting(runtime.name),
         )
-        reporter = HttpReporter(conn, task_id)
+        reporter = HttpReporter(conn, task_id, attempt=job.attempt_number)
         worker = Worker(job, env, reporter)
         reporter.stop = worker.cancel
         loop = asyncio.get_running_loop()
@@ -312,6 +363,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="the toolship server that owns the task")  # fmt: skip
     parser.add_argument("--task", required=True, metavar="ID", help="the task to run")
     parser.add_argument(
+        "--attempt", type=int, metavar="N",
+        help="the attempt this job was submitted for (the server refuses a worker of an "
+        "attempt that is over); default: the task's current attempt",
+    )  # fmt: skip
+    parser.add_argument(
         "--token-file", type=Path, metavar="FILE",
         help="file holding the task's worker token (default: TOOLSHIP_WORKER_TOKEN_FILE, or "
         "the token itself in TOOLSHIP_WORKER_TOKEN); never pass a token as an argument",
@@ -321,7 +377,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        state = asyncio.run(run_remote(args.server, args.task, read_token(args.token_file)))
+        state = asyncio.run(
+            run_remote(args.server, args.task, read_token(args.token_file), args.attempt)
+        )
     except ToolshipError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
