@@ -53,6 +53,7 @@ __all__ = ["HttpReporter", "ServerConnection", "main", "read_token", "run_remote
 log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 5.0
+STALE_SECONDS = 1.0  # a dropped keep-alive connection fails sooner than this
 SLURM_JOB_LABEL = "io.toolship.slurm-job"
 
 
@@ -121,6 +122,7 @@ class ServerConnection:
             for again in (True, False):
                 if self._conn is None:
                     self._conn = self._connect()
+                began = time.monotonic()
                 try:
                     self._conn.request(method, self._prefix + path, body=body, headers=headers)
                     answer = self._conn.getresponse()
@@ -128,7 +130,10 @@ class ServerConnection:
                 except (OSError, http.client.HTTPException):
                     self._conn.close()
                     self._conn = None
-                    if not again:
+                    # A keep-alive connection the server closed while idle fails at once:
+                    # open another.  One that failed after waiting is an outage, which
+                    # the caller must hear of (it retries, and the record says so).
+                    if not again or time.monotonic() - began > STALE_SECONDS:
                         raise
         raise AssertionError("unreachable")
 
