@@ -36,19 +36,50 @@ class Use:
         self.memory_gb += sign * r.memory_gb
         self.gpus += sign * r.gpus
 
+    def __add__(self, other: Use) -> Use:
+        return Use(
+            self.cpus + other.cpus,
+            self.memory_gb + other.memory_gb,
+            self.gpus + other.gpus,
+            self.queued + other.queued,
+        )
+
 
 class Tally:
-    """Running use and waiting tasks per user and per group, kept by the engine core."""
+    """Running use and waiting tasks per user and per group, kept by the engine core.
+
+    With several replicas, ``elsewhere`` holds what the other replicas' tasks hold (read
+    from the database at each heartbeat): a user's quota is his across the service.
+    """
 
     def __init__(self) -> None:
         self.users: dict[str, Use] = {}
         self.groups: dict[str, Use] = {}
+        self.elsewhere_users: Mapping[str, Use] = {}
+        self.elsewhere_groups: Mapping[str, Use] = {}
 
     def user(self, name: str) -> Use:
-        return self.users.get(name) or Use()
+        own = self.users.get(name) or Use()
+        other = self.elsewhere_users.get(name)
+        return own if other is None else own + other
 
     def group(self, name: str | None) -> Use:
-        return (self.groups.get(name) if name is not None else None) or Use()
+        if name is None:
+            return Use()
+        own = self.groups.get(name) or Use()
+        other = self.elsewhere_groups.get(name)
+        return own if other is None else own + other
+
+    def held_elsewhere(self, users: Mapping[str, Use], groups: Mapping[str, Use]) -> bool:
+        """Take the other replicas' use; whether some of it went (room to start more)."""
+        freed = any(
+            use.cpus < old.cpus or use.memory_gb < old.memory_gb or use.gpus < old.gpus
+            for now, before in ((users, self.elsewhere_users), (groups, self.elsewhere_groups))
+            for name, old in before.items()
+            for use in (now.get(name) or Use(),)
+        )
+        self.elsewhere_users, self.elsewhere_groups = users, groups
+        return freed
 
     def _uses(self, r: Request) -> list[Use]:
         uses = [self.users.setdefault(r.owner or "", Use())]
@@ -93,6 +124,14 @@ class Quotas:
             q.running_cpus is not None
             or q.running_memory_gb is not None
             or q.running_gpus is not None
+            for q in (self.default, *self.users.values(), *self.groups.values())
+        )
+
+    @property
+    def counts_use(self) -> bool:
+        """Whether any limit reads what users run or have waiting (not the batch size)."""
+        return self.limits_running or any(
+            q.queued_tasks is not None
             for q in (self.default, *self.users.values(), *self.groups.values())
         )
 

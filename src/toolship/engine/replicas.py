@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.exc import DBAPIError
 
 from toolship.db.replicas import Listener, ReplicaRow, ReplicaStore, Singleton
+from toolship.db.usage import HeldElsewhere, held_elsewhere
+from toolship.engine.quotas import Use
 from toolship.errors import ConfigError
 from toolship.states import TaskState
 
@@ -98,6 +100,8 @@ class Replicas:
                 "same moment: give each replica its own server.replica"
             )
         self._beat_at = time.monotonic()
+        if self.engine.core.accounts.quotas.counts_use:  # before this replica starts any
+            self._held_elsewhere(held_elsewhere(self.engine.store.engine, self.name))
         claimed = self.db.claim_unowned(self.name)
         if claimed:
             log.info("replica %s takes %d unfinished tasks stored before 0009", self.name, claimed)
@@ -158,6 +162,22 @@ class Replicas:
         await self._catch_up()
         if await asyncio.to_thread(self.adopter.held):
             await self._adopt()
+        if self.engine.core.accounts.quotas.counts_use:
+            held = await asyncio.to_thread(held_elsewhere, self.engine.store.engine, self.name)
+            if self._held_elsewhere(held):
+                self.engine.dispatch()  # what another replica ran ended: room here
+
+    def _held_elsewhere(self, held: Sequence[HeldElsewhere]) -> bool:
+        """What the other replicas' tasks hold, into the quotas' tally (a user's quota is
+        his across the service); whether some of it went."""
+        users: dict[str, Use] = {}
+        groups: dict[str, Use] = {}
+        for h in held:
+            use = Use(h.cpus, h.memory_gb, h.gpus, h.queued)
+            users[h.owner] = users.get(h.owner, Use()) + use
+            if h.group is not None:
+                groups[h.group] = groups.get(h.group, Use()) + use
+        return self.engine.core.accounts.tally.held_elsewhere(users, groups)
 
     def _late(self) -> None:
         """No heartbeat for nearly ``adopt_after_s``: another replica may adopt any moment.
