@@ -15,6 +15,7 @@ import socket
 import sys
 from pathlib import Path
 from typing import Any, Literal, TypedDict
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -111,9 +112,25 @@ class ServerSettings(BaseModel):
     # replica adopts its unfinished tasks (docs/deploy.md, "Several replicas").
     heartbeat_s: float = Field(default=5.0, gt=0)
     adopt_after_s: float = Field(default=30.0, gt=0)
+    # How the other replicas reach this one: a Slurm job's worker that reports to another
+    # replica is forwarded here when this one runs its attempt.  Empty: the address
+    # `toolship serve` listens on (the host's name when that is every address).
+    advertise_url: str = ""
     service_name: str = "toolship"
     organization: str = "toolship"
     organization_url: str = "https://github.com/toolship"
+
+    @field_validator("advertise_url")
+    @classmethod
+    def _a_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if value and (parts.scheme not in ("http", "https") or not parts.hostname):
+            raise ValueError(
+                f"server.advertise_url {value!r} is not a URL other replicas can reach: "
+                "give http(s)://HOST:PORT of this replica, or leave it empty for the address "
+                "it listens on"
+            )
+        return value.rstrip("/")
 
     @model_validator(mode="after")
     def _adopt_after_beats(self) -> ServerSettings:
@@ -285,7 +302,9 @@ class SlurmSettings(BaseModel):
     # A directory every compute node sees at the same path: task work directories live
     # here (inputs are staged once for all nodes).  Empty = the server's home/tasks.
     shared_workdir: Path | None = None
-    # How compute nodes reach this server; empty = the address `toolship serve` listens on.
+    # How compute nodes reach the server: with several replicas, the load balancer's URL
+    # (any replica forwards a worker to the one running its attempt).  Empty: this
+    # replica's own address (server.advertise_url).
     server_url: str = ""
     # The command that starts a worker on a node (toolship must be installed there).
     # `python -m toolship.worker` is `toolship worker` without loading the CLI.

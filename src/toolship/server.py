@@ -112,6 +112,21 @@ def tls_files(server: ServerSettings) -> tuple[Path, Path] | None:
     return cert, key
 
 
+def _reachable(settings: Settings, scheme: str, host: str, port: int) -> Settings:
+    """Settings that say how others reach this server, where they leave it to the address
+    it listens on: other replicas (``server.advertise_url``) and, by default, the Slurm
+    jobs' workers (``slurm.server_url``).  A wildcard address is no place to connect to."""
+    server, slurm = settings.server, settings.slurm
+    if not server.advertise_url:
+        wildcard = host in ("0.0.0.0", "::")  # noqa: S104
+        reach = socket.gethostname() if wildcard else host
+        url = f"{scheme}://{reach if ':' not in reach else f'[{reach}]'}:{port}"
+        server = server.model_copy(update={"advertise_url": url})
+    if not slurm.server_url:
+        slurm = slurm.model_copy(update={"server_url": server.advertise_url})
+    return settings.model_copy(update={"server": server, "slurm": slurm})
+
+
 def serve(settings: Settings, *, embedded: bool = False) -> None:
     """Serve until SIGINT/SIGTERM.  Running executors survive and are resumed next start."""
     settings.home.mkdir(parents=True, exist_ok=True)
@@ -129,14 +144,7 @@ def serve(settings: Settings, *, embedded: bool = False) -> None:
     sock = _bind(settings.server.host, settings.server.port)
     host, port = sock.getsockname()[:2]
     url = f"{scheme}://{host if ':' not in host else f'[{host}]'}:{port}"
-    if settings.backend == "slurm" and not settings.slurm.server_url:
-        # Compute nodes report here; a wildcard address is no place to connect to.
-        wildcard = host in ("0.0.0.0", "::")  # noqa: S104
-        reach = socket.gethostname() if wildcard else host
-        reach_url = f"{scheme}://{reach if ':' not in reach else f'[{reach}]'}:{port}"
-        settings = settings.model_copy(
-            update={"slurm": settings.slurm.model_copy(update={"server_url": reach_url})}
-        )
+    settings = _reachable(settings, scheme, host, port)
     # The egress default depends on the kind of server; resolved once, it travels to workers.
     storage = settings.storage.for_server(embedded=embedded)
     settings = settings.model_copy(update={"storage": storage})

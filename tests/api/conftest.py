@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
@@ -21,6 +22,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+import uvicorn
 from fastapi import FastAPI
 
 from toolship.api.app import create_app
@@ -130,16 +132,26 @@ class Server:
         return Settings(home=self.home, **self.config)
 
     @contextmanager
-    def run(self, real: BackendFactory | None = None, **backend: Any) -> Iterator[httpx.Client]:
+    def run(
+        self, real: BackendFactory | None = None, *, listen: bool = False, **backend: Any
+    ) -> Iterator[httpx.Client]:
         """Start the app on this home (the engine recovers what the database holds).
 
         A fake backend (``backend``: its capacity), or the ``real`` one a factory builds.
+        ``listen``: it also serves HTTP on a port of loopback, its ``server.advertise_url``
+        (another replica forwards requests there).
         """
         if real is None:
             fake = FakeBackend(clock=self.clock, **backend)
             self.backends.append(fake)
             real = fake.factory()
         settings = self.settings()
+        sock = None
+        if listen:
+            sock = socket.create_server(("127.0.0.1", 0))
+            url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+            server = settings.server.model_copy(update={"advertise_url": url})
+            settings = settings.model_copy(update={"server": server})
         app = create_app(
             settings,
             tokens=self.tokens,
@@ -153,12 +165,33 @@ class Server:
         served = InProcess(app)
         served.start()
         try:
-            with httpx.Client(
-                transport=_Bridge(served), base_url="http://toolship.test", headers=headers
-            ) as client:
+            with (
+                _listening(served, sock),
+                httpx.Client(
+                    transport=_Bridge(served), base_url="http://toolship.test", headers=headers
+                ) as client,
+            ):
                 yield client
         finally:
             served.stop()
+
+
+@contextmanager
+def _listening(served: InProcess, sock: socket.socket | None) -> Iterator[None]:
+    """uvicorn serving the app on ``sock`` (if any), on its loop; its lifespan is served's."""
+    if sock is None:
+        yield
+        return
+    config = uvicorn.Config(served.app, lifespan="off", log_level="warning", access_log=False)
+    http = uvicorn.Server(config)
+    serving = asyncio.run_coroutine_threadsafe(http.serve(sockets=[sock]), served.loop)
+    try:
+        until("uvicorn serving", lambda: http.started or serving.done())
+        yield
+    finally:
+        http.should_exit = True
+        serving.result(30)
+        sock.close()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

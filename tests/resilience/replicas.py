@@ -50,6 +50,9 @@ class Replica:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    # A host name of its own (a UTS namespace: root only), so the replicas are on
+    # different hosts as far as they can tell; None: this host's.
+    host: str | None = None
 
     @property
     def url(self) -> str:
@@ -61,9 +64,13 @@ class Replica:
 
     def launch(self) -> subprocess.Popen[bytes]:
         self.starts += 1
+        command = [TOOLSHIP, "serve", "--port", str(self.port)]
+        if self.host is not None:  # (exec: the pid is the server's, for kill -9)
+            named = 'hostname "$1" && shift && exec "$@"'
+            command = ["unshare", "--uts", "sh", "-c", named, "sh", self.host, *command]
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
-                [TOOLSHIP, "serve", "--port", str(self.port)],
+                command,
                 env={**self.env, "TOOLSHIP_SERVER__REPLICA": self.name},
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -127,6 +127,10 @@ class Backend(Protocol):
     # Signs the per-task tokens of remote workers (toolship.secrets.worker_token); empty
     # for a backend whose workers run in this process (no worker may call in).
     worker_secret: bytes
+    # Whether an attempt lives on the host of the server that started it (the local
+    # backend's containers): a dead replica's attempt then cannot move to another host.
+    # False: it lives in a scheduler any replica reaches (Slurm), and moves with adoption.
+    host_bound: bool
 
     def check(self, options: TaskOptions) -> None:
         """Raise ResourcesUnavailable if this backend can never run such a task."""
@@ -149,3 +153,8 @@ class Backend(Protocol):
     async def open(self) -> None: ...
 
     async def close(self) -> None: ...
+
+    async def adopting(self) -> None:
+        """Another replica's attempts are about to resume here: find what their records
+        may not name yet (Slurm: jobs submitted just before that replica died)."""
+        ...

@@ -133,8 +133,12 @@ class FakeBackend:
         cpus: int = 4,
         memory_gb: float = 16.0,
         gpus: int = 0,
+        host_bound: bool = True,
     ) -> None:
         self.clock = clock or FakeClock()
+        # True: like the local backend, a dead replica's attempt is lost to other hosts;
+        # False: like Slurm, it resumes on its adopter (from its runtime record).
+        self.host_bound = host_bound
         self.total = Capacity(float(cpus), memory_gb, gpus)
         self.free = Capacity(float(cpus), memory_gb, gpus)
         self.scripts: dict[str, list[Run]] = {}
@@ -167,6 +171,9 @@ class FakeBackend:
 
     async def close(self) -> None:
         self.is_open = False
+
+    async def adopting(self) -> None:
+        return None  # every attempt resumes from its runtime record
 
     def check(self, options: TaskOptions) -> None:
         cpus, memory_gb = options.cpus * options.nodes, options.memory_gb * options.nodes

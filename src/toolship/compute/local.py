@@ -69,6 +69,7 @@ def gpu_inventory(local: LocalSettings) -> tuple[list[Gpu], list[str]]:
 class LocalBackend:
     name = "local"
     worker_secret = b""  # its workers run in this process
+    host_bound = True  # its containers run on this host
 
     def __init__(self, settings: Settings, storage: StorageRegistry) -> None:
         self.all_settings = settings
@@ -86,6 +87,9 @@ class LocalBackend:
 
     async def open(self) -> None:
         return None
+
+    async def adopting(self) -> None:
+        return None  # an attempt is found on this host by its runtime record alone
 
     async def close(self) -> None:
         return None

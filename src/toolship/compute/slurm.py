@@ -67,6 +67,9 @@ MAX_RESUBMITS = 2
 
 class SlurmBackend:
     name = "slurm"
+    # Jobs live in Slurm, and any replica (the same Slurm user) follows them with squeue:
+    # a dead replica's attempts resume on its adopter, wherever that runs.
+    host_bound = False
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -89,7 +92,8 @@ class SlurmBackend:
             active=lambda: any(a.slurm.job_id is not None for a in self.attempts.values()),
         )
         self.worker_secret = b""
-        # Jobs found at start-up for attempts whose job id was never recorded.
+        # Jobs found at start-up (and at each adoption) for attempts whose job id was
+        # never recorded: submitted by a server that died before it wrote the id.
         self.unrecorded: dict[tuple[str, int], str] = {}
 
     # --- lifecycle ----------------------------------------------------------
@@ -101,19 +105,31 @@ class SlurmBackend:
         if not self.partitions:
             self.partitions = parse_sinfo(await self.runner.run(SINFO))
             log.info("Slurm partitions: %s", self.partitions)
+        await self._find_unrecorded("at start-up")
+        self.poller.start()
+
+    async def adopting(self) -> None:
+        await self._find_unrecorded("for the attempts of a replica adopted")
+
+    async def _find_unrecorded(self, when: str) -> None:
+        """List this user's unfinished toolship jobs (one squeue): an attempt that starts
+        with no job id recorded takes its job from here rather than submit another."""
         try:
             self.unrecorded = parse_unfinished(await self.runner.run(UNFINISHED))
         except CommandFailed as exc:
-            log.warning("could not list this user's Slurm jobs at start-up: %s", exc)
-        self.poller.start()
+            log.warning("could not list this user's Slurm jobs %s: %s", when, exc)
 
     async def close(self) -> None:
+        """Stop following the jobs (they run on); their workers' requests are no longer
+        this server's to answer (an attempt never started is forgotten here too)."""
         await self.poller.stop()
+        self.attempts.clear()
 
     @property
     def server_url(self) -> str:
-        return self.slurm.server_url or (
-            f"http://{self.settings.server.host}:{self.settings.server.port}"
+        server = self.settings.server
+        return (
+            self.slurm.server_url or server.advertise_url or f"http://{server.host}:{server.port}"
         )
 
     # --- what the engine asks -----------------------------------------------
@@ -140,7 +156,10 @@ class SlurmBackend:
         return self.attempts.get(task_id)
 
     def start(self, job: Job, reporter: Reporter) -> SlurmAttempt:
-        return SlurmAttempt(self, job, reporter)
+        """The attempt, known to its worker's requests at once (before it first runs)."""
+        attempt = SlurmAttempt(self, job, reporter)
+        self.attempts[job.task_id] = attempt
+        return attempt
 
     # --- Slurm commands ----------------------------------------------------
 

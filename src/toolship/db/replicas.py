@@ -64,6 +64,7 @@ class ReplicaRow:
     started: float
     heartbeat: float
     stopped: float | None
+    url: str | None = None  # how other replicas reach it (empty: not known)
 
 
 def _now(engine: Engine) -> ColumnElement[float]:
@@ -104,11 +105,13 @@ class ReplicaStore:
             rows = conn.execute(select(replicas).order_by(replicas.c.name)).all()
         return [ReplicaRow(**r._asdict()) for r in rows]
 
-    def take(self, name: str, token: str, host: str, pid: int, previous: str | None) -> bool:
-        """Register as ``name``: insert the row, or take over the one whose token is
-        ``previous`` (a dead or stopped incarnation).  False: another replica registered
-        or adopted that name meanwhile."""
-        values = {"token": token, "host": host, "pid": pid, "stopped": None}
+    def take(
+        self, name: str, token: str, host: str, pid: int, previous: str | None, url: str = ""
+    ) -> bool:
+        """Register as ``name`` (reached at ``url``): insert the row, or take over the one
+        whose token is ``previous`` (a dead or stopped incarnation).  False: another
+        replica registered or adopted that name meanwhile."""
+        values = {"token": token, "host": host, "pid": pid, "stopped": None, "url": url or None}
         with self.engine.begin() as conn:
             self._serialize(conn)
             if previous is None:

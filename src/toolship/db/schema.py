@@ -245,4 +245,7 @@ replicas = Table(
     Column("started", Float, nullable=False),  # Unix times, the database's clock
     Column("heartbeat", Float, nullable=False),
     Column("stopped", Float, nullable=True),  # a clean stop; None while it runs (or died)
+    # How other replicas reach it (server.advertise_url; migration 0010): a worker's request
+    # for an attempt it runs is forwarded there.  None: registered before 0010.
+    Column("url", String(1000), nullable=True),
 )

@@ -189,14 +189,18 @@ class Engine:
         """Rebuild the core from this replica's tasks in the store."""
         self._resume(self.store.active(self.replica), self.store.active_batches(self.replica))
 
-    def adopt(self, ids: Sequence[str], dead: str, host: str | None, *, same_host: bool) -> None:
+    async def adopt(
+        self, ids: Sequence[str], dead: str, host: str | None, *, same_host: bool
+    ) -> None:
         """Take on the tasks moved from replica ``dead`` (on ``host``) as :meth:`recover` does.
 
-        Attempts in flight resume only on the dead replica's host, where its containers
-        are; elsewhere they end SYSTEM_ERROR (never RUNNING for ever, never run twice).
+        An attempt of a host-bound backend (the local one) resumes only on the dead
+        replica's host, where its containers are; elsewhere it ends SYSTEM_ERROR (never
+        RUNNING for ever, never run twice).  Any other (a Slurm job) resumes here.
         """
+        await self.backend.adopting()
         rows = [self.store.get(task_id) for task_id in ids]
-        if not same_host:
+        if self.backend.host_bound and not same_host:
             rows = [row for row in rows if not self._lost(row, dead, host)]
         self._resume(rows, self.store.active_batches(self.replica))
         self._dispatch_now()

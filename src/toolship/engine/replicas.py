@@ -31,8 +31,8 @@ from sqlalchemy.exc import DBAPIError
 from toolship.db.replicas import Listener, ReplicaRow, ReplicaStore, Singleton
 from toolship.db.usage import HeldElsewhere, held_elsewhere
 from toolship.engine.quotas import Use
-from toolship.errors import ConfigError
-from toolship.states import TaskState
+from toolship.errors import ConfigError, NotFound
+from toolship.states import TaskState, is_final
 
 if TYPE_CHECKING:
     from toolship.engine.engine import Engine
@@ -75,6 +75,9 @@ class Replicas:
         self.db = ReplicaStore(engine.store.engine)
         self.adopter = Singleton(engine.store.engine)
         self.fenced = False
+        # Between moving a dead replica's tasks here and resuming them: their workers'
+        # requests wait (503) rather than hear that no attempt runs here.
+        self.moving = False
         self._beat_at = 0.0  # monotonic time of the last heartbeat that landed
         self._outbox: list[str] = []
         self._loops: set[asyncio.Task[None]] = set()
@@ -94,7 +97,8 @@ class Replicas:
                 "TOOLSHIP_SERVER__REPLICA), or stop the other one first"
             )
         previous = None if row is None else row.token
-        if not self.db.take(self.name, self.token, self.host, os.getpid(), previous):
+        url = self.engine.settings.server.advertise_url
+        if not self.db.take(self.name, self.token, self.host, os.getpid(), previous, url):
             raise ConfigError(
                 f"replica name {self.name!r} was taken by another server starting at the "
                 "same moment: give each replica its own server.replica"
@@ -196,13 +200,19 @@ class Replicas:
             if token is not None:
                 row = await asyncio.to_thread(self.db.get, dead)
                 host = None if row is None else row.host
-            ids = await asyncio.to_thread(self.db.adopt, dead, token, self.name, self.adopt_after_s)
-            if ids:
-                log.warning(
-                    "replica %s adopts %d unfinished tasks of replica %s (silent for over "
-                    "%g s)", self.name, len(ids), dead, self.adopt_after_s,
-                )  # fmt: skip
-                self.engine.adopt(ids, dead, host, same_host=host == self.host)
+            self.moving = True
+            try:
+                ids = await asyncio.to_thread(
+                    self.db.adopt, dead, token, self.name, self.adopt_after_s
+                )
+                if ids:
+                    log.warning(
+                        "replica %s adopts %d unfinished tasks of replica %s (silent for over "
+                        "%g s)", self.name, len(ids), dead, self.adopt_after_s,
+                    )  # fmt: skip
+                    await self.engine.adopt(ids, dead, host, same_host=host == self.host)
+            finally:
+                self.moving = False
 
     def fence(self, why: str) -> None:
         """Stop this replica's engine now: another replica runs (or may run) its tasks."""
@@ -216,6 +226,18 @@ class Replicas:
             why,
         )
         asyncio.get_running_loop().create_task(self.engine.fence(), name="toolship-fence")
+
+    def running_elsewhere(self, task_id: str) -> tuple[str, ReplicaRow | None] | None:
+        """The replica that runs this unfinished task if another one: its name and row
+        (None: it has none, its tasks are being adopted).  None: the task is final, or
+        this replica's, or no replica's, or not there."""
+        try:
+            state, replica = self.db.state_and_replica(task_id)
+        except NotFound:
+            return None
+        if is_final(state) or replica in (None, self.name):
+            return None
+        return replica, self.db.get(replica)
 
     # --- wake-ups -------------------------------------------------------------
 
