@@ -586,7 +586,9 @@ LABEL org.toolship.source=$key \\
 ENTRYPOINT ["toolship"]
 CMD ["serve", "--host", "0.0.0.0", "--port", "8000"]
 CONTAINERFILE
-    if ! podman build --quiet --volume "$overlay:/overlay:ro" -f "$dir/Containerfile" \
+    # --no-cache: the RUN that copies the overlay reads like the last build's, and podman
+    # would reuse that layer (the old source) for it.
+    if ! podman build --quiet --no-cache --volume "$overlay:/overlay:ro" -f "$dir/Containerfile" \
         -t "$TOOLSHIP_IMAGE" "$dir" >"$dir/build.log" 2>&1; then
         tail -n 20 "$dir/build.log" >&2
         die "podman build of $TOOLSHIP_IMAGE failed"
