@@ -19,7 +19,7 @@ from toolship.secrets import ensure_token_file, read_tokens
 from toolship.storage.egress import is_loopback_host
 from toolship.web import install as install_ui
 
-__all__ = ["require_authentication", "serve", "tls_files"]
+__all__ = ["reachable", "require_authentication", "serve", "tls_files"]
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ def tls_files(server: ServerSettings) -> tuple[Path, Path] | None:
     return cert, key
 
 
-def _reachable(settings: Settings, scheme: str, host: str, port: int) -> Settings:
+def reachable(settings: Settings, scheme: str, host: str, port: int) -> Settings:
     """Settings that say how others reach this server, where they leave it to the address
     it listens on: other replicas (``server.advertise_url``) and, by default, the Slurm
     jobs' workers (``slurm.server_url``).  A wildcard address is no place to connect to."""
@@ -144,7 +144,7 @@ def serve(settings: Settings, *, embedded: bool = False) -> None:
     sock = _bind(settings.server.host, settings.server.port)
     host, port = sock.getsockname()[:2]
     url = f"{scheme}://{host if ':' not in host else f'[{host}]'}:{port}"
-    settings = _reachable(settings, scheme, host, port)
+    settings = reachable(settings, scheme, host, port)
     # The egress default depends on the kind of server; resolved once, it travels to workers.
     storage = settings.storage.for_server(embedded=embedded)
     settings = settings.model_copy(update={"storage": storage})
