@@ -1,12 +1,19 @@
 """Task throughput: many trivial tasks submitted at once, against a plain process pool.
 
-    .venv/bin/python -m bench.throughput [--process 5000] [--podman 200]
+    .venv/bin/python -m bench.throughput [--process 5000] [--podman 200] [--rounds 4]
 
 * process runtime: N tasks running ``true`` on the host, completed tasks per second ÷
   the rate of the same command run by a plain ``subprocess`` pool as wide as the server
   runs tasks at once (its cores).  Goal >= 0.5.
 * podman: M trivial container tasks ÷ a raw pool of ``podman run --rm --network none``
-  of the same width (200 tasks: ~45 s each way at ~4.5/s).  Goal >= 0.9.
+  of the same width (200 tasks: ~25 s each way at ~8/s).  Goal >= 0.9.
+
+Each is measured in ``--rounds`` alternating rounds (the raw way, then toolship, N ÷
+rounds tasks each): a machine whose speed drifts — podman's storage growing, other
+work — weighs on both alike, where one long run of each compared the start of a session
+with its end.  Beside the ratio it prints the server's own CPU per task and its
+children's (the executors' launchers: ``sh``, ``setpriv``, ``podman run``), which is
+what toolship adds on a machine whose cores the tasks need.
 Writes bench/results/throughput.json.
 """
 
@@ -18,7 +25,9 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -66,10 +75,48 @@ def toolship_rate(client: Client, count: int, runtime: str) -> float:
     return count / elapsed
 
 
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """A process's own CPU seconds, and those of its children it reaped (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick
+
+
+@dataclass
+class Compared:
+    raw: float  # tasks/s
+    ours: float
+    server_ms: float  # the server's CPU per task
+    children_ms: float
+
+    @property
+    def ratio(self) -> float:
+        return self.ours / self.raw
+
+
+def compare(
+    raw: Callable[[int], float], ours: Callable[[int], float], count: int, rounds: int, pid: int
+) -> Compared:
+    """Both rates over ``rounds`` alternating rounds (count ÷ rounds tasks each), and the
+    server's CPU per task during toolship's."""
+    each = max(1, count // rounds)
+    raw_s = ours_s = server_s = children_s = 0.0
+    for _ in range(rounds):
+        raw_s += each / raw(each)
+        own0, kids0 = cpu_seconds(pid)
+        ours_s += each / ours(each)
+        own1, kids1 = cpu_seconds(pid)
+        server_s += own1 - own0
+        children_s += kids1 - kids0
+    n = each * rounds
+    return Compared(n / raw_s, n / ours_s, server_s / n * 1000, children_s / n * 1000)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--process", type=int, default=5000)
     ap.add_argument("--podman", type=int, default=200)
+    ap.add_argument("--rounds", type=int, default=4, help="alternating rounds of each way")
     args = ap.parse_args()
     need("podman")
     width = os.cpu_count() or 1
@@ -82,25 +129,38 @@ def main() -> None:
             server(work / "home", **allow) as srv,
             Client(srv.url, srv.token, timeout=600) as client,
         ):
+            pid = srv.process.pid
             if args.process:
-                base = raw_rate(["true"], args.process, width)
-                ours = toolship_rate(client, args.process, "process")
-                ratio = ours / base
-                results.update(process_tasks=args.process, process_rate=ours,
-                               process_raw_rate=base, process_ratio=ratio)  # fmt: skip
-                print(f"{args.process} process tasks: toolship {ours:.0f}/s, subprocess pool of "
-                      f"{width} {base:.0f}/s: ratio {ratio:.2f} "
-                      f"({verdict(ratio, 0.5, higher_is_better=True)})", flush=True)  # fmt: skip
+                c = compare(
+                    lambda n: raw_rate(["true"], n, width),
+                    lambda n: toolship_rate(client, n, "process"),
+                    args.process, args.rounds, pid,
+                )  # fmt: skip
+                results.update(process_tasks=args.process, process_rate=c.ours,
+                               process_raw_rate=c.raw, process_ratio=c.ratio,
+                               process_server_ms=c.server_ms,
+                               process_children_ms=c.children_ms)  # fmt: skip
+                print(f"{args.process} process tasks: toolship {c.ours:.0f}/s, subprocess pool "
+                      f"of {width} {c.raw:.0f}/s: ratio {c.ratio:.2f} "
+                      f"({verdict(c.ratio, 0.5, higher_is_better=True)}); server CPU "
+                      f"{c.server_ms:.1f} ms/task, its children {c.children_ms:.1f}",
+                      flush=True)  # fmt: skip
             if args.podman:
                 argv = ["podman", "run", "--rm", "--network", "none", BUSYBOX, "true"]
-                base = raw_rate(argv, args.podman, width)
-                ours = toolship_rate(client, args.podman, "podman")
-                ratio = ours / base
-                results.update(podman_tasks=args.podman, podman_rate=ours,
-                               podman_raw_rate=base, podman_ratio=ratio)  # fmt: skip
-                print(f"{args.podman} podman tasks: toolship {ours:.1f}/s, raw podman pool of "
-                      f"{width} {base:.1f}/s: ratio {ratio:.2f} "
-                      f"({verdict(ratio, 0.9, higher_is_better=True)})", flush=True)  # fmt: skip
+                c = compare(
+                    lambda n: raw_rate(argv, n, width),
+                    lambda n: toolship_rate(client, n, "podman"),
+                    args.podman, args.rounds, pid,
+                )  # fmt: skip
+                results.update(podman_tasks=args.podman, podman_rate=c.ours,
+                               podman_raw_rate=c.raw, podman_ratio=c.ratio,
+                               podman_server_ms=c.server_ms,
+                               podman_children_ms=c.children_ms)  # fmt: skip
+                print(f"{args.podman} podman tasks: toolship {c.ours:.1f}/s, raw podman pool "
+                      f"of {width} {c.raw:.1f}/s: ratio {c.ratio:.2f} "
+                      f"({verdict(c.ratio, 0.9, higher_is_better=True)}); server CPU "
+                      f"{c.server_ms:.1f} ms/task, its children {c.children_ms:.1f}",
+                      flush=True)  # fmt: skip
         print(f"results: {write_result('throughput', results)}")
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -7,7 +7,7 @@ import pytest
 
 from tests.api.conftest import Server, state_of, until
 from tests.api.principals import with_users
-from tests.api.test_quotas import make, made, quota
+from tests.api.test_quotas import made, make, quota
 from tests.api.test_replicas import replica
 
 
