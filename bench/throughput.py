@@ -129,36 +129,27 @@ def main() -> None:
             server(work / "home", **allow) as srv,
             Client(srv.url, srv.token, timeout=600) as client,
         ):
-            pid = srv.process.pid
-            if args.process:
+            # runtime, its raw command, what the raw way is called, the goal, the rate's digits
+            cases = [
+                ("process", ["true"], "subprocess pool", 0.5, 0, args.process),
+                ("podman", ["podman", "run", "--rm", "--network", "none", BUSYBOX, "true"],
+                 "raw podman pool", 0.9, 1, args.podman),
+            ]  # fmt: skip
+            for runtime, argv, raw_name, goal, digits, count in cases:
+                if not count:
+                    continue
                 c = compare(
-                    lambda n: raw_rate(["true"], n, width),
-                    lambda n: toolship_rate(client, n, "process"),
-                    args.process, args.rounds, pid,
+                    lambda n, argv=argv: raw_rate(argv, n, width),
+                    lambda n, runtime=runtime: toolship_rate(client, n, runtime),
+                    count, args.rounds, srv.process.pid,
                 )  # fmt: skip
-                results.update(process_tasks=args.process, process_rate=c.ours,
-                               process_raw_rate=c.raw, process_ratio=c.ratio,
-                               process_server_ms=c.server_ms,
-                               process_children_ms=c.children_ms)  # fmt: skip
-                print(f"{args.process} process tasks: toolship {c.ours:.0f}/s, subprocess pool "
-                      f"of {width} {c.raw:.0f}/s: ratio {c.ratio:.2f} "
-                      f"({verdict(c.ratio, 0.5, higher_is_better=True)}); server CPU "
-                      f"{c.server_ms:.1f} ms/task, its children {c.children_ms:.1f}",
-                      flush=True)  # fmt: skip
-            if args.podman:
-                argv = ["podman", "run", "--rm", "--network", "none", BUSYBOX, "true"]
-                c = compare(
-                    lambda n: raw_rate(argv, n, width),
-                    lambda n: toolship_rate(client, n, "podman"),
-                    args.podman, args.rounds, pid,
-                )  # fmt: skip
-                results.update(podman_tasks=args.podman, podman_rate=c.ours,
-                               podman_raw_rate=c.raw, podman_ratio=c.ratio,
-                               podman_server_ms=c.server_ms,
-                               podman_children_ms=c.children_ms)  # fmt: skip
-                print(f"{args.podman} podman tasks: toolship {c.ours:.1f}/s, raw podman pool "
-                      f"of {width} {c.raw:.1f}/s: ratio {c.ratio:.2f} "
-                      f"({verdict(c.ratio, 0.9, higher_is_better=True)}); server CPU "
+                results.update({f"{runtime}_tasks": count, f"{runtime}_rate": c.ours,
+                                f"{runtime}_raw_rate": c.raw, f"{runtime}_ratio": c.ratio,
+                                f"{runtime}_server_ms": c.server_ms,
+                                f"{runtime}_children_ms": c.children_ms})  # fmt: skip
+                print(f"{count} {runtime} tasks: toolship {c.ours:.{digits}f}/s, {raw_name} "
+                      f"of {width} {c.raw:.{digits}f}/s: ratio {c.ratio:.2f} "
+                      f"({verdict(c.ratio, goal, higher_is_better=True)}); server CPU "
                       f"{c.server_ms:.1f} ms/task, its children {c.children_ms:.1f}",
                       flush=True)  # fmt: skip
         print(f"results: {write_result('throughput', results)}")
