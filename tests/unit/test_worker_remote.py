@@ -34,6 +34,7 @@ def test_the_worker_does_not_load_the_cli_the_sdk_or_remote_storage() -> None:
 class _Handler(BaseHTTPRequestHandler):
     seen: list[tuple[str, str, str, object]] = []
     failing = 0  # answer this many requests 503, as a proxy cut from the server does
+    why = b""  # the 503's body
 
     def _answer(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -43,8 +44,9 @@ class _Handler(BaseHTTPRequestHandler):
         if _Handler.failing:
             _Handler.failing -= 1
             self.send_response(503)
-            self.send_header("Content-Length", "0")
+            self.send_header("Content-Length", str(len(_Handler.why)))
             self.end_headers()
+            self.wfile.write(_Handler.why)
             return
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -66,6 +68,7 @@ class _Handler(BaseHTTPRequestHandler):
 def http_server() -> Iterator[str]:
     _Handler.seen = []
     _Handler.failing = 0
+    _Handler.why = b""
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -123,6 +126,20 @@ def test_a_report_held_through_an_outage_tells_the_record_so(http_server: str) -
     assert sent[3]["attempt"]["system_logs"] == ["submitted", note]  # type: ignore[index]
     assert attempt.system_logs == ["submitted", note]
     assert {body["attempt_number"] for body in sent} == {3}  # type: ignore[index]
+
+
+def test_what_a_failing_server_says_is_in_the_note(http_server: str) -> None:
+    _Handler.failing = 1
+    detail = "replica r2, which runs task t1, did not answer at http://r2:8000 (ConnectError)"
+    _Handler.why = json.dumps({"detail": detail}).encode()
+    conn = ServerConnection(http_server, "tok")
+    attempt = TaskLog()
+    try:
+        assert asyncio.run(HttpReporter(conn, "t1").update(None, attempt, RuntimeRecord()))
+    finally:
+        conn.close()
+    assert attempt.system_logs is not None
+    assert f"(HTTP 503: {detail}); the worker held its reports" in attempt.system_logs[-1]
 
 
 def test_an_unreachable_server_is_named_once_patience_runs_out() -> None:

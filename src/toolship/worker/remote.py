@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import functools
 import http.client
+import json
 import logging
 import os
 import signal
@@ -242,7 +243,7 @@ async def send(
             response = await server.request(method, path, body)
             if response.status_code < 500:
                 return response
-            problem = f"HTTP {response.status_code}"
+            problem = _failure(response)
         except (OSError, http.client.HTTPException) as exc:
             problem = str(exc) or type(exc).__name__
         failed(problem, sent)
@@ -251,6 +252,17 @@ async def send(
         log.warning("server unreachable (%s); retrying in %.1f s", problem, delay)
         await asyncio.sleep(delay)
         delay = min(delay * 2, 15.0)
+
+
+def _failure(response: Response) -> str:
+    """A failing answer in a line: its status, and what the server said (a replica that
+    forwards a worker's request names the one it waits for)."""
+    detail = ""
+    with contextlib.suppress(ValueError):
+        body = json.loads(response.body)
+        if isinstance(body, dict):
+            detail = str(body.get("detail") or "")
+    return f"HTTP {response.status_code}" + (f": {detail[:300]}" if detail else "")
 
 
 async def run_remote(
