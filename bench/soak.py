@@ -58,7 +58,7 @@ from tests.resilience.harness import (
 from tests.resilience.replicas import Nginx, Replica, start_all, until_healthy
 
 from bench.common import BUSYBOX, write_result
-from toolship import Client
+from toolship import Client, ServerUnavailable
 from toolship.db.schema import tasks
 from toolship.db.store import make_engine
 from toolship.states import FINAL_STATES, TaskState
@@ -139,7 +139,9 @@ class Submitter:
                 return
             try:
                 self.one_more(n, room(self.submitted))
-            except httpx.HTTPError:  # a replica died under the request: try again
+            except (httpx.HTTPError, ServerUnavailable):
+                # A replica died under the request (nginx: 502): its answer is lost, the
+                # tasks may be stored all the same (the check reads every stored task).
                 self.errors += 1
                 time.sleep(0.2)
 
@@ -382,7 +384,8 @@ def report(r: dict[str, Any]) -> None:
     print(
         f"tasks: {r['tasks']} stored, {r['done']} done (final), {len(r['lost'])} lost "
         f"(never final), {len(r['duplicated'])} duplicated (an attempt ran twice); "
-        f"by final state {r['by_state']}; {r['rerun_attempts']} attempts after a first"
+        f"by final state {r['by_state']}; {r['rerun_attempts']} attempts after a first; "
+        f"{r['submit_errors']} submissions whose answer was lost (sent again)"
     )
     for k in r["kills"]:
         rec = "NOT recovered" if k["recovery_s"] is None else f"recovered in {k['recovery_s']} s"

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from toolship import Client, Conflict, NotFound, TaskState, View
+from toolship import Client, Conflict, NotFound, ServerUnavailable, TaskState, View
 from toolship.cli.format import wire_json
 from toolship.models import BatchInfo, BatchReport, OutputFileLog, TaskDetails, TaskView
 from toolship.spec import build_task
@@ -201,3 +201,16 @@ def test_errors_are_the_toolship_errors() -> None:
         client.cancel("t1")
     with pytest.raises(NotFound):
         client.get("t2")
+
+
+def test_a_proxys_bad_gateway_names_the_cause_and_what_to_do() -> None:
+    """nginx in front of replicas answers 502 when the replica dies under a request: the
+    SDK says so, not nginx's HTML page."""
+    page = "<html><head><title>502 Bad Gateway</title></head></html>"
+    server = Server({("POST", f"{TES}/tasks"): lambda _: httpx.Response(502, text=page)})
+    with pytest.raises(ServerUnavailable) as raised:
+        server.client().submit("busybox", ["true"])
+    message = str(raised.value)
+    assert "proxy in front of toolship at toolship.test answered 502 Bad Gateway" in message
+    assert "look for them (by name or tag) before sending it again" in message
+    assert "<html>" not in message

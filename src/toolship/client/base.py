@@ -117,6 +117,14 @@ class BaseClient:
 def _raise_for(response: httpx.Response) -> None:
     if response.status_code < 400:
         return
+    if response.status_code in (502, 504):  # toolship answers neither: a proxy in front
+        raise ServerUnavailable(
+            f"the proxy in front of toolship at {response.request.url.host} answered "
+            f"{response.status_code} {response.reason_phrase}: the server behind it did not "
+            "answer, or stopped while answering (a replica restarting?). Try again; a "
+            "request that creates tasks may have been stored before its answer was lost, "
+            "so look for them (by name or tag) before sending it again"
+        )
     try:
         detail = response.json().get("detail") or response.text
     except ValueError:
