@@ -1,5 +1,5 @@
 """Real storage servers on loopback for the tests: S3 (moto), HTTP, WebDAV, and a TCP
-proxy that can be cut in the middle of a transfer."""
+proxy that can be cut in the middle of a transfer, or drop all traffic for a while."""
 
 from __future__ import annotations
 
@@ -66,14 +66,26 @@ def webdav(root: Path, port: int, log: Path) -> Process:
 
 
 class Proxy:
-    """A loopback TCP proxy; ``cut()`` drops every connection and stops listening."""
+    """A loopback TCP proxy to ``target`` (a port; it may be set after the start).
+
+    ``cut()`` resets every connection and stops listening (connection refused).
+    ``drop()`` fails the link as a broken switch or a firewall's DROP does: nothing is
+    refused or reset, bytes sent either way vanish, connections opened meanwhile are
+    accepted and left silent; ``restore()`` resets the connections that lived through it
+    (TCP gives up on them) and lets new ones pass again.
+    """
 
     def __init__(self, target: int) -> None:
         self.target = target
         self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
         self._conns: list[socket.socket] = []
         self._listener: socket.socket | None = None
         self.bytes = 0
+        self._lock = threading.Lock()  # a connection is accepted before or in a drop
+        self._dropping = False
+        self._dropped: list[socket.socket] = []  # the connections that live through a drop
+        self.held: list[socket.socket] = []  # accepted during a drop, never answered
 
     def start(self) -> None:
         listener = socket.socket()
@@ -89,12 +101,16 @@ class Proxy:
                 client, _ = listener.accept()
             except OSError:
                 return
-            try:
-                upstream = socket.create_connection(("127.0.0.1", self.target))
-            except OSError:
-                client.close()
-                continue
-            self._conns += [client, upstream]
+            with self._lock:
+                if self._dropping:  # the client waits for an answer, then gives up
+                    self.held.append(client)
+                    continue
+                try:
+                    upstream = socket.create_connection(("127.0.0.1", self.target))
+                except OSError:
+                    client.close()
+                    continue
+                self._conns += [client, upstream]
             done = threading.Barrier(2, action=lambda c=client, u=upstream: (c.close(), u.close()))
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b, done), daemon=True).start()
@@ -102,12 +118,30 @@ class Proxy:
     def _pipe(self, src: socket.socket, dst: socket.socket, done: threading.Barrier) -> None:
         with contextlib.suppress(OSError):
             while data := src.recv(1 << 16):
+                if src in self._dropped:
+                    continue  # sent while the link drops everything: gone
                 self.bytes += len(data)
                 dst.sendall(data)
         with contextlib.suppress(OSError):
             dst.shutdown(socket.SHUT_WR)
         with contextlib.suppress(threading.BrokenBarrierError):
             done.wait(30)  # the second direction to finish closes both sockets
+
+    def drop(self) -> None:
+        with self._lock:
+            self._dropped = list(self._conns)
+            self._dropping = True
+
+    def restore(self) -> None:
+        with self._lock:
+            for conn in [*self._dropped, *self.held]:
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+            for conn in self.held:
+                conn.close()
+            self._conns = [c for c in self._conns if c not in self._dropped]
+            self._dropped, self.held = [], []
+            self._dropping = False
 
     def cut(self) -> None:
         if self._listener is not None:

@@ -1,7 +1,8 @@
 """The network between the compute nodes' workers and the server cut for a minute.
 
 On the Slurm backend each job's worker reports to ``slurm.server_url``; here that is a
-link the test cuts (:mod:`tests.resilience.netcut`: traffic dropped, not refused) while
+link the test cuts (``Proxy.drop`` of tests/integration/servers.py: traffic dropped, not
+refused) while
 the workload runs.  Workers that cannot reach the server hold their reports and keep
 their jobs; workers starting meanwhile wait for their job's description.  Nothing is
 lost and nothing runs twice: once the link is back, every task completes in the attempts
@@ -19,6 +20,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.integration.servers import Proxy
 from tests.resilience.harness import (
     Bucket,
     check,
@@ -28,7 +30,6 @@ from tests.resilience.harness import (
     system_logs,
     wait_final,
 )
-from tests.resilience.netcut import Link
 from tests.security.crashing import Server, wait_for
 
 CUT_SECONDS = 60.0
@@ -36,21 +37,24 @@ HELD = "the toolship server did not answer this attempt's worker on "
 
 
 @pytest.fixture
-def link(on_slurm: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Link]:
+def link(on_slurm: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Proxy]:
     """The workers' way to the server: the link, pointed at the server once it listens."""
-    made = Link()
+    made = Proxy(0)
+    made.start()
     monkeypatch.setenv("TOOLSHIP_SLURM__SERVER_URL", made.url)
     try:
         yield made
     finally:
-        made.close()
+        made.cut()
 
 
 def test_the_workers_network_cut_for_a_minute(
-    link: Link, bucket: Bucket, runs: Path, crashable: Server, busybox: str
+    link: Proxy, bucket: Bucket, runs: Path, crashable: Server, busybox: str
 ) -> None:
     server = crashable.start()
-    link.target = urlsplit(server.url).port
+    port = urlsplit(server.url).port
+    assert port is not None
+    link.target = port
     with session(server) as s:
         # Runs through the cut: it reports RUNNING before, its end after.
         through = s.client.submit(
@@ -59,13 +63,13 @@ def test_the_workers_network_cut_for_a_minute(
         wait_for("a task running past the cut", lambda: s.client.get(through.id).state.value
                  == "RUNNING", 60)  # fmt: skip
         workload = submit_workload(s.client, busybox, bucket, runs, "cut")
-        link.cut()
+        link.drop()
         cut_at = time.monotonic()
         time.sleep(CUT_SECONDS)
-        tried = link.connections
+        tried = len(link.held)
         link.restore()
         cleared = time.monotonic()
-        print(f"\nlink cut {cleared - cut_at:.0f} s; the workers opened {tried} connections")
+        print(f"\nlink cut {cleared - cut_at:.0f} s; {tried} connections opened meanwhile")
 
         outcome = check("the workers' network cut", s.client, workload, bucket, runs, s.watch,
                         cleared)  # fmt: skip
