@@ -112,6 +112,11 @@ def tls_files(server: ServerSettings) -> tuple[Path, Path] | None:
     return cert, key
 
 
+def _url(scheme: str, host: str, port: int) -> str:
+    """``scheme://host:port``, an IPv6 address in brackets."""
+    return f"{scheme}://{host if ':' not in host else f'[{host}]'}:{port}"
+
+
 def reachable(settings: Settings, scheme: str, host: str, port: int) -> Settings:
     """Settings that say how others reach this server, where they leave it to the address
     it listens on: other replicas (``server.advertise_url``) and, by default, the Slurm
@@ -120,8 +125,7 @@ def reachable(settings: Settings, scheme: str, host: str, port: int) -> Settings
     if not server.advertise_url:
         wildcard = host in ("0.0.0.0", "::")  # noqa: S104
         reach = socket.gethostname() if wildcard else host
-        url = f"{scheme}://{reach if ':' not in reach else f'[{reach}]'}:{port}"
-        server = server.model_copy(update={"advertise_url": url})
+        server = server.model_copy(update={"advertise_url": _url(scheme, reach, port)})
     if not slurm.server_url:
         slurm = slurm.model_copy(update={"server_url": server.advertise_url})
     return settings.model_copy(update={"server": server, "slurm": slurm})
@@ -143,7 +147,7 @@ def serve(settings: Settings, *, embedded: bool = False) -> None:
     scheme = "https" if tls else "http"
     sock = _bind(settings.server.host, settings.server.port)
     host, port = sock.getsockname()[:2]
-    url = f"{scheme}://{host if ':' not in host else f'[{host}]'}:{port}"
+    url = _url(scheme, host, port)
     settings = reachable(settings, scheme, host, port)
     # The egress default depends on the kind of server; resolved once, it travels to workers.
     storage = settings.storage.for_server(embedded=embedded)

@@ -72,12 +72,7 @@ class Tally:
 
     def held_elsewhere(self, users: Mapping[str, Use], groups: Mapping[str, Use]) -> bool:
         """Take the other replicas' use; whether some of it went (room to start more)."""
-        freed = any(
-            use.cpus < old.cpus or use.memory_gb < old.memory_gb or use.gpus < old.gpus
-            for now, before in ((users, self.elsewhere_users), (groups, self.elsewhere_groups))
-            for name, old in before.items()
-            for use in (now.get(name) or Use(),)
-        )
+        freed = _less(users, self.elsewhere_users) or _less(groups, self.elsewhere_groups)
         self.elsewhere_users, self.elsewhere_groups = users, groups
         return freed
 
@@ -94,6 +89,15 @@ class Tally:
     def running(self, r: Request, sign: int) -> None:
         for use in self._uses(r):
             use.add(r, sign)
+
+
+def _less(now: Mapping[str, Use], before: Mapping[str, Use]) -> bool:
+    """Whether someone holds fewer cores, less memory or fewer GPUs ``now`` than ``before``."""
+    for name, old in before.items():
+        new = now.get(name) or Use()
+        if new.cpus < old.cpus or new.memory_gb < old.memory_gb or new.gpus < old.gpus:
+            return True
+    return False
 
 
 @dataclass(frozen=True, slots=True)
