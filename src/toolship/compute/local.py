@@ -23,6 +23,7 @@ from toolship.options import SLURM_PARAMETERS, TaskOptions
 from toolship.records import Job, Reporter, RuntimeRecord
 from toolship.runtime import IdMap, Runtime, get_runtime
 from toolship.runtime.gpus import Gpu, discover
+from toolship.runtime.keeper import Keeper
 from toolship.runtime.usage import accounting_available
 from toolship.states import TaskState, is_final
 from toolship.storage import StorageRegistry
@@ -84,6 +85,7 @@ class LocalBackend:
         self.total = Capacity(float(local.cpus), local.memory_gb, slots)
         self.free = Capacity(float(local.cpus), local.memory_gb, slots, pool)
         self._runtimes: dict[str, Runtime] = {}
+        self.keeper = Keeper()  # starts every executor of this server (on first use)
 
     async def open(self) -> None:
         return None
@@ -92,7 +94,7 @@ class LocalBackend:
         return None  # an attempt is found on this host by its runtime record alone
 
     async def close(self) -> None:
-        return None
+        self.keeper.close()
 
     def in_flight(self, runtime: RuntimeRecord) -> bool:
         return False  # a local attempt leaves QUEUED before anything runs
@@ -182,6 +184,7 @@ class LocalBackend:
             pull_from=tuple(self.all_settings.images.pull_from),
             gpus=self._granted(job),
             gpu_sample_seconds=local.gpu_sample_seconds,
+            keeper=self.keeper,
         )
         attempt_dir = self.work_dir / job.task_id / str(job.attempt_number)
         attempt_dir.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the task's own

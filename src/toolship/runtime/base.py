@@ -127,6 +127,10 @@ class Runtime(Protocol):
         """The argv that runs the executor in the foreground and exits with its code."""
         ...
 
+    def run_as(self, spec: ExecSpec) -> tuple[int, int] | None:
+        """The uid:gid the launched command runs as (None: the server's own)."""
+        ...
+
     def environment(self, spec: ExecSpec) -> dict[str, str] | None:
         """Environment of the launched command (None: inherit the server's)."""
         ...

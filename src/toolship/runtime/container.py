@@ -129,6 +129,9 @@ class ContainerRuntime:
             return None
         return spec.idmap
 
+    def run_as(self, spec: ExecSpec) -> tuple[int, int] | None:
+        return None  # the runtime runs as the server; the user namespace maps the task's user
+
     def environment(self, spec: ExecSpec) -> dict[str, str] | None:
         return None
 

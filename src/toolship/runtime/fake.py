@@ -34,6 +34,9 @@ class FakeRuntime:
             return ["sh", "-c", f'echo "{_NOT_FOUND}" >&2; exit 125']
         return [_host_path(spec, word) for word in spec.command]
 
+    def run_as(self, spec: ExecSpec) -> tuple[int, int] | None:
+        return None  # the server's own user
+
     def environment(self, spec: ExecSpec) -> dict[str, str] | None:
         return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **spec.env}
 

@@ -1,11 +1,13 @@
 """Start, follow and stop one executor — the same for every runtime.
 
-The command runs under a tiny ``sh`` wrapper that writes its exit code to a
-file.  The wrapper is started in its own session, so it survives the server
-being killed; a restarted server finds the executor again by its pid and
-exit file (see :func:`find_launched`) instead of losing or re-running it.
-The server learns that its own child ended through a pidfd on its event loop:
-no thread and no polling per running executor.
+On the server's host the :class:`~toolship.runtime.keeper.Keeper` starts the
+executor and writes its exit code to a file, and tells the server when it ended.
+Elsewhere (a worker inside a Slurm job, which lives as long as its one task) the
+command runs under a tiny ``sh`` wrapper that writes the file, and the worker
+learns that its child ended through a pidfd on its event loop.  Either way the
+executor is in a session of its own, so it survives the server being killed; a
+restarted server finds it again by its pid and exit file (see
+:func:`find_launched`) instead of losing or re-running it.
 """
 
 from __future__ import annotations
@@ -16,36 +18,34 @@ import os
 import signal
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from toolship.runtime.base import ExecSpec, Runtime
+from toolship.runtime.keeper import Keeper, alive, follow, read_exit_file
 
 __all__ = ["Launched", "find_launched", "launch", "run_for_output", "run_quietly", "stop"]
 
 _WRAPPER = 'f=$1; shift; "$@"; rc=$?; echo "$rc" > "$f"; exit "$rc"'
-_POLL_SECONDS = 0.2
 
 
 @dataclass
 class Launched:
-    """A running executor: either our child, or one found again after a restart."""
+    """A running executor: the keeper's, our child, or one found again after a restart."""
 
     pid: int
     exit_file: Path
     process: subprocess.Popen[bytes] | None = None
+    keeper: Keeper | None = None
+    _end: asyncio.Future[int | None] | None = field(default=None, init=False, repr=False)
 
     async def wait(self) -> int | None:
         """The exit code, or None if the executor vanished without leaving one."""
+        if self.keeper is not None:
+            return await asyncio.shield(self._kept(self.keeper))
         if self.process is not None:
             return await _reap(self.process)
-        while True:
-            code = read_exit_file(self.exit_file)
-            if code is not None:
-                return code
-            if not _alive(self.pid, self.exit_file):
-                return read_exit_file(self.exit_file)
-            await asyncio.sleep(_POLL_SECONDS)
+        return await follow(self.pid, self.exit_file)
 
     def on_exit(self, callback: Callable[[int | None], None]) -> None:
         """Call ``callback(exit code)`` once the executor ended (None: vanished, no code).
@@ -53,6 +53,9 @@ class Launched:
         For our own child it is called straight from the pidfd's readiness callback,
         so a waiting worker resumes in the next turn of the event loop.
         """
+        if self.keeper is not None:
+            self._kept(self.keeper).add_done_callback(lambda ended: callback(ended.result()))
+            return
         loop = asyncio.get_running_loop()
         process = self.process
         if process is not None and process.poll() is not None:
@@ -74,10 +77,18 @@ class Launched:
 
         loop.add_reader(fd, readable)
 
+    def _kept(self, keeper: Keeper) -> asyncio.Future[int | None]:
+        """The end of the keeper's executor, asked of the keeper once however often it is
+        waited for."""
+        if self._end is None:
+            end = self._end = asyncio.get_running_loop().create_future()
+            keeper.on_exit(self.pid, lambda code: None if end.done() else end.set_result(code))
+        return self._end
+
     def running(self) -> bool:
         if self.process is not None:
             return self.process.poll() is None
-        return _alive(self.pid, self.exit_file) and read_exit_file(self.exit_file) is None
+        return alive(self.pid, self.exit_file) and read_exit_file(self.exit_file) is None
 
 
 async def _reap(process: subprocess.Popen[bytes]) -> int:
@@ -104,28 +115,6 @@ async def _reap(process: subprocess.Popen[bytes]) -> int:
     return process.wait()
 
 
-def read_exit_file(path: Path) -> int | None:
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        return None
-    if not text.endswith("\n"):
-        return None  # still being written
-    try:
-        return int(text.strip())
-    except ValueError:
-        return None
-
-
-def _alive(pid: int, exit_file: Path) -> bool:
-    """Is ``pid`` still our wrapper (and not a recycled pid of another program)?"""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return False
-    return str(exit_file).encode() in cmdline
-
-
 async def launch(
     runtime: Runtime,
     spec: ExecSpec,
@@ -135,13 +124,16 @@ async def launch(
     stderr: Path,
     exit_file: Path,
     wrap: Callable[[list[str]], list[str]] | None = None,
+    keeper: Keeper | None = None,
 ) -> Launched:
     """Start the executor; ``wrap`` may put a launcher around it (multi-node ranks).
 
     ``stdin`` is an open file (the caller opened it without following links);
     ``stdout`` and ``stderr`` are the server's own capture files, created afresh.
+    With a ``keeper`` it starts the executor; without, an ``sh`` wrapper does.
     """
     argv = runtime.command(spec)
+    user = runtime.run_as(spec)
     if wrap is not None:
         argv = wrap(argv)
     exit_file.unlink(missing_ok=True)
@@ -150,10 +142,22 @@ async def launch(
     try:
         ferr = fout if stderr == stdout else os.open(stderr, flags, 0o644)
         try:
+            if keeper is not None:
+                pid = await keeper.spawn(
+                    argv,
+                    cwd=runtime.cwd(spec),
+                    env=runtime.environment(spec),
+                    exit_file=exit_file,
+                    user=user,
+                    stdin=stdin,
+                    stdout=fout,
+                    stderr=ferr,
+                )
+                return Launched(pid=pid, exit_file=exit_file, keeper=keeper)
             # Popen (vfork + exec, a fraction of a millisecond) rather than asyncio's
             # subprocess transport: no pipes are needed, and the exit is watched by _reap.
             proc = subprocess.Popen(
-                ["sh", "-c", _WRAPPER, "toolship-exec", str(exit_file), *argv],
+                ["sh", "-c", _WRAPPER, "toolship-exec", str(exit_file), *_dropped(user), *argv],
                 stdin=subprocess.DEVNULL if stdin is None else stdin,
                 stdout=fout,
                 stderr=ferr,
@@ -169,23 +173,29 @@ async def launch(
     return Launched(pid=proc.pid, exit_file=exit_file, process=proc)
 
 
+def _dropped(user: tuple[int, int] | None) -> list[str]:
+    """What makes the wrapped command run as ``user`` (none: as the server)."""
+    if user is None:
+        return []
+    uid, gid = user
+    return ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--inh-caps=-all",
+            "--"]  # fmt: skip
+
+
 def find_launched(pid: int | None, exit_file: Path) -> Launched | None:
     """Find an executor started by an earlier server process, by pid or by its exit file.
 
-    None means it never started (no exit file, no wrapper process): starting
-    it now runs it once, not twice.
+    None means it never started (no exit file, no process that names the file in its
+    command line or, started by a keeper, its environment): starting it now runs it
+    once, not twice.
     """
-    if pid is not None and (_alive(pid, exit_file) or read_exit_file(exit_file) is not None):
+    if pid is not None and (alive(pid, exit_file) or read_exit_file(exit_file) is not None):
         return Launched(pid=pid, exit_file=exit_file)
     if read_exit_file(exit_file) is not None:
         return Launched(pid=pid or -1, exit_file=exit_file)
-    marker = str(exit_file).encode()
     for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            if marker in (proc / "cmdline").read_bytes():
-                return Launched(pid=int(proc.name), exit_file=exit_file)
+        if proc.name.isdigit() and alive(int(proc.name), exit_file):
+            return Launched(pid=int(proc.name), exit_file=exit_file)
     return None
 
 

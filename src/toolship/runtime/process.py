@@ -28,12 +28,13 @@ class ProcessRuntime:
     isolated = False
 
     def command(self, spec: ExecSpec) -> list[str]:
-        uid, gid = spec.user
-        if os.geteuid() != 0 or (uid, gid) == (0, 0):
-            return list(spec.command)
+        return list(spec.command)
+
+    def run_as(self, spec: ExecSpec) -> tuple[int, int] | None:
         # A root server drops to the task's user (local.task_user) for the command itself.
-        drop = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups"]
-        return [*drop, "--inh-caps=-all", "--", *spec.command]
+        if os.geteuid() != 0 or spec.user == (0, 0):
+            return None
+        return spec.user
 
     @functools.cached_property
     def _inherited(self) -> dict[str, str]:

@@ -32,6 +32,7 @@ from toolship.runtime import ExecSpec, IdMap, Mount, Runtime
 from toolship.runtime.base import RunImage
 from toolship.runtime.container import pullable
 from toolship.runtime.gpus import Gpu, GpuSampler, GpuUsage, gpu_metadata
+from toolship.runtime.keeper import Keeper
 from toolship.runtime.launch import Launched, find_launched, launch, run_quietly, stop
 from toolship.runtime.usage import cgroup_name, read_usage, remove_cgroup
 from toolship.states import TaskState
@@ -99,6 +100,8 @@ class WorkerEnv:
     # environment is left alone); (), the task asked for none and must see none.
     gpus: tuple[Gpu, ...] | None = None
     gpu_sample_seconds: float = 0.5  # NVML sampling of those GPUs' use (0: off)
+    # The server's keeper starts the executors (None: an `sh` wrapper per executor).
+    keeper: Keeper | None = None
 
 
 class _Stopped(Exception):
@@ -481,6 +484,7 @@ class Worker:
             stdout=stdout,
             stderr=stderr,
             exit_file=exit_file,
+            keeper=self.env.keeper,
             wrap=functools.partial(
                 ranks.wrap,
                 name=spec.name,

@@ -1,0 +1,155 @@
+"""The keeper that starts this host's executors: real processes, no container runtime."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from toolship.runtime import ExecSpec
+from toolship.runtime.keeper import Keeper, read_exit_file
+from toolship.runtime.launch import Launched, find_launched, launch
+from toolship.runtime.process import ProcessRuntime
+
+T = TypeVar("T")
+
+
+def run(body: Callable[[Keeper], Awaitable[T]]) -> T:
+    async def main() -> T:
+        keeper = Keeper()
+        try:
+            return await body(keeper)
+        finally:
+            keeper.close()
+
+    return asyncio.run(main())
+
+
+def spec(root: Path, *command: str, user: tuple[int, int] | None = None) -> ExecSpec:
+    return ExecSpec(
+        name="t",
+        task_id="t",
+        image="-",
+        command=command,
+        workdir=None,
+        env={"A": "1"},
+        mounts=(),
+        root=root,
+        user=user or (os.getuid(), os.getgid()),
+    )
+
+
+async def start(keeper: Keeper, root: Path, *command: str, stdin: int | None = None,
+                user: tuple[int, int] | None = None) -> Launched:  # fmt: skip
+    return await launch(
+        ProcessRuntime(),
+        spec(root, *command, user=user),
+        stdin=stdin,
+        stdout=root / "stdout",
+        stderr=root / "stderr",
+        exit_file=root / "exit",
+        keeper=keeper,
+    )
+
+
+def test_exit_codes_streams_and_the_exit_file(tmp_path: Path) -> None:
+    async def body(keeper: Keeper) -> list[tuple[int | None, str, str]]:
+        ends = []
+        for command in ("echo out $A; echo err >&2; exit 3", "kill -9 $$"):
+            launched = await start(keeper, tmp_path, "sh", "-c", command)
+            code = await launched.wait()
+            assert read_exit_file(tmp_path / "exit") == code  # written before it is told
+            assert await launched.wait() == code  # asked again: the same answer
+            streams = (tmp_path / "stdout").read_text(), (tmp_path / "stderr").read_text()
+            ends.append((code, *streams))
+        return ends
+
+    assert run(body) == [(3, "out 1\n", "err\n"), (128 + signal.SIGKILL, "", "")]
+
+
+def test_a_missing_command_exits_127_and_says_why(tmp_path: Path) -> None:
+    async def body(keeper: Keeper) -> int | None:
+        return await (await start(keeper, tmp_path, "no-such-command-here")).wait()
+
+    assert run(body) == 127
+    said = (tmp_path / "stderr").read_text()
+    assert said == "toolship: cannot run 'no-such-command-here': No such file or directory\n"
+
+
+def test_stdin_and_a_session_of_its_own(tmp_path: Path) -> None:
+    (tmp_path / "in").write_text("piped\n")
+    fd = os.open(tmp_path / "in", os.O_RDONLY)
+
+    try:
+        code, pid = run(lambda k: _with_stdin(k, tmp_path, fd))
+    finally:
+        os.close(fd)
+    assert code == 0
+    piped, sid = (tmp_path / "stdout").read_text().split()
+    assert piped == "piped" and int(sid) == pid  # stopping it is one signal to its group
+
+
+async def _with_stdin(keeper: Keeper, root: Path, fd: int) -> tuple[int | None, int]:
+    launched = await start(keeper, root, "sh", "-c", "cat; ps -o sid= -p $$", stdin=fd)
+    return await launched.wait(), launched.pid
+
+
+def test_the_executor_outlives_its_server_and_is_found_again(tmp_path: Path) -> None:
+    """The server's end closes (kill -9): the keeper records the code; a new server finds
+    the executor by the marker in its environment, without knowing its pid."""
+    release = tmp_path / "release"
+
+    async def body(keeper: Keeper) -> int | None:
+        command = f"while [ ! -e {release} ]; do sleep 0.05; done; exit 7"
+        await start(keeper, tmp_path, "sh", "-c", command)
+        keeper.close()  # as a dead server's socket
+        found = find_launched(None, tmp_path / "exit")
+        assert found is not None and found.running()
+        release.touch()
+        return await found.wait()
+
+    assert run(body) == 7
+    assert read_exit_file(tmp_path / "exit") == 7
+
+
+def test_a_dead_keeper_leaves_an_unknown_result_and_is_replaced(tmp_path: Path) -> None:
+    async def body(keeper: Keeper) -> tuple[int | None, int | None]:
+        launched = await start(keeper, tmp_path, "sleep", "0.5")
+        assert keeper._pid is not None
+        os.kill(keeper._pid, signal.SIGKILL)
+        lost = await asyncio.wait_for(launched.wait(), 10)  # followed until it is gone
+        assert not launched.running()
+        again = await start(keeper, tmp_path / "..", "true")  # a new keeper starts it
+        return lost, await again.wait()
+
+    t0 = time.monotonic()
+    assert run(body) == (None, 0)
+    assert time.monotonic() - t0 >= 0.5  # the executor ran its course: not killed with it
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="drops to another user: needs a root server")
+def test_a_root_server_runs_host_commands_as_the_task_user(tmp_path: Path) -> None:
+    tmp_path.chmod(0o755)
+    out = tmp_path / "stdout"
+
+    async def body(keeper: Keeper) -> int | None:
+        command = "id -u; id -g; id -G; grep -E '^Cap(Inh|Prm|Eff|Amb)' /proc/self/status"
+        launched = await start(keeper, tmp_path, "sh", "-c", command, user=(65534, 65534))
+        return await launched.wait()
+
+    assert run(body) == 0
+    lines = out.read_text().split("\n")
+    assert lines[:3] == ["65534", "65534", "65534"]  # no supplementary group of the server
+    assert all(line.split()[1] == "0000000000000000" for line in lines[3:7])
+
+
+def test_a_spec_for_the_task_user_as_root_is_plain(tmp_path: Path) -> None:
+    as_root = dataclasses.replace(spec(tmp_path, "true"), user=(0, 0))
+    assert ProcessRuntime().run_as(as_root) is None  # local.task_user = "0:0"
