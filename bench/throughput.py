@@ -12,8 +12,9 @@ Each is measured in ``--rounds`` alternating rounds (the raw way, then toolship,
 rounds tasks each): a machine whose speed drifts — podman's storage growing, other
 work — weighs on both alike, where one long run of each compared the start of a session
 with its end.  Beside the ratio it prints the server's own CPU per task and its
-children's (the executors' launchers: ``sh``, ``setpriv``, ``podman run``), which is
-what toolship adds on a machine whose cores the tasks need.
+children's (the keeper of executors, what it started: ``podman run``, a host command;
+the podman commands the server runs itself), which is what toolship adds on a machine
+whose cores the tasks need.
 Writes bench/results/throughput.json.
 """
 
@@ -75,11 +76,26 @@ def toolship_rate(client: Client, count: int, runtime: str) -> float:
     return count / elapsed
 
 
+def _stat(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+
+
 def cpu_seconds(pid: int) -> tuple[float, float]:
-    """A process's own CPU seconds, and those of its children it reaped (/proc/PID/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    """A process's own CPU seconds, and those of its children: the ones it reaped, and the
+    ones still running (the keeper of executors) with what they reaped (/proc/PID/stat)."""
     tick = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick
+    fields = _stat(pid)
+    own = int(fields[11]) + int(fields[12])
+    children = int(fields[13]) + int(fields[14])
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                child = _stat(int(entry.name))
+            except OSError:
+                continue
+            if int(child[1]) == pid:  # its parent
+                children += sum(int(f) for f in child[11:15])
+    return own / tick, children / tick
 
 
 @dataclass

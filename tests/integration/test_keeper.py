@@ -74,13 +74,23 @@ def test_exit_codes_streams_and_the_exit_file(tmp_path: Path) -> None:
     assert run(body) == [(3, "out 1\n", "err\n"), (128 + signal.SIGKILL, "", "")]
 
 
-def test_a_missing_command_exits_127_and_says_why(tmp_path: Path) -> None:
+# As the keeper's own user (posix_spawn), and as another (a root server's task user).
+USERS = [None, (65534, 65534)] if os.geteuid() == 0 else [None]
+
+
+@pytest.mark.parametrize("user", USERS)
+def test_a_missing_command_exits_127_and_says_why(
+    tmp_path: Path, user: tuple[int, int] | None
+) -> None:
+    tmp_path.chmod(0o755)
+
     async def body(keeper: Keeper) -> int | None:
-        return await (await start(keeper, tmp_path, "no-such-command-here")).wait()
+        return await (await start(keeper, tmp_path, "/no/such/command", user=user)).wait()
 
     assert run(body) == 127
     said = (tmp_path / "stderr").read_text()
-    assert said == "toolship: cannot run 'no-such-command-here': No such file or directory\n"
+    assert said == (f"toolship: cannot run '/no/such/command' in {tmp_path}: No such file "
+                    "or directory\n")  # fmt: skip
 
 
 def test_stdin_and_a_session_of_its_own(tmp_path: Path) -> None:

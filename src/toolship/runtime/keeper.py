@@ -40,12 +40,15 @@ import json
 import logging
 import os
 import selectors
+import shutil
 import signal
 import socket
+import subprocess
 import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 __all__ = ["MARKER", "Keeper", "KeeperLost", "alive", "follow", "read_exit_file"]
 
@@ -72,7 +75,7 @@ class Keeper:
         self._pid: int | None = None  # the keeper's
         self._loop: asyncio.AbstractEventLoop | None = None
         self._next = 0
-        self._replies: dict[int, asyncio.Future[int]] = {}
+        self._replies: dict[int, asyncio.Future[int | None]] = {}
         self._watchers: dict[int, Callable[[int | None], None]] = {}
         self._ended: dict[int, int] = {}  # exits told before anyone watched them
         self._running: dict[int, Path] = {}  # pid -> exit file, of this keeper's executors
@@ -113,8 +116,13 @@ class Keeper:
         stdin: int | None,
         stdout: int,
         stderr: int,
-    ) -> int:
-        """Start ``argv`` (``user``: as that uid:gid) and return its pid."""
+    ) -> int | None:
+        """Start ``argv`` (``user``: as that uid:gid) and return its pid.
+
+        None: it could not start (a missing command, a missing working directory); the
+        keeper said why on its standard error and wrote its code (127, 126) to the exit
+        file.
+        """
         sock = self._start()
         self._next += 1
         request = {
@@ -127,7 +135,7 @@ class Keeper:
             "stdin": stdin is not None,
         }
         fds = [stdout, stderr] if stdin is None else [stdout, stderr, stdin]
-        reply: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        reply: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
         self._replies[self._next] = reply
         try:
             await self._send(sock, json.dumps(request).encode(), fds)
@@ -139,7 +147,8 @@ class Keeper:
             self._lost()
             raise KeeperLost(errno.EPIPE, "the keeper of executors is gone") from exc
         pid = await reply
-        self._running[pid] = exit_file
+        if pid is not None:
+            self._running[pid] = exit_file
         return pid
 
     async def _send(self, sock: socket.socket, data: bytes, fds: list[int]) -> None:
@@ -197,7 +206,7 @@ class Keeper:
                     if "error" in message:
                         reply.set_exception(OSError(message["errno"], message["error"]))
                     else:
-                        reply.set_result(message["pid"])
+                        reply.set_result(message.get("pid"))
                 continue
             pid, code = message["pid"], message["code"]
             watcher = self._watchers.pop(pid, None)
@@ -298,40 +307,48 @@ def _clear_inheritable_capabilities() -> None:
         raise OSError(ctypes.get_errno(), "capset")
 
 
-def _exec(request: dict[str, object], fds: list[int]) -> None:
-    """In the forked child: become the executor, or exit 127/126 saying why."""
-    try:
-        os.setsid()
-        stdin = fds[2] if request["stdin"] else os.open(os.devnull, os.O_RDONLY)
-        os.dup2(stdin, 0)
-        os.dup2(fds[0], 1)
-        os.dup2(fds[1], 2)
-        os.closerange(3, 1 << 20)
-        for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD):
-            signal.signal(sig, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_SETMASK, set())
-        cwd = request["cwd"]
-        if isinstance(cwd, str):
-            os.chdir(cwd)
-        user = request["user"]
-        if isinstance(user, list):
-            uid, gid = user
-            os.setgroups([])
-            os.setresgid(gid, gid, gid)
-            os.setresuid(uid, uid, uid)
-        argv = request["argv"]
-        given = request["env"]
-        assert isinstance(argv, list)
-        env = dict(given) if isinstance(given, dict) else dict(os.environ)
-        env[MARKER] = str(request["exit_file"])
-        os.execvpe(argv[0], argv, env)  # noqa: S606 (the executor's own argv: no shell)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            what = request["argv"][0] if isinstance(request["argv"], list) else "?"
-            os.write(2, f"toolship: cannot run {what!r}: {exc.strerror}\n".encode())
-        os._exit(127 if exc.errno == errno.ENOENT else 126)
-    except BaseException:
-        os._exit(126)
+# Signals a host command must start with as the default, whatever the keeper does with them
+# (Python ignores SIGPIPE and SIGXFSZ; the keeper handles SIGCHLD).
+_DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD, signal.SIGINT)
+
+
+def _start(request: dict[str, Any], fds: list[int]) -> int:
+    """Start the executor in a session of its own; its pid.  OSError: it could not start.
+
+    As the keeper's own user, ``posix_spawn`` (a vfork: no copy of the keeper); as another
+    user, ``subprocess`` (a fork in C that drops to the user before it execs).
+    """
+    argv: list[str] = request["argv"]
+    env: dict[str, str] = dict(os.environ) if request["env"] is None else request["env"]
+    env[MARKER] = request["exit_file"]
+    out, err = fds[0], fds[1]
+    stdin = fds[2] if request["stdin"] else None
+    cwd = request["cwd"]
+    user = request["user"]
+    if user is not None:
+        uid, gid = user
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL if stdin is None else stdin, stdout=out, stderr=err,
+            cwd=cwd, env=env, user=uid, group=gid, extra_groups=[], start_new_session=True,
+        )  # fmt: skip
+        proc.returncode = 0  # its end is collected by the keeper's own waitpid, not by Popen
+        return proc.pid
+    if cwd is not None:
+        os.chdir(cwd)  # the keeper has one thread: the executor starts here
+    # Looked up in the executor's own PATH, as a shell would.
+    program = shutil.which(argv[0], path=env.get("PATH", os.defpath))
+    if program is None:
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
+    actions = [
+        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0)
+        if stdin is None
+        else (os.POSIX_SPAWN_DUP2, stdin, 0),
+        (os.POSIX_SPAWN_DUP2, out, 1),
+        (os.POSIX_SPAWN_DUP2, err, 2),
+    ]
+    return os.posix_spawn(
+        program, argv, env, file_actions=actions, setsid=True, setsigdef=_DEFAULT_SIGNALS
+    )
 
 
 def _write_exit_file(path: str, code: int) -> None:
@@ -357,8 +374,6 @@ class _Keeping:
         self.wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         signal.set_wakeup_fd(wake_w)
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_IGN)  # the server's end going away is what ends it
         self.selector = selectors.DefaultSelector()
         self.selector.register(sock, selectors.EVENT_READ)
         self.selector.register(self.wake_r, selectors.EVENT_READ)
@@ -376,7 +391,9 @@ class _Keeping:
 
     def receive(self) -> None:
         try:
-            data, fds, _flags, _addr = socket.recv_fds(self.sock, _MESSAGE, 3)
+            data, fds, _flags, _addr = socket.recv_fds(
+                self.sock, _MESSAGE, 3, socket.MSG_CMSG_CLOEXEC
+            )
         except OSError:
             data, fds = b"", []
         if not data:
@@ -389,15 +406,20 @@ class _Keeping:
             for fd in fds:
                 os.close(fd)
 
-    def start(self, request: dict[str, object], fds: list[int]) -> None:
+    def start(self, request: dict[str, Any], fds: list[int]) -> None:
         try:
-            pid = os.fork()
+            pid = _start(request, fds)
         except OSError as exc:
-            self.tell({"id": request["id"], "error": exc.strerror, "errno": exc.errno})
+            # Never started: said on its standard error, 127 or 126 as a shell would.
+            code = 127 if exc.errno == errno.ENOENT else 126
+            where = f" in {request['cwd']}" if request["cwd"] else ""
+            with contextlib.suppress(OSError):
+                os.write(fds[1], f"toolship: cannot run {request['argv'][0]!r}{where}: "
+                         f"{exc.strerror}\n".encode())  # fmt: skip
+            _write_exit_file(request["exit_file"], code)
+            self.tell({"id": request["id"], "exited": code})
             return
-        if pid == 0:
-            _exec(request, fds)
-        self.children[pid] = str(request["exit_file"])
+        self.children[pid] = request["exit_file"]
         self.tell({"id": request["id"], "pid": pid})
 
     def reap(self) -> None:
@@ -423,6 +445,7 @@ class _Keeping:
 
 
 def main(fd: int) -> None:
+    os.set_inheritable(fd, False)  # no executor inherits the server's socket
     if os.geteuid() == 0:
         _clear_inheritable_capabilities()
     _Keeping(socket.socket(fileno=fd)).run()

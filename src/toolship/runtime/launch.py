@@ -153,6 +153,8 @@ async def launch(
                     stdout=fout,
                     stderr=ferr,
                 )
+                if pid is None:  # it never started: the exit file says how it ended
+                    return Launched(pid=-1, exit_file=exit_file)
                 return Launched(pid=pid, exit_file=exit_file, keeper=keeper)
             # Popen (vfork + exec, a fraction of a millisecond) rather than asyncio's
             # subprocess transport: no pipes are needed, and the exit is watched by _reap.
