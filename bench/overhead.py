@@ -62,9 +62,10 @@ def toolship_argv(client: Client) -> list[str]:
                     words = (proc / "cmdline").read_bytes().split(b"\0")
                 except OSError:
                     continue
-                if b"toolship-exec" in words and task.id.encode() in b" ".join(words):
-                    argv = [w.decode() for w in words if w]
-                    return argv[argv.index("podman") :]
+                # The keeper execs it: the argv is podman's own.
+                podman_run = words[0].endswith(b"podman") and words[1:2] == [b"run"]
+                if podman_run and task.id.encode() in b" ".join(words):
+                    return [w.decode() for w in words if w]
             time.sleep(0.01)
         raise SystemExit(f"task {task.id}'s podman run was not found in the process table")
     finally:
