@@ -84,13 +84,18 @@ def test_a_missing_command_exits_127_and_says_why(
 ) -> None:
     tmp_path.chmod(0o755)
 
-    async def body(keeper: Keeper) -> int | None:
-        return await (await start(keeper, tmp_path, "/no/such/command", user=user)).wait()
+    async def body(keeper: Keeper) -> tuple[int | None, str, int | None]:
+        code = await (await start(keeper, tmp_path, "/no/such/command", user=user)).wait()
+        said = (tmp_path / "stderr").read_text()
+        # The keeper is itself again: the next command runs as the keeper's user.
+        after = await (await start(keeper, tmp_path, "sh", "-c", "id -u >&2")).wait()
+        return code, said, after
 
-    assert run(body) == 127
-    said = (tmp_path / "stderr").read_text()
+    code, said, after = run(body)
+    assert code == 127
     assert said == (f"toolship: cannot run '/no/such/command' in {tmp_path}: No such file "
                     "or directory\n")  # fmt: skip
+    assert after == 0 and (tmp_path / "stderr").read_text() == f"{os.geteuid()}\n"
 
 
 def test_stdin_and_a_session_of_its_own(tmp_path: Path) -> None:
@@ -150,14 +155,17 @@ def test_a_root_server_runs_host_commands_as_the_task_user(tmp_path: Path) -> No
     out = tmp_path / "stdout"
 
     async def body(keeper: Keeper) -> int | None:
-        command = "id -u; id -g; id -G; grep -E '^Cap(Inh|Prm|Eff|Amb)' /proc/self/status"
+        command = "id -G; grep -E '^(Uid|Gid|Groups|Cap(Inh|Prm|Eff|Amb)):' /proc/self/status"
         launched = await start(keeper, tmp_path, "sh", "-c", command, user=(65534, 65534))
         return await launched.wait()
 
     assert run(body) == 0
-    lines = out.read_text().split("\n")
-    assert lines[:3] == ["65534", "65534", "65534"]  # no supplementary group of the server
-    assert all(line.split()[1] == "0000000000000000" for line in lines[3:7])
+    groups, *status = out.read_text().splitlines()
+    assert groups == "65534"  # no supplementary group of the server's
+    fields = {line.split(":")[0]: line.split()[1:] for line in status}
+    assert fields["Uid"] == fields["Gid"] == ["65534"] * 4  # real, effective, saved, fs
+    assert fields["Groups"] == []
+    assert all(fields[cap] == ["0" * 16] for cap in ("CapInh", "CapPrm", "CapEff", "CapAmb"))
 
 
 def test_a_spec_for_the_task_user_as_root_is_plain(tmp_path: Path) -> None:

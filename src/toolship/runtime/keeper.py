@@ -43,7 +43,6 @@ import selectors
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import threading
 from collections.abc import Callable
@@ -203,10 +202,7 @@ class Keeper:
             if "id" in message:
                 reply = self._replies.pop(message["id"], None)
                 if reply is not None and not reply.done():
-                    if "error" in message:
-                        reply.set_exception(OSError(message["errno"], message["error"]))
-                    else:
-                        reply.set_result(message.get("pid"))
+                    reply.set_result(message.get("pid"))  # none: it "exited" unstarted
                 continue
             pid, code = message["pid"], message["code"]
             watcher = self._watchers.pop(pid, None)
@@ -315,8 +311,11 @@ _DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD, signal.SIGIN
 def _start(request: dict[str, Any], fds: list[int]) -> int:
     """Start the executor in a session of its own; its pid.  OSError: it could not start.
 
-    As the keeper's own user, ``posix_spawn`` (a vfork: no copy of the keeper); as another
-    user, ``subprocess`` (a fork in C that drops to the user before it execs).
+    ``posix_spawn``: a vfork, no copy of the keeper.  To run as another user a root keeper
+    makes that user its real one for the call, and the child takes its real ids as its
+    effective ones before it execs (``resetids``); the exec makes them the saved ones
+    too, and with no id 0 left the command has no capabilities.  The keeper dropped its
+    supplementary groups and inheritable capabilities when it started.
     """
     argv: list[str] = request["argv"]
     env: dict[str, str] = dict(os.environ) if request["env"] is None else request["env"]
@@ -324,15 +323,6 @@ def _start(request: dict[str, Any], fds: list[int]) -> int:
     out, err = fds[0], fds[1]
     stdin = fds[2] if request["stdin"] else None
     cwd = request["cwd"]
-    user = request["user"]
-    if user is not None:
-        uid, gid = user
-        proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL if stdin is None else stdin, stdout=out, stderr=err,
-            cwd=cwd, env=env, user=uid, group=gid, extra_groups=[], start_new_session=True,
-        )  # fmt: skip
-        proc.returncode = 0  # its end is collected by the keeper's own waitpid, not by Popen
-        return proc.pid
     if cwd is not None:
         os.chdir(cwd)  # the keeper has one thread: the executor starts here
     # Looked up in the executor's own PATH, as a shell would.
@@ -346,9 +336,20 @@ def _start(request: dict[str, Any], fds: list[int]) -> int:
         (os.POSIX_SPAWN_DUP2, out, 1),
         (os.POSIX_SPAWN_DUP2, err, 2),
     ]
-    return os.posix_spawn(
-        program, argv, env, file_actions=actions, setsid=True, setsigdef=_DEFAULT_SIGNALS
-    )
+    user = request["user"]
+    if user is None:
+        return os.posix_spawn(
+            program, argv, env, file_actions=actions, setsid=True, setsigdef=_DEFAULT_SIGNALS
+        )
+    uid, gid = user
+    os.setresgid(gid, 0, 0)
+    os.setresuid(uid, 0, 0)
+    try:
+        return os.posix_spawn(program, argv, env, file_actions=actions, setsid=True,
+                              setsigdef=_DEFAULT_SIGNALS, resetids=True)  # fmt: skip
+    finally:
+        os.setresuid(0, 0, 0)
+        os.setresgid(0, 0, 0)
 
 
 def _write_exit_file(path: str, code: int) -> None:
@@ -447,6 +448,7 @@ class _Keeping:
 def main(fd: int) -> None:
     os.set_inheritable(fd, False)  # no executor inherits the server's socket
     if os.geteuid() == 0:
+        os.setgroups([])  # inherited by every executor (it needs none; podman as root neither)
         _clear_inheritable_capabilities()
     _Keeping(socket.socket(fileno=fd)).run()
 
