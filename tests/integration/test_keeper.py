@@ -171,3 +171,21 @@ def test_a_root_server_runs_host_commands_as_the_task_user(tmp_path: Path) -> No
 def test_a_spec_for_the_task_user_as_root_is_plain(tmp_path: Path) -> None:
     as_root = dataclasses.replace(spec(tmp_path, "true"), user=(0, 0))
     assert ProcessRuntime().run_as(as_root) is None  # local.task_user = "0:0"
+
+
+def test_without_a_directory_it_starts_where_the_server_was(tmp_path: Path) -> None:
+    """Not where the last executor started (a container's podman run gives none)."""
+    out = os.open(tmp_path / "stdout", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+
+    async def body(keeper: Keeper) -> None:
+        for cwd in (tmp_path, None):
+            pid = await keeper.spawn(["pwd"], cwd=cwd, env=None, exit_file=tmp_path / "exit",
+                                     user=None, stdin=None, stdout=out, stderr=out)  # fmt: skip
+            assert pid is not None
+            await Launched(pid=pid, exit_file=tmp_path / "exit", keeper=keeper).wait()
+
+    try:
+        run(body)
+    finally:
+        os.close(out)
+    assert (tmp_path / "stdout").read_text().split() == [str(tmp_path), str(Path.cwd())]

@@ -308,7 +308,7 @@ def _clear_inheritable_capabilities() -> None:
 _DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD, signal.SIGINT)
 
 
-def _start(request: dict[str, Any], fds: list[int]) -> int:
+def _start(request: dict[str, Any], fds: list[int], home: str) -> int:
     """Start the executor in a session of its own; its pid.  OSError: it could not start.
 
     ``posix_spawn``: a vfork, no copy of the keeper.  To run as another user a root keeper
@@ -322,9 +322,9 @@ def _start(request: dict[str, Any], fds: list[int]) -> int:
     env[MARKER] = request["exit_file"]
     out, err = fds[0], fds[1]
     stdin = fds[2] if request["stdin"] else None
-    cwd = request["cwd"]
-    if cwd is not None:
-        os.chdir(cwd)  # the keeper has one thread: the executor starts here
+    # The keeper has one thread: the executor starts where the keeper is (none given:
+    # ``home``, not where the last executor started).
+    os.chdir(request["cwd"] or home)
     # Looked up in the executor's own PATH, as a shell would.
     program = shutil.which(argv[0], path=env.get("PATH", os.defpath))
     if program is None:
@@ -371,6 +371,10 @@ class _Keeping:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.open = True  # the server's end is open
+        try:
+            self.home = str(Path.cwd())  # where the server was when it started the keeper
+        except OSError:
+            self.home = "/"
         self.children: dict[int, str] = {}  # pid -> exit file
         self.wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.signal(signal.SIGCHLD, lambda *_: None)
@@ -409,7 +413,7 @@ class _Keeping:
 
     def start(self, request: dict[str, Any], fds: list[int]) -> None:
         try:
-            pid = _start(request, fds)
+            pid = _start(request, fds, self.home)
         except OSError as exc:
             # Never started: said on its standard error, 127 or 126 as a shell would.
             code = 127 if exc.errno == errno.ENOENT else 126
