@@ -71,6 +71,8 @@ S = TaskState
 
 # Members handled between two turns of the event loop when a batch is queued or cancelled.
 _CHUNK = 200
+# Rows of tasks created here and queued, kept until they start (not read back then).
+_KEPT_ROWS = 4096
 START_RETRY_SECONDS = 1.0  # a start that met an unavailable database is tried again after
 
 
@@ -127,7 +129,8 @@ class Engine:
         accounts = Accounts(Quotas.of(access), Shares.of(access))
         self.core = EngineCore(backend.free, accounts=accounts)
         self.batches = BatchBuilder(self)
-        # Called with each task that ends, on the loop (SBOMs of new digests are queued so).
+        # Called with each task that ends having run images (a host command runs none), on
+        # the loop: SBOMs of new digests are queued so.
         self.final_hooks: list[Callable[[str], None]] = []
         self.tally = Tally()  # what this engine started and ended, for /metrics
         resolve = None if trust is None else (lambda image: trust.images.resolve(image)[1])
@@ -135,6 +138,7 @@ class Engine:
         self._remembering: set[asyncio.Task[bool]] = set()
         self._stopping = False
         self._attempts: dict[str, _Running] = {}
+        self._queued_rows: dict[str, TaskRow] = {}  # created here, queued, not started
         self._waiters: dict[str, asyncio.Event] = {}
         self._alarm = AlarmClock(lambda now: self._apply(self.core.handle(Tick(now))))
         self._expiring: set[asyncio.Task[None]] = set()
@@ -289,6 +293,10 @@ class Engine:
         self._place(request, options.after, states)
         # Dispatched in this same call, it is still QUEUED as just stored: no read back.
         self._dispatch_now(fresh=row)
+        if row.id not in self._attempts and len(self._queued_rows) < _KEPT_ROWS:
+            # Nor when it starts later: a queued task changes only through this engine,
+            # which takes it out of the queue first (cancel) or forgets the row (its end).
+            self._queued_rows[row.id] = row
         return row.id
 
     async def create_batch(
@@ -493,6 +501,7 @@ class Engine:
 
     def _ended(self, task_id: str, state: TaskState) -> None:
         """A task that never started, or waits to start again, was given a final state."""
+        self._queued_rows.pop(task_id, None)
         self.tally.task_ended(state)
         self._settled(task_id)
 
@@ -573,9 +582,12 @@ class Engine:
 
     def _start(self, request: Request, fresh: TaskRow | None = None) -> None:
         task_id = request.task_id
+        kept = self._queued_rows.pop(task_id, None)
         try:
             if fresh is not None and fresh.id == task_id:
                 row = fresh
+            elif kept is not None:
+                row = kept
             else:
                 row = self.store.get(task_id)
                 if row.state is not S.QUEUED:  # it ended meanwhile: nothing to start
@@ -636,8 +648,9 @@ class Engine:
         self._apply(self.core.handle(AttemptExited(task_id, state, time.time())))
         if is_final(state):
             self._settled(task_id)
-            for hook in self.final_hooks:
-                hook(task_id)
+            if run.reporter.ran_images or ended is None:
+                for hook in self.final_hooks:
+                    hook(task_id)
             self._remember(task_id, state)
         if not self._stopping:
             self._dispatch_now()

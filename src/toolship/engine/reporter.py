@@ -11,6 +11,7 @@ from toolship.engine.writer import ReportWriter
 from toolship.models import TaskLog
 from toolship.records import Job, RuntimeRecord
 from toolship.states import TaskState, is_final
+from toolship.supply.images import image_uses
 
 if TYPE_CHECKING:
     from toolship.engine.core import EngineCore
@@ -45,6 +46,7 @@ class AttemptReporter:
         self.settled = settled
         self.tally = tally
         self.ended: TaskState | None = None  # the final state once committed
+        self.ran_images = False  # once ended: whether any attempt recorded an image it ran
 
     async def update(
         self,
@@ -68,6 +70,7 @@ class AttemptReporter:
         written = await self.writer.write(job.task_id, state, logs, runtime, wait=wait)
         if written and wait and state is not None and is_final(state):
             self.ended = state
+            self.ran_images = any(image_uses(log.metadata) for log in logs)
             self.tally.attempt_ended(attempt, runtime)
             self.tally.task_ended(state)
             self.settled(job.task_id)
