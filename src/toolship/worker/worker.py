@@ -289,7 +289,9 @@ class Worker:
             await self._report(wait=False)
         failed = self.rt.failed
         if not self.job.options.inputs_sha256:  # mounted inputs, hashed after the executors
-            self._record_hashes(await asyncio.to_thread(hash_mounted, read_manifest(self.layout)))
+            staged = read_manifest(self.layout)
+            if staged:  # (most short tasks have none: no hop to a thread for them)
+                self._record_hashes(await asyncio.to_thread(hash_mounted, staged))
         outputs: list[StagedFile] = []
         warnings: list[str] = []
         if task.outputs:
