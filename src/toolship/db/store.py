@@ -42,16 +42,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry
-from sqlalchemy.sql import ColumnElement, Select
 from sqlalchemy.sql.dml import Update
 
+from toolship.db.listing import ListFilter, counts_query, page_query
 from toolship.db.schema import attempt_images, batches, task_tags, tasks
 from toolship.db.sealing import NONE, Sealer, is_plain
 from toolship.errors import InvalidRequest, NotFound
 from toolship.models import TaskLog
 from toolship.options import OptionDefaults
 from toolship.records import RuntimeRecord
-from toolship.services import SERVICE_TAG
 from toolship.states import (
     ACTIVE_STATES,
     TaskState,
@@ -143,17 +142,6 @@ class Change:
     states: tuple[TaskState, ...]
     logs: list[TaskLog]
     runtime: RuntimeRecord
-
-
-@dataclass(frozen=True, slots=True)
-class ListFilter:
-    name_prefix: str | None = None
-    state: TaskState | None = None
-    tags: tuple[tuple[str, str], ...] = ()
-    batch: str | None = None
-    owner: str | None = None  # only this owner's (None: anyone's)
-    # A service's runs (its tag toolship.service: NAME, any version, or NAME@VERSION).
-    service: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,6 +343,8 @@ _HOLDING = (
     .where(tasks.c.id.in_(bindparam("b_ids", expanding=True)), tasks.c.secrets != NONE)
     .limit(1)
 )
+# One task (most final writes): no IN list to expand, which costs a compile step per call.
+_HOLDING_ONE = select(tasks.c.id).where(tasks.c.id == bindparam("b_id"), tasks.c.secrets != NONE)
 
 
 def _record_attempt_images(conn: Connection, task_id: str, logs: Sequence[TaskLog]) -> None:
@@ -436,6 +426,8 @@ class Store:
 
     def _holding(self, conn: Connection, task_ids: Sequence[str]) -> bool:
         """Do any of these tasks still hold credentials (that a final state wipes)?"""
+        if len(task_ids) == 1:
+            return conn.execute(_HOLDING_ONE, {"b_id": task_ids[0]}).first() is not None
         for start in range(0, len(task_ids), 500):
             chunk = list(task_ids[start : start + 500])
             if conn.execute(_HOLDING, {"b_ids": chunk}).first() is not None:
@@ -647,7 +639,7 @@ class Store:
         cols: tuple[Column[Any], ...] = _SUMMARY_COLS
         if full_rows:
             cols = _FULL_COLS if with_logs else _ROW_COLS
-        rows, token = self._page(select(*cols), flt, page_size, page_token)
+        rows, token = self._page(cols, flt, page_size, page_token)
         if full_rows:
             return Page([_row(r, with_logs) for r in rows], token)
         return Page([TaskSummary(r.id, TaskState(r.state)) for r in rows], token)
@@ -656,7 +648,7 @@ class Store:
         self, flt: ListFilter, *, page_size: int, page_token: str | None
     ) -> tuple[builtins.list[TaskBrief], str | None]:
         """One page of the web UI's list, as :meth:`list` pages (and its next page's token)."""
-        rows, token = self._page(select(*_BRIEF_COLS), flt, page_size, page_token)
+        rows, token = self._page(_BRIEF_COLS, flt, page_size, page_token)
         items = [
             TaskBrief(r.id, TaskState(r.state), r.name, r.creation_time, r.owner, r.batch_id)
             for r in rows
@@ -664,28 +656,21 @@ class Store:
         return items, token
 
     def _page(
-        self, query: Select[Any], flt: ListFilter, page_size: int, page_token: str | None
+        self, cols: tuple[Column[Any], ...], flt: ListFilter, page_size: int, page_token: str | None
     ) -> tuple[builtins.list[Row[Any]], str | None]:
-        conds = _conditions(flt)
-        if page_token:
-            conds.append(tasks.c.seq < decode_token(page_token))
-        if conds:
-            query = query.where(and_(*conds))
-        query = query.order_by(tasks.c.seq.desc()).limit(page_size + 1)
+        after = decode_token(page_token) if page_token else None
+        query, params = page_query(cols, flt, after_seq=after, limit=page_size + 1)
         with self.engine.connect() as conn:
-            rows = builtins.list(conn.execute(query).all())
+            rows = builtins.list(conn.execute(query, params).all())
         more = len(rows) > page_size
         rows = rows[:page_size]
         return rows, (encode_token(rows[-1].seq) if more and rows else None)
 
     def counts(self, flt: ListFilter) -> dict[TaskState, int]:
         """How many tasks ``flt`` selects, by state (states with none left out)."""
-        query = select(tasks.c.state, func.count()).group_by(tasks.c.state)
-        conds = _conditions(flt)
-        if conds:
-            query = query.where(and_(*conds))
+        query, params = counts_query(flt)
         with self.engine.connect() as conn:
-            return {TaskState(state): int(n) for state, n in conn.execute(query)}
+            return {TaskState(state): int(n) for state, n in conn.execute(query, params)}
 
     def active(self, replica: str | None = None) -> Iterator[TaskRow]:
         """Tasks the engine must look after: queued, starting, running or cancelling.
@@ -813,35 +798,6 @@ class Store:
             query = query.where(tasks.c.state.in_([s.value for s in ACTIVE_STATES]))
         with self.engine.connect() as conn:
             return [_row(r, True) for r in conn.execute(query.order_by(tasks.c.seq))]
-
-
-def _conditions(flt: ListFilter) -> builtins.list[ColumnElement[bool]]:
-    """The WHERE of a listing (each one an index can serve)."""
-    conds: builtins.list[ColumnElement[bool]] = []
-    if flt.state is not None:
-        conds.append(tasks.c.state == flt.state.value)
-    if flt.batch is not None:
-        conds.append(tasks.c.batch_id == flt.batch)
-    if flt.owner is not None:
-        conds.append(tasks.c.owner == flt.owner)
-    if flt.name_prefix:
-        # Range on the name index instead of LIKE (which would treat % and _ specially).
-        conds.append(tasks.c.name >= flt.name_prefix)
-        conds.append(tasks.c.name < flt.name_prefix + "\U0010ffff")
-    for key, value in flt.tags:
-        tag_cond = [task_tags.c.task_seq == tasks.c.seq, task_tags.c.key == key]
-        if value:
-            tag_cond.append(task_tags.c.value == value)
-        conds.append(exists().where(and_(*tag_cond)))
-    if flt.service:
-        tagged = [task_tags.c.task_seq == tasks.c.seq, task_tags.c.key == SERVICE_TAG]
-        if "@" in flt.service:  # one version
-            tagged.append(task_tags.c.value == flt.service)
-        else:  # any version: the values NAME@…
-            tagged.append(task_tags.c.value >= flt.service + "@")
-            tagged.append(task_tags.c.value < flt.service + "@\U0010ffff")
-        conds.append(exists().where(and_(*tagged)))
-    return conds
 
 
 def _batch(r: Any) -> BatchRow:
