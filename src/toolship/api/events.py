@@ -19,12 +19,13 @@ from fastapi.responses import JSONResponse
 
 from toolship.api.auth import principal
 from toolship.api.state import app_state
+from toolship.db.events import event_row
 from toolship.errors import Forbidden, InvalidRequest
 from toolship.identity import Principal
 from toolship.models import ErrorResponse, EventInfo, EventList
 from toolship.timeutil import parse_rfc3339
 
-__all__ = ["Logins", "address", "admin_only", "record", "router"]
+__all__ = ["Logins", "address", "admin_only", "audit", "record", "router"]
 
 router = APIRouter(prefix="/api/v1", tags=["users"])
 
@@ -40,6 +41,13 @@ def record(request: Request, action: str, target: str = "", detail: str = "") ->
     app_state(request).events.append(
         principal(request).name, action, target, address(request), detail
     )
+
+
+def audit(request: Request, action: str, detail: str = "") -> Callable[[str], dict[str, str]]:
+    """The event of ``action`` by the request's principal on a target not known yet (a
+    task's id), for the store to write with what it stores."""
+    actor, where = principal(request).name, address(request)
+    return lambda target: event_row(actor, action, target, where, detail)
 
 
 def admin_only(request: Request, what: str) -> Principal:

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, Request
 
 from toolship.api import access
-from toolship.api.events import record
+from toolship.api.events import audit
 from toolship.api.state import app_state
 from toolship.errors import InvalidRequest
 from toolship.identity import Role
@@ -43,8 +43,8 @@ async def rerun_of(request: Request, task_id: str, body: RerunRequest) -> RerunI
     owner = access.require(request, Role.USER, "rerunning tasks")
     original = await access.visible_task(request, task_id)
     task, places, checked = rerun_task(original, body)
-    new = await app_state(request).engine.create(task, owner)
-    record(request, "task.create", new, f"rerun of {task_id}")
+    event = audit(request, "task.create", f"rerun of {task_id}")
+    new = await app_state(request).engine.create(task, owner, event)
     return RerunInfo(id=new, rerun_of=task_id, outputs=places, inputs_checked=checked)
 
 

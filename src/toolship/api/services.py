@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from toolship.api import access
 from toolship.api.batches import reply
-from toolship.api.events import record
+from toolship.api.events import audit, record
 from toolship.api.state import app_state
 from toolship.catalog.lower import lower
 from toolship.identity import Role
@@ -119,9 +119,8 @@ async def run_as_task(request: Request, name: str, run: ServiceRun) -> str:
     owner = access.require(request, Role.USER, "running services")
     state = app_state(request)
     version = state.services.runnable(name, run.version)
-    task_id = await state.engine.create(lower(version, run), owner)
-    record(request, "task.create", task_id, f"service {version.name}@{version.version}")
-    return task_id
+    event = audit(request, "task.create", f"service {version.name}@{version.version}")
+    return await state.engine.create(lower(version, run), owner, event)
 
 
 @router.post("/builds", operation_id="BuildService", response_model=BuildInfo, status_code=202)

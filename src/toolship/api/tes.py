@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from toolship import __version__
 from toolship.api import access
-from toolship.api.events import record
+from toolship.api.events import audit, record
 from toolship.api.state import AppState, app_state
 from toolship.api.views import render
 from toolship.db.store import ListFilter
@@ -159,9 +159,9 @@ async def create_task(request: Request, task: Annotated[Task, Body()]) -> JSONRe
 async def create(request: Request, task: Task) -> str:
     """CreateTask as the caller (the web UI's new-task form too): the new task's id."""
     owner = access.require(request, Role.USER, "creating tasks")
-    task_id = await app_state(request).engine.create(task, owner)
-    record(request, "task.create", task_id, task.name or "")
-    return task_id
+    # The event is written with the task, in its transaction.
+    event = audit(request, "task.create", task.name or "")
+    return await app_state(request).engine.create(task, owner, event)
 
 
 # Declared before GET /tasks/{id}: "{id}" would otherwise also match "x:cancel".

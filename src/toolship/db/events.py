@@ -7,15 +7,16 @@ address, and a short free-text detail.  Read newest first, a page at a time.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, insert, or_, select
+from sqlalchemy import Connection, Engine, insert, or_, select
 
+from toolship.db.listing import decode_token, encode_token
 from toolship.db.schema import events
-from toolship.db.store import decode_token, encode_token
 from toolship.timeutil import now_rfc3339
 
-__all__ = ["Event", "EventLog", "EventPage"]
+__all__ = ["Event", "EventLog", "EventPage", "append_events", "event_row"]
 
 _ADDRESS = 64  # the column's width
 _DETAIL = 2000  # a detail is a line of context, not a document
@@ -39,6 +40,25 @@ class EventPage:
     next_token: str | None
 
 
+def event_row(
+    actor: str, action: str, target: str = "", address: str = "", detail: str = ""
+) -> dict[str, str]:
+    """One event, as it is stored (now)."""
+    return {
+        "time": now_rfc3339(),
+        "actor": actor,
+        "action": action,
+        "target": target,
+        "address": address[:_ADDRESS],
+        "detail": detail[:_DETAIL],
+    }
+
+
+def append_events(conn: Connection, rows: Sequence[dict[str, str]]) -> None:
+    """Append events in the caller's transaction (a task's creation and its event: one)."""
+    conn.execute(_APPEND, list(rows))
+
+
 class EventLog:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -46,16 +66,8 @@ class EventLog:
     def append(
         self, actor: str, action: str, target: str = "", address: str = "", detail: str = ""
     ) -> None:
-        row = {
-            "time": now_rfc3339(),
-            "actor": actor,
-            "action": action,
-            "target": target,
-            "address": address[:_ADDRESS],
-            "detail": detail[:_DETAIL],
-        }
         with self.engine.begin() as conn:
-            conn.execute(_APPEND, row)
+            conn.execute(_APPEND, event_row(actor, action, target, address, detail))
 
     def list(
         self,

@@ -8,6 +8,7 @@ page token follows) and its values are bound at each call.
 
 from __future__ import annotations
 
+import base64
 import builtins
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,10 +18,11 @@ from sqlalchemy import Column, and_, bindparam, exists, func, select
 from sqlalchemy.sql import ColumnElement, Select
 
 from toolship.db.schema import task_tags, tasks
+from toolship.errors import InvalidRequest
 from toolship.services import SERVICE_TAG
 from toolship.states import TaskState
 
-__all__ = ["ListFilter", "counts_query", "page_query"]
+__all__ = ["ListFilter", "counts_query", "decode_token", "encode_token", "page_query"]
 
 _END = "\U0010ffff"  # after every character: a prefix's range ends at prefix + _END
 _KEPT_SHAPES = 256
@@ -35,6 +37,26 @@ class ListFilter:
     owner: str | None = None  # only this owner's (None: anyone's)
     # A service's runs (its tag toolship.service: NAME, any version, or NAME@VERSION).
     service: str | None = None
+
+
+def encode_token(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"s{seq}".encode()).decode().rstrip("=")
+
+
+def decode_token(token: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        if not raw.startswith("s") or not raw[1:].isdigit() or len(raw) > 20:
+            raise ValueError(raw)
+        seq = int(raw[1:])
+        if seq >= 2**63:  # past any sequence number (and SQL's 64-bit integers)
+            raise ValueError(raw)
+        return seq
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(
+            f"page_token {token!r} is not a token this server issued; "
+            "pass the next_page_token of the previous page, or none for the first page"
+        ) from exc
 
 
 def _conditions(flt: ListFilter) -> builtins.list[ColumnElement[bool]]:

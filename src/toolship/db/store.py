@@ -8,7 +8,6 @@ updates (``WHERE state IN (allowed sources)``) so the transition table in
 
 from __future__ import annotations
 
-import base64
 import builtins
 import contextlib
 import functools
@@ -44,10 +43,11 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.sql.dml import Update
 
-from toolship.db.listing import ListFilter, counts_query, page_query
+from toolship.db.events import append_events
+from toolship.db.listing import ListFilter, counts_query, decode_token, encode_token, page_query
 from toolship.db.schema import attempt_images, batches, task_tags, tasks
 from toolship.db.sealing import NONE, Sealer, is_plain
-from toolship.errors import InvalidRequest, NotFound
+from toolship.errors import NotFound
 from toolship.models import TaskLog
 from toolship.options import OptionDefaults
 from toolship.records import RuntimeRecord
@@ -158,26 +158,6 @@ def no_task(task_id: str) -> NotFound:
 def no_batch(batch_id: str) -> NotFound:
     """The 404 of a batch that is not there, or that the caller may not see (the same)."""
     return NotFound(f"no batch with id {batch_id!r}")
-
-
-def encode_token(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"s{seq}".encode()).decode().rstrip("=")
-
-
-def decode_token(token: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        if not raw.startswith("s") or not raw[1:].isdigit() or len(raw) > 20:
-            raise ValueError(raw)
-        seq = int(raw[1:])
-        if seq >= 2**63:  # past any sequence number (and SQL's 64-bit integers)
-            raise ValueError(raw)
-        return seq
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidRequest(
-            f"page_token {token!r} is not a token this server issued; "
-            "pass the next_page_token of the previous page, or none for the first page"
-        ) from exc
 
 
 def _sqlite_pragmas(
@@ -439,8 +419,15 @@ class Store:
 
     # --- writes -----------------------------------------------------------
 
-    def insert_tasks(self, rows: Sequence[TaskRow], batch: BatchRow | None = None) -> None:
-        """Insert new tasks (and their tags, and their batch) in one transaction."""
+    def insert_tasks(
+        self,
+        rows: Sequence[TaskRow],
+        batch: BatchRow | None = None,
+        *,
+        events: Sequence[dict[str, str]] = (),
+    ) -> None:
+        """Insert new tasks (and their tags, their batch, the events that say who created
+        them: see ``db.events.event_row``) in one transaction."""
         if not rows:
             return
         values = [
@@ -503,6 +490,8 @@ class Store:
             ]
             if tag_rows:
                 conn.execute(insert(task_tags), tag_rows)
+            if events:
+                append_events(conn, events)
 
     def transition(
         self,

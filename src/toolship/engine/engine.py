@@ -274,7 +274,13 @@ class Engine:
             pinned=pinned,
         )
 
-    async def create(self, task: Task, owner: Principal = ANONYMOUS) -> str:
+    async def create(
+        self,
+        task: Task,
+        owner: Principal = ANONYMOUS,
+        audit: Callable[[str], dict[str, str]] | None = None,
+    ) -> str:
+        """Store and queue a task; ``audit(task id)``: its event, stored with it."""
         if self.trust is not None and self.trust.active:  # podman, skopeo: off the loop
             row, options = await asyncio.to_thread(self.admit, task, owner=owner.name)
         else:
@@ -283,13 +289,14 @@ class Engine:
         row.replica = self.replica
         states = self.parent_states(options.after, owner)
         reader = owner.owner_filter(self.settings.access.mode)
-        if options.cache and await self._from_cache(row, options, states, reader):
+        events = [audit(row.id)] if audit is not None else []
+        if options.cache and await self._from_cache(row, options, states, reader, events):
             return row.id
         request = self._request(row, options)
         self.core.accounts.quotas.could_start(request)
         check_account(self.settings.access.slurm_accounts, owner.name, options.parameters)
         self.core.accounts.quotas.admit(owner.name, owner.group, self.core.accounts.tally)
-        self.store.insert_tasks([row])
+        self.store.insert_tasks([row], events=events)
         self._place(request, options.after, states)
         # Dispatched in this same call, it is still QUEUED as just stored: no read back.
         self._dispatch_now(fresh=row)
@@ -331,6 +338,7 @@ class Engine:
         options: TaskOptions,
         parents: dict[str, TaskState],
         reader: str | None,
+        events: list[dict[str, str]],
     ) -> bool:
         """Store ``row`` COMPLETE when the result cache answers it (hashing in a thread).
 
@@ -351,7 +359,7 @@ class Engine:
         if hit is None:
             return False
         row.state, row.logs = S.COMPLETE, [hit]
-        self.store.insert_tasks([row])
+        self.store.insert_tasks([row], events=events)
         self.store.record_images(row.id, 1, image_uses(hit.metadata))
         return True
 
