@@ -36,6 +36,7 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    or_,
     select,
     update,
 )
@@ -283,12 +284,9 @@ def _move(first: TaskState, last: TaskState) -> Update:
     }
     if is_final(last):
         values["secrets"] = "{}"  # credentials live no longer than the task
-    sources = sorted(s.value for s in allowed_sources(first))
-    return (
-        update(tasks)
-        .where(and_(tasks.c.id == bindparam("b_id"), tasks.c.state.in_(sources)))
-        .values(**values)
-    )
+    # OR of equalities, not IN (…): an IN list of values is expanded at every execution.
+    sources = or_(*(tasks.c.state == v for v in sorted(s.value for s in allowed_sources(first))))
+    return update(tasks).where(tasks.c.id == bindparam("b_id"), sources).values(**values)
 
 
 def _row(r: Row[Any] | Any, with_logs: bool) -> TaskRow:
