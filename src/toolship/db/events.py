@@ -56,7 +56,9 @@ def event_row(
 
 def append_events(conn: Connection, rows: Sequence[dict[str, str]]) -> None:
     """Append events in the caller's transaction (a task's creation and its event: one)."""
-    conn.execute(_APPEND, list(rows))
+    # One row as one statement: a list, even of one, goes the executemany way, which
+    # costs SQLAlchemy more than the insert itself.
+    conn.execute(_APPEND, rows[0] if len(rows) == 1 else list(rows))
 
 
 class EventLog:
