@@ -6,6 +6,8 @@ import asyncio
 import dataclasses
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -189,3 +191,20 @@ def test_without_a_directory_it_starts_where_the_server_was(tmp_path: Path) -> N
     finally:
         os.close(out)
     assert (tmp_path / "stdout").read_text().split() == [str(tmp_path), str(Path.cwd())]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a capability to inherit: needs root")
+def test_a_keeper_started_with_inheritable_capabilities_empties_them() -> None:
+    """What ``setpriv --inh-caps=-all`` did for each host command, the keeper does once."""
+    script = (
+        "from pathlib import Path\n"
+        "from toolship.runtime.keeper import _clear_inheritable_capabilities\n"
+        "def inh(): return [ln.split()[1] for ln in Path('/proc/self/status').read_text()"
+        ".splitlines() if ln.startswith('CapInh:')][0]\n"
+        "before = inh(); _clear_inheritable_capabilities(); print(before, inh())\n"
+    )
+    done = subprocess.run(
+        ["setpriv", "--inh-caps=+chown", "--", sys.executable, "-c", script],
+        capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    assert done.stdout.split() == ["0000000000000001", "0000000000000000"]
