@@ -65,6 +65,11 @@ MAX_RESUBMITS = 2
 # --- the backend ------------------------------------------------------------------
 
 
+# What sbatch says when slurmctld dropped the connection after reading the request: the
+# job may or may not have been taken.
+_BROKEN = "connection reset by peer"
+
+
 class SlurmBackend:
     name = "slurm"
     # Jobs live in Slurm, and any replica (the same Slurm user) follows them with squeue:
@@ -181,8 +186,23 @@ class SlurmBackend:
         script = await asyncio.to_thread(
             _write_job_files, task_dir, job.attempt_number, token, text
         )
-        out = await self.runner.run(["sbatch", "--parsable", str(script)])
-        return parse_job_id(JOB_ID, out)
+        for tries in range(1, self.slurm.submit_attempts + 1):
+            try:
+                out = await self.runner.run(["sbatch", "--parsable", str(script)])
+                return parse_job_id(JOB_ID, out)
+            except CommandFailed as exc:
+                if _BROKEN not in str(exc).lower() or tries == self.slurm.submit_attempts:
+                    raise
+                log.warning("sbatch for task %s: %s; looking for the job before sending it "
+                            "again", job.task_id, exc)  # fmt: skip
+            # slurmctld broke the connection mid-call (it was restarting): it may have taken
+            # the job.  The attempt's job is looked for (by its comment) before another goes.
+            await asyncio.sleep(1.0)
+            found = parse_unfinished(await self.runner.run(UNFINISHED))
+            job_id = found.get((job.task_id, job.attempt_number))
+            if job_id is not None:
+                return job_id
+        raise AssertionError("unreachable")
 
     async def scancel(self, job_id: str) -> None:
         try:
