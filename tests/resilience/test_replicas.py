@@ -73,6 +73,17 @@ def until_state(client: httpx.Client, task_id: str, wanted: set[str], timeout: f
     raise AssertionError(f"task {task_id} is {now}, not {wanted}, after {timeout:.0f} s")
 
 
+def until_ran(runs: Path, task_id: str, timeout: float) -> None:
+    """Wait until the task's command wrote its line to runs.log."""
+    deadline = time.monotonic() + timeout
+    log = runs / "runs.log"
+    while time.monotonic() < deadline:
+        if log.exists() and any(ln.split()[:1] == [task_id] for ln in log.read_text().splitlines()):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"task {task_id}'s command did not run within {timeout:.0f} s")
+
+
 def wait_final(client: httpx.Client, task_id: str, timeout: float) -> str:
     """The task's final state, long-polling /wait (through nginx: any replica answers)."""
     deadline = time.monotonic() + timeout
@@ -112,6 +123,8 @@ def test_three_replicas_behind_nginx_lose_no_task_when_one_is_killed(
             # A cancel sent to a replica that does not run the task.
             doomed = create(lb, busybox, runs, "doomed", seconds=300)
             until_state(lb, doomed, {"RUNNING"}, 60)
+            # RUNNING is written before the container starts: cancel once its command ran.
+            until_ran(runs, doomed, 60)
             owner = replica_of(lb, doomed)
             stranger = next(r for r in replicas if r.name != owner)
             with httpx.Client(base_url=stranger.url, timeout=30) as c:
