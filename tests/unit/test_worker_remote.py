@@ -35,12 +35,19 @@ class _Handler(BaseHTTPRequestHandler):
     seen: list[tuple[str, str, str, object]] = []
     failing = 0  # answer this many requests 503, as a proxy cut from the server does
     why = b""  # the 503's body
+    refusal = b""  # when set: every request is answered 409 with this body
 
     def _answer(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = json.loads(self.rfile.read(length)) if length else None
         self.seen.append((self.command, self.path, self.headers["Authorization"], body))
         data = json.dumps({"ok": True}).encode()
+        if _Handler.refusal:
+            self.send_response(409)
+            self.send_header("Content-Length", str(len(_Handler.refusal)))
+            self.end_headers()
+            self.wfile.write(_Handler.refusal)
+            return
         if _Handler.failing:
             _Handler.failing -= 1
             self.send_response(503)
@@ -69,6 +76,7 @@ def http_server() -> Iterator[str]:
     _Handler.seen = []
     _Handler.failing = 0
     _Handler.why = b""
+    _Handler.refusal = b""
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -140,6 +148,22 @@ def test_what_a_failing_server_says_is_in_the_note(http_server: str) -> None:
         conn.close()
     assert attempt.system_logs is not None
     assert f"(HTTP 503: {detail}); the worker held its reports" in attempt.system_logs[-1]
+
+
+def test_a_refused_worker_stops_saying_why_not_as_a_cancel(http_server: str) -> None:
+    _Handler.refusal = b'{"detail": "task t1 has no attempt in flight on this server; stop"}'
+    conn = ServerConnection(http_server, "tok")
+    reporter = HttpReporter(conn, "t1")
+    said: list[str | None] = []
+    reporter.stop = said.append
+    try:
+        assert not asyncio.run(reporter.update(None, TaskLog(), RuntimeRecord()))
+    finally:
+        conn.close()
+    assert said == [
+        "the toolship server refused this attempt's worker (HTTP 409): "
+        '{"detail": "task t1 has no attempt in flight on this server; stop"}'
+    ]
 
 
 def test_an_unreachable_server_is_named_once_patience_runs_out() -> None:

@@ -164,8 +164,9 @@ class HttpReporter:
         self.task_id = task_id
         self.attempt_number = attempt
         self.patience = patience
-        # Called when the server says stop (the worker's cancel, once it exists).
-        self.stop: Callable[[], None] = lambda: None
+        # Called when the server says stop (the worker's cancel, once it exists), with why
+        # when the server refused the worker (None: the task was cancelled).
+        self.stop: Callable[[str | None], None] = lambda why: None
         self._lock = asyncio.Lock()
         self._down_since: float | None = None  # when the first unanswered report was sent
         self._problem = ""
@@ -211,12 +212,14 @@ class HttpReporter:
                 attempt.system_logs = [*(attempt.system_logs or []), self._note]
                 self._down_since = None
         if response.status_code in (401, 404, 409):
-            self.stop()
+            # Not a cancel: say what the server said, so the attempt's record tells them apart.
+            self.stop(f"the toolship server refused this attempt's worker (HTTP "
+                      f"{response.status_code}): {response.text[:500]}")  # fmt: skip
             return False
         response.raise_for_status()
         answer = ReportAnswer.model_validate_json(response.body)
         if answer.cancel or not answer.ok:
-            self.stop()
+            self.stop(None)
         return answer.ok
 
 
