@@ -4,8 +4,8 @@ Without it, every executor cost a fork of the server and an ``sh`` wrapper that 
 its exit code (and, for host processes of a root server, a ``setpriv`` to drop to the
 task's user): three execs for a task that runs ``true``.  The keeper is a small
 process of the standard library alone, started once by the server with one end of a
-socket pair.  For each executor it forks itself (a few megabytes, not the server's
-hundreds), drops to the task's user when asked, and execs the command; when the
+socket pair.  For each executor it calls ``posix_spawn`` (a vfork: no copy of the
+keeper, let alone of the server), dropping to the task's user when asked; when the
 command ends it writes the exit code to the executor's exit file and then tells the
 server.  Every executor is in a session of its own, so stopping it is one signal to
 its process group, as before.
@@ -267,7 +267,7 @@ def alive(pid: int, exit_file: Path) -> bool:
         if marker in (proc / "cmdline").read_bytes():
             return True
         return MARKER.encode() + b"=" + marker + b"\0" in (proc / "environ").read_bytes()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
+    except OSError:  # gone, not ours to read, or ended while read: not that executor
         return False
 
 
