@@ -16,7 +16,7 @@ from typing import TypeVar
 import pytest
 
 from toolship.runtime import ExecSpec
-from toolship.runtime.keeper import Keeper, read_exit_file
+from toolship.runtime.keeper import Keeper, alive, read_exit_file
 from toolship.runtime.launch import Launched, find_launched, launch
 from toolship.runtime.process import ProcessRuntime
 
@@ -208,3 +208,34 @@ def test_a_keeper_started_with_inheritable_capabilities_empties_them() -> None:
         capture_output=True, text=True, check=True, timeout=60,
     )  # fmt: skip
     assert done.stdout.split() == ["0000000000000001", "0000000000000000"]
+
+
+def test_an_ended_executor_counts_as_running_until_its_keeper_wrote_its_code(
+    tmp_path: Path,
+) -> None:
+    """A keeper collects an ended executor only after writing its exit file: until then it
+    is a zombie of a keeper, and a server following it by pid (after a restart) waits for
+    the code instead of taking it for an executor gone without one."""
+    code = (
+        "import os, sys\n"
+        "pid = os.fork()\n"
+        "if pid == 0: os._exit(0)\n"
+        "print(pid, flush=True); sys.stdin.readline()\n"  # holds it, a zombie, until told
+        "os.waitpid(pid, 0); print('collected', flush=True); sys.stdin.readline()\n"
+    )
+    exit_file = tmp_path / "exit"
+    for argv0, counts in (("runtime/keeper.py", True), ("something/else.py", False)):
+        with subprocess.Popen([sys.executable, "-c", code, argv0], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True) as holder:  # fmt: skip
+            assert holder.stdin is not None and holder.stdout is not None
+            child = int(holder.stdout.readline())
+            deadline = time.monotonic() + 30
+            while Path(f"/proc/{child}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
+                assert time.monotonic() < deadline, "the child did not end"
+                time.sleep(0.01)
+            assert alive(child, exit_file) is counts
+            holder.stdin.write("\n")
+            holder.stdin.flush()
+            assert holder.stdout.readline() == "collected\n"
+            assert not alive(child, exit_file)
+            holder.kill()

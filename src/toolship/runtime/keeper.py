@@ -57,6 +57,7 @@ MARKER = "TOOLSHIP_EXIT_FILE"  # in each executor's environment: a restart finds
 _MESSAGE = 1 << 20  # the largest request (argv and environment, JSON)
 _CAP_VERSION_3 = 0x20080522
 _POLL_SECONDS = 0.2
+_KEEPER_ARGV = b"runtime/keeper.py\0"  # in a keeper's command line (``python -I -S …``)
 
 
 class KeeperLost(OSError):
@@ -260,15 +261,28 @@ def read_exit_file(path: Path) -> int | None:
 def alive(pid: int, exit_file: Path) -> bool:
     """Is ``pid`` still the executor of ``exit_file`` (not a recycled pid of another
     program)?  An ``sh`` wrapper names the file in its command line, an executor of the
-    keeper in its environment."""
+    keeper in its environment.  A keeper's executor that ended stays, a zombie, until
+    its keeper wrote its code: it counts as alive until then, so whoever follows it by
+    pid finds the code instead of an executor gone without one."""
     marker = str(exit_file).encode()
     proc = Path(f"/proc/{pid}")
     try:
         if marker in (proc / "cmdline").read_bytes():
             return True
-        return MARKER.encode() + b"=" + marker + b"\0" in (proc / "environ").read_bytes()
+        with contextlib.suppress(ProcessLookupError):  # a zombie's environment is gone
+            if MARKER.encode() + b"=" + marker + b"\0" in (proc / "environ").read_bytes():
+                return True
+        return _recording(proc)
     except OSError:  # gone, not ours to read, or ended while read: not that executor
         return False
+
+
+def _recording(proc: Path) -> bool:
+    """Whether ``proc`` is a zombie whose parent is a keeper (writing its exit code)."""
+    state, parent = proc.joinpath("stat").read_text().rpartition(")")[2].split()[:2]
+    if state != "Z":
+        return False
+    return _KEEPER_ARGV in Path(f"/proc/{parent}/cmdline").read_bytes()
 
 
 async def follow(pid: int, exit_file: Path) -> int | None:
@@ -429,18 +443,24 @@ class _Keeping:
 
     def reap(self) -> None:
         while self.children:
+            # Looked at, not collected (WNOWAIT): the executor stays in the process table,
+            # a zombie, until its code is on disk, so a server following it by pid never
+            # sees it gone without one.
             try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
+                ended = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
             except ChildProcessError:
                 return
-            if pid == 0:
+            if ended is None or ended.si_pid == 0:
                 return
-            code = os.waitstatus_to_exitcode(status)
-            if code < 0:
-                code = 128 - code  # killed by a signal: the shell's convention
+            pid = ended.si_pid
+            code = ended.si_status
+            if ended.si_code != os.CLD_EXITED:
+                code += 128  # killed by a signal: the shell's convention
             exit_file = self.children.pop(pid, None)
             if exit_file is not None:
                 _write_exit_file(exit_file, code)  # first: then the server may hear of it
+            os.waitpid(pid, 0)
+            if exit_file is not None:
                 self.tell({"pid": pid, "code": code})
 
     def tell(self, message: dict[str, object]) -> None:
